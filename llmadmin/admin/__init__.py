@@ -1,0 +1,40 @@
+"""Flask-Admin panels. The Admin object is built per app in ``init_admin``."""
+
+from __future__ import annotations
+
+from flask_admin import Admin
+from flask_admin.menu import MenuLink
+from flask_admin.theme import Bootstrap4Theme
+
+from llmadmin.extensions import db
+
+
+class AdminOnlyLink(MenuLink):
+    def is_accessible(self):
+        from llmadmin.auth import is_admin
+
+        return is_admin()
+
+
+def init_admin(app) -> Admin:
+    """Register every panel on a new Admin bound to ``app``."""
+    from llmadmin.admin.audit import AuditView
+    from llmadmin.admin.downloads import DownloadView
+    from llmadmin.admin.home import HomeView
+    from llmadmin.admin.llm_models import LLMModelView
+    from llmadmin.admin.people import PersonView
+    from llmadmin.admin.tasks import TaskView
+    from llmadmin.models import AuditEntry, Download, LLMModel, Person, Task
+
+    admin = Admin(
+        app, name="llmadmin", index_view=HomeView(name="Home", url="/admin"),
+        theme=Bootstrap4Theme(base_template="admin/llmadmin_base.html", fluid=True),
+    )
+    admin.add_view(TaskView(Task, db, name="Tasks", endpoint="task"))
+    admin.add_view(LLMModelView(LLMModel, db, name="LLM Models", endpoint="llmmodel"))
+    admin.add_view(DownloadView(Download, db, name="Download Center", endpoint="download"))
+    admin.add_view(PersonView(Person, db, name="People", endpoint="person"))
+    admin.add_view(AuditView(AuditEntry, db, name="Audit Log", endpoint="audit"))
+    admin.add_link(AdminOnlyLink(name="RQ Dashboard", url="/admin/rq/"))
+    app.extensions["llmadmin.admin"] = admin
+    return admin

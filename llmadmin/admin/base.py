@@ -1,0 +1,170 @@
+"""Base admin views: login required, role checks, per-person scoping, bulk 'all matching'."""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlencode
+
+from flask import abort, flash, redirect, request, url_for
+from flask_admin.contrib.sqla import ModelView
+from flask_admin.helpers import get_redirect_target
+from flask_login import current_user
+
+from llmadmin.errors import LLMAdminError, QueueUnavailable
+from llmadmin.extensions import db
+from llmadmin.services import audit
+
+logger = logging.getLogger(__name__)
+
+
+class ProtectedView(ModelView):
+    """A model view for logged-in people; ``admin_only`` views need the admin role."""
+
+    admin_only = False
+    can_view_details = True
+    can_set_page_size = True
+    # Filters in URLs by name (flt0_status_equals=FAILURE), stable across code changes.
+    named_filter_urls = True
+    page_size = 20
+    page_size_options = (20, 50, 100)
+    list_template = "admin/model/llmadmin_list.html"
+    details_template = "admin/model/llmadmin_details.html"
+    # Services that the bulk "all matching rows" path may call: action name -> callable(ids, person_id)
+    bulk_services: dict = {}
+
+    def is_accessible(self) -> bool:
+        if not current_user.is_authenticated:
+            return False
+        return current_user.is_admin or not self.admin_only
+
+    def inaccessible_callback(self, name, **kwargs):
+        if not current_user.is_authenticated:
+            return redirect(url_for("auth.login", next=request.full_path))
+        abort(403)
+
+    def get_one(self, id):
+        return super().get_one(str(_int_or_404(id)))
+
+    def _get_list_extra_args(self):
+        """Clamp the page number and drop NUL bytes so odd URLs never reach the database."""
+        view_args = super()._get_list_extra_args()
+        if view_args.page is not None and not 0 <= view_args.page <= 10_000_000:
+            view_args.page = 0
+        if view_args.search:
+            view_args.search = view_args.search.replace("\x00", "")
+        if view_args.filters:
+            view_args.filters = [(i, name, value.replace("\x00", "") if isinstance(value, str) else value)
+                                 for i, name, value in view_args.filters]
+        return view_args
+
+    def handle_view_exception(self, exc: Exception) -> bool:
+        if isinstance(exc, LLMAdminError):
+            flash(str(exc), "error")
+            return True
+        return super().handle_view_exception(exc)
+
+    def handle_action(self, return_view=None):
+        if request.form.get("all_matching") == "1":
+            return self._queue_all_matching()
+        action = request.form.get("action", "")
+        if action in self._actions_data and self.is_action_allowed(action):
+            ids = request.form.getlist("rowid")
+            audit.record(f"action:{action}", self.endpoint, ",".join(ids[:100]),
+                         f"{self.action_label(action)} on {len(ids)} row(s)", commit=False)
+        try:
+            return super().handle_action(return_view)
+        except QueueUnavailable as exc:
+            flash(f"{exc} Nothing was lost: the rows wait and are sent automatically later.", "error")
+            return redirect(get_redirect_target() or self.get_url(".index_view"))
+
+    def _queue_all_matching(self):
+        from llmadmin.services.bulk import queue_bulk_action
+
+        action = request.form.get("action", "")
+        back = get_redirect_target() or self.get_url(".index_view")
+        if action not in self.bulk_services or not self.is_action_allowed(action):
+            flash("This action cannot be applied to all matching rows.", "error")
+            return redirect(back)
+        try:
+            count = queue_bulk_action(
+                self.endpoint, action, request.form.get("list_args", ""), current_user.id,
+                extra=self.bulk_extra(action),
+            )
+        except LLMAdminError as exc:
+            flash(str(exc), "error")
+            return redirect(back)
+        audit.record(f"action:{action}", self.endpoint, None,
+                     f"{self.action_label(action)} on all {count} rows matching: {request.form.get('list_args', '')}")
+        flash(f"“{self.action_label(action)}” is being applied to all {count:,} matching rows "
+              "in the background.", "success")
+        return redirect(back)
+
+    def bulk_extra(self, action: str) -> dict:
+        """Extra arguments an action needs in bulk (e.g. the target model of a duplicate)."""
+        return {}
+
+    def action_label(self, action: str) -> str:
+        data = self._actions_data.get(action)
+        return str(data[1]) if data else action
+
+    def matching_query(self):
+        """The SQLAlchemy query of every row the current list URL shows (all pages)."""
+        view_args = self._get_list_extra_args()
+        _count, query = self.get_list(
+            None, None, False, view_args.search, view_args.filters, execute=False, page_size=False,
+        )
+        return query.order_by(None)
+
+    def list_args_string(self) -> str:
+        """The current list URL's query string, stored for a later bulk expansion."""
+        return urlencode(list(request.args.items(multi=True)))
+
+
+class ScopedView(ProtectedView):
+    """Members see and act only on rows they created; admins see all."""
+
+    owner_column = "creator_id"
+
+    def _scope(self, query):
+        if current_user.is_admin:
+            return query
+        return query.filter(getattr(self.model, self.owner_column) == current_user.id)
+
+    def get_query(self):
+        return self._scope(super().get_query())
+
+    def get_count_query(self):
+        return self._scope(super().get_count_query())
+
+    def get_one(self, id):
+        row = self._scope(db.session.query(self.model)).filter(self.model.id == _int_or_404(id)).one_or_none()
+        if row is None:
+            abort(404)
+        return row
+
+    def visible_ids(self, ids) -> list[int]:
+        """Return ``ids`` if every one is visible to the current person, else 404."""
+        wanted = {_int_or_404(i) for i in ids}
+        if not wanted:
+            return []
+        found = {
+            row_id for (row_id,) in self._scope(db.session.query(self.model.id))
+            .filter(self.model.id.in_(wanted)).all()
+        }
+        if found != wanted:
+            abort(404)
+        return sorted(found)
+
+
+MAX_ID = 2**31 - 1
+
+
+def _int_or_404(value) -> int:
+    """Parse a row id from a URL or form; anything else (or out of range) is a 404."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        abort(404)
+    if not 0 < number <= MAX_ID:
+        abort(404)
+    return number

@@ -1,0 +1,63 @@
+"""The Download Center panel: members see their own files, admins all."""
+
+from __future__ import annotations
+
+from flask import flash, url_for
+from flask_admin.actions import action
+from markupsafe import Markup
+
+from llmadmin.admin import formatters
+from llmadmin.admin.base import ScopedView
+from llmadmin.admin.validators import text_field
+from llmadmin.models.download import STATUSES, SUCCESS
+from llmadmin.services import downloads as download_service
+
+
+def _file_link(view, context, model, name):
+    if model.status != SUCCESS:
+        return model.file_name
+    return Markup('<a href="{}">{}</a>').format(url_for("downloads.fetch", download_id=model.id), model.file_name)
+
+
+def _progress(view, context, model, name):
+    if model.row_count is not None:
+        return f"{model.row_count:,}"
+    return f"{model.progress_rows or 0:,}…" if model.status == "RUNNING" else ""
+
+
+class DownloadView(ScopedView):
+    can_create = False
+    can_export = False
+    list_template = "admin/download_list.html"
+    details_template = "admin/download_details.html"
+    column_list = ("id", "name", "file_name", "status", "progress_rows", "size_bytes",
+                   "creator", "created_at", "finished_at", "expires_at")
+    column_details_list = ("id", "name", "file_name", "file_format", "status", "progress_rows", "row_count",
+                           "size_bytes", "md5", "duration_ms", "error", "creator", "created_at",
+                           "started_at", "finished_at", "expires_at")
+    column_searchable_list = ("name", "file_name")
+    column_filters = ("status", "name", "file_name", "creator.name", "created_at", "finished_at",
+                      "file_format")
+    column_sortable_list = ("id", "name", "file_name", "status", "row_count", "size_bytes",
+                            "created_at", "finished_at", "expires_at")
+    column_default_sort = ("id", True)
+    column_labels = {"name": "Task name", "size_bytes": "Size", "progress_rows": "Rows",
+                     "row_count": "Rows", "md5": "MD5", "duration_ms": "Duration",
+                     "creator.name": "Creator", "file_format": "Format"}
+    column_formatters = {"status": formatters.status_badge, "size_bytes": formatters.byte_size,
+                         "file_name": _file_link, "duration_ms": formatters.milliseconds,
+                         "progress_rows": _progress}
+    column_formatters_detail = column_formatters
+    column_choices = {"status": [(s, s) for s in STATUSES]}
+    form_columns = ("name",)
+    form_args = {"name": {"label": "Task name",
+                          "validators": [text_field("Task name", required=True, max_chars=300)]}}
+
+    # "All matching rows" goes through ProtectedView's bulk path, which re-applies the
+    # per-person scope in the worker; files are removed after each chunk's commit.
+    bulk_services = {"delete": lambda ids, person_id, **kw: download_service.delete_downloads(ids)}
+
+    @action("delete", "Delete", "Delete the selected downloads and their files?")
+    def action_delete(self, ids):
+        count = download_service.delete_downloads(self.visible_ids(ids))
+        flash(f"{count} download(s) deleted; their files are removed in the background.", "success")

@@ -1,0 +1,111 @@
+"""The People panel (admins only): staff and their login accounts."""
+
+from __future__ import annotations
+
+from flask import flash
+from flask_admin.actions import action
+from flask_login import current_user
+from wtforms import PasswordField, SelectField
+from wtforms.validators import DataRequired, Email, Length, Optional, Regexp
+from wtforms.validators import ValidationError as FormError
+
+from llmadmin.admin import export_actions, formatters
+from llmadmin.admin.base import ProtectedView
+from llmadmin.admin.validators import parse_id, parse_ids, text_field
+from llmadmin.errors import NotFound, ValidationError
+from llmadmin.models.person import ROLES
+from llmadmin.services import people as people_service
+
+
+def _strip(value):
+    return value.strip() if isinstance(value, str) else value
+
+
+def _unique_email(form, field):
+    if field.data:
+        field.data = field.data.lower()
+        current = getattr(form, "_obj", None)
+        if people_service.email_taken(field.data, exclude_id=getattr(current, "id", None)):
+            raise FormError("Another person already uses this email.")
+
+
+def _password_rules(form, field):
+    if field.data:
+        try:
+            people_service.validate_password(field.data)
+        except ValidationError as exc:
+            raise FormError(str(exc)) from exc
+
+
+class PersonView(export_actions.ExportActionsMixin, ProtectedView):
+    admin_only = True
+    can_export = False
+    column_list = ("id", "name", "email", "phone", "role", "active", "otp_required", "created_at")
+    column_searchable_list = ("name", "email", "phone")
+    column_filters = ("active", "role", "otp_required", "created_at")
+    column_sortable_list = ("id", "name", "email", "role", "active", "created_at")
+    column_default_sort = ("id", True)
+    column_details_exclude_list = ("password_hash",)
+    column_formatters = {"active": formatters.yes_no_badge}
+    column_labels = {"active": "Active", "otp_required": "One-time code at sign-in"}
+    form_columns = ("name", "email", "phone", "active", "role", "otp_required", "new_password")
+    form_extra_fields = {
+        "new_password": PasswordField(
+            "Password", validators=[Optional(), _password_rules],
+            description="Leave empty to keep the current password (or to create a person who cannot log in).",
+        )
+    }
+    form_overrides = {"role": SelectField}
+    form_args = {
+        "name": {"validators": [DataRequired("The name is required."),
+                                text_field("Name", required=True, max_chars=120)]},
+        "email": {"filters": [_strip],
+                  "validators": [Optional(), Email("Give a valid email address."), Length(max=255), _unique_email],
+                  "description": "Also the login name. Must be unique."},
+        "phone": {"validators": [Optional(), Regexp(r"^[0-9+() .\-]{3,40}$", message="Digits, spaces and + ( ) - only.")]},
+        "role": {"choices": [(r, r) for r in ROLES],
+                 "description": "admin: manages people and models and sees everything; member: own tasks and downloads."},
+    }
+
+    def get_one(self, id):
+        return super().get_one(str(parse_id(id)))
+
+    def edit_form(self, obj=None):
+        form = super().edit_form(obj)
+        form._obj = obj
+        return form
+
+    def on_model_change(self, form, model, is_created):
+        if form.new_password.data:
+            model.set_password(form.new_password.data)
+
+    def delete_model(self, model):
+        if model.id == current_user.id:
+            flash("You cannot delete your own account.", "error")
+            return False
+        counts = people_service.delete_person(model.id)
+        note = people_service.describe_kept(counts)
+        if note:
+            flash(note, "info")
+        return True
+
+    bulk_services = {"delete": lambda ids, person_id, **kw: people_service.delete_people(ids, keep=person_id)}
+
+    @action("delete", "Delete", "Delete the selected people? Their tasks, models and downloads are kept.")
+    def action_delete(self, ids):
+        ids = parse_ids(ids)
+        if current_user.id in ids:
+            flash("You cannot delete your own account; it was left out.", "error")
+        kept = {"models": 0, "tasks": 0, "downloads": 0}
+        deleted = 0
+        for person_id in ids:
+            if person_id == current_user.id:
+                continue
+            try:
+                counts = people_service.delete_person(person_id)
+            except NotFound:
+                continue  # already deleted (another tab, another admin)
+            deleted += 1
+            for key, n in counts.items():
+                kept[key] += n
+        flash(f"{deleted} person(s) deleted. " + people_service.describe_kept(kept), "success")

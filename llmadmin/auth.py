@@ -1,0 +1,245 @@
+"""Login and logout (Flask-Login) and the role checks every view uses.
+
+Signing in: the password (failures limited per account and IP, see services/login_guard),
+then — for people who need it — a one-time code (services/otp). Between the two steps the
+session holds only a "pending 2FA" marker; ``login_user`` runs after the code. Every
+sign-in, failed sign-in and sign-out is written to the audit log.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_login import current_user, login_required, login_user, logout_user
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, EmailField, PasswordField, StringField
+from wtforms.validators import DataRequired, Email, Length, Regexp
+
+from llmadmin.extensions import db, login_manager
+from llmadmin.models import Person
+from llmadmin.services import audit, login_guard, otp
+
+logger = logging.getLogger(__name__)
+bp = Blueprint("auth", __name__)
+
+
+class LoginForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired(), Email(), Length(max=255)],
+                       filters=[lambda value: value.strip() if value else value])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
+    remember = BooleanField("Keep me signed in")
+
+
+@login_manager.user_loader
+def load_person(person_id: str) -> Person | None:
+    """Return the logged-in person, or None if they were deleted.
+
+    A deactivated person is loaded too, but is not authenticated: Flask-Login's
+    ``is_authenticated`` is ``is_active``, so their open sessions end at once.
+    """
+    try:
+        return db.session.get(Person, int(person_id))
+    except (TypeError, ValueError):
+        return None
+
+
+def is_admin() -> bool:
+    """Tell whether the current visitor is a logged-in admin."""
+    return bool(current_user.is_authenticated and current_user.is_admin)
+
+
+def require_admin() -> None:
+    """Abort with 403 unless the current visitor is an admin."""
+    if not current_user.is_authenticated:
+        abort(401)
+    if not current_user.is_admin:
+        abort(403)
+
+
+def safe_next(target: str | None) -> str:
+    """Accept only a local path as the post-login target (no open redirect)."""
+    if target and _is_local_path(target):
+        return target
+    return url_for("admin.index")
+
+
+def _is_local_path(target: str) -> bool:
+    # Browsers read "//host", "///host" and "/\\host" as another site, and drop tabs and
+    # newlines before parsing, so any of those makes the target suspect.
+    if not target.startswith("/") or target.startswith("//"):
+        return False
+    if "\\" in target or any(ord(c) < 32 or c == "\x7f" for c in target):
+        return False
+    parts = urlsplit(target)
+    return not parts.scheme and not parts.netloc
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    """Show the login form and sign the person in (or start the one-time code step)."""
+    form = LoginForm()
+    if form.validate_on_submit():
+        email = form.email.data.strip().lower()
+        lockout = login_guard.check(email, request.remote_addr)
+        if lockout is not None:
+            _audit_failure(email, f"refused: {lockout.scope} locked out for {lockout.seconds} s")
+            flash(lockout.message(), "error")
+            return render_template("auth/login.html", form=form)
+        person = db.session.execute(
+            db.select(Person).where(db.func.lower(Person.email) == email)
+        ).scalar_one_or_none()
+        if person is None or not person.check_password(form.password.data):
+            login_guard.record_failure(email, request.remote_addr)
+            _audit_failure(email, "unknown account" if person is None else "wrong password")
+            flash("Wrong email or password.", "error")
+        elif not person.active:
+            _audit_failure(email, "account deactivated")
+            flash("This account is deactivated; ask an administrator.", "error")
+        elif otp.required_for(person):
+            return _start_code_step(person, form.remember.data, request.args.get("next"))
+        else:
+            return _finish_login(person, form.remember.data, request.args.get("next"))
+    return render_template("auth/login.html", form=form)
+
+
+def _finish_login(person: Person, remember: bool, next_url: str | None, with_code: bool = False):
+    session.pop(PENDING_KEY, None)
+    login_user(person, remember=remember)
+    login_guard.record_success((person.email or "").lower(), request.remote_addr)
+    audit.record("login", "person", person.id,
+                 "Signed in with password and one-time code" if with_code else "Signed in", person=person)
+    logger.info("login person_id=%s", person.id)
+    return redirect(safe_next(next_url))
+
+
+def _audit_failure(email: str, reason: str) -> None:
+    """Record a failed sign-in: the address typed (never the password) and why it failed."""
+    audit.record("login_failed", "person", None, f"Failed sign-in as {email[:255]}: {reason}")
+
+
+# --- second step: one-time code -------------------------------------------------------------
+
+PENDING_KEY = "pending_2fa"
+
+
+class CodeForm(FlaskForm):
+    code = StringField("Code", validators=[DataRequired("Type the 6-digit code."),
+                                           Regexp(r"^\s*\d{6}\s*$", message="The code has 6 digits.")])
+
+
+def _start_code_step(person: Person, remember: bool, next_url: str | None):
+    """Send a code and remember who passed the password step (they are not signed in yet)."""
+    if not _send_code(person):
+        _audit_failure((person.email or "").lower(), "the one-time code could not be sent")
+        return redirect(url_for("auth.login"))
+    session[PENDING_KEY] = {
+        "person_id": person.id, "remember": bool(remember), "next": safe_next(next_url),
+        "until": int(time.time()) + current_app.config["OTP_PENDING_SECONDS"],
+    }
+    return redirect(url_for("auth.login_code"))
+
+
+def _send_code(person: Person) -> bool:
+    """Queue a new code (or say the last one is still valid); False when none can be sent."""
+    try:
+        ttl = otp.issue(person)
+    except otp.CodeStillLive as exc:
+        flash(str(exc), "info")
+    except otp.CodeUnavailable as exc:
+        flash(str(exc), "error")
+        return False
+    else:
+        flash(f"A sign-in code was sent to you; it is valid for {ttl} seconds.", "info")
+    return True
+
+
+def _pending_person() -> Person | None:
+    """Return the person half-way through signing in, or None (nothing pending, expired, deactivated)."""
+    pending = session.get(PENDING_KEY)
+    if not isinstance(pending, dict) or pending.get("until", 0) < time.time():
+        session.pop(PENDING_KEY, None)
+        return None
+    person = db.session.get(Person, pending.get("person_id"))
+    if person is None or not person.active:
+        session.pop(PENDING_KEY, None)
+        return None
+    return person
+
+
+@bp.route("/login/code", methods=["GET", "POST"])
+def login_code():
+    """Ask for the one-time code and finish signing in."""
+    person = _pending_person()
+    if person is None:
+        flash("Please sign in (again).", "info")
+        return redirect(url_for("auth.login"))
+    form = CodeForm()
+    if form.validate_on_submit():
+        email = (person.email or "").lower()
+        lockout = login_guard.check(email, request.remote_addr)
+        if lockout is not None:
+            _audit_failure(email, f"one-time code refused: {lockout.scope} locked out")
+            flash(lockout.message(), "error")
+        else:
+            try:
+                otp.verify(person.id, form.code.data)
+            except (otp.WrongCode, otp.CodeLocked) as exc:
+                login_guard.record_failure(email, request.remote_addr)
+                _audit_failure(email, "wrong one-time code")
+                flash(str(exc), "error")
+            except otp.OtpError as exc:
+                flash(str(exc), "error")
+            else:
+                pending = session[PENDING_KEY]
+                return _finish_login(person, pending["remember"], pending["next"], with_code=True)
+    return render_template("auth/code.html", form=form, person=person,
+                           seconds_left=otp.seconds_left(person.id))
+
+
+@bp.route("/login/code/resend", methods=["POST"])
+def resend_code():
+    """Send a new code, unless the last one is still valid."""
+    person = _pending_person()
+    if person is None:
+        flash("Please sign in (again).", "info")
+        return redirect(url_for("auth.login"))
+    _send_code(person)
+    return redirect(url_for("auth.login_code"))
+
+
+@bp.route("/logout", methods=["POST"])
+@login_required
+def logout():
+    """Sign the current person out."""
+    audit.record("logout", "person", current_user.id, "Signed out", person=current_user)
+    logout_user()
+    flash("You are signed out.", "info")
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/")
+def home():
+    """Send visitors to the admin home page."""
+    return redirect(url_for("admin.index"))
+
+
+def init_app(app) -> None:
+    """Register the login manager and the auth routes."""
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Please sign in to continue."
+    login_manager.login_message_category = "info"
+    app.register_blueprint(bp)

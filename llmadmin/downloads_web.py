@@ -1,0 +1,109 @@
+"""Serving Download Center files: scoped per person, ETag from md5, Range for resuming.
+
+Also hosts the "your download is ready" notice shown on the next admin page a person opens.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from flask import Blueprint, abort, current_app, flash, request, send_file, url_for
+from flask_login import current_user, login_required
+from markupsafe import Markup
+
+from llmadmin.extensions import db
+from llmadmin.models import Download
+from llmadmin.models.download import SUCCESS
+
+logger = logging.getLogger(__name__)
+bp = Blueprint("downloads", __name__, url_prefix="/downloads")
+
+MIMETYPES = {
+    "csv": "text/csv",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "zip": "application/zip",
+}
+
+
+def storage_root() -> str:
+    """Return the folder that holds every generated file."""
+    return current_app.config.get("DOWNLOAD_DIR") or os.path.join(current_app.instance_path, "downloads")
+
+
+def resolve_storage_path(relative: str | None) -> str | None:
+    """Map a stored relative path to a real path inside the storage root, or None."""
+    if not relative or "\x00" in relative or os.path.isabs(relative):
+        return None
+    root = os.path.realpath(storage_root())
+    path = os.path.realpath(os.path.join(root, relative))
+    if os.path.commonpath([root, path]) != root or path == root:
+        return None
+    return path
+
+
+def visible_download(download_id: int) -> Download:
+    """Load a download its owner (or an admin) may see; 404 for anyone else, as if absent."""
+    row = db.session.get(Download, download_id)
+    if row is None or (not current_user.is_admin and row.creator_id != current_user.id):
+        abort(404)
+    return row
+
+
+@bp.route("/<int:download_id>/file")
+@login_required
+def fetch(download_id: int):
+    """Stream a finished file to its owner (or an admin)."""
+    row = visible_download(download_id)
+    if row.status != SUCCESS:
+        return _message(409, "This file is not ready yet.")
+    path = resolve_storage_path(row.storage_path)
+    if path is None or not os.path.isfile(path):
+        return _message(410, "The file is missing from storage (expired or removed); export it again.")
+    if row.size_bytes is not None and os.path.getsize(path) != row.size_bytes:
+        logger.error("download %s: stored file size differs from the recorded one", row.id)
+        return _message(409, "The stored file does not match its recorded size; export it again.")
+    try:
+        response = send_file(path, as_attachment=True, download_name=row.file_name, conditional=True,
+                             etag=row.md5 or True, max_age=0,
+                             mimetype=MIMETYPES.get(row.file_format, "application/octet-stream"))
+    except OSError as exc:
+        logger.error("download %s unreadable: %s", row.id, exc)
+        return _message(410, "The stored file cannot be read; export it again.")
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "private, no-cache"
+    return response
+
+
+def _message(code: int, text: str):
+    from llmadmin.errorpages import render_error
+
+    return render_error(code, text)
+
+
+def announce_finished_downloads() -> None:
+    """Flash, once, that the person's downloads finished (on the next admin page they open)."""
+    if request.method != "GET" or not request.endpoint or not request.path.startswith("/admin"):
+        return
+    if request.endpoint.endswith("static") or request.path.endswith(".json"):
+        return
+    if request.path.startswith("/admin/rq") or not current_user.is_authenticated:
+        return
+    from llmadmin.services.downloads import claim_notices
+
+    for row in claim_notices(current_user.id):
+        if row.status == SUCCESS:
+            flash(Markup('Your download “{}” is ready: <a href="{}">{}</a>').format(
+                row.name, url_for("downloads.fetch", download_id=row.id), row.file_name), "success")
+        else:
+            flash(Markup('Your download “{}” failed: {} <a href="{}">Details</a>').format(
+                row.name, row.error or "", url_for("download.details_view", id=row.id)), "error")
+
+
+def init_app(app) -> None:
+    """Register the download routes, the ready notice and the delete-after-commit hooks."""
+    from llmadmin.services.downloads import register_session_events
+
+    app.register_blueprint(bp)
+    app.before_request(announce_finished_downloads)
+    register_session_events()

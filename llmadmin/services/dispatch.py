@@ -1,0 +1,104 @@
+"""Send tasks to the queue: commit the row first, enqueue after the commit.
+
+A task that should run is marked QUEUED with a job id chosen here, committed, and only
+then enqueued under that id, so a job can never start before its row is visible. If
+Redis is down the row goes back to PENDING with a "waiting for queue" note and
+``run_requested_at`` set; ``dispatch_waiting`` picks it up when Redis is back.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import uuid
+from collections import defaultdict
+
+from flask import current_app
+from sqlalchemy import select
+
+from llmadmin.errors import QueueUnavailable
+from llmadmin.extensions import db
+from llmadmin.models import LLMModel, Task
+from llmadmin.models.task import PENDING, QUEUED
+from llmadmin.services.task_state import transition
+
+logger = logging.getLogger(__name__)
+
+WAITING_NOTE = "waiting for queue: Redis was unreachable; will be sent automatically"
+
+
+def chunk_size_for(model: LLMModel | None) -> int:
+    """Tasks per job: several waves of the model's concurrency cap, so one job keeps it busy."""
+    cap = max(1, model.max_concurrency if model else 1)
+    factor = current_app.config["TASK_CHUNK_FACTOR"]
+    return max(1, min(current_app.config["TASK_CHUNK_MAX"], cap * factor))
+
+
+def job_timeout_for(model: LLMModel | None, n_tasks: int) -> int:
+    """An RQ job timeout generous enough for every wave of the chunk, with retries."""
+    if model is None:
+        return 60
+    waves = math.ceil(n_tasks / max(1, model.max_concurrency))
+    per_call = model.timeout_seconds * max(1, model.max_attempts) + 5
+    return int(min(24 * 3600, max(60, waves * per_call + 60)))
+
+
+def dispatch(task_ids: list[int]) -> tuple[int, int]:
+    """Queue the given PENDING tasks in model-sized chunks; return (queued, waiting)."""
+    by_model: dict[int | None, list[int]] = defaultdict(list)
+    ids = list(task_ids)
+    for start in range(0, len(ids), 500):
+        rows = db.session.execute(
+            select(Task.id, Task.model_id)
+            .where(Task.id.in_(ids[start : start + 500]), Task.status == PENDING)
+            .order_by(Task.id)
+        ).all()
+        for task_id, model_id in rows:
+            by_model[model_id].append(task_id)
+    queued = waiting = 0
+    for model_id, ids in by_model.items():
+        model = db.session.get(LLMModel, model_id) if model_id else None
+        size = chunk_size_for(model)
+        for start in range(0, len(ids), size):
+            q, w = _dispatch_chunk(ids[start : start + size], model)
+            queued += q
+            waiting += w
+    return queued, waiting
+
+
+def _dispatch_chunk(ids: list[int], model: LLMModel | None) -> tuple[int, int]:
+    from llmadmin.jobs.tasks import execute_tasks
+    from llmadmin.queues import enqueue
+
+    job_id = f"tasks-{uuid.uuid4().hex}"
+    marked = transition(ids, QUEUED, from_statuses=(PENDING,), job_id=job_id, queue_note=None)
+    if not marked:
+        return 0, 0
+    try:
+        enqueue(
+            "llm", execute_tasks, job_id, marked, job_id=job_id,
+            job_timeout=job_timeout_for(model, len(marked)),
+            description=f"run {len(marked)} task(s) on model #{model.id if model else '-'}",
+            result_ttl=3600, failure_ttl=7 * 86400,
+        )
+    except QueueUnavailable:
+        logger.warning("Redis unreachable: %d task(s) wait for the queue", len(marked))
+        back = transition(
+            marked, PENDING, from_statuses=(QUEUED,), where=Task.job_id == job_id,
+            job_id=None, queue_note=WAITING_NOTE,
+        )
+        return 0, len(back)
+    return len(marked), 0
+
+
+def dispatch_waiting(limit: int = 5000) -> tuple[int, int]:
+    """Queue tasks that asked to run but are still PENDING (Redis was down, or a crash)."""
+    ids = db.session.execute(
+        select(Task.id)
+        .where(Task.status == PENDING, Task.run_requested_at.is_not(None))
+        .order_by(Task.id)
+        .limit(limit)
+    ).scalars().all()
+    if not ids:
+        return 0, 0
+    return dispatch(list(ids))

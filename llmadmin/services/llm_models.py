@@ -1,0 +1,146 @@
+"""LLM model rows: URL validation, secret handling, enable/disable and connection tests."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import time
+from urllib.parse import urlsplit
+
+from sqlalchemy import delete, select, update
+
+from llmadmin import crypto
+from llmadmin.errors import NotFound, ValidationError
+from llmadmin.extensions import db
+from llmadmin.models import LLMModel, Task
+from llmadmin.models.base import utcnow
+from llmadmin.services import policy
+
+logger = logging.getLogger(__name__)
+
+
+def validate_base_url(url: str | None) -> str:
+    """Return a normalised http(s) base URL or raise ValidationError."""
+    url = (url or "").strip()
+    if not url:
+        raise ValidationError("The base URL is required, e.g. https://api.deepseek.com/v1.")
+    if any(c.isspace() for c in url) or "\x00" in url:
+        raise ValidationError("The base URL must not contain spaces or control characters.")
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError as exc:  # e.g. "http://[::1/v1" or "http://[not-an-ip]/v1"
+        raise ValidationError("The base URL is not a valid URL.") from exc
+    if parts.scheme not in ("http", "https"):
+        raise ValidationError("The base URL must start with http:// or https://.")
+    if not host:
+        raise ValidationError("The base URL has no host name.")
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise ValidationError("The base URL has an invalid port.") from exc
+    if port == 0:
+        raise ValidationError("The base URL has an invalid port.")
+    if parts.username or parts.password:
+        raise ValidationError("Put the API key in the API key field, not in the URL.")
+    if parts.query or parts.fragment:
+        raise ValidationError("The base URL must not have a query string or fragment.")
+    _check_host_label(parts.hostname)
+    policy.check_outbound_url(url)  # OUTBOUND_ALLOWLIST (BlockedURL is a ValidationError)
+    return url.rstrip("/")
+
+
+def _check_host_label(host: str) -> None:
+    try:
+        ipaddress.ip_address(host)
+        return
+    except ValueError:
+        pass
+    for label in host.split("."):
+        if not label or len(label) > 63 or not all(c.isalnum() or c == "-" for c in label):
+            raise ValidationError(f"The host name {host!r} is not valid.")
+
+
+def set_api_key(model: LLMModel, new_key: str | None) -> None:
+    """Encrypt and store a newly typed key; an empty field keeps the current key."""
+    if new_key and new_key.strip():
+        model.api_key_encrypted = crypto.encrypt(new_key.strip())
+
+
+def masked_key(model: LLMModel) -> str:
+    """Return the model's key masked for display ("sk-…abcd"), or a note."""
+    if not model.api_key_encrypted:
+        return "(no key)"
+    try:
+        return crypto.mask(crypto.decrypt(model.api_key_encrypted))
+    except crypto.SecretUnreadable:
+        return "(unreadable: re-enter the key)"
+
+
+def set_enabled(model_ids: list[int], enabled: bool) -> int:
+    """Enable or disable models; return how many changed."""
+    result = db.session.execute(
+        update(LLMModel).where(LLMModel.id.in_(model_ids), LLMModel.enabled.is_(not enabled))
+        .values(enabled=enabled, updated_at=utcnow())
+    )
+    db.session.commit()
+    return result.rowcount
+
+
+def delete_models(model_ids: list[int]) -> tuple[int, int]:
+    """Delete models, keeping their tasks (now without a model); return (deleted, tasks kept)."""
+    ids = sorted({int(i) for i in model_ids})
+    if not ids:
+        return 0, 0
+    kept = db.session.execute(
+        update(Task).where(Task.model_id.in_(ids)).values(model_id=None)
+    ).rowcount
+    deleted = db.session.execute(delete(LLMModel).where(LLMModel.id.in_(ids))).rowcount
+    db.session.commit()
+    return deleted, kept
+
+
+def request_connection_test(model_ids: list[int]) -> int:
+    """Queue a connection test for each existing model; return how many were queued."""
+    from llmadmin.jobs.tasks import test_model_connection
+    from llmadmin.queues import enqueue
+
+    existing = db.session.execute(
+        select(LLMModel.id).where(LLMModel.id.in_([int(i) for i in model_ids])).order_by(LLMModel.id)
+    ).scalars().all()
+    for model_id in existing:
+        enqueue("llm", test_model_connection, model_id, job_timeout=300,
+                description=f"test connection of model #{model_id}", result_ttl=3600)
+    return len(existing)
+
+
+def test_connection(model_id: int) -> dict:
+    """Send a one-line prompt to the model and store status, latency and error on it."""
+    from llmadmin.errors import LLMError
+    from llmadmin.llm import ChatRequest, build_messages, chat_blocking
+
+    model = db.session.get(LLMModel, model_id)
+    if model is None:
+        raise NotFound(f"Model #{model_id} does not exist.")
+    started = time.monotonic()
+    status, error = None, None
+    try:
+        policy.check_outbound_url(model.base_url)
+        request = ChatRequest(
+            base_url=model.base_url, api_key=crypto.decrypt(model.api_key_encrypted),
+            model=model.model_name, messages=build_messages("Reply with the word: pong"),
+            temperature=0, max_tokens=8, timeout=min(60.0, float(model.timeout_seconds)),
+            stream=False,
+        )
+        status = chat_blocking(request).status_code
+    except LLMError as exc:
+        status, error = exc.status_code, exc.message
+    except crypto.SecretUnreadable as exc:
+        error = str(exc)
+    model.last_test_at = utcnow()
+    model.last_test_status = status
+    model.last_test_latency_ms = round((time.monotonic() - started) * 1000, 1)
+    model.last_test_error = error
+    db.session.commit()
+    return {"model_id": model_id, "status": status, "error": error,
+            "latency_ms": model.last_test_latency_ms}

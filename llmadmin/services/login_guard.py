@@ -1,0 +1,114 @@
+"""Limit failed sign-ins per account and per client IP, with counters in Redis.
+
+Each failure (wrong password, wrong one-time code) bumps two counters whose lifetime is
+renewed on every failure: one per account and one per IP. Once a counter reaches its limit,
+sign-in is refused, without checking the password, until LOGIN_LOCKOUT_SECONDS have passed
+since the last failure; the counter's TTL *is* that wait, so tests move time by changing it.
+
+The IP counter is a hash of per-account counts, so a success forgives only the failures made
+on that account from that IP: someone who owns one account cannot reset the IP limit by
+signing into it between guesses at other accounts.
+
+When Redis is unreachable the guard lets sign-ins through (logged): the admin must stay
+reachable, and the password check itself does not depend on Redis.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+from dataclasses import dataclass
+
+import redis
+from flask import current_app
+
+from llmadmin.queues import get_redis
+
+logger = logging.getLogger(__name__)
+
+# RuntimeError: the embedded Redis could not be started.
+REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError, RuntimeError)
+
+
+@dataclass(frozen=True)
+class Lockout:
+    """Sign-in is refused for ``seconds`` more because of too many failures on ``scope``."""
+
+    scope: str  # "account" or "ip"
+    seconds: int
+
+    def message(self) -> str:
+        """Return the sentence shown to the person, with the wait rounded up to minutes."""
+        wait = wait_text(self.seconds)
+        if self.scope == "account":
+            return f"Too many failed sign-ins for this account. Try again in {wait}."
+        return f"Too many failed sign-ins from your network address. Try again in {wait}."
+
+
+def wait_text(seconds: int) -> str:
+    """Say a wait as 'N seconds' under two minutes, else as whole minutes (rounded up)."""
+    if seconds < 120:
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
+    return f"{math.ceil(seconds / 60)} minutes"
+
+
+def account_key(email: str) -> str:
+    """Return the Redis key counting failures on ``email`` (hashed: no addresses in Redis)."""
+    digest = hashlib.sha256(email.strip().lower().encode("utf-8")).hexdigest()[:32]
+    return f"{current_app.config['QUEUE_PREFIX']}:login:fail:account:{digest}"
+
+
+def ip_key(ip: str | None) -> str:
+    """Return the Redis key (a hash: account digest -> failures) for client ``ip``."""
+    return f"{current_app.config['QUEUE_PREFIX']}:login:fail:ip:{ip or 'unknown'}"
+
+
+def _account_field(email: str) -> str:
+    return account_key(email).rsplit(":", 1)[1]
+
+
+def check(email: str, ip: str | None) -> Lockout | None:
+    """Return the lockout in force for this account or IP, or None when sign-in may be tried."""
+    config = current_app.config
+    try:
+        client = get_redis()
+        pipe = client.pipeline(transaction=False)
+        pipe.get(account_key(email))
+        pipe.ttl(account_key(email))
+        pipe.hvals(ip_key(ip))
+        pipe.ttl(ip_key(ip))
+        account_count, account_ttl, ip_counts, ip_ttl = pipe.execute()
+    except REDIS_ERRORS as exc:
+        logger.warning("login guard skipped: Redis unreachable (%s)", exc)
+        return None
+    if int(account_count or 0) >= config["LOGIN_MAX_FAILURES_PER_ACCOUNT"] and account_ttl > 0:
+        return Lockout("account", int(account_ttl))
+    if sum(int(n) for n in ip_counts) >= config["LOGIN_MAX_FAILURES_PER_IP"] and ip_ttl > 0:
+        return Lockout("ip", int(ip_ttl))
+    return None
+
+
+def record_failure(email: str, ip: str | None) -> None:
+    """Count one failed sign-in for the account and the IP; each counter lives for the lockout window."""
+    window = current_app.config["LOGIN_LOCKOUT_SECONDS"]
+    try:
+        pipe = get_redis().pipeline(transaction=True)
+        pipe.incr(account_key(email))
+        pipe.expire(account_key(email), window)
+        pipe.hincrby(ip_key(ip), _account_field(email), 1)
+        pipe.expire(ip_key(ip), window)
+        pipe.execute()
+    except REDIS_ERRORS as exc:
+        logger.warning("login failure not counted: Redis unreachable (%s)", exc)
+
+
+def record_success(email: str, ip: str | None) -> None:
+    """Clear the account's failures, and that account's share of the IP's failures."""
+    try:
+        pipe = get_redis().pipeline(transaction=True)
+        pipe.delete(account_key(email))
+        pipe.hdel(ip_key(ip), _account_field(email))
+        pipe.execute()
+    except REDIS_ERRORS as exc:
+        logger.warning("login counters not cleared: Redis unreachable (%s)", exc)

@@ -1,0 +1,95 @@
+"""People and accounts."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select, update
+
+from llmadmin.errors import NotFound, ValidationError
+from llmadmin.extensions import db
+from llmadmin.models import Download, LLMModel, Person, Task
+from llmadmin.models.person import ROLE_ADMIN, ROLE_MEMBER, ROLES
+
+MIN_PASSWORD = 8
+
+
+def validate_password(password: str) -> None:
+    """Reject passwords that are too short."""
+    if len(password or "") < MIN_PASSWORD:
+        raise ValidationError(f"The password must have at least {MIN_PASSWORD} characters.")
+
+
+def email_taken(email: str, exclude_id: int | None = None) -> bool:
+    """Tell whether another person already uses ``email`` (case-insensitive)."""
+    stmt = select(Person.id).where(func.lower(Person.email) == email.strip().lower())
+    if exclude_id is not None:
+        stmt = stmt.where(Person.id != exclude_id)
+    return db.session.execute(stmt).first() is not None
+
+
+def create_user(email: str, password: str, *, name: str | None = None, admin: bool = False) -> Person:
+    """Create a login account (or set the password and role of an existing one)."""
+    from llmadmin.services.tasks import clean_text
+
+    email = (clean_text(email, "Email", required=True, max_chars=255) or "").strip().lower()
+    local, _, domain = email.partition("@")
+    if not local or "." not in domain or any(c.isspace() for c in email):
+        raise ValidationError("Give a valid email address.")
+    name = clean_text(name, "Name", required=False, max_chars=120)
+    validate_password(password)
+    person = db.session.execute(
+        select(Person).where(func.lower(Person.email) == email)
+    ).scalar_one_or_none()
+    if person is None:
+        person = Person(name=name or email.split("@")[0], email=email, active=True)
+        db.session.add(person)
+    person.role = ROLE_ADMIN if admin else ROLE_MEMBER
+    person.set_password(password)
+    db.session.commit()
+    return person
+
+
+def set_role(person: Person, role: str) -> None:
+    """Change a person's role."""
+    if role not in ROLES:
+        raise ValidationError(f"Unknown role {role!r}; use one of {', '.join(ROLES)}.")
+    person.role = role
+
+
+def delete_person(person_id: int) -> dict[str, int]:
+    """Delete a person, keeping the models, tasks and downloads that point at them."""
+    person = db.session.get(Person, person_id)
+    if person is None:
+        raise NotFound(f"Person #{person_id} does not exist.")
+    counts = {
+        "models": db.session.execute(
+            update(LLMModel).where(LLMModel.maintainer_id == person_id).values(maintainer_id=None)
+        ).rowcount,
+        "tasks": db.session.execute(
+            update(Task).where(Task.creator_id == person_id).values(creator_id=None)
+        ).rowcount,
+        "downloads": db.session.execute(
+            update(Download).where(Download.creator_id == person_id).values(creator_id=None)
+        ).rowcount,
+    }
+    db.session.delete(person)
+    db.session.commit()
+    return counts
+
+
+def delete_people(person_ids: list[int], keep: int | None = None) -> dict[str, int]:
+    """Delete several people (never ``keep``, the person acting); return what was kept."""
+    kept = {"models": 0, "tasks": 0, "downloads": 0}
+    for person_id in person_ids:
+        if person_id == keep or db.session.get(Person, person_id) is None:
+            continue
+        for key, n in delete_person(person_id).items():
+            kept[key] += n
+    return kept
+
+
+def describe_kept(counts: dict[str, int]) -> str:
+    """Explain which rows were kept when a person was deleted."""
+    kept = [f"{n} {kind}" for kind, n in counts.items() if n]
+    if not kept:
+        return ""
+    return "Kept " + ", ".join(kept) + " that referred to them (now without a person)."

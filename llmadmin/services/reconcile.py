@@ -1,0 +1,116 @@
+"""Notice tasks whose job died or vanished, and put them back to work.
+
+RQ alone is at-most-once after a crash and slow to notice one. Every running chunk
+refreshes a short heartbeat key in Redis; this pass (run by every worker's housekeeping
+thread, safe on many machines at once thanks to conditional updates) finds:
+
+* RUNNING rows whose job has no heartbeat (worker killed, machine lost): re-queued while
+  run attempts remain, otherwise failed with "worker lost";
+* QUEUED rows whose job is gone from Redis, or ended without running them (Redis restarted
+  without persistence, queue flushed, job failed before claiming): re-queued.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import redis
+from flask import current_app
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
+from sqlalchemy import select
+
+from llmadmin.engine.limits import heartbeat_key
+from llmadmin.extensions import db
+from llmadmin.models import Task
+from llmadmin.models.base import utcnow
+from llmadmin.models.task import FAILURE, PENDING, QUEUED, RUNNING
+from llmadmin.services.task_state import transition
+
+logger = logging.getLogger(__name__)
+
+DEAD_JOB_STATES = {"failed", "stopped", "canceled", "finished"}
+
+
+def reconcile(limit: int = 5000) -> dict[str, int]:
+    """Run one pass; return counts of requeued and failed tasks."""
+    from llmadmin.queues import get_redis
+    from llmadmin.services.dispatch import dispatch
+
+    connection = get_redis()
+    grace = timedelta(seconds=current_app.config["RECONCILE_GRACE_SECONDS"])
+    cutoff = utcnow() - grace
+    lost_running = _lost(connection, RUNNING, Task.started_at < cutoff, limit)
+    lost_queued = _lost(connection, QUEUED, Task.queued_at < cutoff, limit)
+    requeued, failed = _requeue_or_fail(lost_running, RUNNING)
+    q_requeued, _ = _requeue_or_fail(lost_queued, QUEUED)
+    if requeued or q_requeued:
+        dispatch(requeued + q_requeued)
+    result = {"requeued_running": len(requeued), "failed_lost": len(failed),
+              "requeued_queued": len(q_requeued)}
+    if any(result.values()):
+        logger.warning("reconciler: %s", result)
+    return result
+
+
+def _lost(connection, status: str, older, limit: int) -> list[tuple[int, str, int]]:
+    rows = db.session.execute(
+        select(Task.id, Task.job_id, Task.attempts).where(Task.status == status, older).limit(limit)
+    ).all()
+    db.session.commit()
+    prefix = current_app.config["QUEUE_PREFIX"]
+    alive: dict[str, bool] = {}
+    lost = []
+    for task_id, job_id, attempts in rows:
+        if job_id not in alive:
+            alive[job_id] = _job_alive(connection, prefix, job_id, status)
+        if not alive[job_id]:
+            lost.append((task_id, job_id, attempts))
+    return lost
+
+
+def _job_alive(connection, prefix: str, job_id: str | None, status: str) -> bool:
+    if not job_id:
+        return False
+    if connection.exists(heartbeat_key(prefix, job_id)):
+        return True
+    if status == RUNNING:
+        return False  # a running chunk always has a heartbeat
+    try:
+        state = Job.fetch(job_id, connection=connection).get_status(refresh=False)
+    except NoSuchJobError:
+        return False
+    # "started" without a heartbeat past the grace period: its worker died before claiming.
+    return state not in DEAD_JOB_STATES and state != "started"
+
+
+def _requeue_or_fail(lost: list[tuple[int, str, int]], status: str) -> tuple[list[int], list[int]]:
+    max_runs = current_app.config["MAX_RUN_ATTEMPTS"]
+    requeued: list[int] = []
+    failed: list[int] = []
+    for task_id, job_id, attempts in lost:
+        if status == RUNNING and attempts >= max_runs:
+            failed += transition(
+                [task_id], FAILURE, from_statuses=(RUNNING,), where=Task.job_id == job_id,
+                error=f"Worker lost: the worker running this task stopped {attempts} time(s) "
+                      "(killed or machine lost); giving up.", error_kind="worker_lost",
+                run_requested_at=None,
+            )
+        else:
+            requeued += transition(
+                [task_id], PENDING, from_statuses=(status,), where=Task.job_id == job_id,
+                run_requested_at=utcnow(), job_id=None,
+                queue_note="re-queued: its worker was lost" if status == RUNNING else
+                "re-queued: its job vanished from the queue",
+            )
+    return requeued, failed
+
+
+def safe_reconcile() -> dict[str, int] | None:
+    """Run a pass unless Redis is unreachable."""
+    try:
+        return reconcile()
+    except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+        logger.warning("reconciler skipped: %s", exc)
+        return None

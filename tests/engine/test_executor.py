@@ -1,0 +1,302 @@
+"""The chunk executor against an in-memory transport: outcomes, retries, breaker, cancel, streaming."""
+
+import asyncio
+import json
+import threading
+
+import httpx
+import pytest
+
+from llmadmin.engine import executor
+from llmadmin.engine.executor import ChunkRunner, ModelSettings, backoff_delay, run_chunk
+from llmadmin.extensions import db
+from llmadmin.models import Task
+from llmadmin.models.task import CANCELED, FAILURE, QUEUED, RUNNING, SUCCESS
+from llmadmin.services import tasks as svc
+
+
+def completion(text="hello", prompt_tokens=3, completion_tokens=2):
+    return {
+        "id": "x", "object": "chat.completion", "created": 0, "model": "sim-chat",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                  "total_tokens": prompt_tokens + completion_tokens},
+    }
+
+
+class Recorder:
+    """A transport handler that answers from a script and counts calls per prompt."""
+
+    def __init__(self, answer):
+        self.answer = answer
+        self.calls: list[str] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        prompt = body["messages"][-1]["content"]
+        with self.lock:
+            self.calls.append(prompt)
+            n = self.calls.count(prompt)
+        return self.answer(prompt, n, body)
+
+
+def make_tasks(model, n, **kw):
+    ids = [svc.create_task(prompt=f"prompt {i}", model_id=model.id, creator_id=None, run=False).id
+           for i in range(n)]
+    for key, value in kw.items():
+        setattr(model, key, value)
+    db.session.commit()
+    svc.run_tasks(ids)
+    job_ids = {t.job_id for t in db.session.execute(db.select(Task).where(Task.id.in_(ids))).scalars()}
+    return ids, job_ids
+
+
+def run_all(ids, handler, sleeps=None, monkeypatch=None):
+    if monkeypatch is not None:
+        recorded = sleeps if sleeps is not None else []
+
+        async def fake_sleep(delay):
+            recorded.append(delay)
+
+        monkeypatch.setattr(executor, "backoff_sleep", fake_sleep)
+    transport = httpx.MockTransport(handler)
+    rows = db.session.execute(db.select(Task.job_id, Task.id).where(Task.id.in_(ids))).all()
+    by_job: dict[str, list[int]] = {}
+    for job_id, task_id in rows:
+        by_job.setdefault(job_id, []).append(task_id)
+    for job_id, task_ids in by_job.items():
+        run_chunk(job_id, task_ids, transport=transport)
+    db.session.expire_all()
+    return {t.id: t for t in db.session.execute(db.select(Task).where(Task.id.in_(ids))).scalars()}
+
+
+def test_success_records_result_tokens_cost_latency(app, sim_model):
+    sim_model.price_input_per_1k = 1
+    sim_model.price_output_per_1k = 2
+    ids, _ = make_tasks(sim_model, 10)
+    handler = Recorder(lambda prompt, n, body: httpx.Response(200, json=completion(f"answer to {prompt}")))
+    tasks = run_all(ids, handler)
+    assert all(t.status == SUCCESS for t in tasks.values())
+    t = tasks[ids[3]]
+    assert t.result == "answer to prompt 3"
+    assert (t.prompt_tokens, t.completion_tokens) == (3, 2)
+    assert float(t.cost) == pytest.approx(0.003 + 0.004)
+    assert t.latency_ms is not None and t.attempts == 1 and t.finished_at is not None
+    assert len(handler.calls) == 10
+
+
+def test_duplicate_delivery_runs_each_call_once(app, sim_model):
+    ids, job_ids = make_tasks(sim_model, 3)
+    handler = Recorder(lambda p, n, b: httpx.Response(200, json=completion()))
+    run_all(ids, handler)
+    run_all(ids, handler)  # the same job delivered again
+    assert sorted(handler.calls) == sorted(f"prompt {i}" for i in range(3))
+
+
+def test_job_of_another_delivery_does_not_claim(app, sim_model):
+    ids, _ = make_tasks(sim_model, 2)
+    handler = Recorder(lambda p, n, b: httpx.Response(200, json=completion()))
+    run_chunk("tasks-some-other-job", ids, transport=httpx.MockTransport(handler))
+    assert handler.calls == []
+    db.session.expire_all()
+    assert {db.session.get(Task, i).status for i in ids} == {QUEUED}
+
+
+def test_auth_error_fails_without_retry(app, sim_model):
+    ids, _ = make_tasks(sim_model, 1, max_attempts=3)
+    handler = Recorder(lambda p, n, b: httpx.Response(401, json={"error": {"message": "Invalid key"}}))
+    task = run_all(ids, handler)[ids[0]]
+    assert task.status == FAILURE and task.error_kind == "auth"
+    assert "401" in task.error
+    assert len(handler.calls) == 1
+
+
+def test_server_errors_are_retried_then_succeed(app, sim_model, monkeypatch):
+    ids, _ = make_tasks(sim_model, 2, max_attempts=3)
+
+    def answer(prompt, n, body):
+        return httpx.Response(503, json={"error": {"message": "busy"}}) if n < 3 else \
+            httpx.Response(200, json=completion("finally"))
+
+    sleeps = []
+    tasks = run_all(ids, Recorder(answer), sleeps, monkeypatch)
+    assert {t.status for t in tasks.values()} == {SUCCESS}
+    assert tasks[ids[0]].result == "finally"
+    assert len([s for s in sleeps if s > 0.01]) >= 2  # backoff between attempts
+
+
+def test_retries_exhausted_give_clear_failure(app, sim_model, monkeypatch):
+    ids, _ = make_tasks(sim_model, 1, max_attempts=2, breaker_threshold=100)
+    handler = Recorder(lambda p, n, b: httpx.Response(500, json={"error": {"message": "boom"}}))
+    task = run_all(ids, handler, [], monkeypatch)[ids[0]]
+    assert task.status == FAILURE and task.error_kind == "server_error"
+    assert "after 2 attempts" in task.error and "500" in task.error
+    assert len(handler.calls) == 2
+
+
+def test_retry_after_is_honoured(app, sim_model, monkeypatch):
+    ids, _ = make_tasks(sim_model, 1, max_attempts=2)
+
+    def answer(prompt, n, body):
+        if n == 1:
+            return httpx.Response(429, headers={"Retry-After": "7"}, json={"error": {"message": "slow down"}})
+        return httpx.Response(200, json=completion())
+
+    sleeps = []
+    task = run_all(ids, Recorder(answer), sleeps, monkeypatch)[ids[0]]
+    assert task.status == SUCCESS
+    assert any(7 <= s < 7.5 for s in sleeps), sleeps
+
+
+def test_backoff_grows_and_respects_retry_after():
+    assert backoff_delay(1, None, base=1, cap=30) <= 1
+    assert backoff_delay(10, None, base=1, cap=30) <= 30
+    assert backoff_delay(1, 5) >= 5
+
+
+def test_breaker_opens_fails_fast_and_recovers(app, sim_model, monkeypatch):
+    ids, _ = make_tasks(sim_model, 6, max_attempts=1, breaker_threshold=2, breaker_cooldown_seconds=60,
+                        max_concurrency=1)
+    handler = Recorder(lambda p, n, b: httpx.Response(502, text="bad gateway"))
+    tasks = run_all(ids, handler, [], monkeypatch)
+    kinds = [tasks[i].error_kind for i in ids]
+    assert kinds[:2] == ["server_error", "server_error"]
+    assert set(kinds[2:]) == {"circuit_open"}
+    assert "circuit breaker" in tasks[ids[5]].error
+    assert len(handler.calls) == 2  # no call while open
+    # After the cooldown one probe goes through; success closes the breaker.
+    from llmadmin.queues import get_redis
+
+    get_redis().hset(f"llmadmin:breaker:{sim_model.id}", "opened_until", 1)
+    ok = Recorder(lambda p, n, b: httpx.Response(200, json=completion()))
+    svc.run_tasks(ids)
+    tasks = run_all(ids, ok, [], monkeypatch)
+    assert {t.status for t in tasks.values()} == {SUCCESS}
+    assert not get_redis().exists(f"llmadmin:breaker:{sim_model.id}")
+
+
+def test_rate_limited_and_client_errors_do_not_open_breaker(app, sim_model, monkeypatch):
+    ids, _ = make_tasks(sim_model, 4, max_attempts=1, breaker_threshold=1, max_concurrency=1)
+    handler = Recorder(lambda p, n, b: httpx.Response(400, json={"error": {"message": "bad"}}))
+    tasks = run_all(ids, handler, [], monkeypatch)
+    assert {t.error_kind for t in tasks.values()} == {"bad_request"}
+    assert len(handler.calls) == 4
+
+
+def test_model_deleted_before_run_fails_tasks_clearly(app, sim_model):
+    ids, job_ids = make_tasks(sim_model, 2)
+    job_id = job_ids.pop()
+    db.session.execute(db.update(Task).values(model_id=None))
+    db.session.commit()
+    run_chunk(job_id, ids, transport=httpx.MockTransport(lambda r: httpx.Response(500)))
+    db.session.expire_all()
+    assert {db.session.get(Task, i).error_kind for i in ids} == {"model_deleted"}
+
+
+def test_disabled_model_fails_queued_tasks(app, sim_model):
+    ids, job_ids = make_tasks(sim_model, 1)
+    sim_model.enabled = False
+    db.session.commit()
+    run_chunk(job_ids.pop(), ids, transport=httpx.MockTransport(lambda r: httpx.Response(500)))
+    db.session.expire_all()
+    task = db.session.get(Task, ids[0])
+    assert task.status == FAILURE and "disabled" in task.error
+
+
+def _runner(job_id, ids, model, handler):
+    db.session.expire_all()
+    return ChunkRunner(job_id, ids, ModelSettings.load(model), transport=httpx.MockTransport(handler))
+
+
+def test_cancel_while_running_stops_call_and_writes_no_result(app, sim_model):
+    ids, job_ids = make_tasks(sim_model, 1)
+    job_id = job_ids.pop()
+    started = asyncio.Event()
+
+    async def slow(request):
+        started.set()
+        await asyncio.sleep(30)
+        return httpx.Response(200, json=completion("too late"))
+
+    async def scenario():
+        runner = _runner(job_id, ids, sim_model, slow)
+        run = asyncio.ensure_future(runner.run())
+        await asyncio.wait_for(started.wait(), 5)
+        assert db.session.get(Task, ids[0]).status == RUNNING
+        svc.cancel_tasks(ids)
+        await asyncio.wait_for(run, 5)  # the runner notices the cancel and stops the call
+
+    asyncio.run(scenario())
+    db.session.expire_all()
+    task = db.session.get(Task, ids[0])
+    assert task.status == CANCELED and task.result is None
+
+
+def test_streamed_partial_output_is_saved(app, sim_model, monkeypatch):
+    monkeypatch.setattr(executor, "PARTIAL_SAVE_SECONDS", 0)
+    ids, job_ids = make_tasks(sim_model, 1, stream=True)
+    job_id = job_ids.pop()
+    release = asyncio.Event()
+
+    def chunk(text):
+        return ("data: " + json.dumps({"choices": [{"index": 0, "delta": {"content": text}}]}) + "\n\n").encode()
+
+    class Body(httpx.AsyncByteStream):
+        async def __aiter__(self):
+            yield chunk("Hel")
+            await release.wait()
+            yield chunk("lo")
+            yield b"data: [DONE]\n\n"
+
+    async def streaming(request):
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=Body())
+
+    seen = []
+
+    async def scenario():
+        runner = _runner(job_id, ids, sim_model, streaming)
+        run = asyncio.ensure_future(runner.run())
+        for _ in range(200):
+            await asyncio.sleep(0.02)
+            db.session.expire_all()
+            partial = db.session.execute(db.select(Task.result).where(Task.id == ids[0])).scalar()
+            db.session.commit()
+            if partial:
+                seen.append(partial)
+                break
+        release.set()
+        await asyncio.wait_for(run, 5)
+
+    asyncio.run(scenario())
+    db.session.expire_all()
+    assert seen == ["Hel"]
+    task = db.session.get(Task, ids[0])
+    assert task.status == SUCCESS and task.result == "Hello"
+
+
+def test_a_job_takes_queued_work_of_other_jobs_for_the_same_model(app, sim_model):
+    app.config["TASK_CHUNK_FACTOR"] = 1  # cap 4 -> 4 tasks per job
+    ids, job_ids = make_tasks(sim_model, 12)
+    assert len(job_ids) == 3
+    first = db.session.execute(db.select(Task.job_id).where(Task.id == ids[0])).scalar()
+    handler = Recorder(lambda p, n, b: httpx.Response(200, json=completion()))
+    run_chunk(first, ids[:4], transport=httpx.MockTransport(handler), steal_seconds=60)
+    db.session.expire_all()
+    tasks = [db.session.get(Task, i) for i in ids]
+    assert {t.status for t in tasks} == {SUCCESS}
+    assert {t.job_id for t in tasks} == {first}
+    assert len(handler.calls) == 12
+    # The other jobs, delivered later, find nothing left to run.
+    for other in job_ids - {first}:
+        run_chunk(other, ids, transport=httpx.MockTransport(handler), steal_seconds=60)
+    assert len(handler.calls) == 12
+
+
+def test_without_stealing_a_job_runs_only_its_chunk(app, sim_model):
+    app.config["TASK_CHUNK_FACTOR"] = 1
+    ids, job_ids = make_tasks(sim_model, 8)
+    first = db.session.execute(db.select(Task.job_id).where(Task.id == ids[0])).scalar()
+    handler = Recorder(lambda p, n, b: httpx.Response(200, json=completion()))
+    run_chunk(first, ids[:4], transport=httpx.MockTransport(handler))
+    assert len(handler.calls) == 4

@@ -1,0 +1,266 @@
+"""Outbound allowlist (saving and calling) and the prompt policy (every way a task is made)."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from llmadmin.engine.executor import run_chunk
+from llmadmin.errors import ValidationError
+from llmadmin.extensions import db
+from llmadmin.models import LLMModel, Task
+from llmadmin.models.task import FAILURE, SUCCESS
+from llmadmin.services import policy
+from llmadmin.services import tasks as task_service
+from tests.admin.helpers import field_errors, flashes, make_task
+from tests.admin.test_llm_models import model_form
+from tests.conftest import make_test_app, post_form
+
+
+def allow(app, *entries: str) -> None:
+    app.config["OUTBOUND_ALLOWLIST"] = list(entries)
+    policy.init_app(app)
+
+
+def block(app, *rules: tuple[str, str]) -> None:
+    app.config["PROMPT_BLOCKED_PATTERNS"] = json.dumps([{"pattern": p, "reason": r} for p, r in rules])
+    policy.init_app(app)
+
+
+@pytest.fixture
+def dns(monkeypatch):
+    """A fake resolver: host name -> addresses (an unknown name does not resolve)."""
+    table: dict[str, list[str]] = {}
+
+    def resolve(host):
+        if host not in table:
+            raise OSError(f"cannot resolve {host}")
+        return table[host]
+
+    monkeypatch.setattr(policy, "resolve_host", resolve)
+    return table
+
+
+# --- outbound: the rules ------------------------------------------------------------------------
+
+def check(url, *entries):
+    policy.check_outbound_url(url, policy.parse_allowlist(list(entries)))
+
+
+def test_no_allowlist_allows_everything():
+    check("http://10.0.0.1:8080/v1")
+    check("https://anything.example/v1")
+
+
+@pytest.mark.parametrize("url", ["https://api.openai.com/v1", "https://API.OpenAI.com./v1",
+                                 "https://eu.api.openai.com/v1"])
+def test_exact_hosts_and_wildcard_subdomains_are_allowed(url):
+    check(url, "api.openai.com", "*.api.openai.com")
+
+
+@pytest.mark.parametrize("url", ["https://openai.com/v1", "https://api.openai.com.evil.net/v1",
+                                 "https://evilopenai.com/v1", "https://xapi.openai.com/v1"])
+def test_lookalike_hosts_are_blocked(url, dns):
+    with pytest.raises(policy.BlockedURL, match="not in OUTBOUND_ALLOWLIST"):
+        check(url, "api.openai.com", "*.api.openai.com")
+
+
+def test_wildcard_does_not_cover_the_bare_domain():
+    with pytest.raises(policy.BlockedURL):
+        check("https://openai.com/v1", "*.openai.com")
+    check("https://api.openai.com/v1", "*.openai.com")
+
+
+@pytest.mark.parametrize("url, allowed", [
+    ("http://10.1.2.3:11434/v1", True), ("http://10.255.0.1/v1", True), ("http://11.0.0.1/v1", False),
+    ("http://127.0.0.1:9/v1", False), ("http://[::ffff:10.0.0.7]/v1", True), ("http://[fd00::1]/v1", True),
+    ("http://[fe80::1]/v1", False), ("http://192.168.1.20/v1", True), ("http://192.168.1.21/v1", False),
+])
+def test_numeric_addresses_are_checked_against_the_networks_directly(url, allowed, dns):
+    entries = ("10.0.0.0/8", "fd00::/8", "192.168.1.20")
+    if allowed:
+        check(url, *entries)
+    else:
+        with pytest.raises(policy.BlockedURL, match="outside OUTBOUND_ALLOWLIST"):
+            check(url, *entries)
+    assert not dns  # numeric hosts are never looked up
+
+
+def test_a_name_is_allowed_by_network_only_if_every_address_is_inside(dns):
+    dns["llm.internal"] = ["10.0.0.5", "10.0.0.6"]
+    dns["mixed.internal"] = ["10.0.0.5", "169.254.169.254"]
+    check("http://llm.internal/v1", "10.0.0.0/8")
+    with pytest.raises(policy.BlockedURL, match="169.254.169.254"):
+        check("http://mixed.internal/v1", "10.0.0.0/8")
+
+
+def test_a_name_that_does_not_resolve_is_blocked_with_a_clear_message(dns):
+    with pytest.raises(policy.BlockedURL, match="could not be resolved"):
+        check("http://nowhere.internal/v1", "10.0.0.0/8")
+
+
+def test_decimal_ip_tricks_are_resolved_and_checked(dns):
+    dns["2130706433"] = ["127.0.0.1"]  # what getaddrinfo makes of it
+    with pytest.raises(policy.BlockedURL):
+        check("http://2130706433/v1", "10.0.0.0/8", "api.openai.com")
+
+
+@pytest.mark.parametrize("entry", ["*.", "*.com", "http://x.com", "10.0.0.0/33", "a_b.com", "*"])
+def test_bad_allowlist_entries_stop_the_start_up(database_uri, redis_url, entry):
+    with pytest.raises(RuntimeError, match="OUTBOUND_ALLOWLIST entry"):
+        make_test_app(database_uri, redis_url, OUTBOUND_ALLOWLIST=["api.openai.com", entry])
+
+
+def test_allowlist_is_read_from_the_environment(database_uri, redis_url, monkeypatch):
+    monkeypatch.setenv("OUTBOUND_ALLOWLIST", "api.openai.com, *.deepseek.com ,10.0.0.0/8")
+    app = make_test_app(database_uri, redis_url)
+    with app.app_context():
+        rules = policy.outbound_policy()
+    assert rules.hosts == {"api.openai.com"} and rules.suffixes == (".deepseek.com",)
+    assert [str(n) for n in rules.networks] == ["10.0.0.0/8"]
+
+
+# --- outbound: saving and calling ---------------------------------------------------------------
+
+def test_saving_a_model_outside_the_allowlist_is_a_form_error(app, admin_client, dns):
+    allow(app, "*.deepseek.com")
+    response = post_form(admin_client, "/admin/llmmodel/new/", model_form(base_url="https://evil.example.com/v1"))
+    assert response.status_code == 200
+    errors = field_errors(response.get_data(as_text=True), "base_url")
+    assert errors == ["Calls to evil.example.com are not allowed: the host is not in OUTBOUND_ALLOWLIST."]
+    assert db.session.execute(db.select(LLMModel)).first() is None
+    response = post_form(admin_client, "/admin/llmmodel/new/", model_form(base_url="https://api.deepseek.com/v1"))
+    assert response.status_code == 302
+
+
+def test_a_call_to_a_blocked_url_fails_the_task_clearly_without_calling(app, admin_user, sim_model, dns):
+    task = task_service.create_task(prompt="hi", model_id=sim_model.id, creator_id=admin_user.id)
+    db.session.refresh(task)
+    allow(app, "api.openai.com")  # the model was saved before the allowlist was set
+    calls = []
+    transport = httpx.MockTransport(lambda request: calls.append(request) or httpx.Response(500))
+    assert run_chunk(task.job_id, [task.id], transport=transport) == 0
+    db.session.expire_all()
+    failed = db.session.get(Task, task.id)
+    assert failed.status == FAILURE and failed.error_kind == "blocked_url"
+    assert failed.error == "Calls to 127.0.0.1 are not allowed: the address is outside OUTBOUND_ALLOWLIST."
+    assert calls == []
+
+
+def test_an_allowed_url_is_called_normally(app, admin_user, sim_model):
+    from tests.engine.test_executor import completion
+
+    allow(app, "127.0.0.0/8")
+    task = task_service.create_task(prompt="hi", model_id=sim_model.id, creator_id=admin_user.id)
+    db.session.refresh(task)
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, json=completion("ok")))
+    run_chunk(task.job_id, [task.id], transport=transport)
+    db.session.expire_all()
+    assert db.session.get(Task, task.id).status == SUCCESS
+
+
+def test_blocked_url_is_both_a_validation_error_and_an_llm_error():
+    from llmadmin.errors import LLMError
+
+    exc = policy.BlockedURL("no")
+    assert isinstance(exc, ValidationError) and isinstance(exc, LLMError)
+    assert exc.kind == "blocked_url" and not exc.retryable
+
+
+# --- prompts ------------------------------------------------------------------------------------
+
+RULES = (("(?i)\\bpassword\\s*[:=]", "credentials must not be sent to a model"),
+         ("\\b\\d{3}-\\d{2}-\\d{4}\\b", "looks like a US social security number"))
+
+
+def test_patterns_come_from_json_or_a_file(app, tmp_path):
+    path = tmp_path / "patterns.json"
+    path.write_text(json.dumps([{"pattern": "secret", "reason": "no secrets"}]))
+    app.config["PROMPT_BLOCKED_PATTERNS"] = str(path)
+    policy.init_app(app)
+    with pytest.raises(policy.PromptRefused, match="no secrets"):
+        policy.check_prompt("a secret")
+
+
+@pytest.mark.parametrize("value, message", [
+    ('[{"pattern": "(unclosed", "reason": "x"}]', "entry #1 pattern '\\(unclosed' is not a valid regular expression"),
+    ('[{"pattern": "ok", "reason": "x"}, {"pattern": "[", "reason": "y"}]', "entry #2"),
+    ('[{"pattern": "ok"}]', 'non-empty "pattern" and "reason"'),
+    ('{"pattern": "ok", "reason": "x"}', "must be a JSON list"),
+    ("[not json", "is not valid JSON"),
+    ("/no/such/patterns.json", "cannot be read"),
+])
+def test_invalid_patterns_stop_the_start_up_with_a_clear_error(database_uri, redis_url, value, message):
+    with pytest.raises(RuntimeError, match=message):
+        make_test_app(database_uri, redis_url, PROMPT_BLOCKED_PATTERNS=value)
+
+
+def test_the_service_refuses_a_prompt_naming_the_reason(app, sim_model):
+    block(app, *RULES)
+    with pytest.raises(ValidationError, match="The prompt was refused by the prompt policy: "
+                                              "credentials must not be sent to a model"):
+        task_service.create_task(prompt="my Password: hunter2", model_id=sim_model.id, creator_id=None)
+    with pytest.raises(ValidationError, match="The system prompt was refused.*social security"):
+        task_service.create_task(prompt="ok", system_prompt="id 123-45-6789", model_id=sim_model.id,
+                                 creator_id=None)
+    assert db.session.execute(db.select(Task)).first() is None
+    task_service.create_task(prompt="a harmless prompt", model_id=sim_model.id, creator_id=None, run=False)
+
+
+def test_the_form_refuses_with_the_reason(app, admin_client, sim_model):
+    block(app, *RULES)
+    response = post_form(admin_client, "/admin/task/new/", {"model": str(sim_model.id),
+                                                             "prompt": "password = hunter2"})
+    assert "credentials must not be sent to a model" in flashes(response.get_data(as_text=True))
+    assert db.session.execute(db.select(Task)).first() is None
+
+
+def test_editing_a_task_into_a_blocked_prompt_is_refused(app, admin_client, admin_user, sim_model):
+    task = make_task(admin_user, sim_model, prompt="fine", status=SUCCESS)
+    block(app, *RULES)
+    response = post_form(admin_client, f"/admin/task/edit/?id={task.id}",
+                         {"model": str(sim_model.id), "prompt": "password: x", "name": "t"})
+    assert "credentials must not be sent" in flashes(response.get_data(as_text=True))
+    db.session.expire_all()
+    assert db.session.get(Task, task.id).prompt == "fine"
+
+
+def test_the_cli_refuses_with_the_reason(app, runner, sim_model):
+    block(app, *RULES)
+    result = runner.invoke(args=["create-task", "--model-id", str(sim_model.id), "--prompt", "SSN 123-45-6789"])
+    assert result.exit_code != 0
+    assert "looks like a US social security number" in result.output
+    assert db.session.execute(db.select(Task)).first() is None
+
+
+def test_duplicating_old_tasks_is_refused_with_the_reason(app, admin_client, admin_user, sim_model):
+    clean = make_task(admin_user, sim_model, prompt="fine")
+    dirty = make_task(admin_user, sim_model, prompt="password: made before the rule")
+    block(app, *RULES)
+    response = post_form(admin_client, f"/admin/task/duplicate/?ids={clean.id},{dirty.id}",
+                         {"model_id": str(sim_model.id)}, token_from="/admin/task/")
+    assert response.status_code == 200
+    message = flashes(response.get_data(as_text=True))
+    assert "credentials must not be sent to a model" in message and f"copy of task #{dirty.id}" in message
+    db.session.expire_all()
+    assert db.session.execute(db.select(db.func.count(Task.id))).scalar_one() == 2  # no copy at all
+    # The session is still usable after the refusal:
+    assert task_service.duplicate_tasks([clean.id], sim_model.id, admin_user.id).changed == 1
+
+
+def test_bulk_duplicate_of_all_matching_rows_is_refused(app, admin_user, sim_model):
+    from llmadmin.services.bulk import apply_bulk_action
+
+    make_task(admin_user, sim_model, prompt="password: x")
+    block(app, *RULES)
+    with pytest.raises(ValidationError, match="credentials must not be sent"):
+        apply_bulk_action("task", "duplicate", "", admin_user.id, {"model_id": sim_model.id})
+    db.session.rollback()
+    assert db.session.execute(db.select(db.func.count(Task.id))).scalar_one() == 1
+
+
+def test_no_patterns_means_no_check(app, sim_model):
+    block(app)
+    task_service.create_task(prompt="password: fine here", model_id=sim_model.id, creator_id=None, run=False)

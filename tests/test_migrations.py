@@ -1,0 +1,132 @@
+"""The migrations: one head, ``flask db upgrade`` reaches it on an empty database, and the
+migrated schema is exactly what the models declare (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
+
+from llmadmin import create_app
+from llmadmin.database import normalise_url
+from llmadmin.extensions import db
+
+MIGRATIONS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "migrations")
+LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
+DATABASE_URL = os.environ.get("DATABASE_URL", "")
+
+
+def script_directory() -> ScriptDirectory:
+    config = Config(os.path.join(MIGRATIONS, "alembic.ini"))
+    config.set_main_option("script_location", MIGRATIONS)
+    return ScriptDirectory.from_config(config)
+
+
+def test_there_is_exactly_one_head():
+    heads = script_directory().get_heads()
+    assert len(heads) == 1, f"several migration heads {heads}: merge them (flask db merge)"
+
+
+def test_every_revision_can_be_reached_from_base():
+    script = script_directory()
+    revisions = list(script.walk_revisions("base", "heads"))
+    assert revisions, "no migrations found"
+    assert [r.down_revision for r in revisions].count(None) == 1, "more than one initial migration"
+
+
+# --- upgrading empty databases ---------------------------------------------------------------
+
+def _postgres_admin_url() -> str | None:
+    """The server to create a throwaway database on, or None to test SQLite only."""
+    if DATABASE_URL:
+        return normalise_url(DATABASE_URL)  # CI: must work, never skipped
+    url = normalise_url(LOCAL_POSTGRES)
+    engine = create_engine(url, connect_args={"connect_timeout": 2})
+    try:
+        with engine.connect():
+            return url
+    except OperationalError:
+        return None
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database(request, tmp_path):
+    """Yield the URL of a brand-new, empty database of each kind."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/migrate.db"
+        return
+    admin_url = _postgres_admin_url()
+    if admin_url is None:
+        pytest.skip(f"no DATABASE_URL and no PostgreSQL at {LOCAL_POSTGRES}: SQLite only")
+    name = f"llmadmin_migrate_{uuid.uuid4().hex[:10]}"
+    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield urlunsplit(urlsplit(admin_url)._replace(path=f"/{name}"))
+    finally:
+        with engine.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        engine.dispose()
+
+
+@pytest.fixture
+def migration_app(empty_database, tmp_path, monkeypatch):
+    monkeypatch.setenv("LLMADMIN_INSTANCE", str(tmp_path))
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": empty_database,
+                      "REDIS_URL": "redis://127.0.0.1:1/0", "SECRET_KEY": "test"})
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+def flask_db(app, *args: str) -> None:
+    result = app.test_cli_runner().invoke(args=["db", *args])
+    assert result.exit_code == 0, (args, result.output, result.exception)
+
+
+def current_heads(app) -> tuple[str, ...]:
+    with app.app_context(), db.engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_heads()
+
+
+def schema_differences(app) -> list:
+    with app.app_context(), db.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        return compare_metadata(context, db.metadata)
+
+
+def test_upgrade_reaches_head_and_matches_the_models(migration_app):
+    flask_db(migration_app, "upgrade")
+    assert current_heads(migration_app) == tuple(script_directory().get_heads())
+    assert schema_differences(migration_app) == []
+
+
+def test_downgrade_to_base_and_upgrade_again(migration_app):
+    flask_db(migration_app, "upgrade")
+    flask_db(migration_app, "downgrade", "base")
+    assert current_heads(migration_app) == ()
+    with migration_app.app_context(), db.engine.connect() as conn:
+        tables = set(db.inspect(conn).get_table_names()) - {"alembic_version"}
+    assert tables == set()
+    flask_db(migration_app, "upgrade")
+    assert schema_differences(migration_app) == []
+
+
+def test_the_schema_check_notices_drift(migration_app):
+    """Guard the guard: a schema that differs from the models must be reported."""
+    flask_db(migration_app, "upgrade")
+    with migration_app.app_context(), db.engine.begin() as conn:
+        conn.execute(text("DROP INDEX ix_task_status"))
+    differences = schema_differences(migration_app)
+    assert [d[0] for d in differences] == ["add_index"]

@@ -1,0 +1,55 @@
+"""Start an RQ worker for llmadmin: ``python worker.py [--queues llm reports] [--burst]``.
+
+Builds the app once, pushes an app context, preloads the job modules (so each forked
+job starts fast) and runs RQ's worker on the configured queues.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import threading
+
+from llmadmin import create_app
+from llmadmin.extensions import db
+from llmadmin.worker_class import LLMWorker
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--queues", nargs="*", default=os.environ.get("WORKER_QUEUES", "").split() or None,
+                        help="Queue names to listen on (default: the llm and reports queues).")
+    parser.add_argument("--burst", action="store_true", help="Quit when the queues are empty.")
+    parser.add_argument("--name", default=None, help="Worker name (default: RQ's).")
+    parser.add_argument("--housekeeping-interval", type=float,
+                        default=float(os.environ.get("HOUSEKEEPING_INTERVAL", "5")),
+                        help="Seconds between housekeeping passes; 0 disables them.")
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    app = create_app()
+    with app.app_context():
+        import llmadmin.engine.executor  # noqa: F401  preload for fast forks
+        import llmadmin.jobs.bulk  # noqa: F401
+        import llmadmin.jobs.exports  # noqa: F401
+        import llmadmin.jobs.tasks  # noqa: F401
+        from llmadmin.maintenance import start_thread
+        from llmadmin.queues import all_queue_names, get_redis
+
+        engines = list(db.engines.values())
+        # A forked job must not reuse the parent's pooled database connections.
+        os.register_at_fork(after_in_child=lambda: [e.dispose(close=False) for e in engines])
+        stop = threading.Event()
+        if args.housekeeping_interval > 0 and not args.burst:
+            start_thread(app, args.housekeeping_interval, stop)
+        worker = LLMWorker(args.queues or all_queue_names(), connection=get_redis(), name=args.name)
+        try:
+            worker.work(burst=args.burst, with_scheduler=True, logging_level=os.environ.get("LOG_LEVEL", "INFO"))
+        finally:
+            stop.set()
+
+
+if __name__ == "__main__":
+    main()
