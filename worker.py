@@ -12,7 +12,7 @@ import threading
 
 from llmadmin import create_app
 from llmadmin.extensions import db
-from llmadmin.worker_class import LLMWorker
+from llmadmin.worker_class import LLMWorker, work_until_stopped
 
 
 def parse_args() -> argparse.Namespace:
@@ -42,11 +42,20 @@ def main() -> None:
         # A forked job must not reuse the parent's pooled database connections.
         os.register_at_fork(after_in_child=lambda: [e.dispose(close=False) for e in engines])
         stop = threading.Event()
+        current: dict[str, LLMWorker] = {}
         if args.housekeeping_interval > 0 and not args.burst:
-            start_thread(app, args.housekeeping_interval, stop)
-        worker = LLMWorker(args.queues or all_queue_names(), connection=get_redis(), name=args.name)
+            # Each pass also puts this worker back into rq:workers if Redis lost it.
+            start_thread(app, args.housekeeping_interval, stop,
+                         also=lambda: "worker" in current and current["worker"].ensure_registered())
+        queues = args.queues or all_queue_names()
         try:
-            worker.work(burst=args.burst, with_scheduler=True, logging_level=os.environ.get("LOG_LEVEL", "INFO"))
+            work_until_stopped(
+                lambda: LLMWorker(queues, connection=get_redis(), name=args.name),
+                burst=args.burst,
+                on_worker=lambda worker: current.update(worker=worker),
+                with_scheduler=True,
+                logging_level=os.environ.get("LOG_LEVEL", "INFO"),
+            )
         finally:
             stop.set()
 

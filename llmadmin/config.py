@@ -56,6 +56,8 @@ def from_environment(env: os._Environ | dict | None = None) -> dict:
         "JOB_TIMEOUT": parse_int(env.get("JOB_TIMEOUT"), 3600),
         "HEARTBEAT_TTL_SECONDS": parse_int(env.get("HEARTBEAT_TTL_SECONDS"), 10),
         "RECONCILE_GRACE_SECONDS": parse_int(env.get("RECONCILE_GRACE_SECONDS"), 10),
+        "REDIS_OUTAGE_WAIT_SECONDS": parse_int(env.get("REDIS_OUTAGE_WAIT_SECONDS"), 60),
+        "BREAKER_WAIT_SECONDS": parse_int(env.get("BREAKER_WAIT_SECONDS"), 45),
         "WORKER_DRAIN_SECONDS": parse_int(env.get("WORKER_DRAIN_SECONDS"), 20),
         "MAX_RUN_ATTEMPTS": parse_int(env.get("MAX_RUN_ATTEMPTS"), 3),
         "DOWNLOAD_DIR": env.get("DOWNLOAD_DIR", ""),

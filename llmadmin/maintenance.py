@@ -36,8 +36,8 @@ def run_pass() -> dict:
     return done
 
 
-def start_thread(app, interval: float, stop: threading.Event) -> threading.Thread:
-    """Run ``run_pass`` every ``interval`` seconds in a daemon thread until ``stop`` is set."""
+def start_thread(app, interval: float, stop: threading.Event, also=None) -> threading.Thread:
+    """Run ``run_pass`` (then ``also``) every ``interval`` seconds in a daemon thread until ``stop`` is set."""
 
     def loop() -> None:
         while not stop.wait(interval):
@@ -50,6 +50,11 @@ def start_thread(app, interval: float, stop: threading.Event) -> threading.Threa
                     logger.warning("housekeeping skipped: %s", exc)
                 except Exception:  # keep the thread alive whatever a pass hits
                     logger.exception("housekeeping pass failed")
+                if also is not None:
+                    try:
+                        also()
+                    except (redis.RedisError, OSError) as exc:
+                        logger.warning("housekeeping extra step skipped: %s", exc)
 
     thread = threading.Thread(target=loop, name="llmadmin-housekeeping", daemon=True)
     thread.start()

@@ -1,17 +1,33 @@
-"""The RQ worker class llmadmin runs: RQ's fork-per-job Worker with a graceful drain.
+"""The RQ worker class llmadmin runs, and the loop that keeps it alive through Redis outages.
 
 On SIGTERM RQ's parent stops taking jobs and waits for the running one. A chunk can
 hold many calls, so the parent also forwards SIGTERM to the job process, whose handler
 asks the executor to drain: finish in-flight calls within WORKER_DRAIN_SECONDS and
 hand every unfinished task back to the queue, so nothing is left RUNNING.
+
+RQ's ``work()`` retries only its blocking dequeue when Redis goes away; an error in any
+other step (heartbeat, registry cleaning, job monitoring) makes it quit. A worker
+deployment must not die with Redis, so ``work_until_stopped`` starts a fresh worker
+once Redis answers again, and ``ensure_registered`` puts a worker that Redis forgot
+(FLUSHALL, restart without persistence) back into ``rq:workers`` so /healthz and the
+dashboard see it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import signal
+import threading
+from collections.abc import Callable
 
-from rq import Worker
+import redis
+from rq import Worker, worker_registration
+
+logger = logging.getLogger(__name__)
+
+REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
 
 
 class LLMWorker(Worker):
@@ -29,8 +45,85 @@ class LLMWorker(Worker):
             except ProcessLookupError:
                 pass
 
+    def ensure_registered(self) -> bool:
+        """Register this worker again if Redis lost it; return True when it had to.
+
+        Called from the housekeeping thread, so it only touches this worker's own keys.
+        """
+        if self.birth_date is None or self.connection.sismember(worker_registration.REDIS_WORKER_KEYS, self.key):
+            return False
+        with self.connection.pipeline() as pipeline:
+            pipeline.hset(self.key, mapping=self.serialize())
+            worker_registration.register(self, pipeline)
+            pipeline.expire(self.key, self.worker_ttl + 60)
+            pipeline.execute()
+        logger.warning("worker %s: Redis had forgotten this worker; registered it again", self.name)
+        return True
+
 
 def _drain_on_sigterm(signum, frame) -> None:
     from llmadmin.engine.executor import request_drain
 
     request_drain()
+
+
+def work_until_stopped(make_worker: Callable[[], LLMWorker], *, burst: bool, on_worker=None,
+                       max_backoff: float = 30.0, **work_kwargs) -> None:
+    """Run ``make_worker().work()`` again and again until a stop is requested.
+
+    A run that ends without a stop request ended on a Redis error: wait for the job
+    process RQ may have left running, then wait (with backoff) until Redis answers and
+    start a new worker. SIGTERM/SIGINT during that wait end the loop.
+    """
+    stop = threading.Event()
+    backoff = 1.0
+    restarted = False
+    while True:
+        worker = make_worker()
+        if restarted:
+            # The failed run could not register its death: a fixed name would clash with it.
+            with contextlib.suppress(*REDIS_ERRORS):
+                worker.connection.delete(worker.key)
+        restarted = True
+        if on_worker:
+            on_worker(worker)
+        try:
+            worker.work(burst=burst, **work_kwargs)
+        except REDIS_ERRORS as exc:
+            logger.warning("worker %s: lost Redis (%s)", worker.name, exc)
+        if burst or worker._stop_requested:
+            return
+        _reap_orphan_horse(worker)
+        previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            while not stop.is_set():
+                if _redis_answers(worker.connection):
+                    break
+                logger.warning("worker %s: Redis unreachable; retrying in %.0f s", worker.name, backoff)
+                stop.wait(backoff)
+                backoff = min(backoff * 2, max_backoff)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        if stop.is_set():
+            return
+        backoff = 1.0
+        logger.info("worker %s: Redis is back; starting a new worker", worker.name)
+
+
+def _redis_answers(connection) -> bool:
+    try:
+        return bool(connection.ping())
+    except REDIS_ERRORS:
+        return False
+
+
+def _reap_orphan_horse(worker: Worker) -> None:
+    """Wait for a job process the failed run left behind, so two never run at once."""
+    pid = getattr(worker, "_horse_pid", 0)
+    if not pid:
+        return
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass

@@ -26,7 +26,7 @@ from llmadmin import crypto
 from llmadmin.engine.breaker import CircuitBreaker
 from llmadmin.engine.limits import RENEW, ModelLimiter, heartbeat_key
 from llmadmin.engine.writer import OutcomeWriter
-from llmadmin.errors import LLMError
+from llmadmin.errors import CircuitOpen, LLMError
 from llmadmin.extensions import db
 from llmadmin.llm import ChatRequest, build_messages, chat, compute_cost
 from llmadmin.llm.pool import ClientPool
@@ -47,8 +47,12 @@ DRAIN = threading.Event()
 def request_drain() -> None:
     """Ask the running chunk to stop claiming work and hand back what it cannot finish."""
     DRAIN.set()
+
+
 PARTIAL_SAVE_SECONDS = 1.0
 MAX_RETRY_AFTER_SECONDS = 120.0
+# Errors that mean "Redis is away", as opposed to a bug in a script or command.
+REDIS_OUTAGE = (redis.ConnectionError, redis.TimeoutError, OSError)
 
 
 @dataclass
@@ -161,6 +165,8 @@ class ChunkRunner:
         self.max_connections = cfg["LLM_MAX_CONNECTIONS"]
         # Concurrency leases live as long as the heartbeat: a killed worker frees its slots fast.
         self.lease_seconds = float(cfg["HEARTBEAT_TTL_SECONDS"])
+        self.redis_patience = float(cfg["REDIS_OUTAGE_WAIT_SECONDS"])
+        self.breaker_patience = float(cfg["BREAKER_WAIT_SECONDS"])
 
     async def run(self) -> int:
         """Run every claimable task of the chunk; return how many outcomes were written."""
@@ -263,13 +269,23 @@ class ChunkRunner:
         return claimed
 
     def _reap(self) -> None:
+        handed_back: list[int] = []
         for task_id, task in list(self.inflight.items()):
             if task.done():
                 del self.inflight[task_id]
                 self.partial_saved.pop(task_id, None)
-                if not task.cancelled() and task.exception() is not None:
-                    logger.error("task %s crashed in the executor", task_id, exc_info=task.exception())
-                    self.writer.failure(task_id, f"Internal error: {task.exception()}", "unexpected", None)
+                if task.cancelled() or task.exception() is None:
+                    continue
+                if isinstance(task.exception(), REDIS_OUTAGE):
+                    # Redis stayed away too long: not the task's fault, it waits for the queue.
+                    handed_back.append(task_id)
+                    continue
+                logger.error("task %s crashed in the executor", task_id, exc_info=task.exception())
+                self.writer.failure(task_id, f"Internal error: {task.exception()}", "unexpected", None)
+        if handed_back:
+            logger.warning("Redis unreachable: handing %d task(s) back to the queue", len(handed_back))
+            self.writer.flush()
+            requeue_unfinished(self.job_id, handed_back, note="re-queued: Redis was unreachable")
 
     def _drop_canceled(self) -> None:
         """Stop the calls of tasks that were canceled (or taken away) while running."""
@@ -296,14 +312,30 @@ class ChunkRunner:
         streamed: list[str] = []
         on_delta = self._delta_saver(task_id, streamed) if model.stream else None
         started = time.monotonic()
-        for attempt in range(1, model.max_attempts + 1):
+        attempt, breaker_waited = 0, 0.0
+        while True:
             try:
-                breaker_dirty = await self.breaker.before_call()
-                async with self.limiter.slot():
+                breaker_dirty = await self._with_redis(self.breaker.before_call)
+            except CircuitOpen as exc:
+                # The model is paused; waiting for it costs no attempt. Only a wait longer
+                # than BREAKER_WAIT_SECONDS in all fails the task with the breaker's message.
+                wait = float(exc.retry_after or 1)
+                if breaker_waited + wait > self.breaker_patience:
+                    self.writer.failure(task_id, exc.message, exc.kind, (time.monotonic() - started) * 1000)
+                    return
+                breaker_waited += wait
+                await asyncio.sleep(wait + random.uniform(0, 0.2))
+                continue
+            attempt += 1
+            try:
+                token = await self._with_redis(self.limiter.acquire)
+                try:
                     call_started = time.monotonic()
                     result = await chat(self.clients.next(), request, on_delta=on_delta)
+                finally:
+                    await asyncio.shield(self.limiter.release(token))
                 if breaker_dirty:
-                    await self.breaker.record_success()
+                    await self._best_effort(self.breaker.record_success())
                 cost = compute_cost(result.prompt_tokens, result.completion_tokens,
                                     model.price_in, model.price_out)
                 latency = (time.monotonic() - call_started) * 1000
@@ -311,7 +343,7 @@ class ChunkRunner:
                                     result.completion_tokens, cost)
                 return
             except LLMError as exc:
-                await self.breaker.record_failure(exc.kind)
+                await self._best_effort(self.breaker.record_failure(exc.kind))
                 can_retry = exc.retryable and attempt < model.max_attempts
                 if can_retry and (exc.retry_after or 0) > MAX_RETRY_AFTER_SECONDS:
                     can_retry = False
@@ -323,6 +355,33 @@ class ChunkRunner:
                     return
                 streamed.clear()
                 await backoff_sleep(backoff_delay(attempt, exc.retry_after))
+
+    async def _with_redis(self, step):
+        """Run a Redis step of a call, waiting out a Redis outage of up to REDIS_OUTAGE_WAIT_SECONDS.
+
+        A restart or blip of Redis is not the model's fault: it costs the task no attempt.
+        When Redis stays away longer, the error reaches ``_reap``, which hands the task back.
+        """
+        deadline = time.monotonic() + self.redis_patience
+        delay = 0.1
+        while True:
+            try:
+                return await step()
+            except REDIS_OUTAGE as exc:
+                if DRAIN.is_set() or time.monotonic() + delay > deadline:
+                    raise
+                if delay >= 1.0:
+                    logger.warning("Redis unreachable (%s); waiting %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    @staticmethod
+    async def _best_effort(coro) -> None:
+        """Breaker bookkeeping must never cost a task its answer."""
+        try:
+            await coro
+        except REDIS_OUTAGE as exc:
+            logger.warning("circuit breaker not updated: %s", exc)
 
     def _delta_saver(self, task_id: int, streamed: list[str]):
         def on_delta(delta: str) -> None:
@@ -357,15 +416,15 @@ def run_chunk(job_id: str, task_ids: list[int], transport=None, steal_seconds: f
     return asyncio.run(ChunkRunner(job_id, task_ids, settings, transport, steal_seconds).run())
 
 
-def requeue_unfinished(job_id: str, task_ids: list[int]) -> int:
-    """Put tasks of a stopping job back in the queue under new jobs (graceful shutdown)."""
+def requeue_unfinished(job_id: str, task_ids: list[int], note: str = "re-queued: worker shut down") -> int:
+    """Put tasks of a stopping job back in the queue under new jobs (graceful shutdown, Redis outage)."""
     from llmadmin.errors import QueueUnavailable
     from llmadmin.models.base import utcnow
     from llmadmin.models.task import PENDING
     from llmadmin.services.dispatch import dispatch
 
     back = transition(task_ids, PENDING, from_statuses=(QUEUED, RUNNING), where=Task.job_id == job_id,
-                      run_requested_at=utcnow(), job_id=None, queue_note="re-queued: worker shut down")
+                      run_requested_at=utcnow(), job_id=None, queue_note=note)
     try:
         dispatch(back)
     except QueueUnavailable:

@@ -4,8 +4,11 @@ RQ alone is at-most-once after a crash and slow to notice one. Every running chu
 refreshes a short heartbeat key in Redis; this pass (run by every worker's housekeeping
 thread, safe on many machines at once thanks to conditional updates) finds:
 
-* RUNNING rows whose job has no heartbeat (worker killed, machine lost): re-queued while
-  run attempts remain, otherwise failed with "worker lost";
+* RUNNING rows whose job has had no heartbeat for a while (worker killed, machine lost):
+  re-queued while run attempts remain, otherwise failed with "worker lost". A heartbeat
+  missing only once is not enough: after a Redis restart a live chunk needs a beat
+  (HEARTBEAT_SECONDS) to write its key again, and re-queuing it then would throw its
+  answers away;
 * QUEUED rows whose job is gone from Redis, or ended without running them (Redis restarted
   without persistence, queue flushed, job failed before claiming): re-queued.
 """
@@ -13,6 +16,7 @@ thread, safe on many machines at once thanks to conditional updates) finds:
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 
 import redis
@@ -21,6 +25,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from sqlalchemy import select
 
+from llmadmin.engine.executor import HEARTBEAT_SECONDS
 from llmadmin.engine.limits import heartbeat_key
 from llmadmin.extensions import db
 from llmadmin.models import Task
@@ -31,6 +36,9 @@ from llmadmin.services.task_state import transition
 logger = logging.getLogger(__name__)
 
 DEAD_JOB_STATES = {"failed", "stopped", "canceled", "finished"}
+HEARTBEAT_CONFIRM_SECONDS = 2 * HEARTBEAT_SECONDS + 0.5
+# When this process first saw each running job without a heartbeat (monotonic seconds).
+_missing_since: dict[str, float] = {}
 
 
 def reconcile(limit: int = 5000) -> dict[str, int]:
@@ -65,9 +73,23 @@ def _lost(connection, status: str, older, limit: int) -> list[tuple[int, str, in
     for task_id, job_id, attempts in rows:
         if job_id not in alive:
             alive[job_id] = _job_alive(connection, prefix, job_id, status)
+            if status == RUNNING and job_id:
+                alive[job_id] = not _missing_long_enough(job_id, alive[job_id])
         if not alive[job_id]:
             lost.append((task_id, job_id, attempts))
+    if status == RUNNING:
+        for job_id in set(_missing_since) - set(alive):
+            del _missing_since[job_id]  # its rows are no longer running
     return lost
+
+
+def _missing_long_enough(job_id: str, has_heartbeat: bool) -> bool:
+    """Tell whether a running job's heartbeat has been missing for a confirmation period."""
+    if has_heartbeat:
+        _missing_since.pop(job_id, None)
+        return False
+    first_seen = _missing_since.setdefault(job_id, time.monotonic())
+    return time.monotonic() - first_seen >= HEARTBEAT_CONFIRM_SECONDS
 
 
 def _job_alive(connection, prefix: str, job_id: str | None, status: str) -> bool:

@@ -176,6 +176,30 @@ def test_breaker_opens_fails_fast_and_recovers(app, sim_model, monkeypatch):
     assert not get_redis().exists(f"llmadmin:breaker:{sim_model.id}")
 
 
+def test_tasks_wait_out_a_short_breaker_pause_without_spending_attempts(app, sim_model, monkeypatch):
+    """An outage shorter than BREAKER_WAIT_SECONDS: the paused tasks run after the cooldown."""
+    ids, _ = make_tasks(sim_model, 5, max_attempts=1, breaker_threshold=2, breaker_cooldown_seconds=1,
+                        max_concurrency=1)
+    handler = Recorder(lambda p, n, b: httpx.Response(502, text="down") if len(handler.calls) <= 2
+                       else httpx.Response(200, json=completion()))
+    tasks = run_all(ids, handler, [], monkeypatch)
+    statuses = [tasks[i].status for i in ids]
+    assert statuses.count(FAILURE) == 2 and statuses.count(SUCCESS) == 3, statuses
+    assert len(handler.calls) == 5, "no call while the breaker was open"
+    assert {tasks[i].attempts for i in ids} == {1}
+
+
+def test_breaker_pause_longer_than_the_wait_budget_fails_clearly(app, sim_model, monkeypatch):
+    app.config["BREAKER_WAIT_SECONDS"] = 2
+    ids, _ = make_tasks(sim_model, 3, max_attempts=1, breaker_threshold=1, breaker_cooldown_seconds=3,
+                        max_concurrency=1)
+    handler = Recorder(lambda p, n, b: httpx.Response(503, text="down"))
+    tasks = run_all(ids, handler, [], monkeypatch)
+    assert len(handler.calls) == 1
+    assert [tasks[i].error_kind for i in ids[1:]] == ["circuit_open", "circuit_open"]
+    assert "it will be tried again in about 3 s" in tasks[ids[2]].error
+
+
 def test_rate_limited_and_client_errors_do_not_open_breaker(app, sim_model, monkeypatch):
     ids, _ = make_tasks(sim_model, 4, max_attempts=1, breaker_threshold=1, max_concurrency=1)
     handler = Recorder(lambda p, n, b: httpx.Response(400, json={"error": {"message": "bad"}}))

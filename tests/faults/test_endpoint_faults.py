@@ -90,15 +90,27 @@ def test_retry_after_is_honoured(fault):
         assert row.status == SUCCESS and (row.finished_at - row.started_at).total_seconds() >= 2.0, row
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: with the default breaker (5 failures, 30 s cooldown) a short 5xx storm that retries "
-    "would survive ends most tasks FAILURE 'circuit breaker open … it will be tried again in about "
-    "30 s', but nothing tries them again: CircuitOpen is raised with retryable=False and "
-    "ChunkRunner._run_one (engine/executor.py) records it as the task's final outcome."))
-def test_storm_with_the_default_breaker_still_succeeds(fault):
-    case = Case("500/502/503 storm, default breaker", lambda i: f"status={STORM[i % 3]}, fail_times=2",
-                SUCCESS, 3, None, {"breaker_threshold": 5, "breaker_cooldown_seconds": 30})
-    ids, elapsed = _run_case(fault, case)
-    report = fault.report(ids, recovery_s=elapsed, expected_calls=case.calls)
+def test_outage_with_the_default_breaker_pauses_the_calls_then_succeeds(fault):
+    """Every call fails for 3 s (a real outage, not a per-task script), breaker 5 failures / 5 s.
+
+    The breaker stops calling the model; the tasks wait for it without spending attempts
+    (BREAKER_WAIT_SECONDS) and all succeed once the probe finds the model healthy again.
+    """
+    fault.name = "endpoint: 3 s outage (503), breaker 5 failures / 5 s"
+    model = fault.model(breaker_threshold=5, breaker_cooldown_seconds=5)
+    fault.start_workers(2)
+    ids = fault.create(model, N)
+    fault.sim.configure(status=503)
+    started = time.monotonic()
+    svc.run_tasks(ids)
+    time.sleep(3.0)
+    calls_during_outage = sum(fault.calls().values())
+    fault.sim.configure(status=None)
+    fault.wait_final(ids, timeout=120)
+    elapsed = time.monotonic() - started
+    report = fault.report(ids, recovery_s=elapsed, expected_calls=2,
+                          note=f"{calls_during_outage} calls in the 3 s outage for {len(ids)} tasks")
     assert_clean(report, fault.workers)
-    assert {r.status for r in rows(ids).values()} == {SUCCESS}, report.outcome
+    current = rows(ids).values()
+    assert {r.status for r in current} == {SUCCESS}, [(r.id, r.status, r.error) for r in current]
+    assert calls_during_outage <= len(ids) + 2, "the open breaker should have stopped the calls"

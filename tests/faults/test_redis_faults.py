@@ -35,12 +35,6 @@ def _in_the_middle(workers, ids) -> None:
              interval=0.05)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a Redis restart turns every task in flight into FAILURE 'Internal error: Error 111 "
-    "connecting to …' (engine/executor.py ChunkRunner._run_one lets redis.ConnectionError from "
-    "the limiter/breaker escape to _reap, which records it as the task's outcome) and the RQ "
-    "parent process exits ('found an unhandled exception, quitting': monitor_work_horse writes "
-    "to Redis and worker.py does not survive it)."))
 def test_redis_restarted_empty_in_the_middle(private_app, private_fault, private_redis):
     fault = private_fault
     fault.name = "Redis kill -9 + restart (empty)"
@@ -62,11 +56,6 @@ def test_redis_restarted_empty_in_the_middle(private_app, private_fault, private
     assert len(workers.live()) == 2, f"a worker died with Redis\n{workers.logs()}"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a 2.5 s Redis blip during long calls makes every in-flight task run twice: "
-    "ChunkRunner._heartbeat (engine/executor.py) ends for good on the first redis error, the "
-    "reconciler then re-queues the chunk's RUNNING tasks and their answers, which arrive "
-    "moments later, are thrown away."))
 def test_redis_blip_during_long_calls_keeps_every_answer(private_app, private_fault, private_redis):
     fault = private_fault
     fault.name = "Redis blip (2.5 s) during long calls"
@@ -135,10 +124,6 @@ def test_tasks_created_while_redis_is_down_run_when_it_returns(private_app, priv
     assert len(workers.live()) == 2, f"a worker died while Redis was down\n{workers.logs()}"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: after FLUSHALL (or a restart without persistence) /healthz reports 0 live workers and "
-    "answers 503 for as long as the workers run, although they keep working: RQ registers a "
-    "worker only at birth and LLMWorker (llmadmin/worker_class.py) never re-registers."))
 @pytest.mark.parametrize("how", ["flushall", "restart"])
 def test_healthz_sees_the_workers_after_redis_lost_its_data(private_app, private_fault, private_redis, how):
     workers = private_fault.start_workers(2)
