@@ -3,28 +3,33 @@
 One RQ job carries a chunk of task ids. Inside it an asyncio loop claims tasks
 (QUEUED -> RUNNING, only for this job id) as slots free up, calls the model through the
 one HTTP client under the shared limits and breaker, and writes outcomes in batches.
-Database work stays on the loop's thread and is short (batched statements), so the
-loop keeps dozens of HTTP requests in flight while it writes.
+Database work (claims, batched writes, cancel checks) runs one step at a time in a
+"lane" thread, so a locked or slow database never stalls the calls in flight.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import random
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
 
 import redis
 import redis.asyncio as aioredis
 from flask import current_app
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import select
 
 from llmadmin import crypto
+from llmadmin.database import is_transient_error
 from llmadmin.engine.breaker import CircuitBreaker
-from llmadmin.engine.limits import RENEW, ModelLimiter, heartbeat_key
+from llmadmin.engine.heartbeat import Heartbeat
+from llmadmin.engine.limits import ModelLimiter, heartbeat_key
+from llmadmin.engine.model_settings import ModelSettings, backoff_delay
 from llmadmin.engine.writer import OutcomeWriter
 from llmadmin.errors import CircuitOpen, LLMError
 from llmadmin.extensions import db
@@ -38,7 +43,6 @@ from llmadmin.services.task_state import transition
 logger = logging.getLogger(__name__)
 
 CANCEL_CHECK_SECONDS = 0.5
-HEARTBEAT_SECONDS = 2.0
 
 # Set by the worker's SIGTERM handler in the job process (see llmadmin.worker_class).
 DRAIN = threading.Event()
@@ -53,88 +57,8 @@ PARTIAL_SAVE_SECONDS = 1.0
 MAX_RETRY_AFTER_SECONDS = 120.0
 # Errors that mean "Redis is away", as opposed to a bug in a script or command.
 REDIS_OUTAGE = (redis.ConnectionError, redis.TimeoutError, OSError)
-
-
-@dataclass
-class ModelSettings:
-    """A detached snapshot of the model row (the ORM object never crosses into coroutines)."""
-
-    id: int
-    label: str
-    base_url: str
-    api_key: str | None
-    model_name: str
-    temperature: float
-    max_tokens: int
-    timeout: float
-    cap: int
-    rpm: int
-    max_attempts: int
-    stream: bool
-    price_in: object
-    price_out: object
-    breaker_threshold: int
-    breaker_cooldown: int
-
-    @classmethod
-    def load(cls, model: LLMModel) -> ModelSettings:
-        """Snapshot ``model`` (decrypting its key)."""
-        return cls(
-            id=model.id, label=model.name, base_url=model.base_url,
-            api_key=crypto.decrypt(model.api_key_encrypted), model_name=model.model_name,
-            temperature=model.temperature, max_tokens=model.max_tokens,
-            timeout=float(model.timeout_seconds), cap=max(1, model.max_concurrency),
-            rpm=max(0, model.rpm_limit), max_attempts=max(1, model.max_attempts),
-            stream=model.stream, price_in=model.price_input_per_1k,
-            price_out=model.price_output_per_1k, breaker_threshold=model.breaker_threshold,
-            breaker_cooldown=model.breaker_cooldown_seconds,
-        )
-
-
-def backoff_delay(attempt: int, retry_after: float | None, base: float = 0.5, cap: float = 30.0) -> float:
-    """Exponential backoff with full jitter; a server's Retry-After is a floor."""
-    delay = random.uniform(0, min(cap, base * (2 ** (attempt - 1))))
-    if retry_after is not None:
-        delay = max(delay, float(retry_after) + random.uniform(0, 0.1))
-    return delay
-
-
-class Heartbeat(threading.Thread):
-    """Keep the job's heartbeat key and its concurrency leases alive from a thread.
-
-    A thread (with its own blocking Redis client) rather than a coroutine: the event loop
-    blocks while a database write waits on a lock, and the job must not look dead then.
-    """
-
-    def __init__(self, redis_url: str, key: str, ttl_seconds: float, limiter: ModelLimiter):
-        super().__init__(name=f"heartbeat-{key}", daemon=True)
-        self.redis_url, self.key, self.limiter = redis_url, key, limiter
-        self.ttl_ms = int(ttl_seconds * 1000)
-        self.stopping = threading.Event()
-
-    def run(self) -> None:
-        client = redis.Redis.from_url(self.redis_url, socket_connect_timeout=2, socket_timeout=5)
-        renew = client.register_script(RENEW)
-        while True:
-            try:
-                client.set(self.key, "1", px=self.ttl_ms)
-                tokens = list(self.limiter.held)
-                if tokens:
-                    renew(keys=[self.limiter.keys[0]], args=[self.ttl_ms, *tokens])
-            except (redis.RedisError, OSError) as exc:
-                logger.warning("heartbeat missed: %s", exc)
-            if self.stopping.wait(HEARTBEAT_SECONDS):
-                break
-        try:
-            client.delete(self.key)
-        except (redis.RedisError, OSError):
-            pass  # the key expires by itself
-        client.close()
-
-    def stop(self) -> None:
-        """Stop beating and remove the key."""
-        self.stopping.set()
-        self.join(timeout=10)
+# Database errors a step retries: locks past the busy timeout, lost connections.
+TRANSIENT_DB_ERRORS = (sa_exc.OperationalError, sa_exc.InterfaceError)
 
 
 async def backoff_sleep(seconds: float) -> None:
@@ -158,6 +82,9 @@ class ChunkRunner:
         self.transport = transport
         self.writer = OutcomeWriter(job_id)
         self.inflight: dict[int, asyncio.Task] = {}
+        self.handed_back: list[int] = []
+        # Every database step of the chunk runs here, one at a time, off the event loop.
+        self.lane = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"chunk-db-{job_id}")
         self.partial_saved: dict[int, float] = {}
         cfg = current_app.config
         self.prefix = cfg["QUEUE_PREFIX"]
@@ -192,27 +119,92 @@ class ChunkRunner:
                 task.cancel()
             await asyncio.gather(*self.inflight.values(), return_exceptions=True)
             heartbeat.stop()
+            self.lane.shutdown(wait=True)  # no database step may run beside the last flush
             self.writer.flush()
             await self.clients.aclose()
             await self.redis.aclose()
         return self.writer.written
 
     async def _loop(self) -> None:
+        """Keep the slots busy; database work runs in the lane thread, one step at a time.
+
+        While a step waits on a locked database the loop goes on: calls in flight finish,
+        their outcomes wait in the writer and are written when the database answers, so a
+        lock costs no call its timeout (and no task a second call).
+        """
+        step: asyncio.Future | None = None
+        on_done = None
+        retry_at = 0.0
         last_cancel_check = time.monotonic()
-        while self.pending or self.inflight or self._may_steal():
+        while self.pending or self.inflight or self.handed_back or step or self._may_steal():
             if DRAIN.is_set():
+                if step is not None:
+                    await asyncio.wait([step])
+                    self._finish_step(step, on_done)
                 await self._drain()
                 return
-            self._claim_more()
-            if self.inflight:
-                await asyncio.wait(list(self.inflight.values()), timeout=0.05,
-                                   return_when=asyncio.FIRST_COMPLETED)
-                self._reap()
-            if self.writer.due():
-                self.writer.flush()
-            if time.monotonic() - last_cancel_check >= CANCEL_CHECK_SECONDS:
-                self._drop_canceled()
-                last_cancel_check = time.monotonic()
+            now = time.monotonic()
+            if step is None and now >= retry_at:
+                step, on_done = self._next_step(now - last_cancel_check >= CANCEL_CHECK_SECONDS)
+                if on_done == self._canceled_found:
+                    last_cancel_check = now
+            waitables = list(self.inflight.values()) + ([step] if step is not None else [])
+            if waitables:
+                await asyncio.wait(waitables, timeout=0.05, return_when=asyncio.FIRST_COMPLETED)
+            else:
+                await asyncio.sleep(0.05)
+            if step is not None and step.done():
+                if not self._finish_step(step, on_done):
+                    retry_at = time.monotonic() + 1.0
+                step, on_done = None, None
+            self._reap()
+
+    def _next_step(self, cancel_check_due: bool):
+        """Start the most urgent database step in the lane; return (future, on_done) or (None, None)."""
+        if self.writer.due():
+            batch = self.writer.take()
+            return self._in_lane(self.writer.write, batch), lambda ok, _: ok or self.writer.give_back(batch)
+        if self.handed_back:
+            ids, self.handed_back = self.handed_back, []
+            batch = self.writer.take()
+
+            def hand_back():
+                self.writer.write(batch)
+                requeue_unfinished(self.job_id, ids, note="re-queued: Redis was unreachable")
+
+            def restore(ok, _):
+                if not ok:
+                    self.writer.give_back(batch)
+                    self.handed_back[:0] = ids
+            return self._in_lane(hand_back), restore
+        free = self.model.cap - len(self.inflight)
+        if free > 0 and self.pending:
+            batch = [self.pending.popleft() for _ in range(min(free, len(self.pending)))]
+            return self._in_lane(self._claim, batch), lambda ok, rows: (
+                self._start_calls(rows) if ok else self.pending.extendleft(reversed(batch)))
+        if free > 0 and self._may_steal():
+            return self._in_lane(self._steal, free), lambda ok, rows: self._stolen(rows if ok else [])
+        if cancel_check_due and self.inflight:
+            return self._in_lane(self._find_gone, list(self.inflight)), self._canceled_found
+        return None, None
+
+    def _in_lane(self, fn, *args) -> asyncio.Future:
+        context = contextvars.copy_context()  # the app context, hence the same database session
+        return asyncio.get_running_loop().run_in_executor(self.lane, context.run, fn, *args)
+
+    @staticmethod
+    def _finish_step(step: asyncio.Future, on_done) -> bool:
+        """Apply a finished step's result; return False when it hit a transient database error."""
+        try:
+            result = step.result()
+        except TRANSIENT_DB_ERRORS as exc:
+            if not is_transient_error(exc):
+                raise
+            logger.warning("database busy or unreachable (%s); retrying in 1 s", exc)
+            on_done(False, None)
+            return False
+        on_done(True, result)
+        return True
 
     async def _drain(self) -> None:
         """Let in-flight calls finish within the grace period, then hand the rest back."""
@@ -227,27 +219,30 @@ class ChunkRunner:
             task.cancel()
         await asyncio.gather(*self.inflight.values(), return_exceptions=True)
         self.inflight.clear()
-        self.writer.flush()
-        requeue_unfinished(self.job_id, unfinished + list(self.pending))
+        batch, ids = self.writer.take(), unfinished + list(self.pending) + self.handed_back
         self.pending.clear()
+        self.handed_back = []
 
-    def _claim_more(self) -> None:
-        free = self.model.cap - len(self.inflight)
-        if free <= 0:
-            return
-        if self.pending:
-            batch = [self.pending.popleft() for _ in range(min(free, len(self.pending)))]
-            claimed = transition(batch, RUNNING, from_statuses=(QUEUED,), where=Task.job_id == self.job_id)
-        elif self._may_steal():
-            claimed = self._steal(free)
-        else:
-            return
+        def hand_back():
+            self.writer.write(batch)
+            requeue_unfinished(self.job_id, ids)
+        await self._in_lane(hand_back)
+
+    def _claim(self, batch: list[int]) -> list:
+        """(lane) Claim ``batch`` for this job; return the claimed rows' prompts."""
+        claimed = transition(batch, RUNNING, from_statuses=(QUEUED,), where=Task.job_id == self.job_id)
+        return self._prompts(claimed)
+
+    def _prompts(self, claimed: list[int]) -> list:
         if not claimed:
-            return
+            return []
         rows = db.session.execute(
             select(Task.id, Task.prompt, Task.system_prompt).where(Task.id.in_(claimed))
         ).all()
         db.session.commit()  # end the read transaction; SQLite must not hold a snapshot open
+        return rows
+
+    def _start_calls(self, rows) -> None:
         for task_id, prompt, system_prompt in rows:
             coro = self._run_one(task_id, build_messages(prompt, system_prompt))
             self.inflight[task_id] = asyncio.ensure_future(coro)
@@ -256,20 +251,23 @@ class ChunkRunner:
         now = time.monotonic()
         return self.steal_until is not None and now < self.steal_until and now >= self.next_steal
 
-    def _steal(self, free: int) -> list[int]:
-        """Claim up to ``free`` tasks queued for this model under other jobs."""
+    def _steal(self, free: int) -> list:
+        """(lane) Claim up to ``free`` tasks queued for this model under other jobs."""
         candidates = db.session.execute(
             select(Task.id).where(Task.model_id == self.model.id, Task.status == QUEUED)
             .order_by(Task.id).limit(free)
         ).scalars().all()
         claimed = transition(candidates, RUNNING, from_statuses=(QUEUED,), job_id=self.job_id) if candidates else []
-        if not claimed:
-            db.session.commit()
+        db.session.commit()
+        return self._prompts(claimed)
+
+    def _stolen(self, rows) -> None:
+        if rows:
+            self._start_calls(rows)
+        else:
             self.next_steal = time.monotonic() + 0.5
-        return claimed
 
     def _reap(self) -> None:
-        handed_back: list[int] = []
         for task_id, task in list(self.inflight.items()):
             if task.done():
                 del self.inflight[task_id]
@@ -278,25 +276,23 @@ class ChunkRunner:
                     continue
                 if isinstance(task.exception(), REDIS_OUTAGE):
                     # Redis stayed away too long: not the task's fault, it waits for the queue.
-                    handed_back.append(task_id)
+                    logger.warning("Redis unreachable: handing task %s back to the queue", task_id)
+                    self.handed_back.append(task_id)
                     continue
                 logger.error("task %s crashed in the executor", task_id, exc_info=task.exception())
                 self.writer.failure(task_id, f"Internal error: {task.exception()}", "unexpected", None)
-        if handed_back:
-            logger.warning("Redis unreachable: handing %d task(s) back to the queue", len(handed_back))
-            self.writer.flush()
-            requeue_unfinished(self.job_id, handed_back, note="re-queued: Redis was unreachable")
 
-    def _drop_canceled(self) -> None:
-        """Stop the calls of tasks that were canceled (or taken away) while running."""
-        if not self.inflight:
-            return
+    def _find_gone(self, ids: list[int]) -> list[int]:
+        """(lane) Return the ids among ``ids`` that were canceled or taken away while running."""
         gone = db.session.execute(
-            select(Task.id).where(Task.id.in_(list(self.inflight)),
-                                  (Task.status != RUNNING) | (Task.job_id != self.job_id))
+            select(Task.id).where(Task.id.in_(ids), (Task.status != RUNNING) | (Task.job_id != self.job_id))
         ).scalars().all()
         db.session.commit()
-        for task_id in gone:
+        return gone
+
+    def _canceled_found(self, ok: bool, gone) -> None:
+        """Stop the calls of tasks that were canceled (or taken away) while running."""
+        for task_id in gone or ():
             task = self.inflight.pop(task_id, None)
             if task is not None:
                 task.cancel()

@@ -84,17 +84,37 @@ class OutcomeWriter:
 
     def flush(self) -> None:
         """Write everything collected in one transaction."""
-        finals, self.finals = self.finals, []
-        partials, self.partials = self.partials, {}
+        self.write(self.take())
+
+    def take(self) -> tuple[list[dict], dict[int, str]]:
+        """Hand over everything collected so far (on the event loop's thread)."""
+        batch = (self.finals, self.partials)
+        self.finals, self.partials = [], {}
         self.last_flush = time.monotonic()
+        return batch
+
+    def give_back(self, batch: tuple[list[dict], dict[int, str]]) -> None:
+        """Put a batch that could not be written back in front (newer partial text wins)."""
+        finals, partials = batch
+        self.finals[:0] = finals
+        for task_id, text in partials.items():
+            self.partials.setdefault(task_id, text)
+
+    def write(self, batch: tuple[list[dict], dict[int, str]]) -> None:
+        """Write a taken batch in one transaction (may run in the executor's database thread)."""
+        finals, partials = batch
         if not finals and not partials:
             return
-        if finals:
-            db.session.execute(_final_stmt(), finals)
-        if partials:
-            db.session.execute(
-                _partial_stmt(),
-                [{"b_id": k, "b_job": self.job_id, "b_result": v} for k, v in partials.items()],
-            )
-        db.session.commit()
+        try:
+            if finals:
+                db.session.execute(_final_stmt(), finals)
+            if partials:
+                db.session.execute(
+                    _partial_stmt(),
+                    [{"b_id": k, "b_job": self.job_id, "b_result": v} for k, v in partials.items()],
+                )
+            db.session.commit()
+        except Exception:
+            db.session.rollback()
+            raise
         self.written += len(finals)

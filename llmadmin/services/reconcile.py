@@ -25,7 +25,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from sqlalchemy import select
 
-from llmadmin.engine.executor import HEARTBEAT_SECONDS
+from llmadmin.engine.heartbeat import HEARTBEAT_SECONDS
 from llmadmin.engine.limits import heartbeat_key
 from llmadmin.extensions import db
 from llmadmin.models import Task

@@ -63,11 +63,6 @@ def _heartbeats(jobs) -> dict[str, bool]:
     return state
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "KNOWN: the heartbeat now survives the lock (it runs in a thread), but the executor's database "
-    "writes are synchronous on the event loop: while they wait on the lock the loop is blocked, "
-    "in-flight calls pass their total timeout and are retried after the release, so a few tasks "
-    "are called twice (results are still written once). Fix: run the writes in a worker thread."))
 def test_database_locked_while_workers_write_results(app, fault):
     fault.name = f"database locked {LOCK_SECONDS} s"
     workers, ids = _start_batch(app, fault, {})
