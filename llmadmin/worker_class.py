@@ -91,7 +91,8 @@ def work_until_stopped(make_worker: Callable[[], LLMWorker], *, burst: bool, on_
             worker.work(burst=burst, **work_kwargs)
         except REDIS_ERRORS as exc:
             logger.warning("worker %s: lost Redis (%s)", worker.name, exc)
-        if burst or worker._stop_requested:
+        # RQ marks a warm shutdown with _shutdown_requested_date (_stop_requested only when busy).
+        if burst or worker._stop_requested or worker._shutdown_requested_date is not None:
             return
         _reap_orphan_horse(worker)
         previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}

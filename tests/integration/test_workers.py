@@ -68,3 +68,22 @@ def test_connection_test_runs_through_the_worker(app, simulator, workers):
     assert good_row.last_test_status == 200 and good_row.last_test_error is None
     assert good_row.last_test_latency_ms > 0
     assert bad_row.last_test_status == 404 and "gpt-nonexistent" in bad_row.last_test_error
+
+
+def test_an_idle_worker_stops_at_once_on_sigterm(app, workers):
+    """work_until_stopped must tell a requested stop from a Redis failure and not start again."""
+    import signal
+    import time
+
+    from rq import Worker
+
+    from llmadmin.queues import get_redis
+
+    (proc,) = workers.start(1)
+    wait_until(lambda: Worker.count(connection=get_redis()) == 1, 30, message="the worker registered")
+    time.sleep(0.5)
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
+    assert time.monotonic() - started < 5
+    assert Worker.count(connection=get_redis()) == 0, "it registered its death"
