@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from flask import flash, redirect, request, url_for
 from flask_admin import expose
 from flask_admin.actions import action
@@ -10,7 +12,7 @@ from flask_admin.helpers import get_redirect_target
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import Boolean, String
-from wtforms import SelectField
+from wtforms import HiddenField, SelectField
 from wtforms.validators import DataRequired, InputRequired
 
 from llmadmin.admin import export_actions, formatters
@@ -86,6 +88,12 @@ class TaskView(export_actions.ExportActionsMixin, ScopedView):
     }
 
     # --- forms ------------------------------------------------------------------------
+    def get_create_form(self):
+        """The scaffolded form plus a one-time token: the same form posted twice makes one task."""
+        return type("TaskCreateForm", (super().get_create_form(),), {
+            "submission_key": HiddenField(default=new_submission_key),
+        })
+
     def create_form(self, obj=None):
         form = super().create_form(obj)
         if not current_user.is_admin:
@@ -103,17 +111,26 @@ class TaskView(export_actions.ExportActionsMixin, ScopedView):
     def create_model(self, form):
         field = getattr(form, "creator", None)
         creator = field.data if field is not None else None
+        earlier = task_service.find_submitted(form.submission_key.data)
+        if earlier is not None and self._can_see(earlier):
+            flash(f"This form was already submitted: task #{earlier.id} was created then; "
+                  "nothing new was created.", "info")
+            return earlier
         try:
             task = task_service.create_task(
                 name=form.name.data, prompt=form.prompt.data, system_prompt=form.system_prompt.data,
                 model_id=form.model.data.id if form.model.data else None,
                 creator_id=creator.id if creator else current_user.id,
+                submission_key=form.submission_key.data,
             )
         except ValidationError as exc:
             flash(str(exc), "error")
             return False
         flash(f"Task #{task.id} created and {task.status.lower()}.", "success")
         return task
+
+    def _can_see(self, task: Task) -> bool:
+        return current_user.is_admin or task.creator_id == current_user.id
 
     def on_model_change(self, form, model, is_created):
         if model.status in ACTIVE_STATUSES:
@@ -167,11 +184,16 @@ class TaskView(export_actions.ExportActionsMixin, ScopedView):
         form.model_id.choices = [(m.id, str(m)) for m in models]
         if request.method == "POST" and form.validate():
             try:
-                outcome = task_service.duplicate_tasks(ids, form.model_id.data, current_user.id)
+                outcome = task_service.duplicate_tasks(ids, form.model_id.data, current_user.id,
+                                                       submission_key=form.submission_key.data)
             except ValidationError as exc:
                 flash(str(exc), "error")
             else:
-                flash(outcome.describe("duplicated and queued"), "success")
+                if ids and not outcome.changed and not outcome.waiting:
+                    flash("This form was already submitted: the copies exist; nothing new was created.",
+                          "info")
+                else:
+                    flash(outcome.describe("duplicated and queued"), "success")
                 return redirect(back)
         return self.render("admin/task_duplicate.html", form=form, ids=ids, back=back)
 
@@ -192,6 +214,11 @@ class TaskView(export_actions.ExportActionsMixin, ScopedView):
         return jsonify(payload)
 
 
+def new_submission_key() -> str:
+    return uuid.uuid4().hex
+
+
 class DuplicateForm(FlaskForm):
     model_id = SelectField("Duplicate to model", coerce=int,
                            validators=[DataRequired("Choose a model.")])
+    submission_key = HiddenField(default=new_submission_key)

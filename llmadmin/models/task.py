@@ -40,6 +40,8 @@ class Task(db.Model):
     error: Mapped[str | None] = mapped_column(Text)
     error_kind: Mapped[str | None] = mapped_column(String(32), index=True)
     queue_note: Mapped[str | None] = mapped_column(String(200))
+    # Set from a form's one-time token: posting the same form twice creates nothing more.
+    submission_key: Mapped[str | None] = mapped_column(String(80), unique=True, index=True)
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     job_id: Mapped[str | None] = mapped_column(String(64), index=True)
     run_requested_at: Mapped[object | None] = mapped_column(DateTime, index=True)

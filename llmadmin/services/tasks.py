@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from flask import current_app
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 
 from llmadmin.errors import NotFound, ValidationError
 from llmadmin.extensions import db
@@ -71,11 +72,25 @@ def _default_name(prompt: str) -> str:
     return first_line[:60] + ("…" if len(first_line) > 60 else "")
 
 
+def find_submitted(submission_key: str | None) -> Task | None:
+    """Return the task an earlier post of the same form created, if any."""
+    if not submission_key:
+        return None
+    return db.session.execute(select(Task).where(Task.submission_key == submission_key)).scalar_one_or_none()
+
+
 def create_task(
     *, prompt: str, model_id: int, creator_id: int | None, name: str | None = None,
-    system_prompt: str | None = None, run: bool = True,
+    system_prompt: str | None = None, run: bool = True, submission_key: str | None = None,
 ) -> Task:
-    """Create a task (and queue it unless ``run`` is False)."""
+    """Create a task (and queue it unless ``run`` is False).
+
+    With a ``submission_key`` (a form's one-time token) a second post of the same form
+    returns the task the first one created instead of creating another.
+    """
+    earlier = find_submitted(submission_key)
+    if earlier is not None:
+        return earlier
     name, prompt, system_prompt = validate_task_fields(name, prompt, system_prompt)
     model = db.session.get(LLMModel, model_id) if model_id else None
     if model is None:
@@ -85,9 +100,17 @@ def create_task(
     task = Task(
         name=name, prompt=prompt, system_prompt=system_prompt, model_id=model.id,
         creator_id=creator_id, status=PENDING, run_requested_at=utcnow() if run else None,
+        submission_key=_clean_key(submission_key),
     )
     db.session.add(task)
-    db.session.commit()
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()  # the same form, posted twice at once: the other post won
+        earlier = find_submitted(submission_key)
+        if earlier is None:
+            raise
+        return earlier
     if run:
         dispatch.dispatch([task.id])
     return task
@@ -134,26 +157,51 @@ def cancel_tasks(task_ids: list[int]) -> Outcome:
     return Outcome(changed=len(changed), skipped=len(ids) - len(changed))
 
 
-def duplicate_tasks(task_ids: list[int], model_id: int, creator_id: int | None) -> Outcome:
-    """Copy tasks onto another model (A/B comparison) and queue the copies."""
+def duplicate_tasks(task_ids: list[int], model_id: int, creator_id: int | None,
+                    submission_key: str | None = None) -> Outcome:
+    """Copy tasks onto another model (A/B comparison) and queue the copies.
+
+    With a ``submission_key``, each copy is keyed by it and its source: posting the same
+    form again (double click, retried request, a bulk job delivered twice) copies nothing
+    twice; the copies already made count as skipped.
+    """
     model = db.session.get(LLMModel, model_id) if model_id else None
     if model is None:
         raise ValidationError("Choose the model to duplicate the tasks to.")
     if not model.enabled:
         raise ValidationError(f"The model {model.name} is disabled; enable it first.")
     sources = db.session.execute(select(Task).where(Task.id.in_(task_ids))).scalars().all()
+    key = _clean_key(submission_key)
+    keys = {src.id: f"{key}:{src.id}" if key else None for src in sources}
+    if key:
+        done = set(db.session.execute(
+            select(Task.submission_key).where(Task.submission_key.in_([k for k in keys.values()]))
+        ).scalars())
+        sources = [src for src in sources if keys[src.id] not in done]
     copies = [
         Task(
             name=f"{src.name} → {model.name}"[:200], prompt=src.prompt,
             system_prompt=src.system_prompt, model_id=model.id, source_task_id=src.id,
             creator_id=creator_id, status=PENDING, run_requested_at=utcnow(),
+            submission_key=keys[src.id],
         )
         for src in sources
     ]
     db.session.add_all(copies)
-    db.session.commit()
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()  # a simultaneous post of the same form made these copies
+        return Outcome(changed=0, skipped=len(set(task_ids)))
     queued, waiting = dispatch.dispatch([c.id for c in copies])
     return Outcome(changed=queued, waiting=waiting, skipped=len(set(task_ids)) - len(sources))
+
+
+def _clean_key(submission_key: str | None) -> str | None:
+    """A form token is ours to generate: anything odd is ignored rather than stored."""
+    if submission_key and len(submission_key) <= 64 and submission_key.isalnum():
+        return submission_key
+    return None
 
 
 def delete_tasks(task_ids: list[int]) -> Outcome:

@@ -164,3 +164,42 @@ def test_invalid_edit_changes_nothing(admin_client, admin_user, sim_model):
     assert response.status_code == 200
     assert field_errors(text(response), "prompt")
     assert snapshot(task) == before
+
+
+def _submission_key(page: str) -> str:
+    return re.search(r'name="submission_key"[^>]*value="([0-9a-f]{32})"|value="([0-9a-f]{32})"[^>]*name="submission_key"',
+                     page).group(1)
+
+
+def test_the_same_create_form_posted_twice_creates_one_task(admin_client, sim_model):
+    """A double click or a retried request: the form's one-time token makes it one task."""
+    key = _submission_key(text(admin_client.get("/admin/task/new/")))
+    form = task_form(sim_model, submission_key=key)
+    first = post_form(admin_client, "/admin/task/new/", form, follow_redirects=True)
+    second = post_form(admin_client, "/admin/task/new/", form, follow_redirects=True)
+    (task,) = all_tasks()
+    assert task.submission_key == key
+    assert f"Task #{task.id} created" in flashes(text(first))
+    assert f"already submitted: task #{task.id}" in flashes(text(second))
+    other = _submission_key(text(admin_client.get("/admin/task/new/")))
+    assert other != key, "every form gets its own token"
+    post_form(admin_client, "/admin/task/new/", task_form(sim_model, submission_key=other))
+    assert len(all_tasks()) == 2
+
+
+def test_a_forged_submission_key_is_ignored(admin_client, sim_model):
+    for key in ("../../etc", "x" * 200):
+        post_form(admin_client, "/admin/task/new/", task_form(sim_model, submission_key=key))
+    assert [t.submission_key for t in all_tasks()] == [None, None]
+
+
+def test_the_same_duplicate_form_posted_twice_copies_once(admin_client, admin_user, sim_model):
+    sources = [make_task(admin_user, sim_model, status=SUCCESS) for _ in range(3)]
+    ids = ",".join(str(t.id) for t in sources)
+    page = text(admin_client.get(f"/admin/task/duplicate/?ids={ids}"))
+    form = {"model_id": str(sim_model.id), "submission_key": _submission_key(page), "ids": ids}
+    post_form(admin_client, f"/admin/task/duplicate/?ids={ids}", form)
+    second = post_form(admin_client, f"/admin/task/duplicate/?ids={ids}", form, follow_redirects=True)
+    copies = [t for t in all_tasks() if t.source_task_id]
+    assert sorted(t.source_task_id for t in copies) == sorted(t.id for t in sources)
+    assert "already submitted" in flashes(text(second))
