@@ -7,6 +7,7 @@ import sqlite3
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from llmadmin.extensions import db, migrate
 
@@ -24,6 +25,22 @@ def _tune_sqlite(dbapi_connection, connection_record) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+# SQLite reports bad SQL as OperationalError too; only these messages mean "try again".
+_SQLITE_TRANSIENT = ("database is locked", "database table is locked", "database is busy",
+                     "disk i/o error", "unable to open database file")
+
+
+def is_transient_error(exc: BaseException) -> bool:
+    """Tell whether a database error is worth retrying (lock, busy, lost connection)."""
+    if isinstance(exc, InterfaceError) or getattr(exc, "connection_invalidated", False):
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    if isinstance(exc.orig, sqlite3.Error):
+        return any(text in str(exc.orig).lower() for text in _SQLITE_TRANSIENT)
+    return True  # PostgreSQL: connection failures, lock and statement timeouts, serialization
 
 
 def normalise_url(url: str) -> str:

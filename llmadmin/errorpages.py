@@ -7,9 +7,10 @@ from urllib.parse import urlsplit
 
 from flask import flash, jsonify, redirect, render_template, request
 from flask_wtf.csrf import CSRFError
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
+from llmadmin.database import is_transient_error
 from llmadmin.extensions import db
 
 logger = logging.getLogger(__name__)
@@ -74,6 +75,19 @@ def init_app(app) -> None:
         logger.info("rejected value on %s %s: %s", request.method, request.path, exc.orig)
         db.session.rollback()
         return render_error(400, "The request contains a value that cannot be used here.")
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
+    def database_unavailable(exc):
+        # Locked past the busy timeout, connection lost, server restarting: transient. The
+        # transaction was rolled back, so nothing was half-written; say so and ask for a retry.
+        if not is_transient_error(exc):
+            return unexpected_error(exc)
+        logger.warning("database unavailable on %s %s: %s", request.method, request.path, exc.orig)
+        db.session.rollback()
+        body, status = render_error(503, "The database is busy or unreachable right now; nothing was "
+                                         "changed. Please try again in a moment.")
+        return body, status, {"Retry-After": "5"}
 
     @app.errorhandler(Exception)
     def unexpected_error(exc: Exception):

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import sqlite3
+
+import pytest
 from sqlalchemy import select
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, OperationalError
 
 from llmadmin.extensions import db
 from llmadmin.models import Person
@@ -106,3 +109,24 @@ def test_server_error_rolls_the_session_back(app, client):
     assert response.status_code == 500
     assert "Something went wrong on our side" in response.get_data(as_text=True)
     assert seen == [1]
+
+
+@pytest.mark.parametrize("message", ["database is locked", "server closed the connection unexpectedly"])
+def test_a_busy_or_lost_database_is_a_503_with_a_clear_message(app, client, message):
+    def busy():
+        orig = sqlite3.OperationalError(message) if "locked" in message else RuntimeError(message)
+        raise OperationalError("UPDATE task SET …", {}, orig)
+
+    app.add_url_rule("/_busy", "busy", busy)
+    response = client.get("/_busy")
+    assert response.status_code == 503 and response.headers["Retry-After"] == "5"
+    assert "busy or unreachable right now; nothing was changed" in response.get_data(as_text=True)
+    assert client.get("/_busy", headers={"Accept": "application/json"}).get_json()["status"] == 503
+
+
+def test_bad_sql_on_sqlite_is_not_called_a_busy_database(app, client):
+    def bad():
+        raise OperationalError("SELECT", {}, sqlite3.OperationalError("no such table: nope"))
+
+    app.add_url_rule("/_bad", "bad", bad)
+    assert client.get("/_bad").status_code == 500
