@@ -8,7 +8,7 @@ import os
 import random
 import re
 import zipfile
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from xml.etree import ElementTree
 
@@ -299,10 +299,12 @@ def test_zip_bundle_holds_csv_and_text_files(tmp_path):
     with zipfile.ZipFile(path) as archive:
         assert archive.testzip() is None  # every CRC checks out
         names = archive.namelist()
-        assert names[0] == "tasks.csv" and len(names) == 1 + 2 * 300
+        assert names[-1] == "tasks.csv" and len(names) == 1 + 2 * 300  # the CSV is written last
         assert archive.read("task-7/prompt.txt") == b"prompt 7"
         assert archive.read("task-299/output.txt").decode() == "答"
-        assert all(info.compress_type == zipfile.ZIP_DEFLATED for info in archive.infolist())
+        # Small text files are stored; the CSV is deflated.
+        assert {i.filename: i.compress_type for i in archive.infolist()}["tasks.csv"] == zipfile.ZIP_DEFLATED
+        assert {i.compress_type for i in archive.infolist()[:-1]} == {zipfile.ZIP_STORED}
         text = archive.read("tasks.csv").decode("utf-8")
     rows = list(csv.reader(text.splitlines()))
     assert rows[0] == HEADERS and rows[1] == ["0", "name 0", "2024-01-01 00:00:00"]
@@ -319,7 +321,7 @@ def test_zip_bundle_sanitises_member_names(tmp_path):
 
     with zipfile.ZipFile(path) as archive:
         names = archive.namelist()
-    assert names == ["rows.csv", "etc/passwd", "abs/path.txt", "ab/c.txt", "C/win/x.txt", "file"]
+    assert names == ["etc/passwd", "abs/path.txt", "ab/c.txt", "C/win/x.txt", "file", "rows.csv"]
     for name in names:
         assert not name.startswith("/") and ".." not in name
         assert "\\" not in name and "\x00" not in name
@@ -432,3 +434,43 @@ def test_atomic_write_failure_keeps_previous_file(tmp_path):
     with pytest.raises(OSError, match="disk full"):
         atomic_write(final, write)
     assert final.read_text() == "old" and os.listdir(tmp_path) == ["out.csv"]
+
+
+def test_zip_bundle_past_65535_members_uses_zip64_records(tmp_path):
+    """A 40,000-task bundle has 80,001 members: more than the classic end record can count."""
+    path = tmp_path / "big.zip"
+    rows = ((i, f"name {i}", datetime(2024, 1, 1)) for i in range(40_000))
+    write_zip_bundle(path, HEADERS, rows, text_files=task_files)
+    with zipfile.ZipFile(path) as archive:
+        assert len(archive.infolist()) == 80_001
+        assert archive.testzip() is None
+        assert archive.read("task-39999/prompt.txt") == b"prompt 39999"
+    tail = path.read_bytes()[-22 - 20 - 56:]
+    assert tail[:4] == b"PK\x06\x06" and tail[56:60] == b"PK\x06\x07"  # ZIP64 end record + locator
+
+
+def test_csv_row_renders_exactly_like_csv_cell():
+    """The export's inlined hot path must not drift from the reference cell renderer."""
+    import enum
+    import io
+
+    from llmadmin.exports.cells import csv_cell, csv_row
+
+    class Level(enum.IntEnum):
+        HIGH = 3
+
+    class Kind(str, enum.Enum):  # noqa: UP042 (a str subclass on purpose)
+        A = "=a"
+
+    values = [None, "", "plain", "=1+1", "+x", "-5", "@SUM", "\tTab", "\rCR", "multi\nline \"q\"",
+              0, -5, 2**70, True, False, 1.5, -0.0, float("inf"), Decimal("1E+2"), Decimal("-0.000100"),
+              datetime(2024, 5, 6, 7, 8, 9, 123456), datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC),
+              datetime(2024, 5, 6, 9, 8, 9, tzinfo=timezone(timedelta(hours=2))), date(2024, 2, 29),
+              Level.HIGH, Kind.A, b"bytes", ["list"], "emoji 😀 עברית"]
+
+    def render(cells):
+        out = io.StringIO()
+        csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\r\n").writerow(cells)
+        return out.getvalue()
+
+    assert render(csv_row(values)) == render(map(csv_cell, values))
