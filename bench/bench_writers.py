@@ -96,6 +96,12 @@ def _case_function(case: str) -> tuple[str, Callable[[str, Iterator[tuple]], obj
 
 
 def _peak_rss_mb() -> float:
+    # VmHWM is this process's own peak; ru_maxrss would include the parent's RSS at fork.
+    if os.path.exists("/proc/self/status"):
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024  # bytes vs KiB
 
