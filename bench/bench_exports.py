@@ -193,9 +193,9 @@ def case_bare_xlsx(workdir: str) -> dict:
     import xlsxwriter
 
     from llmadmin.extensions import db
-    from llmadmin.services import downloads as service
+    from llmadmin.services import export_sources
 
-    columns, joins = service.SOURCES["tasks"].columns()
+    columns, joins = export_sources.SOURCES["tasks"].columns()
     from llmadmin.models import Task
 
     stmt = db.select(*(c.expr for c in columns))

@@ -102,7 +102,7 @@ def announce_finished_downloads() -> None:
 
 def init_app(app) -> None:
     """Register the download routes, the ready notice and the delete-after-commit hooks."""
-    from llmadmin.services.downloads import register_session_events
+    from llmadmin.services.download_cleanup import register_session_events
 
     app.register_blueprint(bp)
     app.before_request(announce_finished_downloads)

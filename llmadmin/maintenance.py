@@ -21,7 +21,7 @@ def run_pass() -> dict:
     """Run one housekeeping pass; return what it did."""
     from llmadmin.extensions import db
     from llmadmin.services.dispatch import dispatch_waiting
-    from llmadmin.services.downloads import sweep_downloads
+    from llmadmin.services.download_sweep import sweep_downloads
     from llmadmin.services.reconcile import safe_reconcile
 
     done: dict = {}

@@ -10,7 +10,7 @@ from llmadmin.admin import formatters
 from llmadmin.admin.base import ScopedView
 from llmadmin.admin.validators import text_field
 from llmadmin.models.download import STATUSES, SUCCESS
-from llmadmin.services import downloads as download_service
+from llmadmin.services import download_cleanup
 
 
 def _file_link(view, context, model, name):
@@ -55,9 +55,9 @@ class DownloadView(ScopedView):
 
     # "All matching rows" goes through ProtectedView's bulk path, which re-applies the
     # per-person scope in the worker; files are removed after each chunk's commit.
-    bulk_services = {"delete": lambda ids, person_id, **kw: download_service.delete_downloads(ids)}
+    bulk_services = {"delete": lambda ids, person_id, **kw: download_cleanup.delete_downloads(ids)}
 
     @action("delete", "Delete", "Delete the selected downloads and their files?")
     def action_delete(self, ids):
-        count = download_service.delete_downloads(self.visible_ids(ids))
+        count = download_cleanup.delete_downloads(self.visible_ids(ids))
         flash(f"{count} download(s) deleted; their files are removed in the background.", "success")

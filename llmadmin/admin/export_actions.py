@@ -19,6 +19,7 @@ from markupsafe import Markup
 
 from llmadmin.errors import ValidationError
 from llmadmin.services import downloads as download_service
+from llmadmin.services import export_sources
 
 PREFIX = "export_"
 OPERATION_SIGNS = {"equals": "=", "not equal": "≠", "greater than": ">", "smaller than": "<"}
@@ -31,7 +32,7 @@ class ExportActionsMixin:
 
     def export_source_key(self) -> str:
         """Return the SOURCES key that says what this list exports."""
-        return self.export_source or download_service.source_for_endpoint(self.endpoint)
+        return self.export_source or export_sources.source_for_endpoint(self.endpoint)
 
     @action("export_csv", "Export CSV to Download Center", None)
     def action_export_csv(self, ids):
@@ -47,7 +48,7 @@ class ExportActionsMixin:
 
     def is_action_allowed(self, name):
         if name.startswith(PREFIX):
-            source = download_service.SOURCES.get(self.export_source_key())
+            source = export_sources.SOURCES.get(self.export_source_key())
             if source is None or name[len(PREFIX):] not in source.formats:
                 return False
         return super().is_action_allowed(name)

@@ -15,7 +15,7 @@ def export_download(download_id: int) -> str:
 
 def remove_download_files(paths: list[str]) -> int:
     """Remove the stored files of deleted downloads (queued after the delete committed)."""
-    from llmadmin.services.downloads import remove_files
+    from llmadmin.services.download_cleanup import remove_files
 
     with app_context():
         return remove_files(paths)

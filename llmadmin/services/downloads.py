@@ -1,4 +1,4 @@
-"""Download Center: queue exports, write them in the worker, delete and sweep their files.
+"""Download Center: queue exports, write them in the worker, delete their files.
 
 The request only records *what* to export (ticked ids, or the list URL's query string)
 and enqueues ``jobs.exports.export_download(id)`` after the commit. The worker rebuilds
@@ -14,36 +14,28 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import redis
 from flask import current_app, g
 from flask_login import login_user
-from sqlalchemy import delete, event, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import aliased
 
-from llmadmin import crypto
 from llmadmin.errors import LLMAdminError, QueueUnavailable, ValidationError
 from llmadmin.extensions import db
-from llmadmin.models import Download, LLMModel, Person, Task
+from llmadmin.models import Download, Person
 from llmadmin.models.base import utcnow
 from llmadmin.models.download import FAILURE, PENDING, RUNNING, SUCCESS
+from llmadmin.services.export_sources import BUNDLE_TEXTS, SOURCES, Column
 
 logger = logging.getLogger(__name__)
 
 PROGRESS_EVERY = 5000  # rows between progress updates (each its own short transaction)
 YIELD_PER = 2000  # rows fetched per round trip from the server-side cursor
 MAX_TICKED_IDS = 10_000
-ORPHAN_GRACE = timedelta(hours=1)  # never touch a young file: an export may be writing it
-PENDING_GRACE = timedelta(minutes=2)
-PENDING_GIVE_UP = timedelta(days=1)  # stop re-sending a job that keeps dying before its claim
-RUNNING_GRACE = timedelta(minutes=1)
-SWEEP_EVERY_SECONDS = 60
 
 # target status -> statuses it may be reached from (see ``transition``)
 ALLOWED_FROM: dict[str, tuple[str, ...]] = {
@@ -59,90 +51,6 @@ class ExportDenied(LLMAdminError):
 
 class ExportCanceled(LLMAdminError):
     """The download row was deleted while its file was being written."""
-
-
-# --- what each list exports (never a secret) ---------------------------------------------
-
-@dataclass(frozen=True)
-class Column:
-    header: str
-    expr: Any  # a column of the list's model or of an aliased related model
-    convert: Callable[[Any], Any] | None = None
-
-
-@dataclass(frozen=True)
-class Source:
-    label: str
-    endpoint: str  # the admin view whose query (and per-person scope) selects the rows
-    formats: tuple[str, ...]
-    columns: Callable[[], tuple[list[Column], list[tuple]]]  # -> columns, outer joins
-
-
-def _task_columns():
-    model, creator = aliased(LLMModel), aliased(Person)
-    columns = [
-        Column("ID", Task.id), Column("Name", Task.name), Column("Status", Task.status),
-        Column("Model", model.name), Column("Creator", creator.name),
-        Column("Attempts", Task.attempts), Column("Latency (ms)", Task.latency_ms),
-        Column("Prompt tokens", Task.prompt_tokens), Column("Output tokens", Task.completion_tokens),
-        Column("Cost", Task.cost), Column("Error class", Task.error_kind), Column("Error", Task.error),
-        Column("Created at", Task.created_at), Column("Started at", Task.started_at),
-        Column("Finished at", Task.finished_at), Column("System prompt", Task.system_prompt),
-        Column("Prompt", Task.prompt), Column("Output", Task.result),
-    ]
-    return columns, [(model, Task.model_id == model.id), (creator, Task.creator_id == creator.id)]
-
-
-def _masked_key(token: str | None) -> str:
-    if not token:
-        return ""
-    try:
-        return crypto.mask(crypto.decrypt(token))
-    except crypto.SecretUnreadable:
-        return "(unreadable)"
-
-
-def _model_columns():
-    maintainer = aliased(Person)
-    columns = [
-        Column("ID", LLMModel.id), Column("Name", LLMModel.name),
-        Column("Model name", LLMModel.model_name), Column("Base URL", LLMModel.base_url),
-        Column("API key (masked)", LLMModel.api_key_encrypted, _masked_key),
-        Column("Enabled", LLMModel.enabled), Column("Simulated", LLMModel.simulated),
-        Column("Stream", LLMModel.stream), Column("Temperature", LLMModel.temperature),
-        Column("Max tokens", LLMModel.max_tokens), Column("Timeout (s)", LLMModel.timeout_seconds),
-        Column("Max concurrent", LLMModel.max_concurrency), Column("Requests/min", LLMModel.rpm_limit),
-        Column("Max attempts", LLMModel.max_attempts), Column("Maintainer", maintainer.name),
-        Column("Price per 1K input", LLMModel.price_input_per_1k),
-        Column("Price per 1K output", LLMModel.price_output_per_1k),
-        Column("Created at", LLMModel.created_at), Column("Updated at", LLMModel.updated_at),
-    ]
-    return columns, [(maintainer, LLMModel.maintainer_id == maintainer.id)]
-
-
-def _person_columns():  # password_hash is never exported
-    columns = [
-        Column("ID", Person.id), Column("Name", Person.name), Column("Email", Person.email),
-        Column("Phone", Person.phone), Column("Role", Person.role), Column("Active", Person.active),
-        Column("Created at", Person.created_at),
-    ]
-    return columns, []
-
-
-SOURCES: dict[str, Source] = {
-    "tasks": Source("Tasks", "task", ("csv", "xlsx", "zip"), _task_columns),
-    "llm_models": Source("LLM Models", "llmmodel", ("csv", "xlsx"), _model_columns),
-    "people": Source("People", "person", ("csv", "xlsx"), _person_columns),
-}
-
-
-def source_for_endpoint(endpoint: str) -> str:
-    """Return the SOURCES key of the admin list ``endpoint`` ("" when it has none)."""
-    return next((key for key, source in SOURCES.items() if source.endpoint == endpoint), "")
-
-
-# The ZIP bundle keeps these long texts as one file per task instead of CSV cells.
-BUNDLE_TEXTS = {"tasks": (("Prompt", "prompts"), ("Output", "outputs"))}
 
 
 # --- state changes -----------------------------------------------------------------------
@@ -426,234 +334,6 @@ def write_file(fmt: str, target: str, headers: list[str], rows, *, progress=None
     outcome = {}
     size, md5 = atomic_write(target, lambda path: outcome.update(result=writers[fmt](path)))
     return outcome["result"].rows, size, md5
-
-
-# --- deleting rows removes their files, but only once the delete is committed ------------
-
-_PATHS_KEY = "llmadmin.download_files_to_remove"
-
-
-def _collect_deleted_files(session, flush_context, instances) -> None:
-    for obj in session.deleted:
-        if isinstance(obj, Download) and obj.storage_path:
-            session.info.setdefault(_PATHS_KEY, set()).add(obj.storage_path)
-
-
-def _enqueue_removal_after_commit(session) -> None:
-    paths = session.info.pop(_PATHS_KEY, None)
-    if paths:
-        enqueue_file_removal(sorted(paths))
-
-
-def _forget_after_rollback(session) -> None:
-    session.info.pop(_PATHS_KEY, None)  # the rows are back, so their files stay
-
-
-def register_session_events() -> None:
-    """Hook the session so committed Download deletes enqueue their file removal."""
-    hooks = (("before_flush", _collect_deleted_files),
-             ("after_commit", _enqueue_removal_after_commit),
-             ("after_rollback", _forget_after_rollback))
-    for name, hook in hooks:
-        if not event.contains(db.session, name, hook):
-            event.listen(db.session, name, hook)
-
-
-def enqueue_file_removal(paths: list[str]) -> bool:
-    """Enqueue the removal of stored files; when Redis is down the orphan sweep does it."""
-    from llmadmin.jobs.exports import remove_download_files
-    from llmadmin.queues import enqueue
-
-    try:
-        enqueue("reports", remove_download_files, paths, description="remove download files")
-    except QueueUnavailable:
-        logger.warning("file removal not queued (Redis down); the sweep removes them later")
-        return False
-    return True
-
-
-def delete_downloads(download_ids: list[int]) -> int:
-    """Delete download rows; their files are removed after the commit. Return the count."""
-    ids = sorted({int(i) for i in download_ids})
-    deleted = 0
-    for start in range(0, len(ids), 500):
-        part = ids[start : start + 500]
-        result = db.session.execute(
-            delete(Download).where(Download.id.in_(part)).returning(Download.storage_path)
-            .execution_options(synchronize_session=False)
-        ).all()
-        deleted += len(result)
-        paths = {path for (path,) in result if path}
-        db.session.info.setdefault(_PATHS_KEY, set()).update(paths)
-    db.session.commit()
-    return deleted
-
-
-def remove_files(paths: list[str]) -> int:
-    """Remove stored files that no download row points at any more; return how many."""
-    from llmadmin.downloads_web import resolve_storage_path
-
-    removed = 0
-    for relative in paths:
-        path = resolve_storage_path(relative)
-        if path is None or not os.path.isfile(path):
-            continue
-        in_use = db.session.execute(
-            select(Download.id).where(Download.storage_path == relative).limit(1)
-        ).first()
-        if in_use is not None:
-            continue
-        _remove_quietly(path)
-        removed += 1
-    db.session.commit()
-    return removed
-
-
-# --- the sweep: expired downloads, orphan files, jobs that never ran or died -------------
-
-def sweep(now: datetime | None = None, orphan_grace: timedelta = ORPHAN_GRACE) -> dict[str, int]:
-    """Remove expired downloads and orphan files, and recover stuck rows; return counts."""
-    now = now or utcnow()
-    done = {"expired": remove_expired(now), "orphans": remove_orphans(now, orphan_grace)}
-    done.update(recover_stuck(now))
-    return done
-
-
-_last_sweep = 0.0
-
-
-def sweep_downloads() -> dict[str, int] | None:
-    """Run ``sweep`` at most once a minute per process and across machines (housekeeping)."""
-    global _last_sweep
-    if time.monotonic() - _last_sweep < SWEEP_EVERY_SECONDS:
-        return None
-    _last_sweep = time.monotonic()
-    try:
-        from llmadmin.queues import get_redis
-
-        key = f"{current_app.config['QUEUE_PREFIX']}:downloads:sweep"
-        if not get_redis().set(key, "1", nx=True, ex=SWEEP_EVERY_SECONDS):
-            return None
-    except (redis.RedisError, OSError, RuntimeError):
-        pass  # no lock without Redis; every step below is safe to run twice
-    return sweep()
-
-
-def remove_expired(now: datetime, batch: int = 500) -> int:
-    """Delete downloads past their expiry, then their files; return how many."""
-    ids = db.session.execute(
-        select(Download.id).where(Download.expires_at < now).limit(batch)
-    ).scalars().all()
-    if not ids:
-        db.session.commit()
-        return 0
-    rows = db.session.execute(
-        delete(Download).where(Download.id.in_(ids), Download.expires_at < now)
-        .returning(Download.storage_path).execution_options(synchronize_session=False)
-    ).all()
-    db.session.commit()
-    remove_files([path for (path,) in rows if path])
-    return len(rows)
-
-
-def remove_orphans(now: datetime, grace: timedelta = ORPHAN_GRACE) -> int:
-    """Remove files (and leftover temp files) that no row points at and are older than grace."""
-    root = _storage_root()
-    if not os.path.isdir(root):
-        return 0
-    known = set(db.session.execute(
-        select(Download.storage_path).where(Download.storage_path.is_not(None))
-    ).scalars())
-    db.session.commit()
-    cutoff = (now - grace).timestamp() if now.tzinfo else _epoch(now - grace)
-    removed = 0
-    for folder, _subfolders, files in os.walk(root, topdown=False):
-        for name in files:
-            path = os.path.join(folder, name)
-            relative = os.path.relpath(path, root).replace(os.sep, "/")
-            if relative not in known and _older_than(path, cutoff):
-                _remove_quietly(path)
-                removed += 1
-        if folder != root and not os.listdir(folder) and _older_than(folder, cutoff):
-            try:
-                os.rmdir(folder)
-            except OSError:
-                pass  # an export just created a file in it
-    return removed
-
-
-def _epoch(naive_utc: datetime) -> float:
-    from datetime import UTC
-
-    return naive_utc.replace(tzinfo=UTC).timestamp()
-
-
-def _older_than(path: str, cutoff: float) -> bool:
-    try:
-        return os.path.getmtime(path) < cutoff
-    except OSError:
-        return False
-
-
-def recover_stuck(now: datetime) -> dict[str, int]:
-    """Re-send PENDING rows whose job never ran; fail RUNNING rows whose worker died."""
-    from rq.exceptions import NoSuchJobError
-    from rq.job import Job
-
-    from llmadmin.queues import get_redis
-
-    try:
-        connection = get_redis()
-        connection.ping()
-    except (redis.RedisError, OSError, RuntimeError):
-        return {}
-
-    def state(job_id: str | None) -> str | None:
-        try:
-            return Job.fetch(job_id, connection=connection).get_status(refresh=False) if job_id else None
-        except NoSuchJobError:
-            return None
-
-    never_started = db.session.execute(
-        select(Download.id).where(Download.status == PENDING,
-                                  Download.created_at < now - PENDING_GIVE_UP).limit(200)
-    ).scalars().all()
-    pending = db.session.execute(
-        select(Download.id, Download.job_id)
-        .where(Download.status == PENDING, Download.created_at < now - PENDING_GRACE,
-               Download.created_at >= now - PENDING_GIVE_UP).limit(200)
-    ).all()
-    running = db.session.execute(
-        select(Download.id, Download.job_id, Download.started_at)
-        .where(Download.status == RUNNING, Download.started_at < now - RUNNING_GRACE).limit(200)
-    ).all()
-    db.session.commit()
-    resent = sum(_resend(i, job_id) for i, job_id in pending
-                 if state(job_id) not in ("queued", "deferred", "scheduled", "started"))
-    deadline = now - timedelta(seconds=current_app.config["JOB_TIMEOUT"]) - RUNNING_GRACE
-    lost = [(i, job_id) for i, job_id, started in running
-            if state(job_id) != "started" or started < deadline]
-    failed = sum(transition(
-        i, FAILURE, where=Download.job_id == job_id, finished_at=now,
-        error="The worker writing this file stopped or timed out; nothing was kept. Export again.",
-    ) for i, job_id in lost)
-    failed += sum(transition(
-        i, FAILURE, finished_at=now,
-        error="The export never started (no worker or queue for a day); nothing was kept. Export again.",
-    ) for i in never_started)
-    return {"resent": resent, "lost": failed}
-
-
-def _resend(download_id: int, old_job_id: str | None) -> bool:
-    new_job_id = uuid.uuid4().hex
-    moved = db.session.execute(
-        update(Download).where(Download.id == download_id, Download.status == PENDING,
-                               Download.job_id.is_(None) if old_job_id is None
-                               else Download.job_id == old_job_id)
-        .values(job_id=new_job_id).execution_options(synchronize_session=False)
-    ).rowcount
-    db.session.commit()
-    return bool(moved) and enqueue_export(download_id, new_job_id)
 
 
 # --- "your download is ready" ------------------------------------------------------------

@@ -10,7 +10,7 @@ from llmadmin.extensions import db
 from llmadmin.models import Download
 from llmadmin.models.base import utcnow
 from llmadmin.models.download import FAILURE, RUNNING
-from llmadmin.services import downloads as service
+from llmadmin.services import download_cleanup, download_sweep
 from tests.conftest import post_form
 from tests.downloads.conftest import make_download, queued_jobs
 
@@ -72,7 +72,7 @@ def test_failed_flush_keeps_the_file(member_user, storage):
 def test_service_bulk_delete_removes_after_commit(member_user, storage):
     rows = [make_download(member_user, storage=storage) for _ in range(3)]
     paths = [storage / r.storage_path for r in rows]
-    assert service.delete_downloads([rows[0].id, rows[1].id, 999]) == 2
+    assert download_cleanup.delete_downloads([rows[0].id, rows[1].id, 999]) == 2
     assert run_queued() == [2]
     assert [p.exists() for p in paths] == [False, False, True]
 
@@ -81,7 +81,7 @@ def test_removal_never_touches_files_still_in_use_or_outside_the_root(member_use
     row = make_download(member_user, storage=storage)
     outside = tmp_path / "keep.txt"
     outside.write_text("x")
-    assert service.remove_files([row.storage_path, "../keep.txt", str(outside), "a\x00b"]) == 0
+    assert download_cleanup.remove_files([row.storage_path, "../keep.txt", str(outside), "a\x00b"]) == 0
     assert (storage / row.storage_path).exists() and outside.exists()
 
 
@@ -141,7 +141,7 @@ def test_sweep_removes_expired_rows_and_their_files(member_user, storage):
     old = make_download(member_user, storage=storage, expires_at=now - timedelta(minutes=1))
     fresh = make_download(member_user, storage=storage, expires_at=now + timedelta(days=1))
     old_id, old_path = old.id, storage / old.storage_path
-    done = service.sweep(now)
+    done = download_sweep.sweep(now)
     assert done["expired"] == 1 and done["orphans"] == 0
     assert db.session.get(Download, old_id) is None and not old_path.exists()
     assert (storage / fresh.storage_path).exists()
@@ -157,7 +157,7 @@ def test_sweep_removes_old_orphans_but_not_young_files_or_files_with_rows(member
     two_hours_ago = time.time() - 7200
     for path in (orphan, part, storage / kept.storage_path, month):
         os.utime(path, (two_hours_ago, two_hours_ago))
-    done = service.sweep(utcnow())
+    done = download_sweep.sweep(utcnow())
     assert done["orphans"] == 2
     assert not orphan.exists() and not part.exists()
     assert young.exists() and (storage / kept.storage_path).exists()
@@ -166,7 +166,7 @@ def test_sweep_removes_old_orphans_but_not_young_files_or_files_with_rows(member
 def test_sweep_fails_running_rows_whose_worker_is_gone(member_user):
     row = make_download(member_user, content=None, status=RUNNING, job_id="gone",
                         started_at=utcnow() - timedelta(minutes=10))
-    done = service.sweep(utcnow())
+    done = download_sweep.sweep(utcnow())
     assert done["lost"] == 1
     db.session.expire_all()
     row = db.session.get(Download, row.id)
@@ -176,7 +176,7 @@ def test_sweep_fails_running_rows_whose_worker_is_gone(member_user):
 def test_housekeeping_pass_runs_the_sweep(app, member_user, storage, monkeypatch):
     from llmadmin import maintenance
 
-    monkeypatch.setattr(service, "_last_sweep", 0.0)
+    monkeypatch.setattr(download_sweep, "_last_sweep", 0.0)
     old_id = make_download(member_user, storage=storage, expires_at=utcnow() - timedelta(minutes=1)).id
     done = maintenance.run_pass()
     assert done["downloads"]["expired"] == 1

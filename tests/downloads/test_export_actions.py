@@ -109,7 +109,7 @@ def test_queue_down_keeps_the_row_pending_and_the_sweep_sends_it(admin_client, a
 
     import llmadmin.queues as queues
     from llmadmin.errors import QueueUnavailable
-    from llmadmin.services import downloads as service
+    from llmadmin.services import download_sweep
 
     real = queues.enqueue
 
@@ -123,8 +123,8 @@ def test_queue_down_keeps_the_row_pending_and_the_sweep_sends_it(admin_client, a
     row = only_download()
     assert row.status == PENDING and queued_jobs() == []
     monkeypatch.setattr(queues, "enqueue", real)
-    assert service.recover_stuck(row.created_at + timedelta(seconds=10)) == {"resent": 0, "lost": 0}
-    assert service.recover_stuck(row.created_at + timedelta(minutes=5)) == {"resent": 1, "lost": 0}
+    assert download_sweep.recover_stuck(row.created_at + timedelta(seconds=10)) == {"resent": 0, "lost": 0}
+    assert download_sweep.recover_stuck(row.created_at + timedelta(minutes=5)) == {"resent": 1, "lost": 0}
     (job,) = queued_jobs()
     db.session.expire_all()
     assert job.args == (row.id,) and job.id == db.session.get(Download, row.id).job_id
