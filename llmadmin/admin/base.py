@@ -107,13 +107,22 @@ class ProtectedView(ModelView):
         data = self._actions_data.get(action)
         return str(data[1]) if data else action
 
-    def matching_query(self):
-        """The SQLAlchemy query of every row the current list URL shows (all pages)."""
+    def matching_query(self, sorted_like_the_list: bool = False):
+        """The SQLAlchemy query of every row the current list URL shows (all pages).
+
+        Unsorted unless ``sorted_like_the_list``: then in the list's order (its sort column,
+        or the view's default), so an export reads like the page it came from.
+        """
         view_args = self._get_list_extra_args()
+        sort_column, sort_desc = None, False
+        if sorted_like_the_list:
+            found = self._get_column_by_idx(view_args.sort)
+            sort_column, sort_desc = (found[0] if found else None), bool(view_args.sort_desc)
         _count, query = self.get_list(
-            None, None, False, view_args.search, view_args.filters, execute=False, page_size=False,
+            None, sort_column, sort_desc, view_args.search, view_args.filters, execute=False,
+            page_size=False,
         )
-        return query.order_by(None)
+        return query if sorted_like_the_list else query.order_by(None)
 
     def list_args_string(self) -> str:
         """The current list URL's query string, stored for a later bulk expansion."""

@@ -236,7 +236,7 @@ def export_query(row: Download):
         if not view.is_accessible():
             raise ExportDenied("You no longer have access to this list.")
         if "list_args" in selection:
-            query = view.matching_query()
+            query = view.matching_query(sorted_like_the_list=True)
         else:
             query = view.get_query().filter(view.model.id.in_(selection.get("ids") or []))
     query = query.with_entities(*(c.expr for c in columns))

@@ -73,7 +73,23 @@ def test_all_matching_exports_exactly_the_filtered_set(admin_client, admin_user,
     status_equals = filter_arg("task", "Status", "equals")
     _, row = run(queue("tasks", "csv", admin_user, list_args=f"{status_equals}=FAILURE&page=3"))
     ids = [int(r[0]) for r in read_csv(service._storage_root() + "/" + row.storage_path)[1:]]
-    assert ids == sorted(t.id for t in failed)
+    assert ids == sorted((t.id for t in failed), reverse=True), "in the list's default order (newest first)"
+
+
+def test_all_matching_export_follows_the_lists_sort(admin_client, admin_user):
+    from llmadmin.services.bulk import find_view
+
+    tasks = add_tasks(admin_user, n=4)
+    for task, name in zip(tasks, ["b", "d", "a", "c"], strict=True):
+        task.name = name
+    db.session.commit()
+    columns = [name for name, _label in find_view("task")._list_columns]
+    by_name = columns.index("name")
+    for desc, expected in (("", ["a", "b", "c", "d"]), ("&desc=1", ["d", "c", "b", "a"])):
+        _, row = run(queue("tasks", "csv", admin_user, list_args=f"sort={by_name}{desc}"))
+        rows = read_csv(service._storage_root() + "/" + row.storage_path)
+        name_at = rows[0].index("Name")
+        assert [r[name_at] for r in rows[1:]] == expected
 
 
 def test_all_matching_search_and_relation_filter(admin_client, admin_user, sim_model):
@@ -97,7 +113,7 @@ def test_member_export_contains_only_their_rows(member_user, other_member, admin
     add_tasks(admin_user, n=1)
     _, row = run(queue("tasks", "csv", member_user, list_args=""))
     ids = [int(r[0]) for r in read_csv(service._storage_root() + "/" + row.storage_path)[1:]]
-    assert ids == [t.id for t in mine]
+    assert sorted(ids) == [t.id for t in mine]
 
 
 def test_member_ticking_others_ids_in_a_forged_selection_gets_none(member_user, other_member):
@@ -170,8 +186,9 @@ def test_zip_bundle_has_csv_and_one_text_file_per_prompt_and_output(admin_user):
     assert f"outputs/{tasks[2].id}.txt" not in names
     table = read_zip_csv(path)
     assert "Prompt" not in table[0] and table[0][-2:] == ["Prompt file", "Output file"]
-    assert table[1][-2:] == [f"prompts/{tasks[0].id}.txt", f"outputs/{tasks[0].id}.txt"]
-    assert table[3][-1] == ""
+    # Newest first, as the list shows them: the task without an output comes first.
+    assert table[3][-2:] == [f"prompts/{tasks[0].id}.txt", f"outputs/{tasks[0].id}.txt"]
+    assert table[1][-1] == ""
 
 
 def test_progress_is_reported_in_separate_transactions(admin_user, monkeypatch):

@@ -36,7 +36,7 @@ def test_export_and_delete_through_a_real_worker(app, admin_client, admin_user, 
     row = db.session.execute(db.select(Download)).scalar_one()
     assert row.status == SUCCESS, row.error
     path = storage / row.storage_path
-    assert [int(r[0]) for r in read_csv(path)[1:]] == [t.id for t in failed]
+    assert [int(r[0]) for r in read_csv(path)[1:]] == [t.id for t in reversed(failed)]  # newest first
     page = admin_client.get("/admin/download/").get_data(as_text=True)
     assert "is ready" in page
     r = admin_client.get(f"/downloads/{row.id}/file")
