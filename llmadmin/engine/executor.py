@@ -244,6 +244,11 @@ class ChunkRunner:
 
     def _start_calls(self, rows) -> None:
         for task_id, prompt, system_prompt in rows:
+            try:  # the prompt policy may have changed since the task was written (a re-run)
+                policy.check_prompt(prompt, system_prompt)
+            except policy.PromptRefused as exc:
+                self.writer.failure(task_id, str(exc), "blocked_prompt", None)
+                continue
             coro = self._run_one(task_id, build_messages(prompt, system_prompt))
             self.inflight[task_id] = asyncio.ensure_future(coro)
 

@@ -149,6 +149,21 @@ def test_a_call_to_a_blocked_url_fails_the_task_clearly_without_calling(app, adm
     assert calls == []
 
 
+def test_a_rerun_after_the_policy_changed_is_refused_without_calling(app, admin_user, sim_model):
+    task = task_service.create_task(prompt="send the salary table", model_id=sim_model.id,
+                                    creator_id=admin_user.id)
+    db.session.refresh(task)
+    block(app, (r"salary", "Payroll data must not leave the company"))
+    calls = []
+    transport = httpx.MockTransport(lambda request: calls.append(request) or httpx.Response(500))
+    run_chunk(task.job_id, [task.id], transport=transport)
+    db.session.expire_all()
+    refused = db.session.get(Task, task.id)
+    assert refused.status == FAILURE and refused.error_kind == "blocked_prompt"
+    assert refused.error == "The prompt was refused by the prompt policy: Payroll data must not leave the company."
+    assert calls == []
+
+
 def test_an_allowed_url_is_called_normally(app, admin_user, sim_model):
     from tests.engine.test_executor import completion
 
