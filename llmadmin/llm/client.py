@@ -9,34 +9,33 @@ The API key is never put in a repr, a log line or an error message.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
 import logging
-import math
-import re
 import ssl
 import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 
 import httpx
 
 from llmadmin.errors import LLMError
+from llmadmin.llm.failures import (  # noqa: F401  (display_url, parse_retry_after: public via llmadmin.llm)
+    display_url,
+    embedded_error,
+    looks_like_html,
+    mask_key,
+    parse_retry_after,
+    sanitize,
+    status_error,
+    transport_error,
+)
 
 logger = logging.getLogger(__name__)
 
 USER_AGENT = "llmadmin/1.0 (+httpx)"
 SIX_PLACES = Decimal("0.000001")
-
-
-def mask_key(key: str | None) -> str:
-    """Show an API key as its first 3 and last 4 characters at most."""
-    if not key:
-        return ""
-    return "•" * 6 if len(key) <= 10 else f"{key[:3]}…{key[-4:]}"
 
 
 @dataclass(frozen=True)
@@ -204,17 +203,12 @@ async def _chat_once(client: httpx.AsyncClient, req: ChatRequest) -> ChatResult:
     return _parse_completion(response, req)
 
 
-def _looks_like_html(text: str, content_type: str) -> bool:
-    head = text.lstrip()[:200].lower()
-    return "html" in content_type or head.startswith(("<!doctype", "<html", "<head", "<body"))
-
-
 def _parse_json_body(response: httpx.Response, req: ChatRequest) -> dict:
     text = response.text
     try:
         data = json.loads(text)
     except ValueError as exc:
-        if _looks_like_html(text, response.headers.get("content-type", "")):
+        if looks_like_html(text, response.headers.get("content-type", "")):
             # A web page, not an API: retrying will not change the base URL.
             raise LLMError(f"The endpoint at {display_url(req.base_url)} returned an HTML page "
                            f"instead of JSON (HTTP {response.status_code}) — is the base URL right? "
@@ -365,158 +359,3 @@ def _apply_event(data: str, req: ChatRequest, state: _StreamState,
         if choice.get("finish_reason"):
             state.finish_reason = choice["finish_reason"]
     return False
-
-
-
-# --- failures -> LLMError ----------------------------------------------------------------
-
-KEY_LIKE = re.compile(r"\b(?:sk|pk|rk|key)-[A-Za-z0-9_\-]{8,}|(?<=Bearer )\S+", re.IGNORECASE)
-CONTEXT_TOO_LONG = re.compile(r"context[ _]length|maximum context|context window|too many tokens"
-                              r"|prompt is too long|input is too long")
-MODEL_MISSING = re.compile(r"model_not_found|unknown model|no such model"
-                           r"|model\b.{0,120}(not found|does not exist|not exist)")
-TRANSIENT = re.compile(r"overload|server[ _]error|internal|unavailable|timed? ?out|try again|capacity"
-                       r"|rate.?limit")
-
-
-def sanitize(text: object, api_key: str | None = None, limit: int = 200) -> str:
-    """Return ``text`` on one printable line, secrets masked, at most ``limit`` characters."""
-    text = str(text)
-    if api_key:
-        text = text.replace(api_key, mask_key(api_key))
-    text = KEY_LIKE.sub(lambda m: mask_key(m.group(0)), text)
-    text = "".join(ch for ch in " ".join(text.split()) if ch.isprintable())
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
-def display_url(url: str) -> str:
-    """Show a URL without credentials, query string or fragment."""
-    try:
-        parsed = httpx.URL(url)
-        return str(parsed.copy_with(userinfo=b"", query=None, fragment=None))
-    except Exception:  # an unparsable URL is still worth naming, minus anything secret-looking
-        return sanitize(url.split("?")[0], limit=120)
-
-
-def parse_retry_after(headers: httpx.Headers) -> float | None:
-    """Read ``Retry-After`` (seconds or an HTTP date) or ``retry-after-ms`` as seconds."""
-    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        value = (headers.get(name) or "").strip()
-        try:
-            seconds = float(value) * scale
-        except ValueError:
-            seconds = _seconds_until(value) if name == "retry-after" else None
-        if seconds is not None and math.isfinite(seconds):
-            return max(0.0, seconds)
-    return None
-
-
-def _seconds_until(http_date: str) -> float | None:
-    try:
-        when = email.utils.parsedate_to_datetime(http_date)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return (when - datetime.now(UTC)).total_seconds()
-
-
-def _error_text(data: object) -> tuple[str, str]:
-    """Return (message, searchable text) from an error body in any common provider shape."""
-    if not isinstance(data, dict):
-        return "", ""
-    error = data.get("error")
-    if isinstance(error, dict):
-        message = error.get("message") or error.get("msg") or ""
-        extra = [error.get("code"), error.get("type")]
-    elif error:
-        message, extra = error, []
-    else:
-        message = data.get("detail") or data.get("message") or ""
-        extra = [data.get("code"), data.get("type")]
-    if not isinstance(message, str):
-        message = json.dumps(message, ensure_ascii=False, default=str)
-    return message, " ".join(str(x) for x in [message, *extra] if x).lower()
-
-
-def _body_error_text(response: httpx.Response) -> tuple[str, str]:
-    text = response.text
-    try:
-        return _error_text(json.loads(text))
-    except ValueError:
-        if _looks_like_html(text, response.headers.get("content-type", "")):
-            return "", "html page"
-        return text, text.lower()
-
-
-def status_error(response: httpx.Response, req: ChatRequest) -> LLMError:
-    """Map a non-2xx response to an LLMError with a message a business user understands."""
-    status, where = response.status_code, display_url(req.base_url)
-    message, haystack = _body_error_text(response)
-    said = f' (the provider said: "{sanitize(message, req.api_key)}")' if message.strip() else ""
-    retry_after = parse_retry_after(response.headers)
-
-    def error(text: str, kind: str, retryable: bool = False, wait: float | None = None) -> LLMError:
-        return LLMError(text, kind=kind, retryable=retryable, status_code=status, retry_after=wait)
-
-    if status in (401, 403):
-        return error(f"The API key was rejected (HTTP {status}) by {where} — check the model's "
-                     f"API key{said}.", "auth")
-    if status == 402 or "insufficient_quota" in haystack:
-        return error(f"The provider refused the call because the account's quota or balance is "
-                     f"used up (HTTP {status}){said}.", "quota_exceeded")
-    if status in (400, 413, 422) and CONTEXT_TOO_LONG.search(haystack):
-        return error(f"The prompt is too long for model {req.model} (HTTP {status}) — shorten the "
-                     f"prompt or lower max tokens{said}.", "context_too_long")
-    if status == 404 or (status == 400 and MODEL_MISSING.search(haystack)):
-        return error(f'Model "{req.model}" was not found at {where} (HTTP {status}) — check the '
-                     f"model name and the base URL (it usually ends in /v1){said}.", "model_not_found")
-    if status == 429:
-        wait = f", asking to wait {retry_after:g} s" if retry_after is not None else ""
-        return error(f"The model endpoint is rate-limiting calls (HTTP 429){wait}{said}.",
-                     "rate_limited", True, retry_after)
-    if status == 408:
-        return error(f"The model endpoint timed out handling the call (HTTP 408){said}.", "timeout", True)
-    if status >= 500:
-        return error(f"The model endpoint had a server error (HTTP {status}){said}.",
-                     "server_error", True, retry_after)
-    if 300 <= status < 400:
-        target = display_url(response.headers.get("location", "another address"))
-        return error(f"The endpoint redirected the call (HTTP {status}) to {target} — use the "
-                     f"final address as the base URL.", "bad_response")
-    return error(f"The model endpoint rejected the request as invalid (HTTP {status}){said}.",
-                 "bad_request")
-
-
-def embedded_error(data: dict, req: ChatRequest, kind: str, status: int = 200) -> LLMError:
-    """Map an ``{"error": ...}`` body inside a 200 answer (or stream) to an LLMError."""
-    message, haystack = _error_text(data)
-    # Only an overload/internal error is worth another attempt; anything else is about
-    # the request (content filter, bad parameter) and would fail the same way again.
-    retryable = bool(TRANSIENT.search(haystack))
-    where = " in the middle of its streamed answer" if kind == "stream_error" else ""
-    return LLMError(f'The model reported an error{where}: "{sanitize(message or haystack, req.api_key)}".',
-                    kind=kind, retryable=retryable, status_code=status)
-
-
-def transport_error(exc: Exception, req: ChatRequest) -> LLMError:
-    """Map an httpx transport failure (no HTTP status) to an LLMError."""
-    where = display_url(req.base_url)
-    reason = sanitize(str(exc) or type(exc).__name__, req.api_key, 120)
-    if isinstance(exc, httpx.ConnectTimeout):
-        return LLMError(f"Could not connect to {where} within {req.connect_timeout:g} seconds — is "
-                        f"the server up and reachable?", kind="connect_timeout", retryable=True)
-    if isinstance(exc, httpx.PoolTimeout):
-        return LLMError(f"No free connection to {where} within {req.timeout:g} seconds (too many "
-                        f"calls in flight).", kind="timeout", retryable=True)
-    if isinstance(exc, httpx.TimeoutException):
-        return LLMError(f"The model did not answer within {req.timeout:g} seconds (the configured "
-                        f"timeout).", kind="timeout", retryable=True)
-    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
-        return LLMError(f"The base URL \"{where}\" is not a valid http:// or https:// address.",
-                        kind="bad_request", retryable=False)
-    if isinstance(exc, httpx.ConnectError):
-        return LLMError(f"Could not connect to {where} ({reason}) — is the server running and the "
-                        f"base URL right?", kind="connection_error", retryable=True)
-    return LLMError(f"The connection to {where} failed ({type(exc).__name__}: {reason}).",
-                    kind="connection_error", retryable=True)
