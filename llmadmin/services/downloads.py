@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import operator
 import os
 import time
 import uuid
@@ -300,16 +301,21 @@ def bundle_rows(headers: list[str], rows, texts) -> tuple[list[str], Iterator[Bu
     """Move the ``texts`` columns (header -> folder) out of the rows into text files."""
     moved = [(headers.index(header), folder) for header, folder in texts]
     keep = [i for i in range(len(headers)) if i not in {i for i, _ in moved}]
+    kept = operator.itemgetter(*keep) if len(keep) > 1 else (lambda row: (row[keep[0]],))
 
     def generate():
         for row in rows:
+            row_id = row[0]
             files, refs = [], []
             for index, folder in moved:
-                name = None if row[index] is None else f"{folder}/{row[0]}.txt"
-                if name:
-                    files.append((name, row[index]))
-                refs.append(name)
-            out = BundleRow(tuple(row[i] for i in keep) + tuple(refs))
+                value = row[index]
+                if value is None:
+                    refs.append(None)
+                else:
+                    name = f"{folder}/{row_id}.txt"
+                    files.append((name, value))
+                    refs.append(name)
+            out = BundleRow(kept(row) + tuple(refs))
             out.texts = files
             yield out
 

@@ -474,3 +474,28 @@ def test_csv_row_renders_exactly_like_csv_cell():
         return out.getvalue()
 
     assert render(csv_row(values)) == render(map(csv_cell, values))
+
+
+def test_zip_members_past_4_gib_get_zip64_offsets(tmp_path):
+    """Members written beyond 4 GiB (a sparse file, so no disk is used) are still found."""
+    from llmadmin.exports.zipbuild import DeflatingWriter, ZipBuilder
+
+    path = tmp_path / "far.zip"
+    far = 5 << 30
+    with open(path, "wb") as out:
+        out.seek(far)
+        archive = ZipBuilder(out, spool_dir=str(tmp_path))
+        archive.offset = far  # what the builder has "written" so far
+        archive.add_text("prompts/1.txt", "你好".encode())
+        sink = DeflatingWriter(str(tmp_path))
+        sink.write(b"id,name\r\n1,x\r\n")
+        sink.close()
+        archive.add_deflated("tasks.csv", sink.file, sink.crc, sink.size, sink.compressed)
+        sink.discard()
+        archive.close()
+    with zipfile.ZipFile(path) as bundle:
+        assert [(i.filename, i.header_offset >= far) for i in bundle.infolist()] == [
+            ("prompts/1.txt", True), ("tasks.csv", True)]
+        assert bundle.read("prompts/1.txt").decode() == "你好"
+        assert bundle.read("tasks.csv") == b"id,name\r\n1,x\r\n"
+        assert bundle.testzip() is None
