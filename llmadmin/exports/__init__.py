@@ -8,7 +8,7 @@ half-written file is never visible under its final name.
 from llmadmin.exports.base import WriteResult
 from llmadmin.exports.cells import csv_cell, excel_text, neutralize_formula
 from llmadmin.exports.files import atomic_write, md5_of_file, safe_member_name, sanitize_filename
-from llmadmin.exports.writers import write_csv, write_zip_bundle
+from llmadmin.exports.writers import write_csv, write_text_bundle, write_zip_bundle
 from llmadmin.exports.xlsx import EXCEL_MAX_ROWS, write_xlsx
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "safe_member_name",
     "sanitize_filename",
     "write_csv",
+    "write_text_bundle",
     "write_xlsx",
     "write_zip_bundle",
 ]

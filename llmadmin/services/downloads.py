@@ -11,7 +11,6 @@ from __future__ import annotations
 import errno
 import json
 import logging
-import operator
 import os
 import time
 import uuid
@@ -291,51 +290,18 @@ def _write_export(row: Download, target: str) -> tuple[int, int, str]:
     return outcome
 
 
-class BundleRow(tuple):
-    """A CSV row of the ZIP bundle that also carries its text files."""
-
-    texts: list[tuple[str, str]]
-
-
-def bundle_rows(headers: list[str], rows, texts) -> tuple[list[str], Iterator[BundleRow]]:
-    """Move the ``texts`` columns (header -> folder) out of the rows into text files."""
-    moved = [(headers.index(header), folder) for header, folder in texts]
-    keep = [i for i in range(len(headers)) if i not in {i for i, _ in moved}]
-    kept = operator.itemgetter(*keep) if len(keep) > 1 else (lambda row: (row[keep[0]],))
-
-    def generate():
-        for row in rows:
-            row_id = row[0]
-            files, refs = [], []
-            for index, folder in moved:
-                value = row[index]
-                if value is None:
-                    refs.append(None)
-                else:
-                    name = f"{folder}/{row_id}.txt"
-                    files.append((name, value))
-                    refs.append(name)
-            out = BundleRow(kept(row) + tuple(refs))
-            out.texts = files
-            yield out
-
-    return [headers[i] for i in keep] + [f"{h} file" for h, _ in texts], generate()
-
-
 def write_file(fmt: str, target: str, headers: list[str], rows, *, progress=None,
                texts=None) -> tuple[int, int, str]:
     """Write rows to ``target`` atomically as csv, xlsx or zip; return rows, size and md5."""
-    from llmadmin.exports import atomic_write, write_csv, write_xlsx, write_zip_bundle
+    from llmadmin.exports import atomic_write, write_csv, write_text_bundle, write_xlsx
 
     options = {"progress": progress, "progress_every": PROGRESS_EVERY}
-    if fmt == "zip":
-        headers, rows = bundle_rows(headers, rows, texts or ())
     writers = {
         "csv": lambda path: write_csv(path, headers, rows, bom=True, **options),
         "xlsx": lambda path: write_xlsx(path, headers, rows, tmpdir=os.path.dirname(target),
                                         **options),
-        "zip": lambda path: write_zip_bundle(path, headers, rows, text_files=lambda r: r.texts,
-                                             csv_name="tasks.csv", bom=True, **options),
+        "zip": lambda path: write_text_bundle(path, headers, rows, text_columns=texts or (),
+                                              csv_name="tasks.csv", bom=True, **options),
     }
     outcome = {}
     size, md5 = atomic_write(target, lambda path: outcome.update(result=writers[fmt](path)))

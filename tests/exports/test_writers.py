@@ -499,3 +499,22 @@ def test_zip_members_past_4_gib_get_zip64_offsets(tmp_path):
         assert bundle.read("prompts/1.txt").decode() == "你好"
         assert bundle.read("tasks.csv") == b"id,name\r\n1,x\r\n"
         assert bundle.testzip() is None
+
+
+def test_text_bundle_moves_columns_into_files_with_safe_names(tmp_path):
+    from llmadmin.exports import write_text_bundle
+
+    path = tmp_path / "bundle.zip"
+    rows = [(7, "ok", "写一首诗", "床前明月光"), ("../../etc/passwd", "x", None, "out"), (9, "y", "p", None)]
+    result = write_text_bundle(path, ["id", "status", "Prompt", "Output"], iter(rows),
+                               text_columns=[("Prompt", "prompts"), ("Output", "../outputs")])
+    assert result == WriteResult(rows=3)
+    with zipfile.ZipFile(path) as archive:
+        assert archive.namelist() == ["prompts/7.txt", "outputs/7.txt", "outputs/etc_passwd.txt",
+                                      "prompts/9.txt", "tasks.csv"]
+        assert archive.read("prompts/7.txt").decode() == "写一首诗"
+        table = list(csv.reader(archive.read("tasks.csv").decode().splitlines()))
+    assert table[0] == ["id", "status", "Prompt file", "Output file"]
+    assert table[1] == ["7", "ok", "prompts/7.txt", "outputs/7.txt"]
+    assert table[2] == ["../../etc/passwd", "x", "", "outputs/etc_passwd.txt"]
+    assert table[3] == ["9", "y", "prompts/9.txt", ""]
