@@ -48,6 +48,8 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000, help="Task rows to generate.")
     parser.add_argument("--zip-rows", type=int, default=100_000, help="Rows in the ZIP case.")
+    parser.add_argument("--backends", default="sqlite,postgresql",
+                        help="Which to measure (PostgreSQL only when DATABASE_URL is set).")
     parser.add_argument("--case", help=argparse.SUPPRESS)
     parser.add_argument("--db-url", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
@@ -343,9 +345,10 @@ def main() -> None:
         return
     workdir = tempfile.mkdtemp(prefix="llmadmin-bench-")
     zip_rows = min(args.zip_rows, args.rows)
-    targets = [("SQLite", f"sqlite:///{workdir}/bench.db", None)]
+    backends = {name.strip().lower() for name in args.backends.split(",")}
+    targets = [("SQLite", f"sqlite:///{workdir}/bench.db", None)] if "sqlite" in backends else []
     pg_name = f"llmadmin_bench_{os.getpid()}"
-    if os.environ.get("DATABASE_URL"):
+    if os.environ.get("DATABASE_URL") and "postgresql" in backends:
         targets.append(("PostgreSQL", postgres_database(os.environ["DATABASE_URL"], pg_name, True), pg_name))
     try:
         for title, url, _ in targets:
@@ -357,7 +360,7 @@ def main() -> None:
                 print(f"  {LABELS.get(case, case)} done", flush=True)
             print_table(f"{title}, {args.rows:,} task rows (ZIP: first {zip_rows:,})", results)
     finally:
-        if len(targets) > 1:
+        if any(pg for _title, _url, pg in targets):
             postgres_database(os.environ["DATABASE_URL"], pg_name, False)
         import shutil
 
