@@ -45,12 +45,25 @@ class LLMWorker(Worker):
             except ProcessLookupError:
                 pass
 
+    in_work_loop = False
+
+    def work(self, *args, **kwargs):
+        """RQ's work loop, remembering whether it runs (see ``ensure_registered``)."""
+        self.in_work_loop = True
+        try:
+            return super().work(*args, **kwargs)
+        finally:
+            self.in_work_loop = False
+
     def ensure_registered(self) -> bool:
         """Register this worker again if Redis lost it; return True when it had to.
 
-        Called from the housekeeping thread, so it only touches this worker's own keys.
+        Called from the housekeeping thread, so it only touches this worker's own keys;
+        a worker whose loop has ended (it is being replaced) is never brought back.
         """
-        if self.birth_date is None or self.connection.sismember(worker_registration.REDIS_WORKER_KEYS, self.key):
+        if not self.in_work_loop or self.birth_date is None:
+            return False
+        if self.connection.sismember(worker_registration.REDIS_WORKER_KEYS, self.key):
             return False
         with self.connection.pipeline() as pipeline:
             pipeline.hset(self.key, mapping=self.serialize())
@@ -77,14 +90,8 @@ def work_until_stopped(make_worker: Callable[[], LLMWorker], *, burst: bool, on_
     """
     stop = threading.Event()
     backoff = 1.0
-    restarted = False
     while True:
         worker = make_worker()
-        if restarted:
-            # The failed run could not register its death: a fixed name would clash with it.
-            with contextlib.suppress(*REDIS_ERRORS):
-                worker.connection.delete(worker.key)
-        restarted = True
         if on_worker:
             on_worker(worker)
         try:
@@ -108,8 +115,18 @@ def work_until_stopped(make_worker: Callable[[], LLMWorker], *, burst: bool, on_
                 signal.signal(sig, handler)
         if stop.is_set():
             return
+        _forget(worker)
         backoff = 1.0
         logger.info("worker %s: Redis is back; starting a new worker", worker.name)
+
+
+def _forget(worker: Worker) -> None:
+    """Remove a replaced worker's registration: its death may not have been recorded, and
+    with a fixed ``--name`` the next worker's birth would clash with it."""
+    with contextlib.suppress(*REDIS_ERRORS), worker.connection.pipeline() as pipeline:
+        worker_registration.unregister(worker, pipeline)
+        pipeline.delete(worker.key)
+        pipeline.execute()
 
 
 def _redis_answers(connection) -> bool:

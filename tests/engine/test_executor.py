@@ -283,9 +283,9 @@ def test_streamed_partial_output_is_saved(app, sim_model, monkeypatch):
         run = asyncio.ensure_future(runner.run())
         for _ in range(200):
             await asyncio.sleep(0.02)
-            db.session.expire_all()
-            partial = db.session.execute(db.select(Task.result).where(Task.id == ids[0])).scalar()
-            db.session.commit()
+            # Its own connection: the chunk's database lane thread is using the session.
+            with db.engine.connect() as conn:
+                partial = conn.execute(db.select(Task.result).where(Task.id == ids[0])).scalar()
             if partial:
                 seen.append(partial)
                 break

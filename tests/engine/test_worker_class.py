@@ -1,0 +1,40 @@
+"""LLMWorker's re-registration after Redis lost its data (FLUSHALL, restart without persistence)."""
+
+import fakeredis
+from rq import Worker, worker_registration
+
+from llmadmin.worker_class import LLMWorker, _forget
+
+
+def _worker():
+    connection = fakeredis.FakeRedis()
+    worker = LLMWorker(["llm"], connection=connection, name="w1")
+    worker.register_birth()
+    return worker, connection
+
+
+def test_a_working_worker_that_redis_forgot_registers_again():
+    worker, connection = _worker()
+    worker.in_work_loop = True
+    connection.flushall()
+    assert Worker.count(connection=connection) == 0
+    assert worker.ensure_registered() is True
+    assert Worker.count(connection=connection) == 1
+    assert connection.hget(worker.key, "queues") == b"llm"
+    assert worker.ensure_registered() is False, "already registered: nothing to do"
+
+
+def test_a_worker_whose_loop_ended_is_not_brought_back():
+    """It is being replaced by a fresh worker: re-registering it would count it twice."""
+    worker, connection = _worker()
+    connection.flushall()
+    assert worker.in_work_loop is False
+    assert worker.ensure_registered() is False
+    assert Worker.count(connection=connection) == 0
+
+
+def test_forget_removes_a_replaced_workers_registration():
+    worker, connection = _worker()
+    assert connection.sismember(worker_registration.REDIS_WORKER_KEYS, worker.key)
+    _forget(worker)
+    assert Worker.count(connection=connection) == 0 and not connection.exists(worker.key)
