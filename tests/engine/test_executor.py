@@ -247,8 +247,11 @@ def test_cancel_while_running_stops_call_and_writes_no_result(app, sim_model):
         runner = _runner(job_id, ids, sim_model, slow)
         run = asyncio.ensure_future(runner.run())
         await asyncio.wait_for(started.wait(), 5)
-        assert db.session.get(Task, ids[0]).status == RUNNING
-        svc.cancel_tasks(ids)
+        # A second app context has its own session: the chunk's lane thread uses the first.
+        with app.app_context():
+            assert db.session.get(Task, ids[0]).status == RUNNING
+            svc.cancel_tasks(ids)
+            db.session.remove()
         await asyncio.wait_for(run, 5)  # the runner notices the cancel and stops the call
 
     asyncio.run(scenario())
