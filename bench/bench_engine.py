@@ -64,6 +64,10 @@ class Bench:
     def close(self):
         self.sim.send_signal(signal.SIGTERM)
         self.sim.wait(10)
+        if self.app.config.get("REDIS_EMBEDDED"):  # leave no redis-server behind
+            from llmadmin.queues import stop_embedded_redis
+
+            stop_embedded_redis(self.app.config["EMBEDDED_REDIS_DIR"])
         self.ctx.pop()
 
     # --- helpers ----------------------------------------------------------------------

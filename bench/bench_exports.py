@@ -276,6 +276,10 @@ def case_request(app) -> dict:
             "action": f"export_{fmt}", "all_matching": "1", "list_args": "", "url": "/admin/task/"})
         timings.append(time.perf_counter() - started)
         assert response.status_code == 302, response.status_code
+    if app.config.get("REDIS_EMBEDDED"):  # the requests started it; leave no redis-server behind
+        from llmadmin.queues import stop_embedded_redis
+
+        stop_embedded_redis(app.config["EMBEDDED_REDIS_DIR"])
     return {"rows": rows, "seconds": max(timings), "bytes": 0, "baseline_mb": 0.0,
             "median_ms": sorted(timings)[len(timings) // 2] * 1000}
 
