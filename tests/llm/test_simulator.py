@@ -12,7 +12,8 @@ import pytest
 
 from llmadmin.errors import LLMError
 from llmadmin.llm import ChatRequest, build_messages, chat, chat_blocking, make_async_client
-from llmadmin.llm.simulator import SimulatorServer, count_tokens, parse_directives, reply_for, serve
+from llmadmin.llm.sim_rules import count_tokens, parse_directives, reply_for
+from llmadmin.llm.simulator import SimulatorServer, serve
 
 KEY = "sk-sim-SECRET0123456789"
 ROOT = Path(__file__).resolve().parents[2]
