@@ -26,6 +26,7 @@ from sqlalchemy import select
 
 from llmadmin import crypto
 from llmadmin.database import is_transient_error
+from llmadmin.engine import chunk_rows
 from llmadmin.engine.breaker import CircuitBreaker
 from llmadmin.engine.heartbeat import Heartbeat
 from llmadmin.engine.limits import ModelLimiter, heartbeat_key
@@ -36,9 +37,7 @@ from llmadmin.extensions import db
 from llmadmin.llm import ChatRequest, build_messages, chat, compute_cost
 from llmadmin.llm.pool import ClientPool
 from llmadmin.models import LLMModel, Task
-from llmadmin.models.task import QUEUED, RUNNING
 from llmadmin.services import policy
-from llmadmin.services.task_state import transition
 
 logger = logging.getLogger(__name__)
 
@@ -170,7 +169,7 @@ class ChunkRunner:
 
             def hand_back():
                 self.writer.write(batch)
-                requeue_unfinished(self.job_id, ids, note="re-queued: Redis was unreachable")
+                chunk_rows.requeue_unfinished(self.job_id, ids, note="re-queued: Redis was unreachable")
 
             def restore(ok, _):
                 if not ok:
@@ -180,12 +179,13 @@ class ChunkRunner:
         free = self.model.cap - len(self.inflight)
         if free > 0 and self.pending:
             batch = [self.pending.popleft() for _ in range(min(free, len(self.pending)))]
-            return self._in_lane(self._claim, batch), lambda ok, rows: (
+            return self._in_lane(chunk_rows.claim, self.job_id, batch), lambda ok, rows: (
                 self._start_calls(rows) if ok else self.pending.extendleft(reversed(batch)))
         if free > 0 and self._may_steal():
-            return self._in_lane(self._steal, free), lambda ok, rows: self._stolen(rows if ok else [])
+            stealing = self._in_lane(chunk_rows.steal, self.job_id, self.model.id, free)
+            return stealing, lambda ok, rows: self._stolen(rows if ok else [])
         if cancel_check_due and self.inflight:
-            return self._in_lane(self._find_gone, list(self.inflight)), self._canceled_found
+            return self._in_lane(chunk_rows.find_gone, self.job_id, list(self.inflight)), self._canceled_found
         return None, None
 
     def _in_lane(self, fn, *args) -> asyncio.Future:
@@ -225,22 +225,8 @@ class ChunkRunner:
 
         def hand_back():
             self.writer.write(batch)
-            requeue_unfinished(self.job_id, ids)
+            chunk_rows.requeue_unfinished(self.job_id, ids)
         await self._in_lane(hand_back)
-
-    def _claim(self, batch: list[int]) -> list:
-        """(lane) Claim ``batch`` for this job; return the claimed rows' prompts."""
-        claimed = transition(batch, RUNNING, from_statuses=(QUEUED,), where=Task.job_id == self.job_id)
-        return self._prompts(claimed)
-
-    def _prompts(self, claimed: list[int]) -> list:
-        if not claimed:
-            return []
-        rows = db.session.execute(
-            select(Task.id, Task.prompt, Task.system_prompt).where(Task.id.in_(claimed))
-        ).all()
-        db.session.commit()  # end the read transaction; SQLite must not hold a snapshot open
-        return rows
 
     def _start_calls(self, rows) -> None:
         for task_id, prompt, system_prompt in rows:
@@ -255,16 +241,6 @@ class ChunkRunner:
     def _may_steal(self) -> bool:
         now = time.monotonic()
         return self.steal_until is not None and now < self.steal_until and now >= self.next_steal
-
-    def _steal(self, free: int) -> list:
-        """(lane) Claim up to ``free`` tasks queued for this model under other jobs."""
-        candidates = db.session.execute(
-            select(Task.id).where(Task.model_id == self.model.id, Task.status == QUEUED)
-            .order_by(Task.id).limit(free)
-        ).scalars().all()
-        claimed = transition(candidates, RUNNING, from_statuses=(QUEUED,), job_id=self.job_id) if candidates else []
-        db.session.commit()
-        return self._prompts(claimed)
 
     def _stolen(self, rows) -> None:
         if rows:
@@ -286,14 +262,6 @@ class ChunkRunner:
                     continue
                 logger.error("task %s crashed in the executor", task_id, exc_info=task.exception())
                 self.writer.failure(task_id, f"Internal error: {task.exception()}", "unexpected", None)
-
-    def _find_gone(self, ids: list[int]) -> list[int]:
-        """(lane) Return the ids among ``ids`` that were canceled or taken away while running."""
-        gone = db.session.execute(
-            select(Task.id).where(Task.id.in_(ids), (Task.status != RUNNING) | (Task.job_id != self.job_id))
-        ).scalars().all()
-        db.session.commit()
-        return gone
 
     def _canceled_found(self, ok: bool, gone) -> None:
         """Stop the calls of tasks that were canceled (or taken away) while running."""
@@ -401,41 +369,17 @@ def run_chunk(job_id: str, task_ids: list[int], transport=None, steal_seconds: f
     ).scalar_one_or_none()
     model = db.session.get(LLMModel, first) if first else None
     if model is None:
-        fail_queued(job_id, task_ids, "The task's model was deleted before the task ran.", "model_deleted")
+        chunk_rows.fail_queued(job_id, task_ids, "The task's model was deleted before the task ran.", "model_deleted")
         return 0
     if not model.enabled:
-        fail_queued(job_id, task_ids, f"The model {model.name} is disabled.", "model_disabled")
+        chunk_rows.fail_queued(job_id, task_ids, f"The model {model.name} is disabled.", "model_disabled")
         return 0
     if policy.fail_blocked_tasks(job_id, task_ids, model.base_url):  # OUTBOUND_ALLOWLIST, kind "blocked_url"
         return 0
     try:
         settings = ModelSettings.load(model)
     except crypto.SecretUnreadable as exc:
-        fail_queued(job_id, task_ids, str(exc), "auth")
+        chunk_rows.fail_queued(job_id, task_ids, str(exc), "auth")
         return 0
     db.session.commit()
     return asyncio.run(ChunkRunner(job_id, task_ids, settings, transport, steal_seconds).run())
-
-
-def requeue_unfinished(job_id: str, task_ids: list[int], note: str = "re-queued: worker shut down") -> int:
-    """Put tasks of a stopping job back in the queue under new jobs (graceful shutdown, Redis outage)."""
-    from llmadmin.errors import QueueUnavailable
-    from llmadmin.models.base import utcnow
-    from llmadmin.models.task import PENDING
-    from llmadmin.services.dispatch import dispatch
-
-    back = transition(task_ids, PENDING, from_statuses=(QUEUED, RUNNING), where=Task.job_id == job_id,
-                      run_requested_at=utcnow(), job_id=None, queue_note=note)
-    try:
-        dispatch(back)
-    except QueueUnavailable:
-        pass  # they stay PENDING with run_requested_at; housekeeping sends them later
-    return len(back)
-
-
-def fail_queued(job_id: str, task_ids: list[int], message: str, kind: str) -> None:
-    """Fail the tasks still queued for ``job_id`` with a clear message."""
-    from llmadmin.models.task import FAILURE
-
-    transition(task_ids, FAILURE, from_statuses=(QUEUED,), where=Task.job_id == job_id,
-               error=message, error_kind=kind, run_requested_at=None)

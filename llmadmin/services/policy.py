@@ -148,7 +148,7 @@ def fail_blocked_tasks(job_id: str, task_ids: list[int], base_url: str) -> bool:
     try:
         check_outbound_url(base_url)
     except BlockedURL as exc:
-        from llmadmin.engine.executor import fail_queued
+        from llmadmin.engine.chunk_rows import fail_queued
 
         logger.warning("job %s: %s", job_id, exc)
         fail_queued(job_id, task_ids, str(exc), "blocked_url")
