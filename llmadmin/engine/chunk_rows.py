@@ -18,19 +18,8 @@ from llmadmin.services.task_state import transition
 
 
 def claim(job_id: str, batch: list[int]) -> list:
-    """Claim ``batch`` (still QUEUED for ``job_id``); return the prompts of the batch's rows now
-    RUNNING for this job.
-
-    Safe to repeat: if reading the prompts failed after the claim committed, the retry finds
-    the rows already RUNNING for this job (the caller never started them) and returns them.
-    """
-    transition(batch, RUNNING, from_statuses=(QUEUED,), where=Task.job_id == job_id)
-    rows = db.session.execute(
-        select(Task.id, Task.prompt, Task.system_prompt)
-        .where(Task.id.in_(batch), Task.status == RUNNING, Task.job_id == job_id)
-    ).all()
-    db.session.commit()  # end the read transaction; SQLite must not hold a snapshot open
-    return rows
+    """Claim ``batch`` (still QUEUED for ``job_id``); return the claimed rows' prompts."""
+    return prompts(transition(batch, RUNNING, from_statuses=(QUEUED,), where=Task.job_id == job_id))
 
 
 def steal(job_id: str, model_id: int, free: int) -> list:

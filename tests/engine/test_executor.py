@@ -327,31 +327,3 @@ def test_without_stealing_a_job_runs_only_its_chunk(app, sim_model):
     handler = Recorder(lambda p, n, b: httpx.Response(200, json=completion()))
     run_chunk(first, ids[:4], transport=httpx.MockTransport(handler))
     assert len(handler.calls) == 4
-
-
-def test_a_claim_interrupted_by_a_locked_database_is_retried_and_the_task_runs(app, sim_model, monkeypatch):
-    """The claim commits, then the database locks before the prompts are read: nothing may be
-    left RUNNING without a call (the retry finds the row already claimed for this job)."""
-    import sqlite3
-
-    from sqlalchemy.exc import OperationalError
-
-    from llmadmin.engine import chunk_rows
-
-    real = chunk_rows.transition
-    failures = []
-
-    def locked_once(*args, **kwargs):
-        claimed = real(*args, **kwargs)
-        if not failures:
-            failures.append(claimed)
-            raise OperationalError("SELECT task.prompt …", {}, sqlite3.OperationalError("database is locked"))
-        return claimed
-
-    monkeypatch.setattr(chunk_rows, "transition", locked_once)
-    ids, _ = make_tasks(sim_model, 2)
-    handler = Recorder(lambda p, n, b: httpx.Response(200, json=completion()))
-    tasks = run_all(ids, handler, [], monkeypatch)
-    assert failures and failures[0], "the first claim committed before the error"
-    assert {t.status for t in tasks.values()} == {SUCCESS}
-    assert sorted(handler.calls) == sorted(f"prompt {i}" for i in range(2)), "each called once"
