@@ -21,6 +21,9 @@ from llmadmin.errors import QueueUnavailable
 
 logger = logging.getLogger(__name__)
 
+# Errors that mean "Redis is away" (down, restarting, unreachable), not a bad command.
+REDIS_OUTAGE = (redis.ConnectionError, redis.TimeoutError, OSError)
+
 EMBEDDED_SOCKET = "redis.sock"
 
 
@@ -121,7 +124,7 @@ def enqueue(kind: str, func, *args, **options):
     """Enqueue ``func(*args)`` on the ``kind`` queue, raising QueueUnavailable if Redis is down."""
     try:
         return get_queue(kind).enqueue(func, *args, **options)
-    except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+    except REDIS_OUTAGE as exc:
         raise QueueUnavailable("The job queue (Redis) is unreachable right now.") from exc
 
 

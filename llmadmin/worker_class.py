@@ -22,12 +22,12 @@ import signal
 import threading
 from collections.abc import Callable
 
-import redis
 from rq import Worker, worker_registration
+
+from llmadmin.queues import REDIS_OUTAGE
 
 logger = logging.getLogger(__name__)
 
-REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
 
 
 class LLMWorker(Worker):
@@ -96,7 +96,7 @@ def work_until_stopped(make_worker: Callable[[], LLMWorker], *, burst: bool, on_
             on_worker(worker)
         try:
             worker.work(burst=burst, **work_kwargs)
-        except REDIS_ERRORS as exc:
+        except REDIS_OUTAGE as exc:
             logger.warning("worker %s: lost Redis (%s)", worker.name, exc)
         # RQ marks a warm shutdown with _shutdown_requested_date (_stop_requested only when busy).
         if burst or worker._stop_requested or worker._shutdown_requested_date is not None:
@@ -123,7 +123,7 @@ def work_until_stopped(make_worker: Callable[[], LLMWorker], *, burst: bool, on_
 def _forget(worker: Worker) -> None:
     """Remove a replaced worker's registration: its death may not have been recorded, and
     with a fixed ``--name`` the next worker's birth would clash with it."""
-    with contextlib.suppress(*REDIS_ERRORS), worker.connection.pipeline() as pipeline:
+    with contextlib.suppress(*REDIS_OUTAGE), worker.connection.pipeline() as pipeline:
         worker_registration.unregister(worker, pipeline)
         pipeline.delete(worker.key)
         pipeline.execute()
@@ -132,7 +132,7 @@ def _forget(worker: Worker) -> None:
 def _redis_answers(connection) -> bool:
     try:
         return bool(connection.ping())
-    except REDIS_ERRORS:
+    except REDIS_OUTAGE:
         return False
 
 

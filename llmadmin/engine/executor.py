@@ -18,7 +18,6 @@ import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 
-import redis
 import redis.asyncio as aioredis
 from flask import current_app
 from sqlalchemy import exc as sa_exc
@@ -37,6 +36,7 @@ from llmadmin.extensions import db
 from llmadmin.llm import ChatRequest, build_messages, chat, compute_cost
 from llmadmin.llm.pool import ClientPool
 from llmadmin.models import LLMModel, Task
+from llmadmin.queues import REDIS_OUTAGE
 from llmadmin.services import policy
 
 logger = logging.getLogger(__name__)
@@ -54,10 +54,6 @@ def request_drain() -> None:
 
 PARTIAL_SAVE_SECONDS = 1.0
 MAX_RETRY_AFTER_SECONDS = 120.0
-# Errors that mean "Redis is away", as opposed to a bug in a script or command.
-REDIS_OUTAGE = (redis.ConnectionError, redis.TimeoutError, OSError)
-# Database errors a step retries: locks past the busy timeout, lost connections.
-TRANSIENT_DB_ERRORS = (sa_exc.OperationalError, sa_exc.InterfaceError)
 
 
 async def backoff_sleep(seconds: float) -> None:
@@ -197,7 +193,7 @@ class ChunkRunner:
         """Apply a finished step's result; return False when it hit a transient database error."""
         try:
             result = step.result()
-        except TRANSIENT_DB_ERRORS as exc:
+        except sa_exc.SQLAlchemyError as exc:  # retried: locks past the busy timeout, lost connections
             if not is_transient_error(exc):
                 raise
             logger.warning("database busy or unreachable (%s); retrying in 1 s", exc)

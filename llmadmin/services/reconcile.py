@@ -19,7 +19,6 @@ import logging
 import time
 from datetime import timedelta
 
-import redis
 from flask import current_app
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
@@ -31,6 +30,7 @@ from llmadmin.extensions import db
 from llmadmin.models import Task
 from llmadmin.models.base import utcnow
 from llmadmin.models.task import FAILURE, PENDING, QUEUED, RUNNING
+from llmadmin.queues import REDIS_OUTAGE
 from llmadmin.services.task_state import transition
 
 logger = logging.getLogger(__name__)
@@ -133,6 +133,6 @@ def safe_reconcile() -> dict[str, int] | None:
     """Run a pass unless Redis is unreachable."""
     try:
         return reconcile()
-    except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+    except REDIS_OUTAGE as exc:
         logger.warning("reconciler skipped: %s", exc)
         return None
