@@ -327,3 +327,26 @@ def test_without_stealing_a_job_runs_only_its_chunk(app, sim_model):
     handler = Recorder(lambda p, n, b: httpx.Response(200, json=completion()))
     run_chunk(first, ids[:4], transport=httpx.MockTransport(handler))
     assert len(handler.calls) == 4
+
+
+def test_a_task_whose_redis_steps_outlast_the_wait_is_handed_back_not_failed(app, sim_model, monkeypatch):
+    """Redis away longer than REDIS_OUTAGE_WAIT_SECONDS: the task waits for the queue again."""
+    import redis
+
+    from llmadmin.engine.limits import ModelLimiter
+    from llmadmin.models.task import PENDING
+
+    app.config["REDIS_OUTAGE_WAIT_SECONDS"] = 0
+
+    async def unreachable(self):
+        raise redis.ConnectionError("Error 111 connecting to redis")
+
+    monkeypatch.setattr(ModelLimiter, "acquire", unreachable)
+    ids, _ = make_tasks(sim_model, 2)
+    handler = Recorder(lambda p, n, b: httpx.Response(200, json=completion()))
+    tasks = run_all(ids, handler, [], monkeypatch)
+    assert handler.calls == []
+    for task in tasks.values():
+        assert task.status in (PENDING, QUEUED) and task.error is None, (task.status, task.error)
+        assert task.queue_note in ("re-queued: Redis was unreachable", None)
+        assert task.run_requested_at is not None or task.status == QUEUED
