@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """One-command set-up and run for llmadmin (standard library only, so it works on a fresh machine).
 
-    python3 run.py          # venv + install + migrate + demo admin + web, worker, embedded Redis, simulator
-    python3 run.py test     # the whole test suite (embedded services; also PostgreSQL/Redis when
-                            # DATABASE_URL / REDIS_URL are set)
+python3 run.py          # venv + install + migrate + demo admin + web, worker, embedded Redis, simulator
+python3 run.py test     # the whole test suite (embedded services; also PostgreSQL/Redis when
+                        # DATABASE_URL / REDIS_URL are set)
 """
 
 from __future__ import annotations
@@ -73,22 +73,61 @@ def run_all() -> int:
     env.setdefault("SIMULATOR_URL", f"http://127.0.0.1:{sim_port}/v1")
     embedded = not env.get("REDIS_URL")
     if embedded:
-        subprocess.run([str(PY), "-c", "import sys; from llmadmin.queues import ensure_embedded_redis as e;"
-                        " print(e(sys.argv[1]))", str(instance)], check=True, cwd=ROOT, env=env)
+        subprocess.run(
+            [
+                str(PY),
+                "-c",
+                "import sys; from llmadmin.queues import ensure_embedded_redis as e;"
+                " print(e(sys.argv[1]))",
+                str(instance),
+            ],
+            check=True,
+            cwd=ROOT,
+            env=env,
+        )
     flask("db", "upgrade", env=env)
     email = env.get("DEMO_ADMIN_EMAIL", "admin@example.com")
     password = env.get("DEMO_ADMIN_PASSWORD", "admin12345")
     flask("seed-demo", "--admin-email", email, "--admin-password", password, env=env)
     signal.signal(signal.SIGTERM, _interrupt)  # stop everything cleanly on SIGTERM too
     procs = [
-        subprocess.Popen([str(PY), "-m", "llmadmin.llm.simulator", "--port", sim_port, "--latency-ms",
-                          env.get("SIMULATOR_LATENCY_MS", "300")], cwd=ROOT, env=env),
+        subprocess.Popen(
+            [
+                str(PY),
+                "-m",
+                "llmadmin.llm.simulator",
+                "--port",
+                sim_port,
+                "--latency-ms",
+                env.get("SIMULATOR_LATENCY_MS", "300"),
+            ],
+            cwd=ROOT,
+            env=env,
+        ),
         subprocess.Popen([str(PY), "worker.py"], cwd=ROOT, env=env),
-        subprocess.Popen([str(PY), "-m", "flask", "--app", "app", "run", "--host", "127.0.0.1",
-                          "--port", port, "--no-reload"], cwd=ROOT, env=env),
+        subprocess.Popen(
+            [
+                str(PY),
+                "-m",
+                "flask",
+                "--app",
+                "app",
+                "run",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                port,
+                "--no-reload",
+            ],
+            cwd=ROOT,
+            env=env,
+        ),
     ]
-    print(f"\n  llmadmin is running at http://127.0.0.1:{port}/admin/\n  login: {email} / {password}\n"
-          f"  (simulated model endpoint at {env['SIMULATOR_URL']}; Ctrl-C stops everything)\n", flush=True)
+    print(
+        f"\n  llmadmin is running at http://127.0.0.1:{port}/admin/\n  login: {email} / {password}\n"
+        f"  (simulated model endpoint at {env['SIMULATOR_URL']}; Ctrl-C stops everything)\n",
+        flush=True,
+    )
     try:
         while all(p.poll() is None for p in procs):
             time.sleep(0.5)
@@ -105,8 +144,17 @@ def run_all() -> int:
             except subprocess.TimeoutExpired:
                 p.kill()
         if embedded:
-            subprocess.run([str(PY), "-c", "import sys; from llmadmin.queues import stop_embedded_redis as s;"
-                            " s(sys.argv[1])", str(instance)], cwd=ROOT, env=env)
+            subprocess.run(
+                [
+                    str(PY),
+                    "-c",
+                    "import sys; from llmadmin.queues import stop_embedded_redis as s;"
+                    " s(sys.argv[1])",
+                    str(instance),
+                ],
+                cwd=ROOT,
+                env=env,
+            )
     return 0
 
 

@@ -17,13 +17,20 @@ from llmadmin.worker_class import LLMWorker, work_until_stopped
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--queues", nargs="*", default=os.environ.get("WORKER_QUEUES", "").split() or None,
-                        help="Queue names to listen on (default: the llm and reports queues).")
+    parser.add_argument(
+        "--queues",
+        nargs="*",
+        default=os.environ.get("WORKER_QUEUES", "").split() or None,
+        help="Queue names to listen on (default: the llm and reports queues).",
+    )
     parser.add_argument("--burst", action="store_true", help="Quit when the queues are empty.")
     parser.add_argument("--name", default=None, help="Worker name (default: RQ's).")
-    parser.add_argument("--housekeeping-interval", type=float,
-                        default=float(os.environ.get("HOUSEKEEPING_INTERVAL", "5")),
-                        help="Seconds between housekeeping passes; 0 disables them.")
+    parser.add_argument(
+        "--housekeeping-interval",
+        type=float,
+        default=float(os.environ.get("HOUSEKEEPING_INTERVAL", "5")),
+        help="Seconds between housekeeping passes; 0 disables them.",
+    )
     return parser.parse_args()
 
 
@@ -45,8 +52,12 @@ def main() -> None:
         current: dict[str, LLMWorker] = {}
         if args.housekeeping_interval > 0 and not args.burst:
             # Each pass also puts this worker back into rq:workers if Redis lost it.
-            start_thread(app, args.housekeeping_interval, stop,
-                         also=lambda: "worker" in current and current["worker"].ensure_registered())
+            start_thread(
+                app,
+                args.housekeeping_interval,
+                stop,
+                also=lambda: "worker" in current and current["worker"].ensure_registered(),
+            )
         queues = args.queues or all_queue_names()
         try:
             work_until_stopped(

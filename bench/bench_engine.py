@@ -48,11 +48,27 @@ class Bench:
         from llmadmin.queues import get_redis
 
         self.redis = get_redis()
-        self.env = dict(os.environ, REDIS_URL=self.app.config["REDIS_URL"],
-                        DATABASE_URL=self.app.config["SQLALCHEMY_DATABASE_URI"], HOUSEKEEPING_INTERVAL="0")
-        self.sim = subprocess.Popen([sys.executable, "-m", "llmadmin.llm.simulator", "--port", str(SIM_PORT),
-                                     "--latency-ms", "200"], cwd=ROOT, env=self.env,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.env = dict(
+            os.environ,
+            REDIS_URL=self.app.config["REDIS_URL"],
+            DATABASE_URL=self.app.config["SQLALCHEMY_DATABASE_URI"],
+            HOUSEKEEPING_INTERVAL="0",
+        )
+        self.sim = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "llmadmin.llm.simulator",
+                "--port",
+                str(SIM_PORT),
+                "--latency-ms",
+                "200",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         self.sim_root = f"http://127.0.0.1:{SIM_PORT}"
         for _ in range(100):
             try:
@@ -83,13 +99,30 @@ class Bench:
         db.session.execute(db.delete(LLMModel))
         db.session.commit()
         self.redis.flushdb()
-        model = LLMModel(name="bench", base_url=self.sim_root + "/v1", model_name="sim-chat", simulated=True,
-                         max_concurrency=cap, rpm_limit=rpm, timeout_seconds=60, max_attempts=1)
+        model = LLMModel(
+            name="bench",
+            base_url=self.sim_root + "/v1",
+            model_name="sim-chat",
+            simulated=True,
+            max_concurrency=cap,
+            rpm_limit=rpm,
+            timeout_seconds=60,
+            max_attempts=1,
+        )
         db.session.add(model)
         db.session.commit()
-        db.session.execute(db.insert(Task), [
-            {"name": f"t{i}", "prompt": f"benchmark prompt {i}", "model_id": model.id, "status": "PENDING"}
-            for i in range(n)])
+        db.session.execute(
+            db.insert(Task),
+            [
+                {
+                    "name": f"t{i}",
+                    "prompt": f"benchmark prompt {i}",
+                    "model_id": model.id,
+                    "status": "PENDING",
+                }
+                for i in range(n)
+            ],
+        )
         db.session.commit()
         ids = list(db.session.execute(db.select(Task.id).order_by(Task.id)).scalars())
         return model, ids
@@ -97,17 +130,27 @@ class Bench:
     def workers(self, count: int, script: str = "worker.py", *extra) -> list[subprocess.Popen]:
         logs = self.instance / "worker-logs"
         logs.mkdir(exist_ok=True)
-        procs = [subprocess.Popen([sys.executable, script, *extra], cwd=ROOT, env=self.env,
-                                  stdout=open(logs / f"{time.time():.0f}-{i}.log", "wb"), stderr=subprocess.STDOUT)
-                 for i in range(count)]
+        procs = [
+            subprocess.Popen(
+                [sys.executable, script, *extra],
+                cwd=ROOT,
+                env=self.env,
+                stdout=open(logs / f"{time.time():.0f}-{i}.log", "wb"),
+                stderr=subprocess.STDOUT,
+            )
+            for i in range(count)
+        ]
         time.sleep(1.5)  # let them start before the clock runs
         return procs
 
     def wait_final(self, ids: list[int], timeout: float) -> float:
         start = time.monotonic()
         while time.monotonic() - start < timeout:
-            done = db.session.execute(db.select(db.func.count()).where(
-                Task.id.in_(ids) if len(ids) < 30000 else True, Task.status.in_(FINAL_STATUSES))).scalar()
+            done = db.session.execute(
+                db.select(db.func.count()).where(
+                    Task.id.in_(ids) if len(ids) < 30000 else True, Task.status.in_(FINAL_STATUSES)
+                )
+            ).scalar()
             db.session.commit()
             if done >= len(ids):
                 return time.monotonic() - start
@@ -116,12 +159,20 @@ class Bench:
 
     def throughput(self, ids: list[int]) -> float:
         first, last = db.session.execute(
-            db.select(db.func.min(Task.queued_at), db.func.max(Task.finished_at)).where(Task.id.in_(ids))).one()
-        ok = db.session.execute(db.select(db.func.count()).where(Task.id.in_(ids), Task.status == SUCCESS)).scalar()
+            db.select(db.func.min(Task.queued_at), db.func.max(Task.finished_at)).where(
+                Task.id.in_(ids)
+            )
+        ).one()
+        ok = db.session.execute(
+            db.select(db.func.count()).where(Task.id.in_(ids), Task.status == SUCCESS)
+        ).scalar()
         db.session.commit()
         if ok != len(ids):
-            errors = db.session.execute(db.select(Task.status, Task.error, db.func.count()).where(
-                Task.id.in_(ids), Task.status != SUCCESS).group_by(Task.status, Task.error)).all()
+            errors = db.session.execute(
+                db.select(Task.status, Task.error, db.func.count())
+                .where(Task.id.in_(ids), Task.status != SUCCESS)
+                .group_by(Task.status, Task.error)
+            ).all()
             raise RuntimeError(f"only {ok}/{len(ids)} tasks succeeded: {errors[:5]}")
         return len(ids) / max(1e-6, (last - first).total_seconds())
 
@@ -164,8 +215,15 @@ class Bench:
         queue = Queue("naive", connection=get_redis())
         for task_id in ids:
             queue.enqueue(naive_task, task_id)
-        procs = [subprocess.Popen([sys.executable, "-m", "bench.naive"], cwd=ROOT, env=self.env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "bench.naive"],
+                cwd=ROOT,
+                env=self.env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        ]
         try:
             self.wait_final(ids, 900)
         finally:
@@ -181,8 +239,10 @@ class Bench:
         client = self.app.test_client()
         client.post("/login", data={"email": "bench@example.com", "password": "bench-password"})
         start = time.perf_counter()
-        response = client.post("/admin/task/action/", data={
-            "action": "run", "all_matching": "1", "list_args": "", "rowid": [str(ids[0])]})
+        response = client.post(
+            "/admin/task/action/",
+            data={"action": "run", "all_matching": "1", "list_args": "", "rowid": [str(ids[0])]},
+        )
         elapsed = time.perf_counter() - start
         assert response.status_code == 302, response.status_code
         return elapsed
@@ -201,14 +261,22 @@ class Bench:
             self.stop(procs)
             self.app.config["TASK_CHUNK_FACTOR"] = 8
         stats = self.sim_stats()
-        return {"elapsed_s": round(elapsed, 1), "max_in_flight": stats["max_in_flight"],
-                "max_requests_per_60s": stats["max_requests_per_60s"], "total": stats["total_requests"]}
+        return {
+            "elapsed_s": round(elapsed, 1),
+            "max_in_flight": stats["max_in_flight"],
+            "max_requests_per_60s": stats["max_requests_per_60s"],
+            "total": stats["total_requests"],
+        }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="smaller task counts")
-    parser.add_argument("--skip-limits", action="store_true", help="skip the (slow) rate-limit check")
+    parser.add_argument(
+        "--skip-limits", action="store_true", help="skip the (slow) rate-limit check"
+    )
     args = parser.parse_args()
     n = 600 if args.quick else 2000
     bench = Bench(args)
@@ -221,7 +289,13 @@ def main() -> None:
         rows.append((f"engine, {n} tasks, cap 32, 200 ms, 1 worker", engine, engine / naive))
         for cap in (8, 64, 128):
             rate = bench.engine_rate(n, cap, 200)
-            rows.append((f"engine, cap {cap}, 200 ms, 1 worker (ideal {cap / 0.2:.0f}/s)", rate, rate / naive))
+            rows.append(
+                (
+                    f"engine, cap {cap}, 200 ms, 1 worker (ideal {cap / 0.2:.0f}/s)",
+                    rate,
+                    rate / naive,
+                )
+            )
         rate2 = bench.engine_rate(n * 2, 128, 200, n_workers=2)
         rows.append(("engine, cap 128, 200 ms, 2 workers (ideal 640/s)", rate2, rate2 / naive))
         zero = bench.engine_rate(n, 64, 0)
@@ -230,17 +304,25 @@ def main() -> None:
         limits = None if args.skip_limits else bench.limits_check(700, 8, 600)
     finally:
         bench.close()
-    print(f"\nDatabase: {bench.app.config['SQLALCHEMY_DATABASE_URI'].split('://')[0]}; "
-          f"Redis: {'embedded' if bench.app.config.get('REDIS_EMBEDDED') else 'REDIS_URL'}")
+    print(
+        f"\nDatabase: {bench.app.config['SQLALCHEMY_DATABASE_URI'].split('://')[0]}; "
+        f"Redis: {'embedded' if bench.app.config.get('REDIS_EMBEDDED') else 'REDIS_URL'}"
+    )
     print(f"{'measurement':60} {'tasks/s':>9} {'× naive':>8}")
     for label, rate, ratio in rows:
         print(f"{label:60} {rate:9.1f} {'' if ratio is None else f'{ratio:8.1f}'}")
-    print(f"\nengine at cap 32 / 200 ms: {engine / naive:.1f}× naive (target ≥ 25×), "
-          f"{engine / ideal * 100:.0f}% of ideal 160/s (target ≥ 75%)")
+    print(
+        f"\nengine at cap 32 / 200 ms: {engine / naive:.1f}× naive (target ≥ 25×), "
+        f"{engine / ideal * 100:.0f}% of ideal 160/s (target ≥ 75%)"
+    )
     print(f"0 ms latency: {zero:.0f} tasks/s per worker process (target ≥ 400)")
-    print(f"bulk Run on all 10,000 matching rows: web request took {bulk * 1000:.0f} ms (target < 1000 ms)")
+    print(
+        f"bulk Run on all 10,000 matching rows: web request took {bulk * 1000:.0f} ms (target < 1000 ms)"
+    )
     if limits:
-        print(f"2 workers, cap 8, 600 requests/min, 700 tasks: {limits} (limits: ≤ 8 in flight, ≤ 600 per 60 s)")
+        print(
+            f"2 workers, cap 8, 600 requests/min, 700 tasks: {limits} (limits: ≤ 8 in flight, ≤ 600 per 60 s)"
+        )
 
 
 if __name__ == "__main__":

@@ -34,22 +34,48 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 CASES = ("csv", "xlsx", "zip", "csv_zip_rows", "bare_xlsx", "flask_admin_csv")
-LABELS = {"csv": "ours CSV", "xlsx": "ours XLSX", "zip": "ours ZIP", "csv_zip_rows": "ours CSV, ZIP's rows",
-          "bare_xlsx": "bare xlsxwriter loop",
-          "flask_admin_csv": "Flask-Admin CSV"}
-TASK_COLUMNS = ("name", "creator_id", "model_id", "prompt", "system_prompt", "status", "result",
-                "error", "error_kind", "attempts", "created_at", "started_at", "finished_at",
-                "latency_ms", "prompt_tokens", "completion_tokens", "cost")
+LABELS = {
+    "csv": "ours CSV",
+    "xlsx": "ours XLSX",
+    "zip": "ours ZIP",
+    "csv_zip_rows": "ours CSV, ZIP's rows",
+    "bare_xlsx": "bare xlsxwriter loop",
+    "flask_admin_csv": "Flask-Admin CSV",
+}
+TASK_COLUMNS = (
+    "name",
+    "creator_id",
+    "model_id",
+    "prompt",
+    "system_prompt",
+    "status",
+    "result",
+    "error",
+    "error_kind",
+    "attempts",
+    "created_at",
+    "started_at",
+    "finished_at",
+    "latency_ms",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost",
+)
 FILLER = "The quarterly report covers revenue, churn and hiring plans across regions. "
 ANSWER = "摘要：收入增长，流失率下降。 Summary: revenue grew 12%, churn fell, hiring continues. "
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, default=1_000_000, help="Task rows to generate.")
     parser.add_argument("--zip-rows", type=int, default=100_000, help="Rows in the ZIP case.")
-    parser.add_argument("--backends", default="sqlite,postgresql",
-                        help="Which to measure (PostgreSQL only when DATABASE_URL is set).")
+    parser.add_argument(
+        "--backends",
+        default="sqlite,postgresql",
+        help="Which to measure (PostgreSQL only when DATABASE_URL is set).",
+    )
     parser.add_argument("--case", help=argparse.SUPPRESS)
     parser.add_argument("--db-url", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
@@ -58,24 +84,45 @@ def parse_args() -> argparse.Namespace:
 
 # --- seeding ---------------------------------------------------------------------------------
 
+
 def make_app(db_url: str, workdir: str):
     os.environ["LLMADMIN_INSTANCE"] = os.path.join(workdir, "instance")
     from llmadmin import create_app
 
-    return create_app({"TESTING": True, "SECRET_KEY": "bench", "SQLALCHEMY_DATABASE_URI": db_url,
-                       "DOWNLOAD_DIR": os.path.join(workdir, "downloads"),
-                       "REDIS_URL": os.environ.get("REDIS_URL", "")})
+    return create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "bench",
+            "SQLALCHEMY_DATABASE_URI": db_url,
+            "DOWNLOAD_DIR": os.path.join(workdir, "downloads"),
+            "REDIS_URL": os.environ.get("REDIS_URL", ""),
+        }
+    )
 
 
 def task_rows(n: int, zip_rows: int, creator_id: int, model_id: int):
     start = datetime(2025, 1, 1)
     for i in range(n):
         created = start + timedelta(seconds=i)
-        yield (f"Report #{i}", creator_id, model_id, f"Summarise document #{i}: " + FILLER * 2,
-               None, "FAILURE" if i < zip_rows else "SUCCESS", ANSWER * 3,
-               "timeout" if i < zip_rows else None, "timeout" if i < zip_rows else None, 1,
-               created, created, created + timedelta(seconds=2), 812.5, 120, 240,
-               0.00042)
+        yield (
+            f"Report #{i}",
+            creator_id,
+            model_id,
+            f"Summarise document #{i}: " + FILLER * 2,
+            None,
+            "FAILURE" if i < zip_rows else "SUCCESS",
+            ANSWER * 3,
+            "timeout" if i < zip_rows else None,
+            "timeout" if i < zip_rows else None,
+            1,
+            created,
+            created,
+            created + timedelta(seconds=2),
+            812.5,
+            120,
+            240,
+            0.00042,
+        )
 
 
 def seed(db_url: str, workdir: str, rows: int, zip_rows: int) -> None:
@@ -90,7 +137,9 @@ def seed(db_url: str, workdir: str, rows: int, zip_rows: int) -> None:
     with app.app_context():
         upgrade()
         admin = create_user("bench@example.com", "bench-password", name="Bench Admin", admin=True)
-        model = LLMModel(name="Sim", base_url="http://127.0.0.1:9/v1", model_name="sim-chat", simulated=True)
+        model = LLMModel(
+            name="Sim", base_url="http://127.0.0.1:9/v1", model_name="sim-chat", simulated=True
+        )
         db.session.add(model)
         db.session.commit()
         started = time.perf_counter()
@@ -132,6 +181,7 @@ def _copy_postgresql(db, data) -> None:
 
 # --- the cases (each in its own process) ------------------------------------------------------
 
+
 def peak_rss_mb() -> float:
     """This process's own RSS high-water mark (VmHWM), not counting what came before exec."""
     with open("/proc/self/status") as handle:
@@ -171,17 +221,28 @@ def case_ours(case: str) -> dict:
     from llmadmin.services import downloads as service
     from llmadmin.services.bulk import find_view
 
-    admin = db.session.execute(db.select(Person).where(Person.email == "bench@example.com")).scalar_one()
+    admin = db.session.execute(
+        db.select(Person).where(Person.email == "bench@example.com")
+    ).scalar_one()
     list_args = ""
     fmt = "csv" if case == "csv_zip_rows" else case
     if case in ("zip", "csv_zip_rows"):  # the same rows: the first --zip-rows, by a status filter
         view = find_view("task")
-        key = next(k for k, (_i, f) in view._filter_args.items()
-                   if str(f.name) == "Status" and type(f).__name__ == "FilterEqual")
+        key = next(
+            k
+            for k, (_i, f) in view._filter_args.items()
+            if str(f.name) == "Status" and type(f).__name__ == "FilterEqual"
+        )
         list_args = f"flt0_{key}=FAILURE"
-    row = Download(name=f"bench {fmt}", file_name=service.export_file_name("Tasks", fmt, utcnow()),
-                   file_format=fmt, source="tasks", status="PENDING", creator_id=admin.id,
-                   selection=json.dumps({"endpoint": "task", "list_args": list_args}))
+    row = Download(
+        name=f"bench {fmt}",
+        file_name=service.export_file_name("Tasks", fmt, utcnow()),
+        file_format=fmt,
+        source="tasks",
+        status="PENDING",
+        creator_id=admin.id,
+        selection=json.dumps({"endpoint": "task", "list_args": list_args}),
+    )
     db.session.add(row)
     db.session.commit()
     download_id, baseline = row.id, rss_mb()
@@ -191,7 +252,12 @@ def case_ours(case: str) -> dict:
     db.session.expire_all()
     row = db.session.get(Download, download_id)
     assert outcome == "SUCCESS", row.error
-    return {"rows": row.row_count, "seconds": seconds, "bytes": row.size_bytes, "baseline_mb": baseline}
+    return {
+        "rows": row.row_count,
+        "seconds": seconds,
+        "bytes": row.size_bytes,
+        "baseline_mb": baseline,
+    }
 
 
 def case_bare_xlsx(workdir: str) -> dict:
@@ -210,8 +276,10 @@ def case_bare_xlsx(workdir: str) -> dict:
     path = os.path.join(workdir, "bare.xlsx")
     baseline = rss_mb()
     started = time.perf_counter()
-    workbook = xlsxwriter.Workbook(path, {"constant_memory": True, "tmpdir": workdir,
-                                          "default_date_format": "yyyy-mm-dd hh:mm:ss"})
+    workbook = xlsxwriter.Workbook(
+        path,
+        {"constant_memory": True, "tmpdir": workdir, "default_date_format": "yyyy-mm-dd hh:mm:ss"},
+    )
     sheet = workbook.add_worksheet()
     sheet.write_row(0, 0, [c.header for c in columns])
     count = 0
@@ -234,16 +302,35 @@ def case_flask_admin(app) -> dict:
         can_export = True
         export_max_rows = 0  # unlimited
         export_types = ["csv"]
-        column_list = ("id", "name", "status", "model", "creator", "attempts", "latency_ms",
-                       "prompt_tokens", "completion_tokens", "cost", "error_kind", "error", "created_at",
-                       "started_at", "finished_at", "system_prompt", "prompt", "result")
+        column_list = (
+            "id",
+            "name",
+            "status",
+            "model",
+            "creator",
+            "attempts",
+            "latency_ms",
+            "prompt_tokens",
+            "completion_tokens",
+            "cost",
+            "error_kind",
+            "error",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "system_prompt",
+            "prompt",
+            "result",
+        )
         column_export_list = column_list
 
         def is_accessible(self):
             return True
 
     admin = app.extensions["llmadmin.admin"]
-    admin.add_view(BenchTaskView(Task, db.session, name="Bench", endpoint="benchtask", url="/admin/benchtask"))
+    admin.add_view(
+        BenchTaskView(Task, db.session, name="Bench", endpoint="benchtask", url="/admin/benchtask")
+    )
     client = app.test_client()
     baseline = rss_mb()
     started = time.perf_counter()
@@ -272,23 +359,44 @@ def case_request(app) -> dict:
     timings = []
     for fmt in ("csv", "xlsx", "zip") * 2:
         started = time.perf_counter()
-        response = client.post("/admin/task/action/", data={
-            "action": f"export_{fmt}", "all_matching": "1", "list_args": "", "url": "/admin/task/"})
+        response = client.post(
+            "/admin/task/action/",
+            data={
+                "action": f"export_{fmt}",
+                "all_matching": "1",
+                "list_args": "",
+                "url": "/admin/task/",
+            },
+        )
         timings.append(time.perf_counter() - started)
         assert response.status_code == 302, response.status_code
     if app.config.get("REDIS_EMBEDDED"):  # the requests started it; leave no redis-server behind
         from llmadmin.queues import stop_embedded_redis
 
         stop_embedded_redis(app.config["EMBEDDED_REDIS_DIR"])
-    return {"rows": rows, "seconds": max(timings), "bytes": 0, "baseline_mb": 0.0,
-            "median_ms": sorted(timings)[len(timings) // 2] * 1000}
+    return {
+        "rows": rows,
+        "seconds": max(timings),
+        "bytes": 0,
+        "baseline_mb": 0.0,
+        "median_ms": sorted(timings)[len(timings) // 2] * 1000,
+    }
 
 
 # --- driver ------------------------------------------------------------------------------
 
+
 def spawn(case: str, db_url: str, workdir: str) -> dict:
-    command = [sys.executable, os.path.abspath(__file__), "--case", case, "--db-url", db_url,
-               "--workdir", workdir]
+    command = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--case",
+        case,
+        "--db-url",
+        db_url,
+        "--workdir",
+        workdir,
+    ]
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
     if done.returncode != 0:
         return {"error": (done.stderr or done.stdout).strip().splitlines()[-1:]}
@@ -297,34 +405,46 @@ def spawn(case: str, db_url: str, workdir: str) -> dict:
 
 def print_table(title: str, results: dict) -> None:
     print(f"\n{title}")
-    print(f"{'case':<22}{'rows':>11}{'seconds':>10}{'rows/s':>11}{'peak MB':>10}{'+MB':>9}{'file MB':>10}")
+    print(
+        f"{'case':<22}{'rows':>11}{'seconds':>10}{'rows/s':>11}{'peak MB':>10}{'+MB':>9}{'file MB':>10}"
+    )
     for case in CASES:
         r = results[case]
         if "error" in r:
             print(f"{LABELS[case]:<22}  failed: {r['error']}")
             continue
         r["rate"] = r["rows"] / r["seconds"] if r["seconds"] else 0
-        print(f"{LABELS[case]:<22}{r['rows']:>11,}{r['seconds']:>10.2f}{r['rate']:>11,.0f}"
-              f"{r['peak_mb']:>10.0f}{r['peak_mb'] - r['baseline_mb']:>9.0f}{r['bytes'] / 2**20:>10.1f}")
+        print(
+            f"{LABELS[case]:<22}{r['rows']:>11,}{r['seconds']:>10.2f}{r['rate']:>11,.0f}"
+            f"{r['peak_mb']:>10.0f}{r['peak_mb'] - r['baseline_mb']:>9.0f}{r['bytes'] / 2**20:>10.1f}"
+        )
     if any("error" in results[c] for c in CASES):
         return
-    fa, csv_, xlsx, zip_, bare = (results[c] for c in ("flask_admin_csv", "csv", "xlsx", "zip", "bare_xlsx"))
+    fa, csv_, xlsx, zip_, bare = (
+        results[c] for c in ("flask_admin_csv", "csv", "xlsx", "zip", "bare_xlsx")
+    )
     print("ratios:")
-    print(f"  peak memory, ours CSV / Flask-Admin CSV:   {csv_['peak_mb'] / fa['peak_mb']:.2f}"
-          f"  (growth over baseline: {(csv_['peak_mb'] - csv_['baseline_mb']):.0f} MB vs "
-          f"{(fa['peak_mb'] - fa['baseline_mb']):.0f} MB)")
+    print(
+        f"  peak memory, ours CSV / Flask-Admin CSV:   {csv_['peak_mb'] / fa['peak_mb']:.2f}"
+        f"  (growth over baseline: {(csv_['peak_mb'] - csv_['baseline_mb']):.0f} MB vs "
+        f"{(fa['peak_mb'] - fa['baseline_mb']):.0f} MB)"
+    )
     print(f"  peak memory, ours XLSX / Flask-Admin CSV:  {xlsx['peak_mb'] / fa['peak_mb']:.2f}")
     print(f"  CSV speed, ours / Flask-Admin:             {csv_['rate'] / fa['rate']:.2f}x")
     print(f"  XLSX speed, ours / bare xlsxwriter loop:   {xlsx['rate'] / bare['rate']:.2f}x")
     same = results["csv_zip_rows"]
-    print(f"  ZIP speed / ours CSV speed (rows/s):       {zip_['rate'] / csv_['rate']:.2f}x  (vs the CSV of "
-          f"the same {zip_['rows']:,} filtered rows: {zip_['rate'] / same['rate']:.2f}x)")
+    print(
+        f"  ZIP speed / ours CSV speed (rows/s):       {zip_['rate'] / csv_['rate']:.2f}x  (vs the CSV of "
+        f"the same {zip_['rows']:,} filtered rows: {zip_['rate'] / same['rate']:.2f}x)"
+    )
     request = results.get("request", {})
     if "error" in request:
         print(f"  export request: failed: {request['error']}")
     elif request:
-        print(f"  export request (all {request['rows']:,} rows, 6 requests): slowest "
-              f"{request['seconds'] * 1000:.0f} ms, median {request['median_ms']:.0f} ms (target < 200 ms)")
+        print(
+            f"  export request (all {request['rows']:,} rows, 6 requests): slowest "
+            f"{request['seconds'] * 1000:.0f} ms, median {request['median_ms']:.0f} ms (target < 200 ms)"
+        )
 
 
 def postgres_database(admin_url: str, name: str, create: bool) -> str:
@@ -353,7 +473,9 @@ def main() -> None:
     targets = [("SQLite", f"sqlite:///{workdir}/bench.db", None)] if "sqlite" in backends else []
     pg_name = f"llmadmin_bench_{os.getpid()}"
     if os.environ.get("DATABASE_URL") and "postgresql" in backends:
-        targets.append(("PostgreSQL", postgres_database(os.environ["DATABASE_URL"], pg_name, True), pg_name))
+        targets.append(
+            ("PostgreSQL", postgres_database(os.environ["DATABASE_URL"], pg_name, True), pg_name)
+        )
     try:
         for title, url, _ in targets:
             print(f"{title}: seeding into {url.split('@')[-1]}", flush=True)

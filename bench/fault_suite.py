@@ -27,8 +27,12 @@ sys.path.insert(0, str(ROOT))
 
 
 def parse_args() -> tuple[argparse.Namespace, list[str]]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tasks", type=int, default=500, help="FAULT_TASKS for the scaled scenarios")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--tasks", type=int, default=500, help="FAULT_TASKS for the scaled scenarios"
+    )
     return parser.parse_known_args()
 
 
@@ -42,8 +46,21 @@ def main() -> int:
         env = {**os.environ, "FAULT_TASKS": str(args.tasks), "FAULT_REPORT": report_path}
         started = time.monotonic()
         code = subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "timeout=900",
-             "tests/faults", *pytest_args], cwd=ROOT, env=env).returncode
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "-o",
+                "timeout=900",
+                "tests/faults",
+                *pytest_args,
+            ],
+            cwd=ROOT,
+            env=env,
+        ).returncode
         wall = time.monotonic() - started
         if not os.path.exists(report_path):
             print("no scenario report was written (did the suite run?)", file=sys.stderr)
@@ -51,8 +68,10 @@ def main() -> int:
         with open(report_path, encoding="utf-8") as handle:
             data = json.load(handle)
     rows = [SimpleNamespace(**row) for row in data["rows"]]
-    print(f"\nfault suite: FAULT_TASKS={data['fault_tasks']}, {data['backend']}, "
-          f"wall time {wall:.0f} s, pytest exit {code}")
+    print(
+        f"\nfault suite: FAULT_TASKS={data['fault_tasks']}, {data['backend']}, "
+        f"wall time {wall:.0f} s, pytest exit {code}"
+    )
     for line in summary_lines(rows):
         print(line)
     return code

@@ -23,11 +23,21 @@ def naive_task(task_id: int) -> None:
         model = db.session.get(LLMModel, task.model_id)
         transition([task_id], RUNNING)
         started = time.monotonic()
-        result = chat_blocking(ChatRequest(
-            base_url=model.base_url, api_key=crypto.decrypt(model.api_key_encrypted), model=model.model_name,
-            messages=build_messages(task.prompt), temperature=model.temperature,
-            max_tokens=model.max_tokens, timeout=model.timeout_seconds, stream=False))
-        transition([task_id], SUCCESS, result=result.text, latency_ms=(time.monotonic() - started) * 1000)
+        result = chat_blocking(
+            ChatRequest(
+                base_url=model.base_url,
+                api_key=crypto.decrypt(model.api_key_encrypted),
+                model=model.model_name,
+                messages=build_messages(task.prompt),
+                temperature=model.temperature,
+                max_tokens=model.max_tokens,
+                timeout=model.timeout_seconds,
+                stream=False,
+            )
+        )
+        transition(
+            [task_id], SUCCESS, result=result.text, latency_ms=(time.monotonic() - started) * 1000
+        )
 
 
 def main() -> None:

@@ -37,8 +37,11 @@ bp = Blueprint("auth", __name__)
 
 
 class LoginForm(FlaskForm):
-    email = EmailField("Email", validators=[DataRequired(), Email(), Length(max=255)],
-                       filters=[lambda value: value.strip() if value else value])
+    email = EmailField(
+        "Email",
+        validators=[DataRequired(), Email(), Length(max=255)],
+        filters=[lambda value: value.strip() if value else value],
+    )
     password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
     remember = BooleanField("Keep me signed in")
 
@@ -119,8 +122,13 @@ def _finish_login(person: Person, remember: bool, next_url: str | None, with_cod
     session.pop(PENDING_KEY, None)
     login_user(person, remember=remember)
     login_guard.record_success((person.email or "").lower(), request.remote_addr)
-    audit.record("login", "person", person.id,
-                 "Signed in with password and one-time code" if with_code else "Signed in", person=person)
+    audit.record(
+        "login",
+        "person",
+        person.id,
+        "Signed in with password and one-time code" if with_code else "Signed in",
+        person=person,
+    )
     logger.info("login person_id=%s", person.id)
     return redirect(safe_next(next_url))
 
@@ -136,8 +144,13 @@ PENDING_KEY = "pending_2fa"
 
 
 class CodeForm(FlaskForm):
-    code = StringField("Code", validators=[DataRequired("Type the 6-digit code."),
-                                           Regexp(r"^\s*\d{6}\s*$", message="The code has 6 digits.")])
+    code = StringField(
+        "Code",
+        validators=[
+            DataRequired("Type the 6-digit code."),
+            Regexp(r"^\s*\d{6}\s*$", message="The code has 6 digits."),
+        ],
+    )
 
 
 def _start_code_step(person: Person, remember: bool, next_url: str | None):
@@ -146,7 +159,9 @@ def _start_code_step(person: Person, remember: bool, next_url: str | None):
         _audit_failure((person.email or "").lower(), "the one-time code could not be sent")
         return redirect(url_for("auth.login"))
     session[PENDING_KEY] = {
-        "person_id": person.id, "remember": bool(remember), "next": safe_next(next_url),
+        "person_id": person.id,
+        "remember": bool(remember),
+        "next": safe_next(next_url),
         "until": int(time.time()) + current_app.config["OTP_PENDING_SECONDS"],
     }
     return redirect(url_for("auth.login_code"))
@@ -205,8 +220,9 @@ def login_code():
             else:
                 pending = session[PENDING_KEY]
                 return _finish_login(person, pending["remember"], pending["next"], with_code=True)
-    return render_template("auth/code.html", form=form, person=person,
-                           seconds_left=otp.seconds_left(person.id))
+    return render_template(
+        "auth/code.html", form=form, person=person, seconds_left=otp.seconds_left(person.id)
+    )
 
 
 @bp.route("/login/code/resend", methods=["POST"])

@@ -55,8 +55,13 @@ def create_task_command(model_id, prompt, system_prompt, name, creator_id) -> No
     from llmadmin.services.tasks import create_task
 
     try:
-        task = create_task(prompt=prompt, model_id=model_id, creator_id=creator_id, name=name,
-                           system_prompt=system_prompt)
+        task = create_task(
+            prompt=prompt,
+            model_id=model_id,
+            creator_id=creator_id,
+            name=name,
+            system_prompt=system_prompt,
+        )
     except LLMAdminError as exc:
         _fail(exc)
     click.echo(f"Task #{task.id} {task.status}")
@@ -80,16 +85,27 @@ def rotate_encryption_key_command() -> None:
     token = audit.cli_actor.set("cli")
     try:
         report = rotate_stored_keys()
-        audit.record("rotate_encryption_key", "llm_model", None,
-                     f"API keys re-encrypted: {report.rotated}; unreadable: {len(report.unreadable)}")
+        audit.record(
+            "rotate_encryption_key",
+            "llm_model",
+            None,
+            f"API keys re-encrypted: {report.rotated}; unreadable: {len(report.unreadable)}",
+        )
     finally:
         audit.cli_actor.reset(token)
-    click.echo(f"{report.rotated} key(s) re-encrypted under the first ENCRYPTION_KEY; "
-               f"{report.without_key} model(s) without a key.")
+    click.echo(
+        f"{report.rotated} key(s) re-encrypted under the first ENCRYPTION_KEY; "
+        f"{report.without_key} model(s) without a key."
+    )
     if report.unreadable:
-        click.echo(f"{len(report.unreadable)} key(s) could not be decrypted with any configured key and were "
-                   "left unchanged: " + ", ".join(report.unreadable) + ". Add the old key to ENCRYPTION_KEY "
-                   "and run this again, or re-enter these keys on the models.", err=True)
+        click.echo(
+            f"{len(report.unreadable)} key(s) could not be decrypted with any configured key and were "
+            "left unchanged: "
+            + ", ".join(report.unreadable)
+            + ". Add the old key to ENCRYPTION_KEY "
+            "and run this again, or re-enter these keys on the models.",
+            err=True,
+        )
         raise click.exceptions.Exit(1)
 
 
@@ -119,6 +135,12 @@ def require_code_command(email: str, off: bool) -> None:
 
 def init_app(app) -> None:
     """Register the commands."""
-    for command in (create_user_command, seed_demo_command, create_task_command, dispatch_waiting_command,
-                    rotate_encryption_key_command, require_code_command):
+    for command in (
+        create_user_command,
+        seed_demo_command,
+        create_task_command,
+        dispatch_waiting_command,
+        rotate_encryption_key_command,
+        require_code_command,
+    ):
         app.cli.add_command(command)

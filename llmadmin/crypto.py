@@ -66,7 +66,9 @@ def rotate(token: str | None, config: dict | None = None) -> str | None:
     try:
         return fernet(config).rotate(token.encode("ascii")).decode("ascii")
     except (InvalidToken, ValueError) as exc:
-        raise SecretUnreadable("The stored secret cannot be decrypted with any configured key.") from exc
+        raise SecretUnreadable(
+            "The stored secret cannot be decrypted with any configured key."
+        ) from exc
 
 
 @dataclass

@@ -28,8 +28,13 @@ def _tune_sqlite(dbapi_connection, connection_record) -> None:
 
 
 # SQLite reports bad SQL as OperationalError too; only these messages mean "try again".
-_SQLITE_TRANSIENT = ("database is locked", "database table is locked", "database is busy",
-                     "disk i/o error", "unable to open database file")
+_SQLITE_TRANSIENT = (
+    "database is locked",
+    "database table is locked",
+    "database is busy",
+    "disk i/o error",
+    "unable to open database file",
+)
 
 
 def is_transient_error(exc: BaseException) -> bool:
@@ -46,9 +51,9 @@ def is_transient_error(exc: BaseException) -> bool:
 def normalise_url(url: str) -> str:
     """Use the psycopg 3 driver for plain postgresql:// URLs."""
     if url.startswith("postgres://"):
-        url = "postgresql://" + url[len("postgres://"):]
+        url = "postgresql://" + url[len("postgres://") :]
     if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
     return url
 
 

@@ -28,7 +28,9 @@ MIMETYPES = {
 
 def storage_root() -> str:
     """Return the folder that holds every generated file."""
-    return current_app.config.get("DOWNLOAD_DIR") or os.path.join(current_app.instance_path, "downloads")
+    return current_app.config.get("DOWNLOAD_DIR") or os.path.join(
+        current_app.instance_path, "downloads"
+    )
 
 
 def resolve_storage_path(relative: str | None) -> str | None:
@@ -59,14 +61,22 @@ def fetch(download_id: int):
         return _message(409, "This file is not ready yet.")
     path = resolve_storage_path(row.storage_path)
     if path is None or not os.path.isfile(path):
-        return _message(410, "The file is missing from storage (expired or removed); export it again.")
+        return _message(
+            410, "The file is missing from storage (expired or removed); export it again."
+        )
     if row.size_bytes is not None and os.path.getsize(path) != row.size_bytes:
         logger.error("download %s: stored file size differs from the recorded one", row.id)
         return _message(409, "The stored file does not match its recorded size; export it again.")
     try:
-        response = send_file(path, as_attachment=True, download_name=row.file_name, conditional=True,
-                             etag=row.md5 or True, max_age=0,
-                             mimetype=MIMETYPES.get(row.file_format, "application/octet-stream"))
+        response = send_file(
+            path,
+            as_attachment=True,
+            download_name=row.file_name,
+            conditional=True,
+            etag=row.md5 or True,
+            max_age=0,
+            mimetype=MIMETYPES.get(row.file_format, "application/octet-stream"),
+        )
     except OSError as exc:
         logger.error("download %s unreadable: %s", row.id, exc)
         return _message(410, "The stored file cannot be read; export it again.")
@@ -93,11 +103,19 @@ def announce_finished_downloads() -> None:
 
     for row in claim_notices(current_user.id):
         if row.status == SUCCESS:
-            flash(Markup('Your download “{}” is ready: <a href="{}">{}</a>').format(
-                row.name, url_for("downloads.fetch", download_id=row.id), row.file_name), "success")
+            flash(
+                Markup('Your download “{}” is ready: <a href="{}">{}</a>').format(
+                    row.name, url_for("downloads.fetch", download_id=row.id), row.file_name
+                ),
+                "success",
+            )
         else:
-            flash(Markup('Your download “{}” failed: {} <a href="{}">Details</a>').format(
-                row.name, row.error or "", url_for("download.details_view", id=row.id)), "error")
+            flash(
+                Markup('Your download “{}” failed: {} <a href="{}">Details</a>').format(
+                    row.name, row.error or "", url_for("download.details_view", id=row.id)
+                ),
+                "error",
+            )
 
 
 def init_app(app) -> None:

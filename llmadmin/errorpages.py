@@ -85,8 +85,11 @@ def init_app(app) -> None:
             return unexpected_error(exc)
         logger.warning("database unavailable on %s %s: %s", request.method, request.path, exc.orig)
         db.session.rollback()
-        body, status = render_error(503, "The database is busy or unreachable right now; nothing was "
-                                         "changed. Please try again in a moment.")
+        body, status = render_error(
+            503,
+            "The database is busy or unreachable right now; nothing was "
+            "changed. Please try again in a moment.",
+        )
         return body, status, {"Retry-After": "5"}
 
     @app.errorhandler(Exception)

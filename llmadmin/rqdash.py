@@ -57,7 +57,11 @@ def _guard():
 def _set_csrf_cookie(response):
     if request.method == "GET" and response.mimetype == "text/html":
         response.set_cookie(
-            "_csrf_token", generate_csrf(), path=DASHBOARD_URL, samesite="Strict",
-            secure=request.is_secure, httponly=False,
+            "_csrf_token",
+            generate_csrf(),
+            path=DASHBOARD_URL,
+            samesite="Strict",
+            secure=request.is_secure,
+            httponly=False,
         )
     return response

@@ -54,9 +54,13 @@ COMMON_DIRECTIVES = (
 # admin/model/row_actions.html, admin/model/layout.html and admin/model/modals/{create,edit}.html.
 # tests/security/test_csp_pages.py fails when a page carries an inline handler not covered here.
 ACTION_HANDLER = "return modelActions.execute('{name}');"
-FIXED_HANDLERS = ("return faHelpers.safeConfirm('Are you sure you want to delete this record?');",
-                  "return false;")
-MODAL_SCRIPTS = ("window.faForm.applyGlobalStyles(document.getElementsByClassName('modal-content'));",)
+FIXED_HANDLERS = (
+    "return faHelpers.safeConfirm('Are you sure you want to delete this record?');",
+    "return false;",
+)
+MODAL_SCRIPTS = (
+    "window.faForm.applyGlobalStyles(document.getElementsByClassName('modal-content'));",
+)
 
 
 def hash_source(text: str) -> str:

@@ -29,7 +29,6 @@ from llmadmin.queues import REDIS_OUTAGE
 logger = logging.getLogger(__name__)
 
 
-
 class LLMWorker(Worker):
     def setup_work_horse_signals(self) -> None:
         """In the job process: Ctrl-C is the parent's business; SIGTERM means drain."""
@@ -80,8 +79,14 @@ def _drain_on_sigterm(signum, frame) -> None:
     request_drain()
 
 
-def work_until_stopped(make_worker: Callable[[], LLMWorker], *, burst: bool, on_worker=None,
-                       max_backoff: float = 30.0, **work_kwargs) -> None:
+def work_until_stopped(
+    make_worker: Callable[[], LLMWorker],
+    *,
+    burst: bool,
+    on_worker=None,
+    max_backoff: float = 30.0,
+    **work_kwargs,
+) -> None:
     """Run ``make_worker().work()`` again and again until a stop is requested.
 
     A run that ends without a stop request ended on a Redis error: wait for the job
@@ -102,12 +107,17 @@ def work_until_stopped(make_worker: Callable[[], LLMWorker], *, burst: bool, on_
         if burst or worker._stop_requested or worker._shutdown_requested_date is not None:
             return
         _reap_orphan_horse(worker)
-        previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+        previous = {
+            sig: signal.signal(sig, lambda *_: stop.set())
+            for sig in (signal.SIGTERM, signal.SIGINT)
+        }
         try:
             while not stop.is_set():
                 if _redis_answers(worker.connection):
                     break
-                logger.warning("worker %s: Redis unreachable; retrying in %.0f s", worker.name, backoff)
+                logger.warning(
+                    "worker %s: Redis unreachable; retrying in %.0f s", worker.name, backoff
+                )
                 stop.wait(backoff)
                 backoff = min(backoff * 2, max_backoff)
         finally:

@@ -68,7 +68,9 @@ def migrated(database_uri, redis_url):
     """Upgrade the session database to head once (the real migrations, not create_all)."""
     from flask_migrate import upgrade
 
-    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_uri, "REDIS_URL": redis_url})
+    app = create_app(
+        {"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_uri, "REDIS_URL": redis_url}
+    )
     with app.app_context():
         upgrade()
         db.engine.dispose()
@@ -131,6 +133,7 @@ def runner(app):
 
 # --- people and logins ------------------------------------------------------------------
 
+
 @pytest.fixture
 def admin_user(app):
     from llmadmin.services.people import create_user
@@ -192,8 +195,14 @@ def sim_model(app, admin_user):
     """A model row pointing at a simulated endpoint URL (no server needed unless called)."""
     from llmadmin.models import LLMModel
 
-    model = LLMModel(name="Sim", base_url="http://127.0.0.1:9/v1", model_name="sim-chat", simulated=True,
-                     max_concurrency=4, maintainer_id=admin_user.id)
+    model = LLMModel(
+        name="Sim",
+        base_url="http://127.0.0.1:9/v1",
+        model_name="sim-chat",
+        simulated=True,
+        max_concurrency=4,
+        maintainer_id=admin_user.id,
+    )
     db.session.add(model)
     db.session.commit()
     return model

@@ -19,8 +19,11 @@ def find_person(email: str) -> Person | None:
 
 # --- create-user -------------------------------------------------------------------------------
 
+
 def test_create_admin(runner):
-    result = runner.invoke(args=["create-user", "Root@Example.com", "--password", "correct-horse", "--admin"])
+    result = runner.invoke(
+        args=["create-user", "Root@Example.com", "--password", "correct-horse", "--admin"]
+    )
     assert result.exit_code == 0, result.output
     assert "Admin root@example.com ready" in result.output
     person = find_person("root@example.com")
@@ -29,21 +32,27 @@ def test_create_admin(runner):
 
 
 def test_create_member_with_a_name(runner):
-    result = runner.invoke(args=["create-user", "m@example.com", "--password", "12345678", "--name", "Mia"])
+    result = runner.invoke(
+        args=["create-user", "m@example.com", "--password", "12345678", "--name", "Mia"]
+    )
     assert result.exit_code == 0, result.output
     person = find_person("m@example.com")
     assert person.role == "member" and person.name == "Mia"
 
 
 def test_password_prompt_with_confirmation(runner):
-    result = runner.invoke(args=["create-user", "p@example.com"], input="long-enough\nlong-enough\n")
+    result = runner.invoke(
+        args=["create-user", "p@example.com"], input="long-enough\nlong-enough\n"
+    )
     assert result.exit_code == 0, result.output
     assert find_person("p@example.com").check_password("long-enough")
 
 
 def test_existing_user_gets_new_password_and_role(runner):
     runner.invoke(args=["create-user", "x@example.com", "--password", "first-password"])
-    result = runner.invoke(args=["create-user", "X@example.com", "--password", "second-password", "--admin"])
+    result = runner.invoke(
+        args=["create-user", "X@example.com", "--password", "second-password", "--admin"]
+    )
     assert result.exit_code == 0, result.output
     assert db.session.query(Person).count() == 1
     person = find_person("x@example.com")
@@ -67,6 +76,7 @@ def test_invalid_email_is_a_clear_error(runner):
 
 # --- error pages -------------------------------------------------------------------------------
 
+
 def test_404_is_a_page_or_json(client):
     response = client.get("/no/such/page")
     assert response.status_code == 404
@@ -84,7 +94,9 @@ def test_405_page(client):
 
 def test_database_refusing_a_value_is_a_400(app, client):
     def refuse():
-        raise DataError("SELECT 1", {}, ValueError("PostgreSQL text fields cannot contain NUL (0x00) bytes"))
+        raise DataError(
+            "SELECT 1", {}, ValueError("PostgreSQL text fields cannot contain NUL (0x00) bytes")
+        )
 
     app.add_url_rule("/_refuse", "refuse", refuse)
     response = client.get("/_refuse")
@@ -111,7 +123,9 @@ def test_server_error_rolls_the_session_back(app, client):
     assert seen == [1]
 
 
-@pytest.mark.parametrize("message", ["database is locked", "server closed the connection unexpectedly"])
+@pytest.mark.parametrize(
+    "message", ["database is locked", "server closed the connection unexpectedly"]
+)
 def test_a_busy_or_lost_database_is_a_503_with_a_clear_message(app, client, message):
     def busy():
         orig = sqlite3.OperationalError(message) if "locked" in message else RuntimeError(message)

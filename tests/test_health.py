@@ -1,6 +1,5 @@
 """/healthz and the queue-unreachable banner."""
 
-
 from llmadmin.services import tasks as svc
 
 

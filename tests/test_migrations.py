@@ -44,6 +44,7 @@ def test_every_revision_can_be_reached_from_base():
 
 # --- upgrading empty databases ---------------------------------------------------------------
 
+
 def _postgres_admin_url() -> str | None:
     """The server to create a throwaway database on, or None to test SQLite only."""
     if DATABASE_URL:
@@ -83,8 +84,14 @@ def empty_database(request, tmp_path):
 @pytest.fixture
 def migration_app(empty_database, tmp_path, monkeypatch):
     monkeypatch.setenv("LLMADMIN_INSTANCE", str(tmp_path))
-    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": empty_database,
-                      "REDIS_URL": "redis://127.0.0.1:1/0", "SECRET_KEY": "test"})
+    app = create_app(
+        {
+            "TESTING": True,
+            "SQLALCHEMY_DATABASE_URI": empty_database,
+            "REDIS_URL": "redis://127.0.0.1:1/0",
+            "SECRET_KEY": "test",
+        }
+    )
     yield app
     with app.app_context():
         db.engine.dispose()

@@ -27,7 +27,9 @@ def init_admin(app) -> Admin:
     from llmadmin.models import AuditEntry, Download, LLMModel, Person, Task
 
     admin = Admin(
-        app, name="llmadmin", index_view=HomeView(name="Home", url="/admin"),
+        app,
+        name="llmadmin",
+        index_view=HomeView(name="Home", url="/admin"),
         theme=Bootstrap4Theme(base_template="admin/llmadmin_base.html", fluid=True),
     )
     admin.add_view(TaskView(Task, db, name="Tasks", endpoint="task"))

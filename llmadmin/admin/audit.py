@@ -21,12 +21,26 @@ class AuditView(ProtectedView):
     can_export = False
     action_disallowed_list = ["delete"]
     column_list = ("at", "person_label", "ip", "action", "object_type", "object_id", "summary")
-    column_details_list = ("at", "person_id", "person_label", "ip", "action", "object_type", "object_id",
-                           "summary", "changes")
+    column_details_list = (
+        "at",
+        "person_id",
+        "person_label",
+        "ip",
+        "action",
+        "object_type",
+        "object_id",
+        "summary",
+        "changes",
+    )
     column_filters = ("person_label", "action", "object_type", "object_id", "at", "ip")
     column_searchable_list = ("person_label", "action", "object_id", "summary")
     column_sortable_list = ("at", "person_label", "action", "object_type")
     column_default_sort = ("at", True)
-    column_labels = {"person_label": "Person", "at": "When", "ip": "IP", "object_type": "Object",
-                     "object_id": "Object id"}
+    column_labels = {
+        "person_label": "Person",
+        "at": "When",
+        "ip": "IP",
+        "object_type": "Object",
+        "object_id": "Object id",
+    }
     column_formatters_detail = {"changes": _changes}

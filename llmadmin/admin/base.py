@@ -53,8 +53,10 @@ class ProtectedView(ModelView):
         if view_args.search:
             view_args.search = view_args.search.replace("\x00", "")
         if view_args.filters:
-            view_args.filters = [(i, name, value.replace("\x00", "") if isinstance(value, str) else value)
-                                 for i, name, value in view_args.filters]
+            view_args.filters = [
+                (i, name, value.replace("\x00", "") if isinstance(value, str) else value)
+                for i, name, value in view_args.filters
+            ]
         return view_args
 
     def handle_view_exception(self, exc: Exception) -> bool:
@@ -69,12 +71,19 @@ class ProtectedView(ModelView):
         action = request.form.get("action", "")
         if action in self._actions_data and self.is_action_allowed(action):
             ids = request.form.getlist("rowid")
-            audit.record(f"action:{action}", self.endpoint, ",".join(ids[:100]),
-                         f"{self.action_label(action)} on {len(ids)} row(s)", commit=False)
+            audit.record(
+                f"action:{action}",
+                self.endpoint,
+                ",".join(ids[:100]),
+                f"{self.action_label(action)} on {len(ids)} row(s)",
+                commit=False,
+            )
         try:
             return super().handle_action(return_view)
         except QueueUnavailable as exc:
-            flash(f"{exc} Nothing was lost: the rows wait and are sent automatically later.", "error")
+            flash(
+                f"{exc} Nothing was lost: the rows wait and are sent automatically later.", "error"
+            )
             return redirect(get_redirect_target() or self.get_url(".index_view"))
 
     def _queue_all_matching(self):
@@ -87,16 +96,26 @@ class ProtectedView(ModelView):
             return redirect(back)
         try:
             count = queue_bulk_action(
-                self.endpoint, action, request.form.get("list_args", ""), current_user.id,
+                self.endpoint,
+                action,
+                request.form.get("list_args", ""),
+                current_user.id,
                 extra=self.bulk_extra(action),
             )
         except LLMAdminError as exc:
             flash(str(exc), "error")
             return redirect(back)
-        audit.record(f"action:{action}", self.endpoint, None,
-                     f"{self.action_label(action)} on all {count} rows matching: {request.form.get('list_args', '')}")
-        flash(f"“{self.action_label(action)}” is being applied to all {count:,} matching rows "
-              "in the background.", "success")
+        audit.record(
+            f"action:{action}",
+            self.endpoint,
+            None,
+            f"{self.action_label(action)} on all {count} rows matching: {request.form.get('list_args', '')}",
+        )
+        flash(
+            f"“{self.action_label(action)}” is being applied to all {count:,} matching rows "
+            "in the background.",
+            "success",
+        )
         return redirect(back)
 
     def bulk_extra(self, action: str) -> dict:
@@ -119,7 +138,12 @@ class ProtectedView(ModelView):
             found = self._get_column_by_idx(view_args.sort)
             sort_column, sort_desc = (found[0] if found else None), bool(view_args.sort_desc)
         _count, query = self.get_list(
-            None, sort_column, sort_desc, view_args.search, view_args.filters, execute=False,
+            None,
+            sort_column,
+            sort_desc,
+            view_args.search,
+            view_args.filters,
+            execute=False,
             page_size=False,
         )
         return query if sorted_like_the_list else query.order_by(None)
@@ -146,7 +170,11 @@ class ScopedView(ProtectedView):
         return self._scope(super().get_count_query())
 
     def get_one(self, id):
-        row = self._scope(db.session.query(self.model)).filter(self.model.id == _int_or_404(id)).one_or_none()
+        row = (
+            self._scope(db.session.query(self.model))
+            .filter(self.model.id == _int_or_404(id))
+            .one_or_none()
+        )
         if row is None:
             abort(404)
         return row
@@ -157,8 +185,10 @@ class ScopedView(ProtectedView):
         if not wanted:
             return []
         found = {
-            row_id for (row_id,) in self._scope(db.session.query(self.model.id))
-            .filter(self.model.id.in_(wanted)).all()
+            row_id
+            for (row_id,) in self._scope(db.session.query(self.model.id))
+            .filter(self.model.id.in_(wanted))
+            .all()
         }
         if found != wanted:
             abort(404)

@@ -16,7 +16,9 @@ from llmadmin.services import download_cleanup
 def _file_link(view, context, model, name):
     if model.status != SUCCESS:
         return model.file_name
-    return Markup('<a href="{}">{}</a>').format(url_for("downloads.fetch", download_id=model.id), model.file_name)
+    return Markup('<a href="{}">{}</a>').format(
+        url_for("downloads.fetch", download_id=model.id), model.file_name
+    )
 
 
 def _progress(view, context, model, name):
@@ -30,28 +32,84 @@ class DownloadView(ScopedView):
     can_export = False
     list_template = "admin/download_list.html"
     details_template = "admin/download_details.html"
-    column_list = ("id", "name", "file_name", "status", "progress_rows", "size_bytes",
-                   "creator", "created_at", "finished_at", "expires_at")
-    column_details_list = ("id", "name", "file_name", "file_format", "status", "progress_rows", "row_count",
-                           "size_bytes", "md5", "duration_ms", "error", "creator", "created_at",
-                           "started_at", "finished_at", "expires_at")
+    column_list = (
+        "id",
+        "name",
+        "file_name",
+        "status",
+        "progress_rows",
+        "size_bytes",
+        "creator",
+        "created_at",
+        "finished_at",
+        "expires_at",
+    )
+    column_details_list = (
+        "id",
+        "name",
+        "file_name",
+        "file_format",
+        "status",
+        "progress_rows",
+        "row_count",
+        "size_bytes",
+        "md5",
+        "duration_ms",
+        "error",
+        "creator",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "expires_at",
+    )
     column_searchable_list = ("name", "file_name")
-    column_filters = ("status", "name", "file_name", "creator.name", "created_at", "finished_at",
-                      "file_format")
-    column_sortable_list = ("id", "name", "file_name", "status", "row_count", "size_bytes",
-                            "created_at", "finished_at", "expires_at")
+    column_filters = (
+        "status",
+        "name",
+        "file_name",
+        "creator.name",
+        "created_at",
+        "finished_at",
+        "file_format",
+    )
+    column_sortable_list = (
+        "id",
+        "name",
+        "file_name",
+        "status",
+        "row_count",
+        "size_bytes",
+        "created_at",
+        "finished_at",
+        "expires_at",
+    )
     column_default_sort = ("id", True)
-    column_labels = {"name": "Task name", "size_bytes": "Size", "progress_rows": "Rows",
-                     "row_count": "Rows", "md5": "MD5", "duration_ms": "Duration",
-                     "creator.name": "Creator", "file_format": "Format"}
-    column_formatters = {"status": formatters.status_badge, "size_bytes": formatters.byte_size,
-                         "file_name": _file_link, "duration_ms": formatters.milliseconds,
-                         "progress_rows": _progress}
+    column_labels = {
+        "name": "Task name",
+        "size_bytes": "Size",
+        "progress_rows": "Rows",
+        "row_count": "Rows",
+        "md5": "MD5",
+        "duration_ms": "Duration",
+        "creator.name": "Creator",
+        "file_format": "Format",
+    }
+    column_formatters = {
+        "status": formatters.status_badge,
+        "size_bytes": formatters.byte_size,
+        "file_name": _file_link,
+        "duration_ms": formatters.milliseconds,
+        "progress_rows": _progress,
+    }
     column_formatters_detail = column_formatters
     column_choices = {"status": [(s, s) for s in STATUSES]}
     form_columns = ("name",)
-    form_args = {"name": {"label": "Task name",
-                          "validators": [text_field("Task name", required=True, max_chars=300)]}}
+    form_args = {
+        "name": {
+            "label": "Task name",
+            "validators": [text_field("Task name", required=True, max_chars=300)],
+        }
+    }
 
     # "All matching rows" goes through ProtectedView's bulk path, which re-applies the
     # per-person scope in the worker; files are removed after each chunk's commit.

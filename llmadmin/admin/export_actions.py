@@ -49,14 +49,14 @@ class ExportActionsMixin:
     def is_action_allowed(self, name):
         if name.startswith(PREFIX):
             source = export_sources.SOURCES.get(self.export_source_key())
-            if source is None or name[len(PREFIX):] not in source.formats:
+            if source is None or name[len(PREFIX) :] not in source.formats:
                 return False
         return super().is_action_allowed(name)
 
     def handle_action(self, return_view=None):
         name = request.form.get("action", "")
         if name.startswith(PREFIX) and request.form.get("all_matching") == "1":
-            return self.queue_export(name[len(PREFIX):], None)
+            return self.queue_export(name[len(PREFIX) :], None)
         return super().handle_action(return_view)
 
     def queue_export(self, fmt: str, ids):
@@ -73,18 +73,27 @@ class ExportActionsMixin:
             selection = {"ids": ids, "description": f"{len(ids):,} ticked row(s)"}
         try:
             download, queued = download_service.create_export(
-                self.export_source_key(), fmt, current_user.id, **selection)
+                self.export_source_key(), fmt, current_user.id, **selection
+            )
         except ValidationError as exc:
             flash(str(exc), "error")
             return redirect(back)
         center = Markup('<a href="{}">Download Center</a>').format(url_for("download.index_view"))
         if queued:
-            flash(Markup("“{}” is being prepared in the {}; you will be told here when it is ready.")
-                  .format(download.name, center), "success")
+            flash(
+                Markup(
+                    "“{}” is being prepared in the {}; you will be told here when it is ready."
+                ).format(download.name, center),
+                "success",
+            )
         else:
-            flash(Markup("“{}” waits in the {}: the job queue is unreachable right now, and the "
-                         "export starts automatically when it is back.").format(download.name, center),
-                  "warning")
+            flash(
+                Markup(
+                    "“{}” waits in the {}: the job queue is unreachable right now, and the "
+                    "export starts automatically when it is back."
+                ).format(download.name, center),
+                "warning",
+            )
         return redirect(back)
 
     def describe_list_args(self, list_args: str) -> str:

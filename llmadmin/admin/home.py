@@ -22,14 +22,26 @@ class HomeView(AdminIndexView):
     @expose("/")
     def index(self):
         scope = [] if current_user.is_admin else [Task.creator_id == current_user.id]
-        counts = dict(db.session.execute(
-            select(Task.status, func.count()).where(*scope).group_by(Task.status)
-        ).all())
-        failures = db.session.execute(
-            select(Task).where(Task.status == FAILURE, *scope)
-            .order_by(Task.finished_at.desc().nulls_last(), Task.id.desc()).limit(10)
-        ).scalars().all()
+        counts = dict(
+            db.session.execute(
+                select(Task.status, func.count()).where(*scope).group_by(Task.status)
+            ).all()
+        )
+        failures = (
+            db.session.execute(
+                select(Task)
+                .where(Task.status == FAILURE, *scope)
+                .order_by(Task.finished_at.desc().nulls_last(), Task.id.desc())
+                .limit(10)
+            )
+            .scalars()
+            .all()
+        )
         from llmadmin.queues import redis_available
 
-        return self.render("admin/home.html", counts={s: counts.get(s, 0) for s in STATUSES},
-                           failures=failures, queue_ok=redis_available())
+        return self.render(
+            "admin/home.html",
+            counts={s: counts.get(s, 0) for s in STATUSES},
+            failures=failures,
+            queue_ok=redis_available(),
+        )

@@ -30,8 +30,11 @@ def _last_test(view, context, model, name):
     if model.last_test_at is None:
         return ""
     ok = model.last_test_error is None
-    return Markup('<span class="badge badge-{}">{}</span> {} <small class="text-muted">{}</small>').format(
-        "success" if ok else "danger", model.last_test_status or "no reply",
+    return Markup(
+        '<span class="badge badge-{}">{}</span> {} <small class="text-muted">{}</small>'
+    ).format(
+        "success" if ok else "danger",
+        model.last_test_status or "no reply",
         formatters.milliseconds(view, context, model, "last_test_latency_ms"),
         model.last_test_error or "",
     )
@@ -39,61 +42,150 @@ def _last_test(view, context, model, name):
 
 def _number(label, minimum, maximum, optional=False):
     first = Optional() if optional else InputRequired(f"{label} is required.")
-    return {"validators": [first, NumberRange(min=minimum, max=maximum,
-                                              message=f"{label} must be between {minimum} and {maximum}.")]}
+    return {
+        "validators": [
+            first,
+            NumberRange(
+                min=minimum,
+                max=maximum,
+                message=f"{label} must be between {minimum} and {maximum}.",
+            ),
+        ]
+    }
 
 
 class LLMModelView(export_actions.ExportActionsMixin, ProtectedView):
     """Admins manage models; members may look at them (keys are always masked)."""
 
     can_export = False
-    column_list = ("id", "name", "model_name", "base_url", "api_key", "enabled", "stream",
-                   "max_concurrency", "rpm_limit", "maintainer", "last_test", "updated_at")
-    column_details_list = ("id", "name", "simulated", "model_name", "base_url", "api_key", "enabled",
-                           "stream", "temperature", "max_tokens", "timeout_seconds", "max_concurrency",
-                           "rpm_limit", "max_attempts", "breaker_threshold", "breaker_cooldown_seconds",
-                           "price_input_per_1k", "price_output_per_1k", "maintainer", "last_test",
-                           "created_at", "updated_at")
+    column_list = (
+        "id",
+        "name",
+        "model_name",
+        "base_url",
+        "api_key",
+        "enabled",
+        "stream",
+        "max_concurrency",
+        "rpm_limit",
+        "maintainer",
+        "last_test",
+        "updated_at",
+    )
+    column_details_list = (
+        "id",
+        "name",
+        "simulated",
+        "model_name",
+        "base_url",
+        "api_key",
+        "enabled",
+        "stream",
+        "temperature",
+        "max_tokens",
+        "timeout_seconds",
+        "max_concurrency",
+        "rpm_limit",
+        "max_attempts",
+        "breaker_threshold",
+        "breaker_cooldown_seconds",
+        "price_input_per_1k",
+        "price_output_per_1k",
+        "maintainer",
+        "last_test",
+        "created_at",
+        "updated_at",
+    )
     column_searchable_list = ("name", "model_name", "base_url")
     column_filters = ("enabled", "simulated", "model_name", "maintainer.name", "created_at")
-    column_sortable_list = ("id", "name", "model_name", "enabled", "max_concurrency", "rpm_limit", "updated_at")
+    column_sortable_list = (
+        "id",
+        "name",
+        "model_name",
+        "enabled",
+        "max_concurrency",
+        "rpm_limit",
+        "updated_at",
+    )
     column_default_sort = ("id", False)
-    column_formatters = {"api_key": _api_key, "name": _name_with_label, "enabled": formatters.yes_no_badge,
-                         "stream": formatters.yes_no_badge, "last_test": _last_test}
+    column_formatters = {
+        "api_key": _api_key,
+        "name": _name_with_label,
+        "enabled": formatters.yes_no_badge,
+        "stream": formatters.yes_no_badge,
+        "last_test": _last_test,
+    }
     column_formatters_detail = column_formatters
-    column_labels = {"model_name": "Model name at provider", "base_url": "Base URL", "api_key": "API key",
-                     "rpm_limit": "Requests/min", "max_concurrency": "Max concurrent",
-                     "timeout_seconds": "Timeout (s)", "price_input_per_1k": "Price per 1K input tokens",
-                     "price_output_per_1k": "Price per 1K output tokens", "last_test": "Last connection test",
-                     "breaker_cooldown_seconds": "Breaker cooldown (s)"}
-    form_columns = ("name", "base_url", "new_api_key", "model_name", "maintainer", "enabled", "stream",
-                    "temperature", "max_tokens", "timeout_seconds", "max_concurrency", "rpm_limit",
-                    "max_attempts", "breaker_threshold", "breaker_cooldown_seconds",
-                    "price_input_per_1k", "price_output_per_1k")
+    column_labels = {
+        "model_name": "Model name at provider",
+        "base_url": "Base URL",
+        "api_key": "API key",
+        "rpm_limit": "Requests/min",
+        "max_concurrency": "Max concurrent",
+        "timeout_seconds": "Timeout (s)",
+        "price_input_per_1k": "Price per 1K input tokens",
+        "price_output_per_1k": "Price per 1K output tokens",
+        "last_test": "Last connection test",
+        "breaker_cooldown_seconds": "Breaker cooldown (s)",
+    }
+    form_columns = (
+        "name",
+        "base_url",
+        "new_api_key",
+        "model_name",
+        "maintainer",
+        "enabled",
+        "stream",
+        "temperature",
+        "max_tokens",
+        "timeout_seconds",
+        "max_concurrency",
+        "rpm_limit",
+        "max_attempts",
+        "breaker_threshold",
+        "breaker_cooldown_seconds",
+        "price_input_per_1k",
+        "price_output_per_1k",
+    )
     # Flask-Admin finds no converter for SQLAlchemy 2.1's Float (no longer a Numeric) and
     # silently leaves such columns out of the form; name the field type explicitly.
     form_overrides = {"temperature": FloatField, "timeout_seconds": FloatField}
     form_extra_fields = {
         "new_api_key": PasswordField(
-            "API key", validators=[Optional(), text_field("API key", required=False, max_chars=500)],
+            "API key",
+            validators=[Optional(), text_field("API key", required=False, max_chars=500)],
             description="Stored encrypted and never shown again. Leave empty to keep the current key.",
         )
     }
     form_args = {
-        "name": {"validators": [DataRequired("The display name is required."),
-                                text_field("Name", required=True, max_chars=120)]},
-        "base_url": {"validators": [DataRequired("The base URL is required."), base_url],
-                     "description": "OpenAI-compatible API root, e.g. https://api.deepseek.com/v1 or http://localhost:11434/v1"},
-        "model_name": {"validators": [DataRequired("The model name is required."),
-                                      text_field("Model name", required=True, max_chars=200)],
-                       "description": "As the provider knows it, e.g. deepseek-chat, gpt-4o-mini, qwen-plus."},
+        "name": {
+            "validators": [
+                DataRequired("The display name is required."),
+                text_field("Name", required=True, max_chars=120),
+            ]
+        },
+        "base_url": {
+            "validators": [DataRequired("The base URL is required."), base_url],
+            "description": "OpenAI-compatible API root, e.g. https://api.deepseek.com/v1 or http://localhost:11434/v1",
+        },
+        "model_name": {
+            "validators": [
+                DataRequired("The model name is required."),
+                text_field("Model name", required=True, max_chars=200),
+            ],
+            "description": "As the provider knows it, e.g. deepseek-chat, gpt-4o-mini, qwen-plus.",
+        },
         "temperature": _number("Temperature", 0, 2),
         "max_tokens": _number("Max tokens", 1, 1_000_000),
         "timeout_seconds": _number("Timeout", 1, 3600),
-        "max_concurrency": {**_number("Max concurrent requests", 1, 1024),
-                            "description": "Shared by all workers on all machines."},
-        "rpm_limit": {**_number("Requests per minute", 0, 1_000_000),
-                      "description": "Shared by all workers; 0 means no limit."},
+        "max_concurrency": {
+            **_number("Max concurrent requests", 1, 1024),
+            "description": "Shared by all workers on all machines.",
+        },
+        "rpm_limit": {
+            **_number("Requests per minute", 0, 1_000_000),
+            "description": "Shared by all workers; 0 means no limit.",
+        },
         "max_attempts": _number("Max attempts", 1, 20),
         "breaker_threshold": _number("Breaker threshold", 1, 1000),
         "breaker_cooldown_seconds": _number("Breaker cooldown", 1, 86400),
@@ -144,7 +236,9 @@ class LLMModelView(export_actions.ExportActionsMixin, ProtectedView):
         "disable": lambda ids, person_id, **kw: model_service.set_enabled(ids, False),
     }
 
-    @action("delete", "Delete", "Delete the selected models? Their tasks are kept, without a model.")
+    @action(
+        "delete", "Delete", "Delete the selected models? Their tasks are kept, without a model."
+    )
     def action_delete(self, ids):
         # Flask-Admin's own bulk delete compares the integer key with the posted strings,
         # which PostgreSQL refuses; the service takes parsed ids.
@@ -155,7 +249,10 @@ class LLMModelView(export_actions.ExportActionsMixin, ProtectedView):
     @action("test", "Test connection", None)
     def action_test(self, ids):
         n = model_service.request_connection_test(parse_ids(ids))
-        flash(f"Connection test queued for {n} model(s); refresh in a moment to see the result.", "success")
+        flash(
+            f"Connection test queued for {n} model(s); refresh in a moment to see the result.",
+            "success",
+        )
 
     @action("enable", "Enable", None)
     def action_enable(self, ids):

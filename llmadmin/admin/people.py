@@ -51,20 +51,39 @@ class PersonView(export_actions.ExportActionsMixin, ProtectedView):
     form_columns = ("name", "email", "phone", "active", "role", "otp_required", "new_password")
     form_extra_fields = {
         "new_password": PasswordField(
-            "Password", validators=[Optional(), _password_rules],
+            "Password",
+            validators=[Optional(), _password_rules],
             description="Leave empty to keep the current password (or to create a person who cannot log in).",
         )
     }
     form_overrides = {"role": SelectField}
     form_args = {
-        "name": {"validators": [DataRequired("The name is required."),
-                                text_field("Name", required=True, max_chars=120)]},
-        "email": {"filters": [_strip],
-                  "validators": [Optional(), Email("Give a valid email address."), Length(max=255), _unique_email],
-                  "description": "Also the login name. Must be unique."},
-        "phone": {"validators": [Optional(), Regexp(r"^[0-9+() .\-]{3,40}$", message="Digits, spaces and + ( ) - only.")]},
-        "role": {"choices": [(r, r) for r in ROLES],
-                 "description": "admin: manages people and models and sees everything; member: own tasks and downloads."},
+        "name": {
+            "validators": [
+                DataRequired("The name is required."),
+                text_field("Name", required=True, max_chars=120),
+            ]
+        },
+        "email": {
+            "filters": [_strip],
+            "validators": [
+                Optional(),
+                Email("Give a valid email address."),
+                Length(max=255),
+                _unique_email,
+            ],
+            "description": "Also the login name. Must be unique.",
+        },
+        "phone": {
+            "validators": [
+                Optional(),
+                Regexp(r"^[0-9+() .\-]{3,40}$", message="Digits, spaces and + ( ) - only."),
+            ]
+        },
+        "role": {
+            "choices": [(r, r) for r in ROLES],
+            "description": "admin: manages people and models and sees everything; member: own tasks and downloads.",
+        },
     }
 
     def get_one(self, id):
@@ -89,9 +108,15 @@ class PersonView(export_actions.ExportActionsMixin, ProtectedView):
             flash(note, "info")
         return True
 
-    bulk_services = {"delete": lambda ids, person_id, **kw: people_service.delete_people(ids, keep=person_id)}
+    bulk_services = {
+        "delete": lambda ids, person_id, **kw: people_service.delete_people(ids, keep=person_id)
+    }
 
-    @action("delete", "Delete", "Delete the selected people? Their tasks, models and downloads are kept.")
+    @action(
+        "delete",
+        "Delete",
+        "Delete the selected people? Their tasks, models and downloads are kept.",
+    )
     def action_delete(self, ids):
         ids = parse_ids(ids)
         if current_user.id in ids:

@@ -37,43 +37,116 @@ class TaskView(export_actions.ExportActionsMixin, ScopedView):
     can_export = False
     # The name is optional in the form (it defaults to the prompt's first line).
     form_optional_types = (Boolean, String)
-    column_list = ("id", "name", "status", "model", "creator", "attempts", "latency_ms",
-                   "prompt_tokens", "completion_tokens", "cost", "created_at", "finished_at")
-    column_details_list = ("id", "name", "status", "queue_note", "model", "creator", "source_task",
-                           "system_prompt", "prompt", "result", "error", "error_kind", "attempts",
-                           "job_id", "created_at", "queued_at", "started_at", "finished_at",
-                           "latency_ms", "prompt_tokens", "completion_tokens", "cost")
+    column_list = (
+        "id",
+        "name",
+        "status",
+        "model",
+        "creator",
+        "attempts",
+        "latency_ms",
+        "prompt_tokens",
+        "completion_tokens",
+        "cost",
+        "created_at",
+        "finished_at",
+    )
+    column_details_list = (
+        "id",
+        "name",
+        "status",
+        "queue_note",
+        "model",
+        "creator",
+        "source_task",
+        "system_prompt",
+        "prompt",
+        "result",
+        "error",
+        "error_kind",
+        "attempts",
+        "job_id",
+        "created_at",
+        "queued_at",
+        "started_at",
+        "finished_at",
+        "latency_ms",
+        "prompt_tokens",
+        "completion_tokens",
+        "cost",
+    )
     column_default_sort = ("id", True)
-    column_sortable_list = ("id", "name", "status", "attempts", "latency_ms", "cost",
-                            "created_at", "finished_at", ("model", "model.name"),
-                            ("creator", "creator.name"))
+    column_sortable_list = (
+        "id",
+        "name",
+        "status",
+        "attempts",
+        "latency_ms",
+        "cost",
+        "created_at",
+        "finished_at",
+        ("model", "model.name"),
+        ("creator", "creator.name"),
+    )
     column_searchable_list = ("name", "prompt")
     column_filters = (
         FilterInList(Task.status, "Status", options=[(s, s) for s in STATUSES]),
-        "status", "model.name", "creator.name", "created_at", "finished_at", "error_kind",
+        "status",
+        "model.name",
+        "creator.name",
+        "created_at",
+        "finished_at",
+        "error_kind",
     )
-    column_labels = {"latency_ms": "Latency", "prompt_tokens": "Prompt tokens",
-                     "completion_tokens": "Output tokens", "model": "Model", "creator": "Creator",
-                     "source_task": "Duplicated from", "error_kind": "Error class",
-                     "queue_note": "Queue note", "result": "Output"}
-    column_formatters = {"status": formatters.status_badge, "latency_ms": formatters.milliseconds,
-                         "name": formatters.truncated}
-    column_formatters_detail = {"status": formatters.status_badge, "prompt": formatters.preformatted,
-                                "system_prompt": formatters.preformatted,
-                                "result": formatters.preformatted, "error": formatters.preformatted,
-                                "latency_ms": formatters.milliseconds}
-    column_descriptions = {"attempts": "How many times a worker started the task.",
-                           "cost": "From the model's prices per 1K tokens, when set."}
+    column_labels = {
+        "latency_ms": "Latency",
+        "prompt_tokens": "Prompt tokens",
+        "completion_tokens": "Output tokens",
+        "model": "Model",
+        "creator": "Creator",
+        "source_task": "Duplicated from",
+        "error_kind": "Error class",
+        "queue_note": "Queue note",
+        "result": "Output",
+    }
+    column_formatters = {
+        "status": formatters.status_badge,
+        "latency_ms": formatters.milliseconds,
+        "name": formatters.truncated,
+    }
+    column_formatters_detail = {
+        "status": formatters.status_badge,
+        "prompt": formatters.preformatted,
+        "system_prompt": formatters.preformatted,
+        "result": formatters.preformatted,
+        "error": formatters.preformatted,
+        "latency_ms": formatters.milliseconds,
+    }
+    column_descriptions = {
+        "attempts": "How many times a worker started the task.",
+        "cost": "From the model's prices per 1K tokens, when set.",
+    }
     form_columns = ("name", "creator", "model", "system_prompt", "prompt")
     form_args = {
-        "name": {"description": "Optional; defaults to the first line of the prompt.",
-                 "validators": [text_field("Name", required=False, max_chars=200)]},
-        "model": {"query_factory": _enabled_models, "validators": [DataRequired("Choose a model.")],
-                  "description": "Only enabled models are listed."},
-        "prompt": {"validators": [InputRequired("The prompt is required."),
-                                  text_field("Prompt", required=True, prompt_limit=True)]},
-        "system_prompt": {"validators": [text_field("System prompt", required=False, prompt_limit=True)],
-                          "description": "Optional instructions sent before the prompt."},
+        "name": {
+            "description": "Optional; defaults to the first line of the prompt.",
+            "validators": [text_field("Name", required=False, max_chars=200)],
+        },
+        "model": {
+            "query_factory": _enabled_models,
+            "validators": [DataRequired("Choose a model.")],
+            "description": "Only enabled models are listed.",
+        },
+        "prompt": {
+            "validators": [
+                InputRequired("The prompt is required."),
+                text_field("Prompt", required=True, prompt_limit=True),
+            ]
+        },
+        "system_prompt": {
+            "validators": [text_field("System prompt", required=False, prompt_limit=True)],
+            "description": "Optional instructions sent before the prompt.",
+        },
         "creator": {"description": "Who the task belongs to; defaults to you."},
     }
     form_widget_args = {"prompt": {"rows": 8}, "system_prompt": {"rows": 3}}
@@ -84,15 +157,20 @@ class TaskView(export_actions.ExportActionsMixin, ScopedView):
         "cancel": lambda ids, person_id, **kw: task_service.cancel_tasks(ids),
         "delete": lambda ids, person_id, **kw: task_service.delete_tasks(ids),
         "duplicate": lambda ids, person_id, model_id=None, **kw: task_service.duplicate_tasks(
-            ids, model_id, person_id),
+            ids, model_id, person_id
+        ),
     }
 
     # --- forms ------------------------------------------------------------------------
     def get_create_form(self):
         """The scaffolded form plus a one-time token: the same form posted twice makes one task."""
-        return type("TaskCreateForm", (super().get_create_form(),), {
-            "submission_key": HiddenField(default=new_submission_key),
-        })
+        return type(
+            "TaskCreateForm",
+            (super().get_create_form(),),
+            {
+                "submission_key": HiddenField(default=new_submission_key),
+            },
+        )
 
     def create_form(self, obj=None):
         form = super().create_form(obj)
@@ -113,12 +191,17 @@ class TaskView(export_actions.ExportActionsMixin, ScopedView):
         creator = field.data if field is not None else None
         earlier = task_service.find_submitted(form.submission_key.data)
         if earlier is not None and self._can_see(earlier):
-            flash(f"This form was already submitted: task #{earlier.id} was created then; "
-                  "nothing new was created.", "info")
+            flash(
+                f"This form was already submitted: task #{earlier.id} was created then; "
+                "nothing new was created.",
+                "info",
+            )
             return earlier
         try:
             task = task_service.create_task(
-                name=form.name.data, prompt=form.prompt.data, system_prompt=form.system_prompt.data,
+                name=form.name.data,
+                prompt=form.prompt.data,
+                system_prompt=form.system_prompt.data,
                 model_id=form.model.data.id if form.model.data else None,
                 creator_id=creator.id if creator else current_user.id,
                 submission_key=form.submission_key.data,
@@ -136,7 +219,8 @@ class TaskView(export_actions.ExportActionsMixin, ScopedView):
         if model.status in ACTIVE_STATUSES:
             raise ValidationError("A queued or running task cannot be edited; cancel it first.")
         model.name, model.prompt, model.system_prompt = task_service.validate_task_fields(
-            model.name, model.prompt, model.system_prompt)
+            model.name, model.prompt, model.system_prompt
+        )
 
     def delete_model(self, model):
         audit.record("delete", "task", model.id, str(model), commit=False)
@@ -159,10 +243,17 @@ class TaskView(export_actions.ExportActionsMixin, ScopedView):
     @action("duplicate", "Duplicate to another model…", None)
     def action_duplicate(self, ids):
         ids = self.visible_ids(ids)
-        return redirect(url_for(".duplicate_view", ids=",".join(map(str, ids)),
-                                url=get_redirect_target() or self.get_url(".index_view")))
+        return redirect(
+            url_for(
+                ".duplicate_view",
+                ids=",".join(map(str, ids)),
+                url=get_redirect_target() or self.get_url(".index_view"),
+            )
+        )
 
-    @action("delete", "Delete", "Delete the selected tasks? Queued and running ones are canceled first.")
+    @action(
+        "delete", "Delete", "Delete the selected tasks? Queued and running ones are canceled first."
+    )
     def action_delete(self, ids):
         flash(task_service.delete_tasks(self.visible_ids(ids)).describe("deleted"), "success")
 
@@ -184,14 +275,20 @@ class TaskView(export_actions.ExportActionsMixin, ScopedView):
         form.model_id.choices = [(m.id, str(m)) for m in models]
         if request.method == "POST" and form.validate():
             try:
-                outcome = task_service.duplicate_tasks(ids, form.model_id.data, current_user.id,
-                                                       submission_key=form.submission_key.data)
+                outcome = task_service.duplicate_tasks(
+                    ids,
+                    form.model_id.data,
+                    current_user.id,
+                    submission_key=form.submission_key.data,
+                )
             except ValidationError as exc:
                 flash(str(exc), "error")
             else:
                 if ids and not outcome.changed and not outcome.waiting:
-                    flash("This form was already submitted: the copies exist; nothing new was created.",
-                          "info")
+                    flash(
+                        "This form was already submitted: the copies exist; nothing new was created.",
+                        "info",
+                    )
                 else:
                     flash(outcome.describe("duplicated and queued"), "success")
                 return redirect(back)
@@ -202,10 +299,15 @@ class TaskView(export_actions.ExportActionsMixin, ScopedView):
         """Statuses (and streamed output of one task) for live refresh without reloading."""
         from flask import jsonify
 
-        wanted = [int(i) for i in request.args.get("ids", "").split(",") if i.isdigit() and len(i) < 10][:200]
+        wanted = [
+            int(i) for i in request.args.get("ids", "").split(",") if i.isdigit() and len(i) < 10
+        ][:200]
         rows = self._scope(db.session.query(Task)).filter(Task.id.in_(wanted)).all()
         payload = {
-            str(t.id): {"status": t.status, "badge": str(formatters.status_badge(self, None, t, "status"))}
+            str(t.id): {
+                "status": t.status,
+                "badge": str(formatters.status_badge(self, None, t, "status")),
+            }
             for t in rows
         }
         if request.args.get("with_result") and len(rows) == 1:
@@ -219,6 +321,7 @@ def new_submission_key() -> str:
 
 
 class DuplicateForm(FlaskForm):
-    model_id = SelectField("Duplicate to model", coerce=int,
-                           validators=[DataRequired("Choose a model.")])
+    model_id = SelectField(
+        "Duplicate to model", coerce=int, validators=[DataRequired("Choose a model.")]
+    )
     submission_key = HiddenField(default=new_submission_key)

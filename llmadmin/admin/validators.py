@@ -8,7 +8,9 @@ from wtforms.validators import ValidationError as FormError
 from llmadmin.errors import ValidationError
 
 
-def text_field(label: str, *, required: bool, max_chars: int | None = None, prompt_limit: bool = False):
+def text_field(
+    label: str, *, required: bool, max_chars: int | None = None, prompt_limit: bool = False
+):
     """Validate text like the services do (NUL bytes, surrogates, size)."""
     from llmadmin.services.tasks import clean_text
 

@@ -44,8 +44,16 @@ return {0, 1000, failures}
 class CircuitBreaker:
     """Shared breaker for one model."""
 
-    def __init__(self, redis_client, prefix: str, model_id: int, model_label: str,
-                 threshold: int, cooldown_seconds: float, probe_seconds: float):
+    def __init__(
+        self,
+        redis_client,
+        prefix: str,
+        model_id: int,
+        model_label: str,
+        threshold: int,
+        cooldown_seconds: float,
+        probe_seconds: float,
+    ):
         self.redis = redis_client
         self.key = f"{prefix}:breaker:{model_id}"
         self.probe_key = f"{prefix}:breaker:{model_id}:probe"
@@ -62,7 +70,9 @@ class CircuitBreaker:
         Return True when there is failure state to clear after a success, so a healthy
         model costs no extra Redis round trip per call.
         """
-        state, wait_ms, failures = await self._check(keys=[self.key, self.probe_key], args=["1", self.probe_ms])
+        state, wait_ms, failures = await self._check(
+            keys=[self.key, self.probe_key], args=["1", self.probe_ms]
+        )
         if int(state) == 0:
             seconds = max(1, round(int(wait_ms) / 1000))
             raise CircuitOpen(
@@ -81,5 +91,7 @@ class CircuitBreaker:
         """Count a health failure; return True when this failure opened the breaker."""
         if kind not in HEALTH_FAILURES:
             return False
-        opened = await self._fail(keys=[self.key, self.probe_key], args=[self.threshold, self.cooldown_ms])
+        opened = await self._fail(
+            keys=[self.key, self.probe_key], args=[self.threshold, self.cooldown_ms]
+        )
         return bool(int(opened))

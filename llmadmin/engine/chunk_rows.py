@@ -24,10 +24,21 @@ def claim(job_id: str, batch: list[int]) -> list:
 
 def steal(job_id: str, model_id: int, free: int) -> list:
     """Claim up to ``free`` tasks queued for the same model under other jobs."""
-    candidates = db.session.execute(
-        select(Task.id).where(Task.model_id == model_id, Task.status == QUEUED).order_by(Task.id).limit(free)
-    ).scalars().all()
-    claimed = transition(candidates, RUNNING, from_statuses=(QUEUED,), job_id=job_id) if candidates else []
+    candidates = (
+        db.session.execute(
+            select(Task.id)
+            .where(Task.model_id == model_id, Task.status == QUEUED)
+            .order_by(Task.id)
+            .limit(free)
+        )
+        .scalars()
+        .all()
+    )
+    claimed = (
+        transition(candidates, RUNNING, from_statuses=(QUEUED,), job_id=job_id)
+        if candidates
+        else []
+    )
     db.session.commit()
     return prompts(claimed)
 
@@ -45,19 +56,34 @@ def prompts(claimed: list[int]) -> list:
 
 def find_gone(job_id: str, ids: list[int]) -> list[int]:
     """Return the ids among ``ids`` that were canceled or taken away while running."""
-    gone = db.session.execute(
-        select(Task.id).where(Task.id.in_(ids), (Task.status != RUNNING) | (Task.job_id != job_id))
-    ).scalars().all()
+    gone = (
+        db.session.execute(
+            select(Task.id).where(
+                Task.id.in_(ids), (Task.status != RUNNING) | (Task.job_id != job_id)
+            )
+        )
+        .scalars()
+        .all()
+    )
     db.session.commit()
     return gone
 
 
-def requeue_unfinished(job_id: str, task_ids: list[int], note: str = "re-queued: worker shut down") -> int:
+def requeue_unfinished(
+    job_id: str, task_ids: list[int], note: str = "re-queued: worker shut down"
+) -> int:
     """Put tasks of a stopping job back in the queue under new jobs (graceful shutdown, Redis outage)."""
     from llmadmin.services.dispatch import dispatch
 
-    back = transition(task_ids, PENDING, from_statuses=(QUEUED, RUNNING), where=Task.job_id == job_id,
-                      run_requested_at=utcnow(), job_id=None, queue_note=note)
+    back = transition(
+        task_ids,
+        PENDING,
+        from_statuses=(QUEUED, RUNNING),
+        where=Task.job_id == job_id,
+        run_requested_at=utcnow(),
+        job_id=None,
+        queue_note=note,
+    )
     try:
         dispatch(back)
     except QueueUnavailable:
@@ -67,5 +93,12 @@ def requeue_unfinished(job_id: str, task_ids: list[int], note: str = "re-queued:
 
 def fail_queued(job_id: str, task_ids: list[int], message: str, kind: str) -> None:
     """Fail the tasks still queued for ``job_id`` with a clear message."""
-    transition(task_ids, FAILURE, from_statuses=(QUEUED,), where=Task.job_id == job_id,
-               error=message, error_kind=kind, run_requested_at=None)
+    transition(
+        task_ids,
+        FAILURE,
+        from_statuses=(QUEUED,),
+        where=Task.job_id == job_id,
+        error=message,
+        error_kind=kind,
+        run_requested_at=None,
+    )

@@ -64,8 +64,14 @@ async def backoff_sleep(seconds: float) -> None:
 class ChunkRunner:
     """Execute the tasks of one job."""
 
-    def __init__(self, job_id: str, task_ids: list[int], model: ModelSettings, transport=None,
-                 steal_seconds: float | None = None):
+    def __init__(
+        self,
+        job_id: str,
+        task_ids: list[int],
+        model: ModelSettings,
+        transport=None,
+        steal_seconds: float | None = None,
+    ):
         self.job_id = job_id
         # After its own chunk, a job keeps its slots busy with tasks still queued for the
         # same model under other jobs (those jobs then find nothing to claim): no idle tail
@@ -94,18 +100,38 @@ class ChunkRunner:
         """Run every claimable task of the chunk; return how many outcomes were written."""
         # A blocking pool: with a large cap, calls wait for a Redis connection instead of failing.
         pool = aioredis.BlockingConnectionPool.from_url(
-            self.redis_url, max_connections=min(512, self.model.cap + 16), timeout=60,
-            socket_connect_timeout=5)
+            self.redis_url,
+            max_connections=min(512, self.model.cap + 16),
+            timeout=60,
+            socket_connect_timeout=5,
+        )
         self.redis = aioredis.Redis.from_pool(pool)
-        self.limiter = ModelLimiter(self.redis, self.prefix, self.model.id, self.model.cap,
-                                    self.model.rpm, lease_seconds=self.lease_seconds)
-        self.breaker = CircuitBreaker(self.redis, self.prefix, self.model.id, self.model.label,
-                                      self.model.breaker_threshold, self.model.breaker_cooldown,
-                                      probe_seconds=self.model.timeout + 5)
-        self.clients = ClientPool(max_connections=min(self.max_connections, self.model.cap),
-                                  transport=self.transport)
-        heartbeat = Heartbeat(self.redis_url, heartbeat_key(self.prefix, self.job_id), self.lease_seconds,
-                              self.limiter)
+        self.limiter = ModelLimiter(
+            self.redis,
+            self.prefix,
+            self.model.id,
+            self.model.cap,
+            self.model.rpm,
+            lease_seconds=self.lease_seconds,
+        )
+        self.breaker = CircuitBreaker(
+            self.redis,
+            self.prefix,
+            self.model.id,
+            self.model.label,
+            self.model.breaker_threshold,
+            self.model.breaker_cooldown,
+            probe_seconds=self.model.timeout + 5,
+        )
+        self.clients = ClientPool(
+            max_connections=min(self.max_connections, self.model.cap), transport=self.transport
+        )
+        heartbeat = Heartbeat(
+            self.redis_url,
+            heartbeat_key(self.prefix, self.job_id),
+            self.lease_seconds,
+            self.limiter,
+        )
         heartbeat.start()
         try:
             await self._loop()
@@ -158,30 +184,41 @@ class ChunkRunner:
         """Start the most urgent database step in the lane; return (future, on_done) or (None, None)."""
         if self.writer.due():
             batch = self.writer.take()
-            return self._in_lane(self.writer.write, batch), lambda ok, _: ok or self.writer.give_back(batch)
+            return self._in_lane(
+                self.writer.write, batch
+            ), lambda ok, _: ok or self.writer.give_back(batch)
         if self.handed_back:
             ids, self.handed_back = self.handed_back, []
             batch = self.writer.take()
 
             def hand_back():
                 self.writer.write(batch)
-                chunk_rows.requeue_unfinished(self.job_id, ids, note="re-queued: Redis was unreachable")
+                chunk_rows.requeue_unfinished(
+                    self.job_id, ids, note="re-queued: Redis was unreachable"
+                )
 
             def restore(ok, _):
                 if not ok:
                     self.writer.give_back(batch)
                     self.handed_back[:0] = ids
+
             return self._in_lane(hand_back), restore
         free = self.model.cap - len(self.inflight)
         if free > 0 and self.pending:
             batch = [self.pending.popleft() for _ in range(min(free, len(self.pending)))]
-            return self._in_lane(chunk_rows.claim, self.job_id, batch), lambda ok, rows: (
-                self._start_calls(rows) if ok else self.pending.extendleft(reversed(batch)))
+            return (
+                self._in_lane(chunk_rows.claim, self.job_id, batch),
+                lambda ok, rows: (
+                    self._start_calls(rows) if ok else self.pending.extendleft(reversed(batch))
+                ),
+            )
         if free > 0 and self._may_steal():
             stealing = self._in_lane(chunk_rows.steal, self.job_id, self.model.id, free)
             return stealing, lambda ok, rows: self._stolen(rows if ok else [])
         if cancel_check_due and self.inflight:
-            return self._in_lane(chunk_rows.find_gone, self.job_id, list(self.inflight)), self._canceled_found
+            return self._in_lane(
+                chunk_rows.find_gone, self.job_id, list(self.inflight)
+            ), self._canceled_found
         return None, None
 
     def _in_lane(self, fn, *args) -> asyncio.Future:
@@ -193,7 +230,9 @@ class ChunkRunner:
         """Apply a finished step's result; return False when it hit a transient database error."""
         try:
             result = step.result()
-        except sa_exc.SQLAlchemyError as exc:  # retried: locks past the busy timeout, lost connections
+        except (
+            sa_exc.SQLAlchemyError
+        ) as exc:  # retried: locks past the busy timeout, lost connections
             if not is_transient_error(exc):
                 raise
             logger.warning("database busy or unreachable (%s); retrying in 1 s", exc)
@@ -205,8 +244,12 @@ class ChunkRunner:
     async def _drain(self) -> None:
         """Let in-flight calls finish within the grace period, then hand the rest back."""
         grace = current_app.config["WORKER_DRAIN_SECONDS"]
-        logger.warning("shutdown: finishing %d call(s) within %ss, handing %d back",
-                       len(self.inflight), grace, len(self.pending))
+        logger.warning(
+            "shutdown: finishing %d call(s) within %ss, handing %d back",
+            len(self.inflight),
+            grace,
+            len(self.pending),
+        )
         if self.inflight:
             await asyncio.wait(list(self.inflight.values()), timeout=grace)
         self._reap()
@@ -222,6 +265,7 @@ class ChunkRunner:
         def hand_back():
             self.writer.write(batch)
             chunk_rows.requeue_unfinished(self.job_id, ids)
+
         await self._in_lane(hand_back)
 
     def _start_calls(self, rows) -> None:
@@ -257,7 +301,9 @@ class ChunkRunner:
                     self.handed_back.append(task_id)
                     continue
                 logger.error("task %s crashed in the executor", task_id, exc_info=task.exception())
-                self.writer.failure(task_id, f"Internal error: {task.exception()}", "unexpected", None)
+                self.writer.failure(
+                    task_id, f"Internal error: {task.exception()}", "unexpected", None
+                )
 
     def _canceled_found(self, ok: bool, gone) -> None:
         """Stop the calls of tasks that were canceled (or taken away) while running."""
@@ -270,9 +316,14 @@ class ChunkRunner:
     async def _run_one(self, task_id: int, messages: list[dict]) -> None:
         model = self.model
         request = ChatRequest(
-            base_url=model.base_url, api_key=model.api_key, model=model.model_name,
-            messages=messages, temperature=model.temperature, max_tokens=model.max_tokens,
-            timeout=model.timeout, stream=model.stream,
+            base_url=model.base_url,
+            api_key=model.api_key,
+            model=model.model_name,
+            messages=messages,
+            temperature=model.temperature,
+            max_tokens=model.max_tokens,
+            timeout=model.timeout,
+            stream=model.stream,
         )
         streamed: list[str] = []
         on_delta = self._delta_saver(task_id, streamed) if model.stream else None
@@ -286,7 +337,9 @@ class ChunkRunner:
                 # than BREAKER_WAIT_SECONDS in all fails the task with the breaker's message.
                 wait = float(exc.retry_after or 1)
                 if breaker_waited + wait > self.breaker_patience:
-                    self.writer.failure(task_id, exc.message, exc.kind, (time.monotonic() - started) * 1000)
+                    self.writer.failure(
+                        task_id, exc.message, exc.kind, (time.monotonic() - started) * 1000
+                    )
                     return
                 breaker_waited += wait
                 await asyncio.sleep(wait + random.uniform(0, 0.2))
@@ -301,11 +354,18 @@ class ChunkRunner:
                     await asyncio.shield(self.limiter.release(token))
                 if breaker_dirty:
                     await self._best_effort(self.breaker.record_success())
-                cost = compute_cost(result.prompt_tokens, result.completion_tokens,
-                                    model.price_in, model.price_out)
+                cost = compute_cost(
+                    result.prompt_tokens, result.completion_tokens, model.price_in, model.price_out
+                )
                 latency = (time.monotonic() - call_started) * 1000
-                self.writer.success(task_id, result.text, latency, result.prompt_tokens,
-                                    result.completion_tokens, cost)
+                self.writer.success(
+                    task_id,
+                    result.text,
+                    latency,
+                    result.prompt_tokens,
+                    result.completion_tokens,
+                    cost,
+                )
                 return
             except LLMError as exc:
                 await self._best_effort(self.breaker.record_failure(exc.kind))
@@ -314,9 +374,13 @@ class ChunkRunner:
                     can_retry = False
                 if not can_retry:
                     suffix = f" (after {attempt} attempts)" if attempt > 1 else ""
-                    self.writer.failure(task_id, exc.message + suffix, exc.kind,
-                                        (time.monotonic() - started) * 1000,
-                                        "".join(streamed) or None)
+                    self.writer.failure(
+                        task_id,
+                        exc.message + suffix,
+                        exc.kind,
+                        (time.monotonic() - started) * 1000,
+                        "".join(streamed) or None,
+                    )
                     return
                 streamed.clear()
                 await backoff_sleep(backoff_delay(attempt, exc.retry_after))
@@ -355,22 +419,31 @@ class ChunkRunner:
             if now - self.partial_saved.get(task_id, 0.0) >= PARTIAL_SAVE_SECONDS:
                 self.partial_saved[task_id] = now
                 self.writer.partial(task_id, "".join(streamed))
+
         return on_delta
 
 
-def run_chunk(job_id: str, task_ids: list[int], transport=None, steal_seconds: float | None = None) -> int:
+def run_chunk(
+    job_id: str, task_ids: list[int], transport=None, steal_seconds: float | None = None
+) -> int:
     """Run the tasks of ``job_id`` that are still queued for it; return outcomes written."""
     first = db.session.execute(
         select(Task.model_id).where(Task.id.in_(task_ids), Task.job_id == job_id).limit(1)
     ).scalar_one_or_none()
     model = db.session.get(LLMModel, first) if first else None
     if model is None:
-        chunk_rows.fail_queued(job_id, task_ids, "The task's model was deleted before the task ran.", "model_deleted")
+        chunk_rows.fail_queued(
+            job_id, task_ids, "The task's model was deleted before the task ran.", "model_deleted"
+        )
         return 0
     if not model.enabled:
-        chunk_rows.fail_queued(job_id, task_ids, f"The model {model.name} is disabled.", "model_disabled")
+        chunk_rows.fail_queued(
+            job_id, task_ids, f"The model {model.name} is disabled.", "model_disabled"
+        )
         return 0
-    if policy.fail_blocked_tasks(job_id, task_ids, model.base_url):  # OUTBOUND_ALLOWLIST, kind "blocked_url"
+    if policy.fail_blocked_tasks(
+        job_id, task_ids, model.base_url
+    ):  # OUTBOUND_ALLOWLIST, kind "blocked_url"
         return 0
     try:
         settings = ModelSettings.load(model)

@@ -73,7 +73,9 @@ RATE_WINDOW_MS = 62_000
 class ModelLimiter:
     """Acquire a slot under a model's concurrency cap and requests-per-minute limit."""
 
-    def __init__(self, redis_client, prefix: str, model_id: int, cap: int, rpm: int, lease_seconds: float):
+    def __init__(
+        self, redis_client, prefix: str, model_id: int, cap: int, rpm: int, lease_seconds: float
+    ):
         self.redis = redis_client
         self.keys = keys_for(prefix, model_id)
         self.cap = max(0, int(cap))
@@ -87,8 +89,10 @@ class ModelLimiter:
         """Wait until a slot is free, take it and return its token."""
         token = uuid.uuid4().hex
         while True:
-            ok, wait_ms = await self.script(keys=list(self.keys),
-                                            args=[self.cap, self.rpm, self.lease_ms, token, RATE_WINDOW_MS])
+            ok, wait_ms = await self.script(
+                keys=list(self.keys),
+                args=[self.cap, self.rpm, self.lease_ms, token, RATE_WINDOW_MS],
+            )
             if int(ok) == 1:
                 self.held.add(token)
                 return token

@@ -34,18 +34,28 @@ class ModelSettings:
     def load(cls, model: LLMModel) -> ModelSettings:
         """Snapshot ``model`` (decrypting its key)."""
         return cls(
-            id=model.id, label=model.name, base_url=model.base_url,
-            api_key=crypto.decrypt(model.api_key_encrypted), model_name=model.model_name,
-            temperature=model.temperature, max_tokens=model.max_tokens,
-            timeout=float(model.timeout_seconds), cap=max(1, model.max_concurrency),
-            rpm=max(0, model.rpm_limit), max_attempts=max(1, model.max_attempts),
-            stream=model.stream, price_in=model.price_input_per_1k,
-            price_out=model.price_output_per_1k, breaker_threshold=model.breaker_threshold,
+            id=model.id,
+            label=model.name,
+            base_url=model.base_url,
+            api_key=crypto.decrypt(model.api_key_encrypted),
+            model_name=model.model_name,
+            temperature=model.temperature,
+            max_tokens=model.max_tokens,
+            timeout=float(model.timeout_seconds),
+            cap=max(1, model.max_concurrency),
+            rpm=max(0, model.rpm_limit),
+            max_attempts=max(1, model.max_attempts),
+            stream=model.stream,
+            price_in=model.price_input_per_1k,
+            price_out=model.price_output_per_1k,
+            breaker_threshold=model.breaker_threshold,
             breaker_cooldown=model.breaker_cooldown_seconds,
         )
 
 
-def backoff_delay(attempt: int, retry_after: float | None, base: float = 0.5, cap: float = 30.0) -> float:
+def backoff_delay(
+    attempt: int, retry_after: float | None, base: float = 0.5, cap: float = 30.0
+) -> float:
     """Exponential backoff with full jitter; a server's Retry-After is a floor."""
     delay = random.uniform(0, min(cap, base * (2 ** (attempt - 1))))
     if retry_after is not None:

@@ -23,12 +23,23 @@ _t = Task.__table__
 def _final_stmt():
     return (
         update(_t)
-        .where(and_(_t.c.id == bindparam("b_id"), _t.c.status == RUNNING, _t.c.job_id == bindparam("b_job")))
+        .where(
+            and_(
+                _t.c.id == bindparam("b_id"),
+                _t.c.status == RUNNING,
+                _t.c.job_id == bindparam("b_job"),
+            )
+        )
         .values(
-            status=bindparam("b_status"), result=bindparam("b_result"), error=bindparam("b_error"),
-            error_kind=bindparam("b_kind"), finished_at=bindparam("b_finished"),
-            latency_ms=bindparam("b_latency"), prompt_tokens=bindparam("b_pt"),
-            completion_tokens=bindparam("b_ct"), cost=bindparam("b_cost"),
+            status=bindparam("b_status"),
+            result=bindparam("b_result"),
+            error=bindparam("b_error"),
+            error_kind=bindparam("b_kind"),
+            finished_at=bindparam("b_finished"),
+            latency_ms=bindparam("b_latency"),
+            prompt_tokens=bindparam("b_pt"),
+            completion_tokens=bindparam("b_ct"),
+            cost=bindparam("b_cost"),
             run_requested_at=None,
         )
     )
@@ -37,7 +48,13 @@ def _final_stmt():
 def _partial_stmt():
     return (
         update(_t)
-        .where(and_(_t.c.id == bindparam("b_id"), _t.c.status == RUNNING, _t.c.job_id == bindparam("b_job")))
+        .where(
+            and_(
+                _t.c.id == bindparam("b_id"),
+                _t.c.status == RUNNING,
+                _t.c.job_id == bindparam("b_job"),
+            )
+        )
         .values(result=bindparam("b_result"))
     )
 
@@ -54,13 +71,28 @@ class OutcomeWriter:
         self.last_flush = time.monotonic()
         self.written = 0
 
-    def success(self, task_id: int, text: str, latency_ms: float, prompt_tokens, completion_tokens,
-                cost: Decimal | None) -> None:
+    def success(
+        self,
+        task_id: int,
+        text: str,
+        latency_ms: float,
+        prompt_tokens,
+        completion_tokens,
+        cost: Decimal | None,
+    ) -> None:
         """Record a successful call."""
-        self._final(task_id, SUCCESS, text, None, None, latency_ms, prompt_tokens, completion_tokens, cost)
+        self._final(
+            task_id, SUCCESS, text, None, None, latency_ms, prompt_tokens, completion_tokens, cost
+        )
 
-    def failure(self, task_id: int, message: str, kind: str, latency_ms: float | None,
-                partial_text: str | None = None) -> None:
+    def failure(
+        self,
+        task_id: int,
+        message: str,
+        kind: str,
+        latency_ms: float | None,
+        partial_text: str | None = None,
+    ) -> None:
         """Record a failed call (keeping any partial streamed text)."""
         self._final(task_id, FAILURE, partial_text, message, kind, latency_ms, None, None, None)
 
@@ -70,17 +102,30 @@ class OutcomeWriter:
 
     def _final(self, task_id, status, text, error, kind, latency, pt, ct, cost) -> None:
         self.partials.pop(task_id, None)
-        self.finals.append({
-            "b_id": task_id, "b_job": self.job_id, "b_status": status, "b_result": text,
-            "b_error": error, "b_kind": kind, "b_finished": utcnow(), "b_latency": latency,
-            "b_pt": pt, "b_ct": ct, "b_cost": cost,
-        })
+        self.finals.append(
+            {
+                "b_id": task_id,
+                "b_job": self.job_id,
+                "b_status": status,
+                "b_result": text,
+                "b_error": error,
+                "b_kind": kind,
+                "b_finished": utcnow(),
+                "b_latency": latency,
+                "b_pt": pt,
+                "b_ct": ct,
+                "b_cost": cost,
+            }
+        )
 
     def due(self) -> bool:
         """Tell whether a flush should happen now."""
         if len(self.finals) >= self.max_batch:
             return True
-        return bool(self.finals or self.partials) and time.monotonic() - self.last_flush >= self.interval
+        return (
+            bool(self.finals or self.partials)
+            and time.monotonic() - self.last_flush >= self.interval
+        )
 
     def flush(self) -> None:
         """Write everything collected in one transaction."""

@@ -117,7 +117,9 @@ def write_text_bundle(
         add_text = archive.add_text
         for row in rows:
             row_id = row[0]
-            stem = row_id if type(row_id) is int else safe_member_name(str(row_id)).replace("/", "_")
+            stem = (
+                row_id if type(row_id) is int else safe_member_name(str(row_id)).replace("/", "_")
+            )
             refs = []
             for index, folder in moved:
                 value = row[index]
@@ -129,7 +131,9 @@ def write_text_bundle(
                     refs.append(name)
             yield kept(row) + tuple(refs)
 
-    return _write_bundle(path, out_headers, rows_adding_files, progress, progress_every, csv_name, bom)
+    return _write_bundle(
+        path, out_headers, rows_adding_files, progress, progress_every, csv_name, bom
+    )
 
 
 def _utf8(content: object) -> bytes:
@@ -138,7 +142,9 @@ def _utf8(content: object) -> bytes:
     return content if isinstance(content, bytes) else str(content).encode("utf-8", "replace")
 
 
-def _write_bundle(path, headers, rows_adding_files, progress, progress_every, csv_name, bom) -> WriteResult:
+def _write_bundle(
+    path, headers, rows_adding_files, progress, progress_every, csv_name, bom
+) -> WriteResult:
     """Stream a bundle: text files go into the archive as the rows go by; the CSV is
     deflated into a temporary file beside ``path`` meanwhile and copied in last, so memory
     stays flat. Progress therefore reaches the full row count shortly before the end.
@@ -153,8 +159,13 @@ def _write_bundle(path, headers, rows_adding_files, progress, progress_every, cs
             handle = io.TextIOWrapper(csv_sink, encoding=encoding, errors="replace", newline="")
             count = _write_csv_stream(handle, headers, rows_adding_files(archive), ticker)
             handle.close()  # finishes the deflate stream
-            archive.add_deflated(safe_member_name(csv_name), csv_sink.file, csv_sink.crc, csv_sink.size,
-                                 csv_sink.compressed)
+            archive.add_deflated(
+                safe_member_name(csv_name),
+                csv_sink.file,
+                csv_sink.crc,
+                csv_sink.size,
+                csv_sink.compressed,
+            )
             archive.close()
     finally:
         csv_sink.discard()

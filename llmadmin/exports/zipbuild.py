@@ -32,7 +32,7 @@ _STORED, _DEFLATED = 0, 8
 _MAX32, _MAX16 = 0xFFFFFFFF, 0xFFFF
 _VERSION = 45  # 4.5: ZIP64
 _MADE_BY = (3 << 8) | _VERSION  # Unix, so the permissions below are honoured
-_FILE_MODE = (0o100644 << 16)  # regular file, rw-r--r--
+_FILE_MODE = 0o100644 << 16  # regular file, rw-r--r--
 _COPY_CHUNK = 1 << 20
 _SPOOL_CHUNK = 1 << 18
 
@@ -41,13 +41,17 @@ def dos_stamp(moment: float | None = None) -> tuple[int, int]:
     """Return (time, date) in MS-DOS format for ``moment`` (local time, as zip tools expect)."""
     t = time.localtime(moment)
     year = max(1980, t.tm_year)
-    return (t.tm_hour << 11) | (t.tm_min << 5) | (t.tm_sec // 2), ((year - 1980) << 9) | (t.tm_mon << 5) | t.tm_mday
+    return (t.tm_hour << 11) | (t.tm_min << 5) | (t.tm_sec // 2), ((year - 1980) << 9) | (
+        t.tm_mon << 5
+    ) | t.tm_mday
 
 
 class ZipBuilder:
     """Append members to ``out`` (a binary file opened for writing) and finish with ``close``."""
 
-    def __init__(self, out: IO[bytes], *, spool_dir: str | None = None, moment: float | None = None):
+    def __init__(
+        self, out: IO[bytes], *, spool_dir: str | None = None, moment: float | None = None
+    ):
         self.out = out
         self.offset = 0
         self.count = 0
@@ -60,21 +64,48 @@ class ZipBuilder:
         """Store one small file (``data`` under 4 GiB) named ``name`` (already made safe)."""
         encoded = name.encode("utf-8")
         crc, size = zlib.crc32(data), len(data)
-        self.out.write(_LOCAL.pack(0x04034B50, 20, _UTF8_NAMES, _STORED, self.dos_time, self.dos_date,
-                                   crc, size, size, len(encoded), 0) + encoded)
+        self.out.write(
+            _LOCAL.pack(
+                0x04034B50,
+                20,
+                _UTF8_NAMES,
+                _STORED,
+                self.dos_time,
+                self.dos_date,
+                crc,
+                size,
+                size,
+                len(encoded),
+                0,
+            )
+            + encoded
+        )
         self.out.write(data)
         self._remember(_STORED, crc, size, size, encoded)
         self.offset += _LOCAL.size + len(encoded) + size
 
-    def add_deflated(self, name: str, source: IO[bytes], crc: int, size: int, compressed: int) -> None:
+    def add_deflated(
+        self, name: str, source: IO[bytes], crc: int, size: int, compressed: int
+    ) -> None:
         """Copy an already raw-deflated stream (see ``DeflatingWriter``) in as member ``name``."""
         encoded = name.encode("utf-8")
         big = size >= _MAX32 or compressed >= _MAX32
         extra = struct.pack("<HHQQ", 1, 16, size, compressed) if big else b""
-        self.out.write(_LOCAL.pack(0x04034B50, _VERSION if big else 20, _UTF8_NAMES, _DEFLATED,
-                                   self.dos_time, self.dos_date, crc,
-                                   _MAX32 if big else compressed, _MAX32 if big else size,
-                                   len(encoded), len(extra)))
+        self.out.write(
+            _LOCAL.pack(
+                0x04034B50,
+                _VERSION if big else 20,
+                _UTF8_NAMES,
+                _DEFLATED,
+                self.dos_time,
+                self.dos_date,
+                crc,
+                _MAX32 if big else compressed,
+                _MAX32 if big else size,
+                len(encoded),
+                len(extra),
+            )
+        )
         self.out.write(encoded)
         self.out.write(extra)
         source.seek(0)
@@ -90,9 +121,23 @@ class ZipBuilder:
         extra = struct.pack(f"<HH{len(fields)}Q", 1, 8 * len(fields), *fields) if fields else b""
         pending = self._pending
         pending += _CENTRAL.pack(
-            0x02014B50, _MADE_BY, _VERSION if fields else 20, _UTF8_NAMES, method,
-            self.dos_time, self.dos_date, crc, min(compressed, _MAX32), min(size, _MAX32),
-            len(encoded), len(extra), 0, 0, 0, _FILE_MODE, min(self.offset, _MAX32),
+            0x02014B50,
+            _MADE_BY,
+            _VERSION if fields else 20,
+            _UTF8_NAMES,
+            method,
+            self.dos_time,
+            self.dos_date,
+            crc,
+            min(compressed, _MAX32),
+            min(size, _MAX32),
+            len(encoded),
+            len(extra),
+            0,
+            0,
+            0,
+            _FILE_MODE,
+            min(self.offset, _MAX32),
         )
         pending += encoded
         pending += extra
@@ -114,11 +159,33 @@ class ZipBuilder:
         self._directory.close()
         directory_size = self.offset - start
         if self.count >= _MAX16 or start >= _MAX32 or directory_size >= _MAX32:
-            write(_ZIP64_EOCD.pack(0x06064B50, 44, _MADE_BY, _VERSION, 0, 0, self.count, self.count,
-                                   directory_size, start))
+            write(
+                _ZIP64_EOCD.pack(
+                    0x06064B50,
+                    44,
+                    _MADE_BY,
+                    _VERSION,
+                    0,
+                    0,
+                    self.count,
+                    self.count,
+                    directory_size,
+                    start,
+                )
+            )
             write(_ZIP64_LOCATOR.pack(0x07064B50, 0, self.offset, 1))
-        write(_EOCD.pack(0x06054B50, 0, 0, min(self.count, _MAX16), min(self.count, _MAX16),
-                         min(directory_size, _MAX32), min(start, _MAX32), 0))
+        write(
+            _EOCD.pack(
+                0x06054B50,
+                0,
+                0,
+                min(self.count, _MAX16),
+                min(self.count, _MAX16),
+                min(directory_size, _MAX32),
+                min(start, _MAX32),
+                0,
+            )
+        )
 
 
 class DeflatingWriter:
@@ -169,4 +236,3 @@ class DeflatingWriter:
 
     def discard(self) -> None:
         self.file.close()
-

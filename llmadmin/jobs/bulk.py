@@ -5,7 +5,9 @@ from __future__ import annotations
 from llmadmin.jobs.context import app_context
 
 
-def apply_bulk_action(endpoint: str, action: str, list_args: str, person_id: int, extra: dict) -> int:
+def apply_bulk_action(
+    endpoint: str, action: str, list_args: str, person_id: int, extra: dict
+) -> int:
     """Expand the selection in the worker and apply the action in chunks."""
     from llmadmin.services import bulk
 

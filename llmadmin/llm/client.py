@@ -94,8 +94,9 @@ class _StreamState:
     done: bool = False
 
 
-def build_messages(prompt: str, system_prompt: str | None = None,
-                   history: list[dict] | None = None) -> list[dict]:
+def build_messages(
+    prompt: str, system_prompt: str | None = None, history: list[dict] | None = None
+) -> list[dict]:
     """Build the ``messages`` list: optional system prompt, prior turns, then the user prompt."""
     messages: list[dict] = []
     if system_prompt:
@@ -106,29 +107,44 @@ def build_messages(prompt: str, system_prompt: str | None = None,
     return messages
 
 
-def compute_cost(prompt_tokens: int | None, completion_tokens: int | None,
-                 price_in_per_1k, price_out_per_1k) -> Decimal | None:
+def compute_cost(
+    prompt_tokens: int | None, completion_tokens: int | None, price_in_per_1k, price_out_per_1k
+) -> Decimal | None:
     """Return the call's cost from per-1k-token prices, or None when the model has no prices."""
     if price_in_per_1k is None and price_out_per_1k is None:
         return None
     price_in = Decimal(str(price_in_per_1k or 0))
     price_out = Decimal(str(price_out_per_1k or 0))
-    cost = (Decimal(prompt_tokens or 0) * price_in + Decimal(completion_tokens or 0) * price_out) / 1000
+    cost = (
+        Decimal(prompt_tokens or 0) * price_in + Decimal(completion_tokens or 0) * price_out
+    ) / 1000
     return cost.quantize(SIX_PLACES, rounding=ROUND_HALF_UP)
 
 
-def make_async_client(max_connections: int = 64,
-                      transport: httpx.AsyncBaseTransport | None = None,
-                      verify: ssl.SSLContext | bool = True) -> httpx.AsyncClient:
+def make_async_client(
+    max_connections: int = 64,
+    transport: httpx.AsyncBaseTransport | None = None,
+    verify: ssl.SSLContext | bool = True,
+) -> httpx.AsyncClient:
     """Build an AsyncClient sized for ``max_connections`` calls in flight."""
-    limits = httpx.Limits(max_connections=max_connections,
-                          max_keepalive_connections=max_connections, keepalive_expiry=30.0)
-    return httpx.AsyncClient(limits=limits, transport=transport, follow_redirects=False, verify=verify,
-                             timeout=httpx.Timeout(60.0, connect=10.0),
-                             headers={"User-Agent": USER_AGENT})
+    limits = httpx.Limits(
+        max_connections=max_connections,
+        max_keepalive_connections=max_connections,
+        keepalive_expiry=30.0,
+    )
+    return httpx.AsyncClient(
+        limits=limits,
+        transport=transport,
+        follow_redirects=False,
+        verify=verify,
+        timeout=httpx.Timeout(60.0, connect=10.0),
+        headers={"User-Agent": USER_AGENT},
+    )
 
 
-def chat_blocking(req: ChatRequest, transport: httpx.AsyncBaseTransport | None = None) -> ChatResult:
+def chat_blocking(
+    req: ChatRequest, transport: httpx.AsyncBaseTransport | None = None
+) -> ChatResult:
     """Run one call synchronously with a fresh client (connection tests, benchmark baseline)."""
 
     async def run() -> ChatResult:
@@ -138,8 +154,9 @@ def chat_blocking(req: ChatRequest, transport: httpx.AsyncBaseTransport | None =
     return asyncio.run(run())
 
 
-async def chat(client: httpx.AsyncClient, req: ChatRequest,
-               on_delta: Callable[[str], None] | None = None) -> ChatResult:
+async def chat(
+    client: httpx.AsyncClient, req: ChatRequest, on_delta: Callable[[str], None] | None = None
+) -> ChatResult:
     """Call the chat-completions endpoint; raise LLMError on any failure.
 
     When streaming, ``on_delta`` receives each new piece of text (the delta, not the
@@ -155,17 +172,28 @@ async def chat(client: httpx.AsyncClient, req: ChatRequest,
     except LLMError:
         raise
     except TimeoutError as exc:  # the total budget ran out (asyncio.timeout)
-        raise LLMError(f"The model did not finish answering within {req.timeout:g} seconds "
-                       f"(the configured timeout).", kind="timeout", retryable=True) from exc
+        raise LLMError(
+            f"The model did not finish answering within {req.timeout:g} seconds "
+            f"(the configured timeout).",
+            kind="timeout",
+            retryable=True,
+        ) from exc
     except (httpx.TransportError, httpx.InvalidURL) as exc:
         raise transport_error(exc, req) from exc
     except Exception as exc:
         # Log where it happened but not str(exc), which might quote a secret.
-        logger.error("unexpected %s calling %s:\n%s", type(exc).__name__, display_url(req.base_url),
-                     "".join(traceback.format_tb(exc.__traceback__)))
-        raise LLMError(f"Unexpected error while calling model {req.model}: "
-                       f"{type(exc).__name__}: {sanitize(str(exc), req.api_key)}",
-                       kind="unexpected", retryable=False) from exc
+        logger.error(
+            "unexpected %s calling %s:\n%s",
+            type(exc).__name__,
+            display_url(req.base_url),
+            "".join(traceback.format_tb(exc.__traceback__)),
+        )
+        raise LLMError(
+            f"Unexpected error while calling model {req.model}: "
+            f"{type(exc).__name__}: {sanitize(str(exc), req.api_key)}",
+            kind="unexpected",
+            retryable=False,
+        ) from exc
     result.latency_ms = round((time.monotonic() - started) * 1000, 3)
     return result
 
@@ -191,13 +219,15 @@ def _headers(req: ChatRequest) -> dict:
 
 
 def _timeouts(req: ChatRequest) -> httpx.Timeout:
-    return httpx.Timeout(connect=req.connect_timeout, read=req.timeout, write=req.timeout,
-                         pool=req.timeout)
+    return httpx.Timeout(
+        connect=req.connect_timeout, read=req.timeout, write=req.timeout, pool=req.timeout
+    )
 
 
 async def _chat_once(client: httpx.AsyncClient, req: ChatRequest) -> ChatResult:
-    response = await client.post(req.url, json=_payload(req), headers=_headers(req),
-                                 timeout=_timeouts(req))
+    response = await client.post(
+        req.url, json=_payload(req), headers=_headers(req), timeout=_timeouts(req)
+    )
     if not response.is_success:
         raise status_error(response, req)
     return _parse_completion(response, req)
@@ -210,14 +240,22 @@ def _parse_json_body(response: httpx.Response, req: ChatRequest) -> dict:
     except ValueError as exc:
         if looks_like_html(text, response.headers.get("content-type", "")):
             # A web page, not an API: retrying will not change the base URL.
-            raise LLMError(f"The endpoint at {display_url(req.base_url)} returned an HTML page "
-                           f"instead of JSON (HTTP {response.status_code}) — is the base URL right? "
-                           f"It usually ends in /v1.", kind="bad_response", retryable=False,
-                           status_code=response.status_code) from exc
+            raise LLMError(
+                f"The endpoint at {display_url(req.base_url)} returned an HTML page "
+                f"instead of JSON (HTTP {response.status_code}) — is the base URL right? "
+                f"It usually ends in /v1.",
+                kind="bad_response",
+                retryable=False,
+                status_code=response.status_code,
+            ) from exc
         # Truncated or garbled JSON is usually a transient fault of the server or a proxy.
-        raise LLMError(f"The model returned malformed JSON (HTTP {response.status_code}): "
-                       f"\"{sanitize(text, req.api_key, 80)}\".", kind="bad_response",
-                       retryable=True, status_code=response.status_code) from exc
+        raise LLMError(
+            f"The model returned malformed JSON (HTTP {response.status_code}): "
+            f'"{sanitize(text, req.api_key, 80)}".',
+            kind="bad_response",
+            retryable=True,
+            status_code=response.status_code,
+        ) from exc
     if not isinstance(data, dict):
         raise _shape_error(req, response.status_code, "the answer is not a JSON object")
     return data
@@ -225,9 +263,13 @@ def _parse_json_body(response: httpx.Response, req: ChatRequest) -> dict:
 
 def _shape_error(req: ChatRequest, status: int, what: str) -> LLMError:
     # Valid JSON in the wrong shape means a wrong endpoint or server: do not retry.
-    return LLMError(f"The model's answer could not be read (HTTP {status}): {what} — "
-                    f"is {display_url(req.base_url)} an OpenAI-compatible endpoint?",
-                    kind="bad_response", retryable=False, status_code=status)
+    return LLMError(
+        f"The model's answer could not be read (HTTP {status}): {what} — "
+        f"is {display_url(req.base_url)} an OpenAI-compatible endpoint?",
+        kind="bad_response",
+        retryable=False,
+        status_code=status,
+    )
 
 
 def _content_text(content) -> str | None:
@@ -271,14 +313,22 @@ def _parse_completion(response: httpx.Response, req: ChatRequest) -> ChatResult:
             raise _shape_error(req, status, "the first choice has no message content")
         text = ""
     prompt_tokens, completion_tokens = _usage(data)
-    return ChatResult(text=text, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
-                      status_code=status, finish_reason=finish_reason, streamed=False)
+    return ChatResult(
+        text=text,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        status_code=status,
+        finish_reason=finish_reason,
+        streamed=False,
+    )
 
 
-async def _chat_stream(client: httpx.AsyncClient, req: ChatRequest,
-                       on_delta: Callable[[str], None] | None) -> ChatResult:
-    async with client.stream("POST", req.url, json=_payload(req), headers=_headers(req),
-                             timeout=_timeouts(req)) as response:
+async def _chat_stream(
+    client: httpx.AsyncClient, req: ChatRequest, on_delta: Callable[[str], None] | None
+) -> ChatResult:
+    async with client.stream(
+        "POST", req.url, json=_payload(req), headers=_headers(req), timeout=_timeouts(req)
+    ) as response:
         if not response.is_success:
             await response.aread()
             raise status_error(response, req)
@@ -300,20 +350,33 @@ async def _chat_stream(client: httpx.AsyncClient, req: ChatRequest,
         raise _cut_error(req, state, response.status_code)
     if not state.saw_choice:
         raise _shape_error(req, response.status_code, "the stream carried no choices")
-    return ChatResult(text="".join(state.parts), prompt_tokens=state.prompt_tokens,
-                      completion_tokens=state.completion_tokens, status_code=response.status_code,
-                      finish_reason=state.finish_reason, streamed=True)
+    return ChatResult(
+        text="".join(state.parts),
+        prompt_tokens=state.prompt_tokens,
+        completion_tokens=state.completion_tokens,
+        status_code=response.status_code,
+        finish_reason=state.finish_reason,
+        streamed=True,
+    )
 
 
 def _cut_error(req: ChatRequest, state: _StreamState, status: int) -> LLMError:
     received = sum(len(p) for p in state.parts)
-    return LLMError(f"The streamed answer from model {req.model} was cut off after {received} "
-                    f"characters, before the model finished.", kind="stream_cut", retryable=True,
-                    status_code=status)
+    return LLMError(
+        f"The streamed answer from model {req.model} was cut off after {received} "
+        f"characters, before the model finished.",
+        kind="stream_cut",
+        retryable=True,
+        status_code=status,
+    )
 
 
-async def _read_events(response: httpx.Response, req: ChatRequest, state: _StreamState,
-                       on_delta: Callable[[str], None] | None) -> None:
+async def _read_events(
+    response: httpx.Response,
+    req: ChatRequest,
+    state: _StreamState,
+    on_delta: Callable[[str], None] | None,
+) -> None:
     """Assemble SSE events (data lines up to a blank line) and apply each one."""
     data_lines: list[str] = []
     async for line in response.aiter_lines():
@@ -328,8 +391,9 @@ async def _read_events(response: httpx.Response, req: ChatRequest, state: _Strea
         _apply_event("\n".join(data_lines), req, state, on_delta)
 
 
-def _apply_event(data: str, req: ChatRequest, state: _StreamState,
-                 on_delta: Callable[[str], None] | None) -> bool:
+def _apply_event(
+    data: str, req: ChatRequest, state: _StreamState, on_delta: Callable[[str], None] | None
+) -> bool:
     """Apply one SSE data payload; return True at ``[DONE]``."""
     if data.strip() == "[DONE]":
         state.done = True
@@ -337,8 +401,12 @@ def _apply_event(data: str, req: ChatRequest, state: _StreamState,
     try:
         chunk = json.loads(data)
     except ValueError as exc:
-        raise LLMError(f"The model's stream contained malformed JSON: \"{sanitize(data, req.api_key, 80)}\".",
-                       kind="bad_response", retryable=True, status_code=200) from exc
+        raise LLMError(
+            f'The model\'s stream contained malformed JSON: "{sanitize(data, req.api_key, 80)}".',
+            kind="bad_response",
+            retryable=True,
+            status_code=200,
+        ) from exc
     if not isinstance(chunk, dict):
         return False
     if chunk.get("error"):

@@ -30,12 +30,18 @@ def mask_key(key: str | None) -> str:
 
 
 KEY_LIKE = re.compile(r"\b(?:sk|pk|rk|key)-[A-Za-z0-9_\-]{8,}|(?<=Bearer )\S+", re.IGNORECASE)
-CONTEXT_TOO_LONG = re.compile(r"context[ _]length|maximum context|context window|too many tokens"
-                              r"|prompt is too long|input is too long")
-MODEL_MISSING = re.compile(r"model_not_found|unknown model|no such model"
-                           r"|model\b.{0,120}(not found|does not exist|not exist)")
-TRANSIENT = re.compile(r"overload|server[ _]error|internal|unavailable|timed? ?out|try again|capacity"
-                       r"|rate.?limit")
+CONTEXT_TOO_LONG = re.compile(
+    r"context[ _]length|maximum context|context window|too many tokens"
+    r"|prompt is too long|input is too long"
+)
+MODEL_MISSING = re.compile(
+    r"model_not_found|unknown model|no such model"
+    r"|model\b.{0,120}(not found|does not exist|not exist)"
+)
+TRANSIENT = re.compile(
+    r"overload|server[ _]error|internal|unavailable|timed? ?out|try again|capacity"
+    r"|rate.?limit"
+)
 
 
 def looks_like_html(text: str, content_type: str) -> bool:
@@ -124,32 +130,58 @@ def status_error(response: httpx.Response, req: ChatRequest) -> LLMError:
         return LLMError(text, kind=kind, retryable=retryable, status_code=status, retry_after=wait)
 
     if status in (401, 403):
-        return error(f"The API key was rejected (HTTP {status}) by {where} — check the model's "
-                     f"API key{said}.", "auth")
+        return error(
+            f"The API key was rejected (HTTP {status}) by {where} — check the model's "
+            f"API key{said}.",
+            "auth",
+        )
     if status == 402 or "insufficient_quota" in haystack:
-        return error(f"The provider refused the call because the account's quota or balance is "
-                     f"used up (HTTP {status}){said}.", "quota_exceeded")
+        return error(
+            f"The provider refused the call because the account's quota or balance is "
+            f"used up (HTTP {status}){said}.",
+            "quota_exceeded",
+        )
     if status in (400, 413, 422) and CONTEXT_TOO_LONG.search(haystack):
-        return error(f"The prompt is too long for model {req.model} (HTTP {status}) — shorten the "
-                     f"prompt or lower max tokens{said}.", "context_too_long")
+        return error(
+            f"The prompt is too long for model {req.model} (HTTP {status}) — shorten the "
+            f"prompt or lower max tokens{said}.",
+            "context_too_long",
+        )
     if status == 404 or (status == 400 and MODEL_MISSING.search(haystack)):
-        return error(f'Model "{req.model}" was not found at {where} (HTTP {status}) — check the '
-                     f"model name and the base URL (it usually ends in /v1){said}.", "model_not_found")
+        return error(
+            f'Model "{req.model}" was not found at {where} (HTTP {status}) — check the '
+            f"model name and the base URL (it usually ends in /v1){said}.",
+            "model_not_found",
+        )
     if status == 429:
         wait = f", asking to wait {retry_after:g} s" if retry_after is not None else ""
-        return error(f"The model endpoint is rate-limiting calls (HTTP 429){wait}{said}.",
-                     "rate_limited", True, retry_after)
+        return error(
+            f"The model endpoint is rate-limiting calls (HTTP 429){wait}{said}.",
+            "rate_limited",
+            True,
+            retry_after,
+        )
     if status == 408:
-        return error(f"The model endpoint timed out handling the call (HTTP 408){said}.", "timeout", True)
+        return error(
+            f"The model endpoint timed out handling the call (HTTP 408){said}.", "timeout", True
+        )
     if status >= 500:
-        return error(f"The model endpoint had a server error (HTTP {status}){said}.",
-                     "server_error", True, retry_after)
+        return error(
+            f"The model endpoint had a server error (HTTP {status}){said}.",
+            "server_error",
+            True,
+            retry_after,
+        )
     if 300 <= status < 400:
         target = display_url(response.headers.get("location", "another address"))
-        return error(f"The endpoint redirected the call (HTTP {status}) to {target} — use the "
-                     f"final address as the base URL.", "bad_response")
-    return error(f"The model endpoint rejected the request as invalid (HTTP {status}){said}.",
-                 "bad_request")
+        return error(
+            f"The endpoint redirected the call (HTTP {status}) to {target} — use the "
+            f"final address as the base URL.",
+            "bad_response",
+        )
+    return error(
+        f"The model endpoint rejected the request as invalid (HTTP {status}){said}.", "bad_request"
+    )
 
 
 def embedded_error(data: dict, req: ChatRequest, kind: str, status: int = 200) -> LLMError:
@@ -159,8 +191,12 @@ def embedded_error(data: dict, req: ChatRequest, kind: str, status: int = 200) -
     # the request (content filter, bad parameter) and would fail the same way again.
     retryable = bool(TRANSIENT.search(haystack))
     where = " in the middle of its streamed answer" if kind == "stream_error" else ""
-    return LLMError(f'The model reported an error{where}: "{sanitize(message or haystack, req.api_key)}".',
-                    kind=kind, retryable=retryable, status_code=status)
+    return LLMError(
+        f'The model reported an error{where}: "{sanitize(message or haystack, req.api_key)}".',
+        kind=kind,
+        retryable=retryable,
+        status_code=status,
+    )
 
 
 def transport_error(exc: Exception, req: ChatRequest) -> LLMError:
@@ -168,19 +204,40 @@ def transport_error(exc: Exception, req: ChatRequest) -> LLMError:
     where = display_url(req.base_url)
     reason = sanitize(str(exc) or type(exc).__name__, req.api_key, 120)
     if isinstance(exc, httpx.ConnectTimeout):
-        return LLMError(f"Could not connect to {where} within {req.connect_timeout:g} seconds — is "
-                        f"the server up and reachable?", kind="connect_timeout", retryable=True)
+        return LLMError(
+            f"Could not connect to {where} within {req.connect_timeout:g} seconds — is "
+            f"the server up and reachable?",
+            kind="connect_timeout",
+            retryable=True,
+        )
     if isinstance(exc, httpx.PoolTimeout):
-        return LLMError(f"No free connection to {where} within {req.timeout:g} seconds (too many "
-                        f"calls in flight).", kind="timeout", retryable=True)
+        return LLMError(
+            f"No free connection to {where} within {req.timeout:g} seconds (too many "
+            f"calls in flight).",
+            kind="timeout",
+            retryable=True,
+        )
     if isinstance(exc, httpx.TimeoutException):
-        return LLMError(f"The model did not answer within {req.timeout:g} seconds (the configured "
-                        f"timeout).", kind="timeout", retryable=True)
+        return LLMError(
+            f"The model did not answer within {req.timeout:g} seconds (the configured timeout).",
+            kind="timeout",
+            retryable=True,
+        )
     if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
-        return LLMError(f"The base URL \"{where}\" is not a valid http:// or https:// address.",
-                        kind="bad_request", retryable=False)
+        return LLMError(
+            f'The base URL "{where}" is not a valid http:// or https:// address.',
+            kind="bad_request",
+            retryable=False,
+        )
     if isinstance(exc, httpx.ConnectError):
-        return LLMError(f"Could not connect to {where} ({reason}) — is the server running and the "
-                        f"base URL right?", kind="connection_error", retryable=True)
-    return LLMError(f"The connection to {where} failed ({type(exc).__name__}: {reason}).",
-                    kind="connection_error", retryable=True)
+        return LLMError(
+            f"Could not connect to {where} ({reason}) — is the server running and the "
+            f"base URL right?",
+            kind="connection_error",
+            retryable=True,
+        )
+    return LLMError(
+        f"The connection to {where} failed ({type(exc).__name__}: {reason}).",
+        kind="connection_error",
+        retryable=True,
+    )

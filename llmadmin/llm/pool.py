@@ -30,13 +30,20 @@ def shared_ssl_context() -> ssl.SSLContext:
 class ClientPool:
     """Round-robin over ``ceil(max_connections / per_client)`` AsyncClients."""
 
-    def __init__(self, max_connections: int = 64, per_client: int = CONNECTIONS_PER_CLIENT,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        max_connections: int = 64,
+        per_client: int = CONNECTIONS_PER_CLIENT,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         count = max(1, math.ceil(max_connections / per_client))
         # An injected transport (tests) is shared: it is not a real connection pool.
-        self.clients = [make_async_client(max_connections=per_client, transport=transport,
-                                          verify=shared_ssl_context())
-                        for _ in range(1 if transport is not None else count)]
+        self.clients = [
+            make_async_client(
+                max_connections=per_client, transport=transport, verify=shared_ssl_context()
+            )
+            for _ in range(1 if transport is not None else count)
+        ]
         self._next = itertools.cycle(self.clients)
 
     def next(self) -> httpx.AsyncClient:

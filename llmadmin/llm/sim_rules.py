@@ -19,8 +19,17 @@ HANG_SECONDS = 3600.0
 TRICKLE_SECONDS = 0.05  # per byte
 DIRECTIVE = re.compile(r"\[\[\s*sim\s*:(.*?)\]\]", re.IGNORECASE | re.DOTALL)
 PAIR = re.compile(r"([A-Za-z_]+)\s*=\s*([^,\s\]]+)")
-FAILURES = ("status", "hang", "trickle", "malformed", "html", "cut", "stream_error",
-            "context_too_long", "empty_choices")
+FAILURES = (
+    "status",
+    "hang",
+    "trickle",
+    "malformed",
+    "html",
+    "cut",
+    "stream_error",
+    "context_too_long",
+    "empty_choices",
+)
 DIRECTIVES = frozenset(FAILURES + ("retry_after", "fail_times", "key", "latency_ms", "interval_ms"))
 CONFIG_KEYS = DIRECTIVES | {"api_key"}
 ERRORS = {  # status -> (type, code, message), shaped like OpenAI's
@@ -33,8 +42,10 @@ ERRORS = {  # status -> (type, code, message), shaped like OpenAI's
     502: ("server_error", None, "Bad gateway"),
     503: ("server_error", None, "The engine is currently overloaded, please try again later"),
 }
-HTML_PAGE = (b"<!DOCTYPE html><html><head><title>Simulated web page</title></head><body>"
-             b"<h1>Simulated web page</h1><p>This is not an API.</p></body></html>")
+HTML_PAGE = (
+    b"<!DOCTYPE html><html><head><title>Simulated web page</title></head><body>"
+    b"<h1>Simulated web page</h1><p>This is not an API.</p></body></html>"
+)
 
 
 def parse_directives(text: str) -> dict:
@@ -90,8 +101,16 @@ def last_user_text(messages: list) -> str:
 def error_body(status: int, message: str | None = None, code: str | None = None) -> bytes:
     """An OpenAI-style error body, labelled simulated."""
     kind, default_code, default_message = ERRORS.get(status, ("api_error", None, "Error"))
-    return json.dumps({"error": {"message": f"{message or default_message} (simulated)", "type": kind,
-                                 "param": None, "code": code or default_code}}).encode()
+    return json.dumps(
+        {
+            "error": {
+                "message": f"{message or default_message} (simulated)",
+                "type": kind,
+                "param": None,
+                "code": code or default_code,
+            }
+        }
+    ).encode()
 
 
 class SimState:
@@ -132,8 +151,14 @@ class SimState:
     def snapshot(self) -> dict:
         """The counters as JSON-ready data."""
         now = time.monotonic()
-        return {"simulated": True, "in_flight": self.in_flight, "max_in_flight": self.max_in_flight,
-                "total_requests": self.total, "max_requests_per_60s": self.max_in_window,
-                "requests_last_60s": sum(1 for t in self.starts if t > now - WINDOW_SECONDS),
-                "per_key": dict(self.per_key), "by_status": dict(self.by_status),
-                "config": {k: ("***" if k == "api_key" else v) for k, v in self.config.items()}}
+        return {
+            "simulated": True,
+            "in_flight": self.in_flight,
+            "max_in_flight": self.max_in_flight,
+            "total_requests": self.total,
+            "max_requests_per_60s": self.max_in_window,
+            "requests_last_60s": sum(1 for t in self.starts if t > now - WINDOW_SECONDS),
+            "per_key": dict(self.per_key),
+            "by_status": dict(self.by_status),
+            "config": {k: ("***" if k == "api_key" else v) for k, v in self.config.items()},
+        }

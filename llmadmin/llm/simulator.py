@@ -41,6 +41,7 @@ from llmadmin.llm.sim_rules import (
 
 logger = logging.getLogger(__name__)
 
+
 class Exchange:
     """One HTTP request/response on the ASGI interface, with disconnect detection."""
 
@@ -84,12 +85,16 @@ class Exchange:
     async def start(self, status: int, content_type: str, extra: list | None = None) -> None:
         """Send the status line and headers."""
         self.status = status
-        headers = [(b"content-type", content_type.encode()), (b"x-simulated", b"true"), *(extra or [])]
+        headers = [
+            (b"content-type", content_type.encode()),
+            (b"x-simulated", b"true"),
+            *(extra or []),
+        ]
         await self.send({"type": "http.response.start", "status": status, "headers": headers})
 
     async def write(self, data: bytes, trickle: bool = False) -> bool:
         """Send ``data`` (byte by byte when trickling); return True if the client went away."""
-        pieces = [data[i:i + 1] for i in range(len(data))] if trickle else [data]
+        pieces = [data[i : i + 1] for i in range(len(data))] if trickle else [data]
         for piece in pieces:
             await self.send({"type": "http.response.body", "body": piece, "more_body": True})
             if trickle and await self.pause(TRICKLE_SECONDS):
@@ -100,8 +105,14 @@ class Exchange:
         """End the response body."""
         await self.send({"type": "http.response.body", "body": b"", "more_body": False})
 
-    async def respond(self, status: int, body: bytes, content_type: str = "application/json",
-                      extra: list | None = None, trickle: bool = False) -> int:
+    async def respond(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str = "application/json",
+        extra: list | None = None,
+        trickle: bool = False,
+    ) -> int:
         """Send a whole response; return its status."""
         length = [] if trickle else [(b"content-length", str(len(body)).encode())]
         await self.start(status, content_type, [*length, *(extra or [])])
@@ -113,7 +124,9 @@ class Exchange:
 class SimulatorApp:
     """The ASGI application."""
 
-    def __init__(self, latency_ms: float = 0, api_key: str | None = None, interval_ms: float = 5) -> None:
+    def __init__(
+        self, latency_ms: float = 0, api_key: str | None = None, interval_ms: float = 5
+    ) -> None:
         self.state = SimState(latency_ms=latency_ms, api_key=api_key, interval_ms=interval_ms)
 
     async def __call__(self, scope, receive, send) -> None:
@@ -125,7 +138,9 @@ class SimulatorApp:
         if route == ("POST", "/v1/chat/completions"):
             await self.chat(ex, body)
         elif route == ("GET", "/v1/models"):
-            data = [{"id": m, "object": "model", "created": 0, "owned_by": "simulator"} for m in MODELS]
+            data = [
+                {"id": m, "object": "model", "created": 0, "owned_by": "simulator"} for m in MODELS
+            ]
             await ex.respond(200, json.dumps({"object": "list", "data": data}).encode())
         elif route == ("GET", "/_sim/stats"):
             await ex.respond(200, json.dumps(self.state.snapshot()).encode())
@@ -145,7 +160,9 @@ class SimulatorApp:
         except (ValueError, TypeError):
             changes, unknown = None, set()
         if not isinstance(changes, dict) or unknown:
-            await ex.respond(400, error_body(400, f"Unknown or invalid config keys: {sorted(unknown)}"))
+            await ex.respond(
+                400, error_body(400, f"Unknown or invalid config keys: {sorted(unknown)}")
+            )
             return
         for key, value in changes.items():
             if value is None:
@@ -162,13 +179,19 @@ class SimulatorApp:
             request["messages"] = [m for m in request.get("messages") or [] if isinstance(m, dict)]
         except (ValueError, AssertionError):
             self.state.started(None)
-            self.state.finished(await ex.respond(400, error_body(400, "Could not parse the JSON body")))
+            self.state.finished(
+                await ex.respond(400, error_body(400, "Could not parse the JSON body"))
+            )
             return
         prompt_raw = last_user_text(request["messages"])
         options = {k: v for k, v in self.state.config.items() if k in DIRECTIVES}
         options.update(parse_directives(prompt_raw))
         prompt = DIRECTIVE.sub("", prompt_raw).strip()
-        key = str(options["key"]) if "key" in options else (prompt if "fail_times" in options else None)
+        key = (
+            str(options["key"])
+            if "key" in options
+            else (prompt if "fail_times" in options else None)
+        )
         seen = self.state.started(key)
         watcher = asyncio.ensure_future(ex.watch())
         try:
@@ -189,7 +212,9 @@ class SimulatorApp:
             return
         unknown = set(opt) - DIRECTIVES
         if unknown:
-            await ex.respond(400, error_body(400, f"Unknown [[sim: ...]] directive(s): {sorted(unknown)}"))
+            await ex.respond(
+                400, error_body(400, f"Unknown [[sim: ...]] directive(s): {sorted(unknown)}")
+            )
             return
         fail = any(opt.get(k) for k in FAILURES) or "fail_times" in opt
         if "fail_times" in opt:  # fail only the first N requests carrying the key
@@ -199,19 +224,36 @@ class SimulatorApp:
         if fail and await self.fail(ex, opt, request):
             return
         text, finish = reply_for(prompt, request.get("max_tokens"))
-        usage = {"prompt_tokens": prompt_tokens(request["messages"]),
-                 "completion_tokens": count_tokens(text)}
+        usage = {
+            "prompt_tokens": prompt_tokens(request["messages"]),
+            "completion_tokens": count_tokens(text),
+        }
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
         trickle = bool(fail and opt.get("trickle"))
         if request.get("stream"):
             await self.stream(ex, request, opt, fail, text, finish, usage)
             return
-        choices = [] if fail and opt.get("empty_choices") else [
-            {"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": None,
-             "finish_reason": finish}]
-        payload = {"id": f"chatcmpl-sim-{self.state.total}", "object": "chat.completion",
-                   "created": int(time.time()), "model": model, "system_fingerprint": "simulated",
-                   "choices": choices, "usage": usage}
+        choices = (
+            []
+            if fail and opt.get("empty_choices")
+            else [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "logprobs": None,
+                    "finish_reason": finish,
+                }
+            ]
+        )
+        payload = {
+            "id": f"chatcmpl-sim-{self.state.total}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "system_fingerprint": "simulated",
+            "choices": choices,
+            "usage": usage,
+        }
         await ex.respond(200, json.dumps(payload).encode(), trickle=trickle)
 
     async def fail(self, ex: Exchange, opt: dict, request: dict) -> bool:
@@ -221,35 +263,59 @@ class SimulatorApp:
             return True
         if opt.get("context_too_long"):
             words = prompt_tokens(request["messages"])
-            message = (f"This model's maximum context length is 4096 tokens. However, your messages "
-                       f"resulted in {4096 + words} tokens. Please reduce the length of the messages")
+            message = (
+                f"This model's maximum context length is 4096 tokens. However, your messages "
+                f"resulted in {4096 + words} tokens. Please reduce the length of the messages"
+            )
             await ex.respond(400, error_body(400, message, "context_length_exceeded"))
             return True
         status = int(opt.get("status") or (0 if any(opt.get(k) for k in FAILURES) else 500))
         if status >= 300:
-            extra = [(b"retry-after", str(opt["retry_after"]).encode())] if "retry_after" in opt else []
+            extra = (
+                [(b"retry-after", str(opt["retry_after"]).encode())] if "retry_after" in opt else []
+            )
             await ex.respond(status, error_body(status), extra=extra)
             return True
         if opt.get("html"):
             await ex.respond(200, HTML_PAGE, "text/html; charset=utf-8")
             return True
         if opt.get("malformed"):
-            await ex.respond(200, b'{"id": "chatcmpl-sim", "object": "chat.completion", "choices": [{"ind')
+            await ex.respond(
+                200, b'{"id": "chatcmpl-sim", "object": "chat.completion", "choices": [{"ind'
+            )
             return True
         return False
 
-    async def stream(self, ex: Exchange, request: dict, opt: dict, failing: bool, text: str,
-                     finish: str, usage: dict) -> None:
+    async def stream(
+        self,
+        ex: Exchange,
+        request: dict,
+        opt: dict,
+        failing: bool,
+        text: str,
+        finish: str,
+        usage: dict,
+    ) -> None:
         """Stream the reply as server-sent events, applying stream failures when ``failing``."""
         fail = opt if failing else {}
         include_usage = bool((request.get("stream_options") or {}).get("include_usage"))
-        base = {"id": f"chatcmpl-sim-{self.state.total}", "object": "chat.completion.chunk",
-                "created": int(time.time()), "model": request["model"], "system_fingerprint": "simulated"}
+        base = {
+            "id": f"chatcmpl-sim-{self.state.total}",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": request["model"],
+            "system_fingerprint": "simulated",
+        }
 
         def chunk(delta: dict | None, finish_reason: str | None = None, **extra) -> str:
-            choices = [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish_reason}]
-            return json.dumps({**base, "choices": choices, **({"usage": None} if include_usage else {}),
-                               **extra})
+            choices = (
+                []
+                if delta is None
+                else [{"index": 0, "delta": delta, "finish_reason": finish_reason}]
+            )
+            return json.dumps(
+                {**base, "choices": choices, **({"usage": None} if include_usage else {}), **extra}
+            )
 
         pieces = [w + " " for w in text.split(" ")]
         pieces[-1] = pieces[-1][:-1]
@@ -263,9 +329,18 @@ class SimulatorApp:
         if fail.get("cut"):
             events = events[:3]
         elif fail.get("stream_error"):
-            events = events[:3] + [json.dumps({"error": {
-                "message": "The server is overloaded, please try again later (simulated)",
-                "type": "server_error", "param": None, "code": "overloaded"}})]
+            events = events[:3] + [
+                json.dumps(
+                    {
+                        "error": {
+                            "message": "The server is overloaded, please try again later (simulated)",
+                            "type": "server_error",
+                            "param": None,
+                            "code": "overloaded",
+                        }
+                    }
+                )
+            ]
         await ex.start(200, "text/event-stream; charset=utf-8", [(b"cache-control", b"no-cache")])
         interval = float(opt.get("interval_ms", 0)) / 1000
         for index, event in enumerate(events):
@@ -284,8 +359,13 @@ def _check_host(host: str) -> None:
 class SimulatorServer:
     """Run the simulated endpoint on 127.0.0.1 in a background thread (a context manager)."""
 
-    def __init__(self, port: int = 0, latency_ms: float = 0, api_key: str | None = None,
-                 interval_ms: float = 5) -> None:
+    def __init__(
+        self,
+        port: int = 0,
+        latency_ms: float = 0,
+        api_key: str | None = None,
+        interval_ms: float = 5,
+    ) -> None:
         self.app = SimulatorApp(latency_ms=latency_ms, api_key=api_key, interval_ms=interval_ms)
         self.port = port
         self._server: uvicorn.Server | None = None
@@ -307,11 +387,22 @@ class SimulatorServer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", self.port))
         self.port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app, log_config=None, log_level="warning", access_log=False,
-                                lifespan="off", http="h11", timeout_graceful_shutdown=2)
+        config = uvicorn.Config(
+            self.app,
+            log_config=None,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            http="h11",
+            timeout_graceful_shutdown=2,
+        )
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]},
-                                        name=f"llm-simulator-{self.port}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.run,
+            kwargs={"sockets": [sock]},
+            name=f"llm-simulator-{self.port}",
+            daemon=True,
+        )
         self._thread.start()
         deadline = time.monotonic() + 10
         while not self._server.started and self._thread.is_alive() and time.monotonic() < deadline:
@@ -334,7 +425,9 @@ class SimulatorServer:
         self.stop()
 
     def _call(self, method: str, path: str, payload: dict | None = None) -> dict:
-        response = httpx.request(method, self.root + path, json=payload, trust_env=False, timeout=10)
+        response = httpx.request(
+            method, self.root + path, json=payload, trust_env=False, timeout=10
+        )
         response.raise_for_status()
         return response.json()
 
@@ -351,15 +444,33 @@ class SimulatorServer:
         return self._call("POST", "/_sim/config", changes)
 
 
-def serve(host: str = "127.0.0.1", port: int = 8099, latency_ms: float = 300,
-          api_key: str | None = None, interval_ms: float = 20) -> None:
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8099,
+    latency_ms: float = 300,
+    api_key: str | None = None,
+    interval_ms: float = 20,
+) -> None:
     """Run the simulated endpoint in the foreground until interrupted."""
     _check_host(host)
     app = SimulatorApp(latency_ms=latency_ms, api_key=api_key, interval_ms=interval_ms)
-    logger.warning("SIMULATED OpenAI-compatible endpoint (not a real model) at http://%s:%d/v1 "
-                   "(latency %s ms)", host, port, latency_ms)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, lifespan="off",
-                http="h11", timeout_graceful_shutdown=5)
+    logger.warning(
+        "SIMULATED OpenAI-compatible endpoint (not a real model) at http://%s:%d/v1 "
+        "(latency %s ms)",
+        host,
+        port,
+        latency_ms,
+    )
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        http="h11",
+        timeout_graceful_shutdown=5,
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -371,7 +482,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--interval-ms", type=float, default=20, help="delay between stream chunks")
     parser.add_argument("--api-key", default=None, help="require this Bearer key")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     serve(args.host, args.port, args.latency_ms, args.api_key, args.interval_ms)
 
 

@@ -25,8 +25,9 @@ class Person(UserMixin, db.Model):
     role: Mapped[str] = mapped_column(String(16), nullable=False, default=ROLE_MEMBER, index=True)
     password_hash: Mapped[str | None] = mapped_column(String(255))
     # Ask for a one-time code after the password (admins may be required to by OTP_REQUIRED_FOR_ADMINS).
-    otp_required: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False,
-                                               server_default=sa_false())
+    otp_required: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=False, server_default=sa_false()
+    )
     created_at: Mapped[object] = mapped_column(DateTime, nullable=False, default=utcnow, index=True)
 
     @property

@@ -54,20 +54,35 @@ def get_notifier(config: dict | None = None, transport=None):
     config = current_app.config if config is None else config
     kind = config["OTP_NOTIFIER"]
     if kind == "smtp":
-        return SmtpNotifier(config["SMTP_HOST"], config["SMTP_PORT"], config["SMTP_USER"],
-                            config["SMTP_PASSWORD"], config["SMTP_FROM"], config["SMTP_STARTTLS"])
+        return SmtpNotifier(
+            config["SMTP_HOST"],
+            config["SMTP_PORT"],
+            config["SMTP_USER"],
+            config["SMTP_PASSWORD"],
+            config["SMTP_FROM"],
+            config["SMTP_STARTTLS"],
+        )
     if kind == "sms":
-        return SmsNotifier(config["SMS_GATEWAY_URL"], config["SMS_GATEWAY_TOKEN"], transport=transport)
+        return SmsNotifier(
+            config["SMS_GATEWAY_URL"], config["SMS_GATEWAY_TOKEN"], transport=transport
+        )
     return LogNotifier()
 
 
 def login_code_message(person: Person, code: str) -> Message:
     """Write the sign-in code message for ``person``."""
     ttl = current_app.config["OTP_TTL_SECONDS"]
-    body = (f"Your llmadmin sign-in code is {code}. It is valid for {ttl} seconds and can be used once. "
-            "If you did not just try to sign in, tell an administrator.")
-    return Message(person_id=person.id, person_label=str(person)[:300],
-                   destination=destination_for(person) or "", subject="llmadmin sign-in code", body=body)
+    body = (
+        f"Your llmadmin sign-in code is {code}. It is valid for {ttl} seconds and can be used once. "
+        "If you did not just try to sign in, tell an administrator."
+    )
+    return Message(
+        person_id=person.id,
+        person_label=str(person)[:300],
+        destination=destination_for(person) or "",
+        subject="llmadmin sign-in code",
+        body=body,
+    )
 
 
 def deliver_login_code(person_id: int, sealed_code: str, notifier=None) -> str:
@@ -82,10 +97,14 @@ def deliver_login_code(person_id: int, sealed_code: str, notifier=None) -> str:
     code = crypto.decrypt(sealed_code)
     if not otp.is_live(person_id, code):
         # Expired or used before this (possibly repeated) delivery: sending it would only confuse.
-        logger.info("sign-in code for person_id=%s expired or was used before it was sent", person_id)
+        logger.info(
+            "sign-in code for person_id=%s expired or was used before it was sent", person_id
+        )
         return "stale"
     (notifier or get_notifier()).send(login_code_message(person, code))
-    logger.info("sign-in code for person_id=%s sent via %s", person_id, current_app.config["OTP_NOTIFIER"])
+    logger.info(
+        "sign-in code for person_id=%s sent via %s", person_id, current_app.config["OTP_NOTIFIER"]
+    )
     return "sent"
 
 
@@ -99,8 +118,10 @@ def validate_settings(config: dict) -> None:
     if kind == "sms" and not config["SMS_GATEWAY_URL"].startswith(("https://", "http://")):
         raise RuntimeError("OTP_NOTIFIER=sms needs SMS_GATEWAY_URL (an http(s) URL).")
     if kind == "log" and config["ENV_NAME"] != "development" and not config.get("TESTING"):
-        logger.warning("OTP_NOTIFIER=log outside development: sign-in codes are written to the log and "
-                       "the Code outbox; use smtp or sms in production.")
+        logger.warning(
+            "OTP_NOTIFIER=log outside development: sign-in codes are written to the log and "
+            "the Code outbox; use smtp or sms in production."
+        )
 
 
 def init_app(app) -> None:
@@ -110,4 +131,6 @@ def init_app(app) -> None:
     if admin is not None and app.config["OTP_NOTIFIER"] == "log":
         from llmadmin.notifiers.outbox_admin import CodeOutboxView
 
-        admin.add_view(CodeOutboxView(CodeOutboxEntry, db, name="Code outbox", endpoint="code_outbox"))
+        admin.add_view(
+            CodeOutboxView(CodeOutboxEntry, db, name="Code outbox", endpoint="code_outbox")
+        )

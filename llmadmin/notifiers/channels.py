@@ -30,11 +30,19 @@ class LogNotifier:
     def send(self, message: Message) -> None:
         """Log the message and store it in the outbox (pruning day-old entries)."""
         logger.info("[code outbox] to %s: %s", message.destination, message.body)
-        db.session.execute(delete(CodeOutboxEntry).where(CodeOutboxEntry.at < utcnow() - OUTBOX_KEEP))
-        db.session.add(CodeOutboxEntry(
-            person_id=message.person_id, person_label=message.person_label, channel=self.channel,
-            destination=message.destination[:255], subject=message.subject[:200], body=message.body,
-        ))
+        db.session.execute(
+            delete(CodeOutboxEntry).where(CodeOutboxEntry.at < utcnow() - OUTBOX_KEEP)
+        )
+        db.session.add(
+            CodeOutboxEntry(
+                person_id=message.person_id,
+                person_label=message.person_label,
+                channel=self.channel,
+                destination=message.destination[:255],
+                subject=message.subject[:200],
+                body=message.body,
+            )
+        )
         db.session.commit()
 
 
@@ -43,19 +51,27 @@ class SmtpNotifier:
 
     channel = "smtp"
 
-    def __init__(self, host: str, port: int, user: str, password: str, sender: str, starttls: bool = True):
+    def __init__(
+        self, host: str, port: int, user: str, password: str, sender: str, starttls: bool = True
+    ):
         self.host, self.port, self.user, self.password = host, port, user, password
         self.sender, self.starttls = sender, starttls
 
     def send(self, message: Message) -> None:
         """Deliver ``message`` by email or raise NotifyError."""
         email = EmailMessage()
-        email["From"], email["To"], email["Subject"] = self.sender, message.destination, message.subject
+        email["From"], email["To"], email["Subject"] = (
+            self.sender,
+            message.destination,
+            message.subject,
+        )
         email.set_content(message.body)
         context = ssl.create_default_context()
         try:
             if self.port == 465:
-                server = smtplib.SMTP_SSL(self.host, self.port, timeout=TIMEOUT_SECONDS, context=context)
+                server = smtplib.SMTP_SSL(
+                    self.host, self.port, timeout=TIMEOUT_SECONDS, context=context
+                )
             else:
                 server = smtplib.SMTP(self.host, self.port, timeout=TIMEOUT_SECONDS)
             with server:
@@ -66,8 +82,10 @@ class SmtpNotifier:
                 server.send_message(email)
         except (smtplib.SMTPException, OSError) as exc:
             # No message text here: it holds the code. The type and server reply are enough.
-            raise NotifyError(f"Sending the sign-in code by email via {self.host}:{self.port} failed "
-                              f"({type(exc).__name__}).") from exc
+            raise NotifyError(
+                f"Sending the sign-in code by email via {self.host}:{self.port} failed "
+                f"({type(exc).__name__})."
+            ) from exc
 
 
 class SmsNotifier:
@@ -82,10 +100,19 @@ class SmsNotifier:
         """Deliver ``message`` by SMS or raise NotifyError."""
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         try:
-            with httpx.Client(transport=self.transport, timeout=TIMEOUT_SECONDS, follow_redirects=False) as client:
-                response = client.post(self.url, json={"to": message.destination, "message": message.body},
-                                       headers=headers)
+            with httpx.Client(
+                transport=self.transport, timeout=TIMEOUT_SECONDS, follow_redirects=False
+            ) as client:
+                response = client.post(
+                    self.url,
+                    json={"to": message.destination, "message": message.body},
+                    headers=headers,
+                )
         except httpx.HTTPError as exc:
-            raise NotifyError(f"The SMS gateway could not be reached ({type(exc).__name__}).") from exc
+            raise NotifyError(
+                f"The SMS gateway could not be reached ({type(exc).__name__})."
+            ) from exc
         if not 200 <= response.status_code < 300:
-            raise NotifyError(f"The SMS gateway refused the sign-in code (HTTP {response.status_code}).")
+            raise NotifyError(
+                f"The SMS gateway refused the sign-in code (HTTP {response.status_code})."
+            )

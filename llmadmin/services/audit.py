@@ -77,18 +77,33 @@ def changes_of(obj) -> dict:
     return changed
 
 
-def record(action: str, object_type: str | None = None, object_id=None, summary: str | None = None,
-           changes: dict | None = None, *, person=None, commit: bool = True) -> None:
+def record(
+    action: str,
+    object_type: str | None = None,
+    object_id=None,
+    summary: str | None = None,
+    changes: dict | None = None,
+    *,
+    person=None,
+    commit: bool = True,
+) -> None:
     """Write one audit entry attributed to ``person`` or the current actor."""
     if person is not None:
         actor = (person.id, str(person), request.remote_addr if has_request_context() else None)
     else:
         actor = _actor() or (None, "system", None)
-    db.session.add(AuditEntry(
-        person_id=actor[0], person_label=(actor[1] or "")[:300], ip=actor[2], action=action[:60],
-        object_type=object_type, object_id=None if object_id is None else str(object_id)[:200],
-        summary=summary, changes=json.dumps(changes, ensure_ascii=False, default=str) if changes else None,
-    ))
+    db.session.add(
+        AuditEntry(
+            person_id=actor[0],
+            person_label=(actor[1] or "")[:300],
+            ip=actor[2],
+            action=action[:60],
+            object_type=object_type,
+            object_id=None if object_id is None else str(object_id)[:200],
+            summary=summary,
+            changes=json.dumps(changes, ensure_ascii=False, default=str) if changes else None,
+        )
+    )
     if commit:
         db.session.commit()
 
@@ -115,11 +130,17 @@ def _capture_orm_changes(session, flush_context) -> None:
             action, changes = "update", changes_of(obj)
             if not changes:
                 continue
-        entries.append(AuditEntry(
-            person_id=actor[0], person_label=(actor[1] or "")[:300], ip=actor[2], action=action,
-            object_type=kind, object_id=str(inspect(obj).identity[0]) if inspect(obj).identity else None,
-            summary=_summary(obj),
-            changes=json.dumps(changes, ensure_ascii=False, default=str) if changes else None,
-        ))
+        entries.append(
+            AuditEntry(
+                person_id=actor[0],
+                person_label=(actor[1] or "")[:300],
+                ip=actor[2],
+                action=action,
+                object_type=kind,
+                object_id=str(inspect(obj).identity[0]) if inspect(obj).identity else None,
+                summary=_summary(obj),
+                changes=json.dumps(changes, ensure_ascii=False, default=str) if changes else None,
+            )
+        )
     for entry in entries:
         session.add(entry)

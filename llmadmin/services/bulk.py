@@ -31,7 +31,9 @@ def find_view(endpoint: str):
     raise ValidationError(f"Unknown list {endpoint!r}.")
 
 
-def queue_bulk_action(endpoint: str, action: str, list_args: str, person_id: int, extra: dict) -> int:
+def queue_bulk_action(
+    endpoint: str, action: str, list_args: str, person_id: int, extra: dict
+) -> int:
     """Count the matching rows and enqueue the job that applies ``action`` to them."""
     from llmadmin.jobs.bulk import apply_bulk_action
     from llmadmin.queues import enqueue
@@ -41,12 +43,23 @@ def queue_bulk_action(endpoint: str, action: str, list_args: str, person_id: int
         count = find_view(endpoint).matching_query().count()
     if count == 0:
         raise ValidationError("No rows match the current search and filters.")
-    enqueue("llm", apply_bulk_action, endpoint, action, list_args, person_id, extra,
-            job_timeout=3600, description=f"{action} on all {count} matching {endpoint} rows")
+    enqueue(
+        "llm",
+        apply_bulk_action,
+        endpoint,
+        action,
+        list_args,
+        person_id,
+        extra,
+        job_timeout=3600,
+        description=f"{action} on all {count} matching {endpoint} rows",
+    )
     return count
 
 
-def apply_bulk_action(endpoint: str, action: str, list_args: str, person_id: int, extra: dict) -> int:
+def apply_bulk_action(
+    endpoint: str, action: str, list_args: str, person_id: int, extra: dict
+) -> int:
     """Expand the stored selection in chunks and apply the action's service to each."""
     person = db.session.get(Person, person_id)
     if person is None or not person.active:

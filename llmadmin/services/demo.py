@@ -16,11 +16,22 @@ def seed_demo(simulator_url: str, admin_email: str, admin_password: str) -> None
     """Create or refresh the demo admin and the simulated model."""
     admin = create_user(admin_email, admin_password, name="Demo Admin", admin=True)
     url = validate_base_url(simulator_url)
-    model = db.session.execute(select(LLMModel).where(LLMModel.name == SIMULATED_NAME)).scalar_one_or_none()
+    model = db.session.execute(
+        select(LLMModel).where(LLMModel.name == SIMULATED_NAME)
+    ).scalar_one_or_none()
     if model is None:
-        model = LLMModel(name=SIMULATED_NAME, model_name="sim-chat", simulated=True, maintainer_id=admin.id,
-                         max_concurrency=32, rpm_limit=0, timeout_seconds=30, stream=True, enabled=True,
-                         base_url=url)
+        model = LLMModel(
+            name=SIMULATED_NAME,
+            model_name="sim-chat",
+            simulated=True,
+            maintainer_id=admin.id,
+            max_concurrency=32,
+            rpm_limit=0,
+            timeout_seconds=30,
+            stream=True,
+            enabled=True,
+            base_url=url,
+        )
         db.session.add(model)
     model.base_url = url
     db.session.commit()

@@ -76,16 +76,25 @@ def _dispatch_chunk(ids: list[int], model: LLMModel | None) -> tuple[int, int]:
         return 0, 0
     try:
         enqueue(
-            "llm", execute_tasks, job_id, marked, job_id=job_id,
+            "llm",
+            execute_tasks,
+            job_id,
+            marked,
+            job_id=job_id,
             job_timeout=job_timeout_for(model, len(marked)),
             description=f"run {len(marked)} task(s) on model #{model.id if model else '-'}",
-            result_ttl=3600, failure_ttl=7 * 86400,
+            result_ttl=3600,
+            failure_ttl=7 * 86400,
         )
     except QueueUnavailable:
         logger.warning("Redis unreachable: %d task(s) wait for the queue", len(marked))
         back = transition(
-            marked, PENDING, from_statuses=(QUEUED,), where=Task.job_id == job_id,
-            job_id=None, queue_note=WAITING_NOTE,
+            marked,
+            PENDING,
+            from_statuses=(QUEUED,),
+            where=Task.job_id == job_id,
+            job_id=None,
+            queue_note=WAITING_NOTE,
         )
         return 0, len(back)
     return len(marked), 0
@@ -93,12 +102,16 @@ def _dispatch_chunk(ids: list[int], model: LLMModel | None) -> tuple[int, int]:
 
 def dispatch_waiting(limit: int = 5000) -> tuple[int, int]:
     """Queue tasks that asked to run but are still PENDING (Redis was down, or a crash)."""
-    ids = db.session.execute(
-        select(Task.id)
-        .where(Task.status == PENDING, Task.run_requested_at.is_not(None))
-        .order_by(Task.id)
-        .limit(limit)
-    ).scalars().all()
+    ids = (
+        db.session.execute(
+            select(Task.id)
+            .where(Task.status == PENDING, Task.run_requested_at.is_not(None))
+            .order_by(Task.id)
+            .limit(limit)
+        )
+        .scalars()
+        .all()
+    )
     if not ids:
         return 0, 0
     return dispatch(list(ids))

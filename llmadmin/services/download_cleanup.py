@@ -45,9 +45,11 @@ def _forget_after_rollback(session) -> None:
 
 def register_session_events() -> None:
     """Hook the session so committed Download deletes enqueue their file removal."""
-    hooks = (("before_flush", _collect_deleted_files),
-             ("after_commit", _enqueue_removal_after_commit),
-             ("after_rollback", _forget_after_rollback))
+    hooks = (
+        ("before_flush", _collect_deleted_files),
+        ("after_commit", _enqueue_removal_after_commit),
+        ("after_rollback", _forget_after_rollback),
+    )
     for name, hook in hooks:
         if not event.contains(db.session, name, hook):
             event.listen(db.session, name, hook)
@@ -73,7 +75,9 @@ def delete_downloads(download_ids: list[int]) -> int:
     for start in range(0, len(ids), 500):
         part = ids[start : start + 500]
         result = db.session.execute(
-            delete(Download).where(Download.id.in_(part)).returning(Download.storage_path)
+            delete(Download)
+            .where(Download.id.in_(part))
+            .returning(Download.storage_path)
             .execution_options(synchronize_session=False)
         ).all()
         deleted += len(result)

@@ -33,6 +33,7 @@ SWEEP_EVERY_SECONDS = 60
 
 # --- the sweep: expired downloads, orphan files, jobs that never ran or died -------------
 
+
 def sweep(now: datetime | None = None, orphan_grace: timedelta = ORPHAN_GRACE) -> dict[str, int]:
     """Remove expired downloads and orphan files, and recover stuck rows; return counts."""
     now = now or utcnow()
@@ -63,15 +64,19 @@ def sweep_downloads() -> dict[str, int] | None:
 
 def remove_expired(now: datetime, batch: int = 500) -> int:
     """Delete downloads past their expiry, then their files; return how many."""
-    ids = db.session.execute(
-        select(Download.id).where(Download.expires_at < now).limit(batch)
-    ).scalars().all()
+    ids = (
+        db.session.execute(select(Download.id).where(Download.expires_at < now).limit(batch))
+        .scalars()
+        .all()
+    )
     if not ids:
         db.session.commit()
         return 0
     rows = db.session.execute(
-        delete(Download).where(Download.id.in_(ids), Download.expires_at < now)
-        .returning(Download.storage_path).execution_options(synchronize_session=False)
+        delete(Download)
+        .where(Download.id.in_(ids), Download.expires_at < now)
+        .returning(Download.storage_path)
+        .execution_options(synchronize_session=False)
     ).all()
     db.session.commit()
     download_cleanup.remove_files([path for (path,) in rows if path])
@@ -83,9 +88,11 @@ def remove_orphans(now: datetime, grace: timedelta = ORPHAN_GRACE) -> int:
     root = downloads._storage_root()
     if not os.path.isdir(root):
         return 0
-    known = set(db.session.execute(
-        select(Download.storage_path).where(Download.storage_path.is_not(None))
-    ).scalars())
+    known = set(
+        db.session.execute(
+            select(Download.storage_path).where(Download.storage_path.is_not(None))
+        ).scalars()
+    )
     db.session.commit()
     cutoff = (now - grace).timestamp() if now.tzinfo else _epoch(now - grace)
     removed = 0
@@ -132,47 +139,82 @@ def recover_stuck(now: datetime) -> dict[str, int]:
 
     def state(job_id: str | None) -> str | None:
         try:
-            return Job.fetch(job_id, connection=connection).get_status(refresh=False) if job_id else None
+            return (
+                Job.fetch(job_id, connection=connection).get_status(refresh=False)
+                if job_id
+                else None
+            )
         except NoSuchJobError:
             return None
 
-    never_started = db.session.execute(
-        select(Download.id).where(Download.status == PENDING,
-                                  Download.created_at < now - PENDING_GIVE_UP).limit(200)
-    ).scalars().all()
+    never_started = (
+        db.session.execute(
+            select(Download.id)
+            .where(Download.status == PENDING, Download.created_at < now - PENDING_GIVE_UP)
+            .limit(200)
+        )
+        .scalars()
+        .all()
+    )
     pending = db.session.execute(
         select(Download.id, Download.job_id)
-        .where(Download.status == PENDING, Download.created_at < now - PENDING_GRACE,
-               Download.created_at >= now - PENDING_GIVE_UP).limit(200)
+        .where(
+            Download.status == PENDING,
+            Download.created_at < now - PENDING_GRACE,
+            Download.created_at >= now - PENDING_GIVE_UP,
+        )
+        .limit(200)
     ).all()
     running = db.session.execute(
         select(Download.id, Download.job_id, Download.started_at)
-        .where(Download.status == RUNNING, Download.started_at < now - RUNNING_GRACE).limit(200)
+        .where(Download.status == RUNNING, Download.started_at < now - RUNNING_GRACE)
+        .limit(200)
     ).all()
     db.session.commit()
-    resent = sum(_resend(i, job_id) for i, job_id in pending
-                 if state(job_id) not in ("queued", "deferred", "scheduled", "started"))
+    resent = sum(
+        _resend(i, job_id)
+        for i, job_id in pending
+        if state(job_id) not in ("queued", "deferred", "scheduled", "started")
+    )
     deadline = now - timedelta(seconds=current_app.config["JOB_TIMEOUT"]) - RUNNING_GRACE
-    lost = [(i, job_id) for i, job_id, started in running
-            if state(job_id) != "started" or started < deadline]
-    failed = sum(downloads.transition(
-        i, FAILURE, where=Download.job_id == job_id, finished_at=now,
-        error="The worker writing this file stopped or timed out; nothing was kept. Export again.",
-    ) for i, job_id in lost)
-    failed += sum(downloads.transition(
-        i, FAILURE, finished_at=now,
-        error="The export never started (no worker or queue for a day); nothing was kept. Export again.",
-    ) for i in never_started)
+    lost = [
+        (i, job_id)
+        for i, job_id, started in running
+        if state(job_id) != "started" or started < deadline
+    ]
+    failed = sum(
+        downloads.transition(
+            i,
+            FAILURE,
+            where=Download.job_id == job_id,
+            finished_at=now,
+            error="The worker writing this file stopped or timed out; nothing was kept. Export again.",
+        )
+        for i, job_id in lost
+    )
+    failed += sum(
+        downloads.transition(
+            i,
+            FAILURE,
+            finished_at=now,
+            error="The export never started (no worker or queue for a day); nothing was kept. Export again.",
+        )
+        for i in never_started
+    )
     return {"resent": resent, "lost": failed}
 
 
 def _resend(download_id: int, old_job_id: str | None) -> bool:
     new_job_id = uuid.uuid4().hex
     moved = db.session.execute(
-        update(Download).where(Download.id == download_id, Download.status == PENDING,
-                               Download.job_id.is_(None) if old_job_id is None
-                               else Download.job_id == old_job_id)
-        .values(job_id=new_job_id).execution_options(synchronize_session=False)
+        update(Download)
+        .where(
+            Download.id == download_id,
+            Download.status == PENDING,
+            Download.job_id.is_(None) if old_job_id is None else Download.job_id == old_job_id,
+        )
+        .values(job_id=new_job_id)
+        .execution_options(synchronize_session=False)
     ).rowcount
     db.session.commit()
     return bool(moved) and downloads.enqueue_export(download_id, new_job_id)

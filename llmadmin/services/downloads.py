@@ -55,6 +55,7 @@ class ExportCanceled(LLMAdminError):
 
 # --- state changes -----------------------------------------------------------------------
 
+
 def transition(download_id: int, to_status: str, *, where=None, **values) -> bool:
     """Move a download to ``to_status`` if its current status allows it; tell if it moved."""
     stmt = update(Download).where(
@@ -71,6 +72,7 @@ def transition(download_id: int, to_status: str, *, where=None, **values) -> boo
 
 # --- the request side --------------------------------------------------------------------
 
+
 def export_file_name(label: str, fmt: str, when: datetime) -> str:
     """Return the generated, timestamped file name the person downloads."""
     from llmadmin.exports import sanitize_filename
@@ -79,8 +81,15 @@ def export_file_name(label: str, fmt: str, when: datetime) -> str:
     return sanitize_filename(f"{stem}-export-{when:%Y%m%d-%H%M%S}.{fmt}")
 
 
-def create_export(source_key: str, fmt: str, person_id: int, *, ids: list[int] | None = None,
-                  list_args: str | None = None, description: str = "") -> tuple[Download, bool]:
+def create_export(
+    source_key: str,
+    fmt: str,
+    person_id: int,
+    *,
+    ids: list[int] | None = None,
+    list_args: str | None = None,
+    description: str = "",
+) -> tuple[Download, bool]:
     """Record a PENDING download and enqueue its job; return it and whether it was queued.
 
     Never counts or reads the rows: that is the worker's job, so this is fast at any size.
@@ -101,9 +110,17 @@ def create_export(source_key: str, fmt: str, person_id: int, *, ids: list[int] |
         selection["list_args"] = list_args
     now = utcnow()
     name = f"{source.label} export — {description or 'all rows'}"
-    row = Download(name=name[:300], file_name=export_file_name(source.label, fmt, now),
-                   file_format=fmt, source=source_key, selection=json.dumps(selection),
-                   status=PENDING, creator_id=person_id, created_at=now, job_id=uuid.uuid4().hex)
+    row = Download(
+        name=name[:300],
+        file_name=export_file_name(source.label, fmt, now),
+        file_format=fmt,
+        source=source_key,
+        selection=json.dumps(selection),
+        status=PENDING,
+        creator_id=person_id,
+        created_at=now,
+        job_id=uuid.uuid4().hex,
+    )
     db.session.add(row)
     db.session.commit()
     return row, enqueue_export(row.id, row.job_id)
@@ -115,9 +132,14 @@ def enqueue_export(download_id: int, job_id: str) -> bool:
     from llmadmin.queues import enqueue
 
     try:
-        enqueue("reports", export_download, download_id, job_id=job_id,
-                job_timeout=current_app.config["JOB_TIMEOUT"],
-                description=f"export download #{download_id}")
+        enqueue(
+            "reports",
+            export_download,
+            download_id,
+            job_id=job_id,
+            job_timeout=current_app.config["JOB_TIMEOUT"],
+            description=f"export download #{download_id}",
+        )
     except QueueUnavailable:
         logger.warning("download %s stays PENDING: the queue is unreachable", download_id)
         return False
@@ -126,11 +148,18 @@ def enqueue_export(download_id: int, job_id: str) -> bool:
 
 # --- the worker side ---------------------------------------------------------------------
 
+
 def run_export(download_id: int) -> str:
     """Claim a PENDING download, write its file and record the outcome; return the status."""
     now = utcnow()
-    if not transition(download_id, RUNNING, started_at=now, attempts=Download.attempts + 1,
-                      progress_rows=0, error=None):
+    if not transition(
+        download_id,
+        RUNNING,
+        started_at=now,
+        attempts=Download.attempts + 1,
+        progress_rows=0,
+        error=None,
+    ):
         logger.info("download %s not PENDING any more: duplicate delivery ignored", download_id)
         return "skipped"
     row = db.session.get(Download, download_id)
@@ -157,16 +186,25 @@ def run_export(download_id: int) -> str:
     return SUCCESS
 
 
-def _record_success(download_id: int, relative: str, target: str, count: int, size: int,
-                    md5: str, started: float) -> bool:
+def _record_success(
+    download_id: int, relative: str, target: str, count: int, size: int, md5: str, started: float
+) -> bool:
     """Mark the download SUCCESS; if that is impossible, drop the file so none is orphaned."""
     finished = utcnow()
     days = current_app.config.get("DOWNLOAD_RETENTION_DAYS", 7)
     try:
-        moved = transition(download_id, SUCCESS, storage_path=relative, size_bytes=size, md5=md5,
-                           row_count=count, progress_rows=count, finished_at=finished,
-                           duration_ms=(time.monotonic() - started) * 1000,
-                           expires_at=finished + timedelta(days=days))
+        moved = transition(
+            download_id,
+            SUCCESS,
+            storage_path=relative,
+            size_bytes=size,
+            md5=md5,
+            row_count=count,
+            progress_rows=count,
+            finished_at=finished,
+            duration_ms=(time.monotonic() - started) * 1000,
+            expires_at=finished + timedelta(days=days),
+        )
     except SQLAlchemyError:
         db.session.rollback()
         _remove_quietly(target)  # the row stays RUNNING: the sweep fails it later
@@ -179,8 +217,10 @@ def _record_success(download_id: int, relative: str, target: str, count: int, si
 def describe_failure(exc: BaseException) -> str:
     """Turn an exception into the message the person reads on the download row."""
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return ("The server ran out of disk space while writing the file; nothing was kept. "
-                "Free some space (or ask an administrator to), then export again.")
+        return (
+            "The server ran out of disk space while writing the file; nothing was kept. "
+            "Free some space (or ask an administrator to), then export again."
+        )
     if isinstance(exc, OSError):
         return f"The file could not be written ({exc.strerror or exc}); nothing was kept."
     if isinstance(exc, LLMAdminError):
@@ -271,7 +311,8 @@ def report_progress(download_id: int, rows: int) -> None:
     """Store rows written so far in a separate short transaction (the read keeps going)."""
     with db.engine.begin() as conn:
         changed = conn.execute(
-            update(Download.__table__).where(Download.id == download_id, Download.status == RUNNING)
+            update(Download.__table__)
+            .where(Download.id == download_id, Download.status == RUNNING)
             .values(progress_rows=rows)
         ).rowcount
     if not changed:
@@ -283,25 +324,33 @@ def _write_export(row: Download, target: str) -> tuple[int, int, str]:
     headers = [c.header for c in columns]
     os.makedirs(os.path.dirname(target), exist_ok=True)
     download_id = row.id
-    outcome = write_file(row.file_format, target, headers, iter_rows(query, columns),
-                         progress=lambda n: report_progress(download_id, n),
-                         texts=BUNDLE_TEXTS.get(row.source))
+    outcome = write_file(
+        row.file_format,
+        target,
+        headers,
+        iter_rows(query, columns),
+        progress=lambda n: report_progress(download_id, n),
+        texts=BUNDLE_TEXTS.get(row.source),
+    )
     db.session.rollback()  # end the long read transaction before the final update
     return outcome
 
 
-def write_file(fmt: str, target: str, headers: list[str], rows, *, progress=None,
-               texts=None) -> tuple[int, int, str]:
+def write_file(
+    fmt: str, target: str, headers: list[str], rows, *, progress=None, texts=None
+) -> tuple[int, int, str]:
     """Write rows to ``target`` atomically as csv, xlsx or zip; return rows, size and md5."""
     from llmadmin.exports import atomic_write, write_csv, write_text_bundle, write_xlsx
 
     options = {"progress": progress, "progress_every": PROGRESS_EVERY}
     writers = {
         "csv": lambda path: write_csv(path, headers, rows, bom=True, **options),
-        "xlsx": lambda path: write_xlsx(path, headers, rows, tmpdir=os.path.dirname(target),
-                                        **options),
-        "zip": lambda path: write_text_bundle(path, headers, rows, text_columns=texts or (),
-                                              csv_name="tasks.csv", bom=True, **options),
+        "xlsx": lambda path: write_xlsx(
+            path, headers, rows, tmpdir=os.path.dirname(target), **options
+        ),
+        "zip": lambda path: write_text_bundle(
+            path, headers, rows, text_columns=texts or (), csv_name="tasks.csv", bom=True, **options
+        ),
     }
     outcome = {}
     size, md5 = atomic_write(target, lambda path: outcome.update(result=writers[fmt](path)))
@@ -310,18 +359,34 @@ def write_file(fmt: str, target: str, headers: list[str], rows, *, progress=None
 
 # --- "your download is ready" ------------------------------------------------------------
 
+
 def claim_notices(person_id: int, limit: int = 5) -> list[Download]:
     """Return the person's finished, not yet announced downloads, marking them announced."""
-    rows = db.session.execute(
-        select(Download).where(Download.creator_id == person_id, Download.notified.is_(False),
-                               Download.status.in_((SUCCESS, FAILURE)))
-        .order_by(Download.id).limit(limit)
-    ).scalars().all()
+    rows = (
+        db.session.execute(
+            select(Download)
+            .where(
+                Download.creator_id == person_id,
+                Download.notified.is_(False),
+                Download.status.in_((SUCCESS, FAILURE)),
+            )
+            .order_by(Download.id)
+            .limit(limit)
+        )
+        .scalars()
+        .all()
+    )
     if not rows:
         return []
-    claimed = [row for row in rows if db.session.execute(
-        update(Download).where(Download.id == row.id, Download.notified.is_(False))
-        .values(notified=True).execution_options(synchronize_session=False)
-    ).rowcount]
+    claimed = [
+        row
+        for row in rows
+        if db.session.execute(
+            update(Download)
+            .where(Download.id == row.id, Download.notified.is_(False))
+            .values(notified=True)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+    ]
     db.session.commit()
     return claimed

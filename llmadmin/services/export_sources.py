@@ -17,6 +17,7 @@ from llmadmin.models import LLMModel, Person, Task
 
 # --- what each list exports (never a secret) ---------------------------------------------
 
+
 @dataclass(frozen=True)
 class Column:
     header: str
@@ -35,14 +36,24 @@ class Source:
 def _task_columns():
     model, creator = aliased(LLMModel), aliased(Person)
     columns = [
-        Column("ID", Task.id), Column("Name", Task.name), Column("Status", Task.status),
-        Column("Model", model.name), Column("Creator", creator.name),
-        Column("Attempts", Task.attempts), Column("Latency (ms)", Task.latency_ms),
-        Column("Prompt tokens", Task.prompt_tokens), Column("Output tokens", Task.completion_tokens),
-        Column("Cost", Task.cost), Column("Error class", Task.error_kind), Column("Error", Task.error),
-        Column("Created at", Task.created_at), Column("Started at", Task.started_at),
-        Column("Finished at", Task.finished_at), Column("System prompt", Task.system_prompt),
-        Column("Prompt", Task.prompt), Column("Output", Task.result),
+        Column("ID", Task.id),
+        Column("Name", Task.name),
+        Column("Status", Task.status),
+        Column("Model", model.name),
+        Column("Creator", creator.name),
+        Column("Attempts", Task.attempts),
+        Column("Latency (ms)", Task.latency_ms),
+        Column("Prompt tokens", Task.prompt_tokens),
+        Column("Output tokens", Task.completion_tokens),
+        Column("Cost", Task.cost),
+        Column("Error class", Task.error_kind),
+        Column("Error", Task.error),
+        Column("Created at", Task.created_at),
+        Column("Started at", Task.started_at),
+        Column("Finished at", Task.finished_at),
+        Column("System prompt", Task.system_prompt),
+        Column("Prompt", Task.prompt),
+        Column("Output", Task.result),
     ]
     return columns, [(model, Task.model_id == model.id), (creator, Task.creator_id == creator.id)]
 
@@ -59,25 +70,37 @@ def _masked_key(token: str | None) -> str:
 def _model_columns():
     maintainer = aliased(Person)
     columns = [
-        Column("ID", LLMModel.id), Column("Name", LLMModel.name),
-        Column("Model name", LLMModel.model_name), Column("Base URL", LLMModel.base_url),
+        Column("ID", LLMModel.id),
+        Column("Name", LLMModel.name),
+        Column("Model name", LLMModel.model_name),
+        Column("Base URL", LLMModel.base_url),
         Column("API key (masked)", LLMModel.api_key_encrypted, _masked_key),
-        Column("Enabled", LLMModel.enabled), Column("Simulated", LLMModel.simulated),
-        Column("Stream", LLMModel.stream), Column("Temperature", LLMModel.temperature),
-        Column("Max tokens", LLMModel.max_tokens), Column("Timeout (s)", LLMModel.timeout_seconds),
-        Column("Max concurrent", LLMModel.max_concurrency), Column("Requests/min", LLMModel.rpm_limit),
-        Column("Max attempts", LLMModel.max_attempts), Column("Maintainer", maintainer.name),
+        Column("Enabled", LLMModel.enabled),
+        Column("Simulated", LLMModel.simulated),
+        Column("Stream", LLMModel.stream),
+        Column("Temperature", LLMModel.temperature),
+        Column("Max tokens", LLMModel.max_tokens),
+        Column("Timeout (s)", LLMModel.timeout_seconds),
+        Column("Max concurrent", LLMModel.max_concurrency),
+        Column("Requests/min", LLMModel.rpm_limit),
+        Column("Max attempts", LLMModel.max_attempts),
+        Column("Maintainer", maintainer.name),
         Column("Price per 1K input", LLMModel.price_input_per_1k),
         Column("Price per 1K output", LLMModel.price_output_per_1k),
-        Column("Created at", LLMModel.created_at), Column("Updated at", LLMModel.updated_at),
+        Column("Created at", LLMModel.created_at),
+        Column("Updated at", LLMModel.updated_at),
     ]
     return columns, [(maintainer, LLMModel.maintainer_id == maintainer.id)]
 
 
 def _person_columns():  # password_hash is never exported
     columns = [
-        Column("ID", Person.id), Column("Name", Person.name), Column("Email", Person.email),
-        Column("Phone", Person.phone), Column("Role", Person.role), Column("Active", Person.active),
+        Column("ID", Person.id),
+        Column("Name", Person.name),
+        Column("Email", Person.email),
+        Column("Phone", Person.phone),
+        Column("Role", Person.role),
+        Column("Active", Person.active),
         Column("Created at", Person.created_at),
     ]
     return columns, []

@@ -80,7 +80,8 @@ def masked_key(model: LLMModel) -> str:
 def set_enabled(model_ids: list[int], enabled: bool) -> int:
     """Enable or disable models; return how many changed."""
     result = db.session.execute(
-        update(LLMModel).where(LLMModel.id.in_(model_ids), LLMModel.enabled.is_(not enabled))
+        update(LLMModel)
+        .where(LLMModel.id.in_(model_ids), LLMModel.enabled.is_(not enabled))
         .values(enabled=enabled, updated_at=utcnow())
     )
     db.session.commit()
@@ -105,12 +106,24 @@ def request_connection_test(model_ids: list[int]) -> int:
     from llmadmin.jobs.tasks import test_model_connection
     from llmadmin.queues import enqueue
 
-    existing = db.session.execute(
-        select(LLMModel.id).where(LLMModel.id.in_([int(i) for i in model_ids])).order_by(LLMModel.id)
-    ).scalars().all()
+    existing = (
+        db.session.execute(
+            select(LLMModel.id)
+            .where(LLMModel.id.in_([int(i) for i in model_ids]))
+            .order_by(LLMModel.id)
+        )
+        .scalars()
+        .all()
+    )
     for model_id in existing:
-        enqueue("llm", test_model_connection, model_id, job_timeout=300,
-                description=f"test connection of model #{model_id}", result_ttl=3600)
+        enqueue(
+            "llm",
+            test_model_connection,
+            model_id,
+            job_timeout=300,
+            description=f"test connection of model #{model_id}",
+            result_ttl=3600,
+        )
     return len(existing)
 
 
@@ -127,9 +140,13 @@ def test_connection(model_id: int) -> dict:
     try:
         policy.check_outbound_url(model.base_url)
         request = ChatRequest(
-            base_url=model.base_url, api_key=crypto.decrypt(model.api_key_encrypted),
-            model=model.model_name, messages=build_messages("Reply with the word: pong"),
-            temperature=0, max_tokens=8, timeout=min(60.0, float(model.timeout_seconds)),
+            base_url=model.base_url,
+            api_key=crypto.decrypt(model.api_key_encrypted),
+            model=model.model_name,
+            messages=build_messages("Reply with the word: pong"),
+            temperature=0,
+            max_tokens=8,
+            timeout=min(60.0, float(model.timeout_seconds)),
             stream=False,
         )
         status = chat_blocking(request).status_code
@@ -142,5 +159,9 @@ def test_connection(model_id: int) -> dict:
     model.last_test_latency_ms = round((time.monotonic() - started) * 1000, 1)
     model.last_test_error = error
     db.session.commit()
-    return {"model_id": model_id, "status": status, "error": error,
-            "latency_ms": model.last_test_latency_ms}
+    return {
+        "model_id": model_id,
+        "status": status,
+        "error": error,
+        "latency_ms": model.last_test_latency_ms,
+    }

@@ -103,8 +103,10 @@ def issue(person: Person) -> int:
     from llmadmin.queues import enqueue
 
     if not destination_for(person):
-        raise CodeUnavailable("Your account has nowhere to send a sign-in code to (no email address or "
-                              "phone number); ask an administrator.")
+        raise CodeUnavailable(
+            "Your account has nowhere to send a sign-in code to (no email address or "
+            "phone number); ask an administrator."
+        )
     ttl = current_app.config["OTP_TTL_SECONDS"]
     code = generate_code()
     try:
@@ -113,17 +115,29 @@ def issue(person: Person) -> int:
             raise CodeStillLive(max(1, int(client.ttl(code_key(person.id)))))
         client.set(attempts_key(person.id), 0, ex=ttl)
     except REDIS_ERRORS as exc:
-        raise CodeUnavailable("Sign-in codes cannot be made right now (Redis is unreachable); "
-                              "try again in a minute.") from exc
+        raise CodeUnavailable(
+            "Sign-in codes cannot be made right now (Redis is unreachable); try again in a minute."
+        ) from exc
     try:
         # At the front of the most urgent queue: the code is useless after OTP_TTL_SECONDS.
-        enqueue("llm", send_login_code, person.id, crypto.encrypt(code), at_front=True,
-                job_timeout=60, result_ttl=600, failure_ttl=86400, retry=Retry(max=2, interval=[2, 5]),
-                description=f"send a sign-in code to person #{person.id}")
+        enqueue(
+            "llm",
+            send_login_code,
+            person.id,
+            crypto.encrypt(code),
+            at_front=True,
+            job_timeout=60,
+            result_ttl=600,
+            failure_ttl=86400,
+            retry=Retry(max=2, interval=[2, 5]),
+            description=f"send a sign-in code to person #{person.id}",
+        )
     except QueueUnavailable as exc:
         discard(person.id)
-        raise CodeUnavailable("The sign-in code cannot be sent right now (the job queue is unreachable); "
-                              "try again in a minute.") from exc
+        raise CodeUnavailable(
+            "The sign-in code cannot be sent right now (the job queue is unreachable); "
+            "try again in a minute."
+        ) from exc
     logger.info("sign-in code issued for person_id=%s", person.id)
     return ttl
 
@@ -131,7 +145,9 @@ def issue(person: Person) -> int:
 def is_live(person_id: int, code: str) -> bool:
     """Tell whether ``code`` is ``person_id``'s current, unused, unexpired code."""
     stored = get_redis().get(code_key(person_id))
-    return stored is not None and hmac.compare_digest(stored.decode("ascii"), digest(person_id, code))
+    return stored is not None and hmac.compare_digest(
+        stored.decode("ascii"), digest(person_id, code)
+    )
 
 
 def verify(person_id: int, code: str) -> None:
@@ -139,8 +155,10 @@ def verify(person_id: int, code: str) -> None:
     try:
         _verify(person_id, (code or "").strip())
     except REDIS_ERRORS as exc:
-        raise CodeUnavailable("Sign-in codes cannot be checked right now (Redis is unreachable); "
-                              "try again in a minute.") from exc
+        raise CodeUnavailable(
+            "Sign-in codes cannot be checked right now (Redis is unreachable); "
+            "try again in a minute."
+        ) from exc
 
 
 def _verify(person_id: int, code: str) -> None:

@@ -26,7 +26,9 @@ def email_taken(email: str, exclude_id: int | None = None) -> bool:
     return db.session.execute(stmt).first() is not None
 
 
-def create_user(email: str, password: str, *, name: str | None = None, admin: bool = False) -> Person:
+def create_user(
+    email: str, password: str, *, name: str | None = None, admin: bool = False
+) -> Person:
     """Create a login account (or set the password and role of an existing one)."""
     from llmadmin.services.tasks import clean_text
 

@@ -37,7 +37,9 @@ from llmadmin.errors import LLMError, ValidationError
 logger = logging.getLogger(__name__)
 
 EXTENSION = "llmadmin.policy"
-HOST_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+HOST_RE = re.compile(
+    r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
+)
 
 
 class BlockedURL(ValidationError, LLMError):
@@ -52,6 +54,7 @@ class PromptRefused(ValidationError):
 
 
 # --- outbound ------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class OutboundPolicy:
@@ -75,8 +78,10 @@ def parse_allowlist(entries: list[str]) -> OutboundPolicy:
             continue
         if entry.startswith("*."):
             if not HOST_RE.match(entry[2:]) or "." not in entry[2:]:
-                raise ValueError(f"OUTBOUND_ALLOWLIST entry {raw!r}: '*.' must be followed by a domain "
-                                 "such as example.com.")
+                raise ValueError(
+                    f"OUTBOUND_ALLOWLIST entry {raw!r}: '*.' must be followed by a domain "
+                    "such as example.com."
+                )
             suffixes.append(entry[1:])  # ".openai.com"
             continue
         try:
@@ -85,8 +90,10 @@ def parse_allowlist(entries: list[str]) -> OutboundPolicy:
         except ValueError:
             pass
         if not HOST_RE.match(entry):
-            raise ValueError(f"OUTBOUND_ALLOWLIST entry {raw!r} is not a host name, *.domain, IP address "
-                             "or CIDR network.")
+            raise ValueError(
+                f"OUTBOUND_ALLOWLIST entry {raw!r} is not a host name, *.domain, IP address "
+                "or CIDR network."
+            )
         hosts.add(entry)
     return OutboundPolicy(frozenset(hosts), tuple(suffixes), tuple(networks))
 
@@ -111,7 +118,9 @@ def check_outbound_url(url: str, policy: OutboundPolicy | None = None) -> None:
         return
     host = (urlsplit(url).hostname or "").lower().rstrip(".")
     if not host:
-        raise BlockedURL("The base URL has no host name, so it cannot be checked against OUTBOUND_ALLOWLIST.")
+        raise BlockedURL(
+            "The base URL has no host name, so it cannot be checked against OUTBOUND_ALLOWLIST."
+        )
     try:
         ipaddress.ip_address(host.split("%", 1)[0])
         numeric = True
@@ -120,21 +129,27 @@ def check_outbound_url(url: str, policy: OutboundPolicy | None = None) -> None:
     if numeric:
         if _in_networks(host, policy):
             return
-        raise BlockedURL(f"Calls to {host} are not allowed: the address is outside OUTBOUND_ALLOWLIST.")
+        raise BlockedURL(
+            f"Calls to {host} are not allowed: the address is outside OUTBOUND_ALLOWLIST."
+        )
     if host in policy.hosts or any(host.endswith(suffix) for suffix in policy.suffixes):
         return
     if policy.networks:
         try:
             addresses = resolve_host(host)
         except (OSError, UnicodeError) as exc:
-            raise BlockedURL(f"Calls to {host} are not allowed: the name could not be resolved to check it "
-                             "against the networks in OUTBOUND_ALLOWLIST.") from exc
+            raise BlockedURL(
+                f"Calls to {host} are not allowed: the name could not be resolved to check it "
+                "against the networks in OUTBOUND_ALLOWLIST."
+            ) from exc
         outside = [a for a in addresses if not _in_networks(a, policy)]
         if addresses and not outside:
             return
         if addresses:
-            raise BlockedURL(f"Calls to {host} are not allowed: it resolves to {', '.join(outside)}, "
-                             "outside OUTBOUND_ALLOWLIST.")
+            raise BlockedURL(
+                f"Calls to {host} are not allowed: it resolves to {', '.join(outside)}, "
+                "outside OUTBOUND_ALLOWLIST."
+            )
     raise BlockedURL(f"Calls to {host} are not allowed: the host is not in OUTBOUND_ALLOWLIST.")
 
 
@@ -157,6 +172,7 @@ def fail_blocked_tasks(job_id: str, task_ids: list[int], base_url: str) -> bool:
 
 
 # --- prompts -------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class BlockedPattern:
@@ -182,18 +198,29 @@ def parse_prompt_patterns(value: str) -> list[BlockedPattern]:
     except json.JSONDecodeError as exc:
         raise ValueError(f"{source} is not valid JSON: {exc}.") from exc
     if not isinstance(items, list):
-        raise ValueError(f'{source} must be a JSON list of {{"pattern": ..., "reason": ...}} objects.')
+        raise ValueError(
+            f'{source} must be a JSON list of {{"pattern": ..., "reason": ...}} objects.'
+        )
     patterns = []
     for number, item in enumerate(items, 1):
-        if not (isinstance(item, dict) and isinstance(item.get("pattern"), str) and item["pattern"]
-                and isinstance(item.get("reason"), str) and item["reason"].strip()):
-            raise ValueError(f'{source}: entry #{number} must be an object with a non-empty "pattern" '
-                             'and "reason".')
+        if not (
+            isinstance(item, dict)
+            and isinstance(item.get("pattern"), str)
+            and item["pattern"]
+            and isinstance(item.get("reason"), str)
+            and item["reason"].strip()
+        ):
+            raise ValueError(
+                f'{source}: entry #{number} must be an object with a non-empty "pattern" '
+                'and "reason".'
+            )
         try:
             regex = re.compile(item["pattern"])
         except re.error as exc:
-            raise ValueError(f"{source}: entry #{number} pattern {item['pattern']!r} is not a valid "
-                             f"regular expression: {exc}.") from exc
+            raise ValueError(
+                f"{source}: entry #{number} pattern {item['pattern']!r} is not a valid "
+                f"regular expression: {exc}."
+            ) from exc
         patterns.append(BlockedPattern(regex, item["reason"].strip()))
     return patterns
 
@@ -206,13 +233,19 @@ def check_prompt(prompt: str | None, system_prompt: str | None = None) -> None:
             continue
         for pattern in patterns:
             if pattern.regex.search(text):
-                raise PromptRefused(f"The {label} was refused by the prompt policy: {pattern.reason.rstrip('.')}.")
+                raise PromptRefused(
+                    f"The {label} was refused by the prompt policy: {pattern.reason.rstrip('.')}."
+                )
 
 
 @event.listens_for(Session, "before_flush")
 def _check_tasks_before_write(session, flush_context, instances) -> None:
     """Refuse to write a new or edited task whose prompt breaks the policy, whatever made it."""
-    if not has_app_context() or not current_app.extensions.get(EXTENSION) or not _state().prompt_patterns:
+    if (
+        not has_app_context()
+        or not current_app.extensions.get(EXTENSION)
+        or not _state().prompt_patterns
+    ):
         return
     from llmadmin.models import Task
 
@@ -220,7 +253,10 @@ def _check_tasks_before_write(session, flush_context, instances) -> None:
     for obj in session.dirty:
         if isinstance(obj, Task):
             state = inspect(obj)
-            if state.attrs.prompt.history.has_changes() or state.attrs.system_prompt.history.has_changes():
+            if (
+                state.attrs.prompt.history.has_changes()
+                or state.attrs.system_prompt.history.has_changes()
+            ):
                 changed.append(obj)
     for task in changed:
         try:
@@ -239,6 +275,7 @@ def _check_tasks_before_write(session, flush_context, instances) -> None:
 
 # --- app wiring ------------------------------------------------------------------------------
 
+
 @dataclass
 class PolicyState:
     outbound: OutboundPolicy = field(default_factory=OutboundPolicy)
@@ -255,8 +292,10 @@ def init_app(app) -> None:
         allowlist = app.config.get("OUTBOUND_ALLOWLIST") or []
         if isinstance(allowlist, str):
             allowlist = parse_list(allowlist)
-        state = PolicyState(parse_allowlist(allowlist),
-                            parse_prompt_patterns(app.config.get("PROMPT_BLOCKED_PATTERNS") or ""))
+        state = PolicyState(
+            parse_allowlist(allowlist),
+            parse_prompt_patterns(app.config.get("PROMPT_BLOCKED_PATTERNS") or ""),
+        )
     except ValueError as exc:
         raise RuntimeError(str(exc)) from exc
     app.extensions[EXTENSION] = state

@@ -55,8 +55,11 @@ def reconcile(limit: int = 5000) -> dict[str, int]:
     q_requeued, _ = _requeue_or_fail(lost_queued, QUEUED)
     if requeued or q_requeued:
         dispatch(requeued + q_requeued)
-    result = {"requeued_running": len(requeued), "failed_lost": len(failed),
-              "requeued_queued": len(q_requeued)}
+    result = {
+        "requeued_running": len(requeued),
+        "failed_lost": len(failed),
+        "requeued_queued": len(q_requeued),
+    }
     if any(result.values()):
         logger.warning("reconciler: %s", result)
     return result
@@ -114,17 +117,26 @@ def _requeue_or_fail(lost: list[tuple[int, str, int]], status: str) -> tuple[lis
     for task_id, job_id, attempts in lost:
         if status == RUNNING and attempts >= max_runs:
             failed += transition(
-                [task_id], FAILURE, from_statuses=(RUNNING,), where=Task.job_id == job_id,
+                [task_id],
+                FAILURE,
+                from_statuses=(RUNNING,),
+                where=Task.job_id == job_id,
                 error=f"Worker lost: the worker running this task stopped {attempts} time(s) "
-                      "(killed or machine lost); giving up.", error_kind="worker_lost",
+                "(killed or machine lost); giving up.",
+                error_kind="worker_lost",
                 run_requested_at=None,
             )
         else:
             requeued += transition(
-                [task_id], PENDING, from_statuses=(status,), where=Task.job_id == job_id,
-                run_requested_at=utcnow(), job_id=None,
-                queue_note="re-queued: its worker was lost" if status == RUNNING else
-                "re-queued: its job vanished from the queue",
+                [task_id],
+                PENDING,
+                from_statuses=(status,),
+                where=Task.job_id == job_id,
+                run_requested_at=utcnow(),
+                job_id=None,
+                queue_note="re-queued: its worker was lost"
+                if status == RUNNING
+                else "re-queued: its job vanished from the queue",
             )
     return requeued, failed
 

@@ -38,7 +38,9 @@ class Outcome:
         return text + "."
 
 
-def clean_text(value: str | None, field: str, *, required: bool, max_chars: int | None) -> str | None:
+def clean_text(
+    value: str | None, field: str, *, required: bool, max_chars: int | None
+) -> str | None:
     """Validate user text: reject NUL bytes and lone surrogates, enforce size."""
     if value is None or value.strip() == "":
         if required:
@@ -76,12 +78,20 @@ def find_submitted(submission_key: str | None) -> Task | None:
     """Return the task an earlier post of the same form created, if any."""
     if not submission_key:
         return None
-    return db.session.execute(select(Task).where(Task.submission_key == submission_key)).scalar_one_or_none()
+    return db.session.execute(
+        select(Task).where(Task.submission_key == submission_key)
+    ).scalar_one_or_none()
 
 
 def create_task(
-    *, prompt: str, model_id: int, creator_id: int | None, name: str | None = None,
-    system_prompt: str | None = None, run: bool = True, submission_key: str | None = None,
+    *,
+    prompt: str,
+    model_id: int,
+    creator_id: int | None,
+    name: str | None = None,
+    system_prompt: str | None = None,
+    run: bool = True,
+    submission_key: str | None = None,
 ) -> Task:
     """Create a task (and queue it unless ``run`` is False).
 
@@ -98,8 +108,13 @@ def create_task(
     if creator_id is not None and db.session.get(Person, creator_id) is None:
         raise ValidationError("The chosen creator does not exist.")
     task = Task(
-        name=name, prompt=prompt, system_prompt=system_prompt, model_id=model.id,
-        creator_id=creator_id, status=PENDING, run_requested_at=utcnow() if run else None,
+        name=name,
+        prompt=prompt,
+        system_prompt=system_prompt,
+        model_id=model.id,
+        creator_id=creator_id,
+        status=PENDING,
+        run_requested_at=utcnow() if run else None,
         submission_key=_clean_key(submission_key),
     )
     db.session.add(task)
@@ -121,10 +136,21 @@ def run_tasks(task_ids: list[int]) -> Outcome:
     ids = _existing(task_ids)
     models_ok = _ids_with_enabled_model(ids)
     reset = transition(
-        models_ok, PENDING, from_statuses=(PENDING, *FINAL_STATUSES),
-        run_requested_at=utcnow(), result=None, error=None, error_kind=None,
-        started_at=None, finished_at=None, latency_ms=None, prompt_tokens=None,
-        completion_tokens=None, cost=None, job_id=None, queue_note=None,
+        models_ok,
+        PENDING,
+        from_statuses=(PENDING, *FINAL_STATUSES),
+        run_requested_at=utcnow(),
+        result=None,
+        error=None,
+        error_kind=None,
+        started_at=None,
+        finished_at=None,
+        latency_ms=None,
+        prompt_tokens=None,
+        completion_tokens=None,
+        cost=None,
+        job_id=None,
+        queue_note=None,
     )
     queued, waiting = dispatch.dispatch(reset)
     return Outcome(changed=queued, waiting=waiting, skipped=len(ids) - len(reset))
@@ -132,9 +158,11 @@ def run_tasks(task_ids: list[int]) -> Outcome:
 
 def retry_failed(task_ids: list[int]) -> Outcome:
     """Re-run only the tasks that failed."""
-    failed = db.session.execute(
-        select(Task.id).where(Task.id.in_(task_ids), Task.status == FAILURE)
-    ).scalars().all()
+    failed = (
+        db.session.execute(select(Task.id).where(Task.id.in_(task_ids), Task.status == FAILURE))
+        .scalars()
+        .all()
+    )
     outcome = run_tasks(list(failed))
     outcome.skipped += len(set(task_ids)) - len(failed)
     return outcome
@@ -144,12 +172,18 @@ def cancel_tasks(task_ids: list[int]) -> Outcome:
     """Cancel tasks that have not finished; queued jobs are removed, running ones stopped."""
     ids = _existing(task_ids)
     rows = db.session.execute(
-        select(Task.id, Task.job_id).where(Task.id.in_(ids), Task.status.in_((PENDING, QUEUED, RUNNING)))
+        select(Task.id, Task.job_id).where(
+            Task.id.in_(ids), Task.status.in_((PENDING, QUEUED, RUNNING))
+        )
     ).all()
     job_ids = {job_id for _, job_id in rows if job_id}
     changed = transition(
-        [r[0] for r in rows], CANCELED, error="Canceled by a person.", error_kind="canceled",
-        run_requested_at=None, queue_note=None,
+        [r[0] for r in rows],
+        CANCELED,
+        error="Canceled by a person.",
+        error_kind="canceled",
+        run_requested_at=None,
+        queue_note=None,
     )
     from llmadmin.services.jobs_control import stop_jobs_without_live_tasks
 
@@ -157,8 +191,9 @@ def cancel_tasks(task_ids: list[int]) -> Outcome:
     return Outcome(changed=len(changed), skipped=len(ids) - len(changed))
 
 
-def duplicate_tasks(task_ids: list[int], model_id: int, creator_id: int | None,
-                    submission_key: str | None = None) -> Outcome:
+def duplicate_tasks(
+    task_ids: list[int], model_id: int, creator_id: int | None, submission_key: str | None = None
+) -> Outcome:
     """Copy tasks onto another model (A/B comparison) and queue the copies.
 
     With a ``submission_key``, each copy is keyed by it and its source: posting the same
@@ -174,15 +209,24 @@ def duplicate_tasks(task_ids: list[int], model_id: int, creator_id: int | None,
     key = _clean_key(submission_key)
     keys = {src.id: f"{key}:{src.id}" if key else None for src in sources}
     if key:
-        done = set(db.session.execute(
-            select(Task.submission_key).where(Task.submission_key.in_([k for k in keys.values()]))
-        ).scalars())
+        done = set(
+            db.session.execute(
+                select(Task.submission_key).where(
+                    Task.submission_key.in_([k for k in keys.values()])
+                )
+            ).scalars()
+        )
         sources = [src for src in sources if keys[src.id] not in done]
     copies = [
         Task(
-            name=f"{src.name} → {model.name}"[:200], prompt=src.prompt,
-            system_prompt=src.system_prompt, model_id=model.id, source_task_id=src.id,
-            creator_id=creator_id, status=PENDING, run_requested_at=utcnow(),
+            name=f"{src.name} → {model.name}"[:200],
+            prompt=src.prompt,
+            system_prompt=src.system_prompt,
+            model_id=model.id,
+            source_task_id=src.id,
+            creator_id=creator_id,
+            status=PENDING,
+            run_requested_at=utcnow(),
             submission_key=keys[src.id],
         )
         for src in sources
@@ -211,7 +255,9 @@ def delete_tasks(task_ids: list[int]) -> Outcome:
     db.session.execute(
         Task.__table__.update().where(Task.source_task_id.in_(ids)).values(source_task_id=None)
     )
-    db.session.execute(delete(Task).where(Task.id.in_(ids)).execution_options(synchronize_session=False))
+    db.session.execute(
+        delete(Task).where(Task.id.in_(ids)).execution_options(synchronize_session=False)
+    )
     db.session.commit()
     return Outcome(changed=len(ids), skipped=len(set(task_ids)) - len(ids))
 
@@ -230,17 +276,24 @@ def _existing(task_ids) -> list[int]:
         return []
     found: list[int] = []
     for start in range(0, len(ids), 500):
-        found += db.session.execute(
-            select(Task.id).where(Task.id.in_(ids[start : start + 500]))
-        ).scalars().all()
+        found += (
+            db.session.execute(select(Task.id).where(Task.id.in_(ids[start : start + 500])))
+            .scalars()
+            .all()
+        )
     return found
 
 
 def _ids_with_enabled_model(ids: list[int]) -> list[int]:
     result: list[int] = []
     for start in range(0, len(ids), 500):
-        result += db.session.execute(
-            select(Task.id).join(LLMModel, Task.model_id == LLMModel.id)
-            .where(Task.id.in_(ids[start : start + 500]), LLMModel.enabled.is_(True))
-        ).scalars().all()
+        result += (
+            db.session.execute(
+                select(Task.id)
+                .join(LLMModel, Task.model_id == LLMModel.id)
+                .where(Task.id.in_(ids[start : start + 500]), LLMModel.enabled.is_(True))
+            )
+            .scalars()
+            .all()
+        )
     return result

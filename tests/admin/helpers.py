@@ -16,13 +16,26 @@ from llmadmin.models.task import SUCCESS
 
 # Endpoints anyone may reach: the login page, public assets, the health check and "/"
 # (which only redirects to /admin/, itself covered).
-PUBLIC_ENDPOINTS = {"static", "admin.static", "rq_dashboard.static", "auth.login", "auth.home",
-                    "health.healthz"}
+PUBLIC_ENDPOINTS = {
+    "static",
+    "admin.static",
+    "rq_dashboard.static",
+    "auth.login",
+    "auth.home",
+    "health.healthz",
+}
 
 # Values for the URL converters of the routes in app.url_map.
 URL_ARGS = {
-    "instance_number": 0, "job_id": "no-such-job", "queue_name": "llm", "registry_name": "queued",
-    "per_page": 10, "order": "asc", "page": 1, "export_type": "csv", "download_id": 1,
+    "instance_number": 0,
+    "job_id": "no-such-job",
+    "queue_name": "llm",
+    "registry_name": "queued",
+    "per_page": 10,
+    "order": "asc",
+    "page": 1,
+    "export_type": "csv",
+    "download_id": 1,
     "filename": "x.css",
 }
 
@@ -47,6 +60,7 @@ def make_client(app) -> ContextPerRequestClient:
 
 # --- fixtures: import them into a test module to use them there ----------------------------
 
+
 @pytest.fixture(name="client")
 def context_per_request_client(app):
     """The conftest ``client``, but with one app context per request (see above)."""
@@ -58,8 +72,11 @@ def fast_passwords(monkeypatch):
     """Hash passwords with a single PBKDF2 round: scrypt costs 0.2 s per login and per person."""
     import llmadmin.models.person as person_module
 
-    monkeypatch.setattr(person_module, "generate_password_hash",
-                        lambda password: generate_password_hash(password, method="pbkdf2:sha256:1"))
+    monkeypatch.setattr(
+        person_module,
+        "generate_password_hash",
+        lambda password: generate_password_hash(password, method="pbkdf2:sha256:1"),
+    )
 
 
 def protected_urls(app) -> list[tuple[str, str]]:
@@ -90,21 +107,45 @@ def redirect_path(response) -> str:
     return urlsplit(response.headers.get("Location", "")).path
 
 
-def make_task(creator: Person | None, model: LLMModel | None, *, name: str = "a task",
-              status: str = SUCCESS, prompt: str = "Say hi", result: str | None = "hi") -> Task:
+def make_task(
+    creator: Person | None,
+    model: LLMModel | None,
+    *,
+    name: str = "a task",
+    status: str = SUCCESS,
+    prompt: str = "Say hi",
+    result: str | None = "hi",
+) -> Task:
     """Insert a task row directly (no queueing)."""
-    task = Task(name=name, prompt=prompt, status=status, result=result,
-                creator_id=creator.id if creator else None, model_id=model.id if model else None)
+    task = Task(
+        name=name,
+        prompt=prompt,
+        status=status,
+        result=result,
+        creator_id=creator.id if creator else None,
+        model_id=model.id if model else None,
+    )
     db.session.add(task)
     db.session.commit()
     return task
 
 
-def make_download(creator: Person | None, *, name: str = "an export", status: str = "SUCCESS",
-                  file_name: str = "export.csv") -> Download:
+def make_download(
+    creator: Person | None,
+    *,
+    name: str = "an export",
+    status: str = "SUCCESS",
+    file_name: str = "export.csv",
+) -> Download:
     """Insert a Download Center row directly (exports are built elsewhere)."""
-    row = Download(name=name, file_name=file_name, status=status, row_count=3, size_bytes=42,
-                   creator_id=creator.id if creator else None)
+    row = Download(
+        name=name,
+        file_name=file_name,
+        status=status,
+        row_count=3,
+        size_bytes=42,
+        creator_id=creator.id if creator else None,
+    )
     db.session.add(row)
     db.session.commit()
     return row
@@ -127,7 +168,7 @@ def field_errors(page: str, field: str) -> list[str]:
     """Return the error messages rendered next to the input ``field`` of an admin form."""
     match = re.search(rf'<(?:input|textarea|select)[^>]*\bid="{re.escape(field)}"', page)
     assert match, f"no field {field!r} on the page"
-    rest = page[match.end():]
+    rest = page[match.end() :]
     end = rest.find('<div class="form-group')
     block = rest if end < 0 else rest[:end]
     feedback = block.find('class="invalid-feedback"')
@@ -138,4 +179,7 @@ def field_errors(page: str, field: str) -> list[str]:
 
 def flashes(page: str) -> str:
     """Return the text of the flash alerts on a page, for assertions."""
-    return " ".join(html.unescape(m) for m in re.findall(r'<div class="alert[^"]*"[^>]*>(.*?)</div>', page, re.S))
+    return " ".join(
+        html.unescape(m)
+        for m in re.findall(r'<div class="alert[^"]*"[^>]*>(.*?)</div>', page, re.S)
+    )

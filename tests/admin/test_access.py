@@ -25,12 +25,20 @@ HTML = {"Accept": "text/html"}
 
 # --- anonymous visitors ----------------------------------------------------------------
 
+
 def test_url_map_covers_the_admin(app):
     urls = protected_urls(app)
-    for expected in [("GET", "/admin/"), ("POST", "/admin/task/action/"), ("GET", "/admin/person/edit/"),
-                     ("POST", "/admin/download/delete/"), ("GET", "/admin/llmmodel/details/"),
-                     ("GET", "/admin/rq/0/data/queues.json"), ("POST", "/admin/rq/job/no-such-job/delete"),
-                     ("GET", "/downloads/1/file"), ("GET", "/admin/task/new/")]:
+    for expected in [
+        ("GET", "/admin/"),
+        ("POST", "/admin/task/action/"),
+        ("GET", "/admin/person/edit/"),
+        ("POST", "/admin/download/delete/"),
+        ("GET", "/admin/llmmodel/details/"),
+        ("GET", "/admin/rq/0/data/queues.json"),
+        ("POST", "/admin/rq/job/no-such-job/delete"),
+        ("GET", "/downloads/1/file"),
+        ("GET", "/admin/task/new/"),
+    ]:
         assert expected in urls
 
 
@@ -41,10 +49,21 @@ def test_every_protected_url_sends_anonymous_visitors_to_login(app, client, admi
     token = csrf_token(client, "/login")
     for method, url in protected_urls(app):
         query = {"id": str(task.id)} if url.endswith(("/edit/", "/details/")) else None
-        data = {"csrf_token": token, "id": str(task.id), "rowid": str(task.id), "action": "delete",
-                "name": "changed"}
-        response = send(client, method, url, query_string=query, headers=HTML,
-                        data=data if method == "POST" else None)
+        data = {
+            "csrf_token": token,
+            "id": str(task.id),
+            "rowid": str(task.id),
+            "action": "delete",
+            "name": "changed",
+        }
+        response = send(
+            client,
+            method,
+            url,
+            query_string=query,
+            headers=HTML,
+            data=data if method == "POST" else None,
+        )
         assert response.status_code == 302, (method, url, response.status_code)
         assert redirect_path(response) == "/login", (method, url, response.headers.get("Location"))
     assert (snapshot(task), snapshot(download), snapshot(sim_model), snapshot(admin_user)) == before
@@ -57,6 +76,7 @@ def test_login_redirect_keeps_the_page_asked_for(client):
 
 
 # --- members on other people's rows ------------------------------------------------------
+
 
 @pytest.fixture
 def others_rows(app, other_member, sim_model):
@@ -73,8 +93,11 @@ def test_member_cannot_open_anothers_row(member_client, others_rows, endpoint):
         response = member_client.get(f"/admin/{endpoint}/{view}/?id={row.id}")
         assert response.status_code in (403, 404), (view, response.status_code)
         assert "olga-secret" not in text(response)
-    response = post_form(member_client, f"/admin/{endpoint}/edit/?id={row.id}",
-                         {"name": "hijacked", "prompt": "hijacked"})
+    response = post_form(
+        member_client,
+        f"/admin/{endpoint}/edit/?id={row.id}",
+        {"name": "hijacked", "prompt": "hijacked"},
+    )
     assert response.status_code in (403, 404)
     response = post_form(member_client, f"/admin/{endpoint}/delete/", {"id": str(row.id)})
     assert response.status_code in (403, 404)
@@ -82,12 +105,17 @@ def test_member_cannot_open_anothers_row(member_client, others_rows, endpoint):
 
 
 @pytest.mark.parametrize("action", ["run", "retry", "cancel", "delete", "duplicate"])
-def test_member_cannot_act_on_anothers_task(member_client, others_rows, member_user, sim_model, action):
+def test_member_cannot_act_on_anothers_task(
+    member_client, others_rows, member_user, sim_model, action
+):
     task = others_rows[0]
     own = make_task(member_user, sim_model, name="mine", status=FAILURE)
     before = snapshot(task)
-    response = post_form(member_client, "/admin/task/action/",
-                         {"action": action, "rowid": [str(own.id), str(task.id)], "model_id": str(sim_model.id)})
+    response = post_form(
+        member_client,
+        "/admin/task/action/",
+        {"action": action, "rowid": [str(own.id), str(task.id)], "model_id": str(sim_model.id)},
+    )
     assert response.status_code in (403, 404), response.status_code
     assert snapshot(task) == before
     assert db.session.query(Task).filter(Task.source_task_id == task.id).count() == 0
@@ -98,7 +126,9 @@ def test_member_cannot_duplicate_anothers_task_directly(member_client, others_ro
     count = db.session.query(Task).count()
     response = member_client.get(f"/admin/task/duplicate/?ids={task.id}")
     assert response.status_code in (403, 404)
-    response = post_form(member_client, f"/admin/task/duplicate/?ids={task.id}", {"model_id": str(sim_model.id)})
+    response = post_form(
+        member_client, f"/admin/task/duplicate/?ids={task.id}", {"model_id": str(sim_model.id)}
+    )
     assert response.status_code in (403, 404)
     assert db.session.query(Task).count() == count
 
@@ -106,7 +136,9 @@ def test_member_cannot_duplicate_anothers_task_directly(member_client, others_ro
 def test_member_cannot_delete_anothers_download_by_action(member_client, others_rows):
     download = others_rows[1]
     before = snapshot(download)
-    response = post_form(member_client, "/admin/download/action/", {"action": "delete", "rowid": str(download.id)})
+    response = post_form(
+        member_client, "/admin/download/action/", {"action": "delete", "rowid": str(download.id)}
+    )
     assert response.status_code in (302, 403, 404)
     assert snapshot(download) == before
 
@@ -150,15 +182,28 @@ def test_member_home_counts_only_own_tasks(member_client, member_user, others_ro
 
 # --- admin-only areas --------------------------------------------------------------------
 
+
 def test_member_gets_403_on_people_and_rq(member_client, app, member_user):
     token = csrf_token(member_client, "/admin/")
     for method, url in protected_urls(app):
-        if not url.startswith(("/admin/person/", "/admin/rq/")) or url.startswith("/admin/rq/static"):
+        if not url.startswith(("/admin/person/", "/admin/rq/")) or url.startswith(
+            "/admin/rq/static"
+        ):
             continue
-        data = {"csrf_token": token, "id": str(member_user.id), "rowid": str(member_user.id),
-                "action": "delete", "role": "admin"}
-        response = send(member_client, method, url, query_string={"id": str(member_user.id)},
-                        data=data if method == "POST" else None)
+        data = {
+            "csrf_token": token,
+            "id": str(member_user.id),
+            "rowid": str(member_user.id),
+            "action": "delete",
+            "role": "admin",
+        }
+        response = send(
+            member_client,
+            method,
+            url,
+            query_string={"id": str(member_user.id)},
+            data=data if method == "POST" else None,
+        )
         assert response.status_code == 403, (method, url, response.status_code)
     assert snapshot(member_user)["role"] == "member"
 
@@ -179,14 +224,32 @@ def test_member_cannot_create_edit_or_delete_models(member_client, sim_model):
     before = snapshot(sim_model)
     assert member_client.get("/admin/llmmodel/new/").status_code == 403
     assert member_client.get(f"/admin/llmmodel/edit/?id={sim_model.id}").status_code == 403
-    form = {"name": "Evil", "base_url": "https://evil.example.com/v1", "model_name": "evil",
-            "temperature": "0.7", "max_tokens": "10", "timeout_seconds": "10", "max_concurrency": "1",
-            "rpm_limit": "0", "max_attempts": "1", "breaker_threshold": "1", "breaker_cooldown_seconds": "1"}
+    form = {
+        "name": "Evil",
+        "base_url": "https://evil.example.com/v1",
+        "model_name": "evil",
+        "temperature": "0.7",
+        "max_tokens": "10",
+        "timeout_seconds": "10",
+        "max_concurrency": "1",
+        "rpm_limit": "0",
+        "max_attempts": "1",
+        "breaker_threshold": "1",
+        "breaker_cooldown_seconds": "1",
+    }
     assert post_form(member_client, "/admin/llmmodel/new/", form).status_code == 403
-    assert post_form(member_client, f"/admin/llmmodel/edit/?id={sim_model.id}", form).status_code == 403
-    assert post_form(member_client, "/admin/llmmodel/delete/", {"id": str(sim_model.id)}).status_code == 403
+    assert (
+        post_form(member_client, f"/admin/llmmodel/edit/?id={sim_model.id}", form).status_code
+        == 403
+    )
+    assert (
+        post_form(member_client, "/admin/llmmodel/delete/", {"id": str(sim_model.id)}).status_code
+        == 403
+    )
     for action in ("disable", "test", "delete"):
-        response = post_form(member_client, "/admin/llmmodel/action/", {"action": action, "rowid": str(sim_model.id)})
+        response = post_form(
+            member_client, "/admin/llmmodel/action/", {"action": action, "rowid": str(sim_model.id)}
+        )
         assert response.status_code == 403, action
     assert db.session.query(LLMModel).count() == 1
     assert snapshot(sim_model) == before
@@ -204,7 +267,12 @@ def test_every_configured_form_field_is_rendered(app, admin_client, admin_user, 
     task = make_task(admin_user, sim_model)
     download = make_download(admin_user)
     admin = app.extensions["llmadmin.admin"]
-    row_ids = {"task": task.id, "download": download.id, "llmmodel": sim_model.id, "person": admin_user.id}
+    row_ids = {
+        "task": task.id,
+        "download": download.id,
+        "llmmodel": sim_model.id,
+        "person": admin_user.id,
+    }
     checked = 0
     for view in admin._views:
         columns = getattr(view, "form_columns", None)
@@ -237,7 +305,9 @@ def _crawl_for_500s(app, client, who, values):
             continue
         for odd in values:
             # Detail pages read only ``id``, lists only the others: one request covers both.
-            query = {name: odd for name in ("id", "ids", "search", "page", "sort", "page_size", "flt1_0")}
+            query = {
+                name: odd for name in ("id", "ids", "search", "page", "sort", "page_size", "flt1_0")
+            }
             response = client.get(url, query_string=query)
             if response.status_code >= 500:
                 failures.append((url, odd, response.status_code))
@@ -255,12 +325,13 @@ def test_no_page_gives_500_on_odd_parameters(app, client, admin_user, crawl_rows
     _crawl_for_500s(app, client, who, ODD_VALUES)
 
 
-
 def test_no_page_gives_500_on_huge_or_composite_ids(app, client, admin_user, crawl_rows):
     _crawl_for_500s(app, client, "admin", ODD_VALUES_PENDING_BASE_FIX)
 
 
-def test_member_crawl_of_every_page_shows_no_one_elses_rows(app, member_client, others_rows, other_member):
+def test_member_crawl_of_every_page_shows_no_one_elses_rows(
+    app, member_client, others_rows, other_member
+):
     """Every GET route in the URL map, as a member, with the ids of another person's rows."""
     from tests.admin.helpers import URL_ARGS
 

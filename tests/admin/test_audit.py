@@ -14,12 +14,26 @@ def _entries(**filters):
 
 
 def test_model_create_and_edit_are_audited_with_masked_key(admin_client, app):
-    r = post_form(admin_client, "/admin/llmmodel/new/", {
-        "name": "DeepSeek", "base_url": "https://api.deepseek.com/v1", "new_api_key": "sk-supersecret-123456",
-        "model_name": "deepseek-chat", "enabled": "y", "temperature": "0.7", "max_tokens": "1024",
-        "timeout_seconds": "60", "max_concurrency": "8", "rpm_limit": "0", "max_attempts": "3",
-        "breaker_threshold": "5", "breaker_cooldown_seconds": "30",
-    }, token_from="/admin/llmmodel/new/")
+    r = post_form(
+        admin_client,
+        "/admin/llmmodel/new/",
+        {
+            "name": "DeepSeek",
+            "base_url": "https://api.deepseek.com/v1",
+            "new_api_key": "sk-supersecret-123456",
+            "model_name": "deepseek-chat",
+            "enabled": "y",
+            "temperature": "0.7",
+            "max_tokens": "1024",
+            "timeout_seconds": "60",
+            "max_concurrency": "8",
+            "rpm_limit": "0",
+            "max_attempts": "3",
+            "breaker_threshold": "5",
+            "breaker_cooldown_seconds": "30",
+        },
+        token_from="/admin/llmmodel/new/",
+    )
     assert r.status_code == 302, r.get_data(as_text=True)[:3000]
     model = db.session.execute(db.select(LLMModel)).scalar_one()
     created = _entries(action="create", object_type="llm_model")
@@ -30,12 +44,26 @@ def test_model_create_and_edit_are_audited_with_masked_key(admin_client, app):
     everything = " ".join((e.changes or "") + (e.summary or "") for e in _entries())
     assert "sk-supersecret-123456" not in everything
 
-    post_form(admin_client, f"/admin/llmmodel/edit/?id={model.id}", {
-        "name": "DeepSeek V3", "base_url": "https://api.deepseek.com/v1", "new_api_key": "",
-        "model_name": "deepseek-chat", "enabled": "y", "temperature": "0.7", "max_tokens": "1024",
-        "timeout_seconds": "60", "max_concurrency": "8", "rpm_limit": "0", "max_attempts": "3",
-        "breaker_threshold": "5", "breaker_cooldown_seconds": "30",
-    }, token_from=f"/admin/llmmodel/edit/?id={model.id}")
+    post_form(
+        admin_client,
+        f"/admin/llmmodel/edit/?id={model.id}",
+        {
+            "name": "DeepSeek V3",
+            "base_url": "https://api.deepseek.com/v1",
+            "new_api_key": "",
+            "model_name": "deepseek-chat",
+            "enabled": "y",
+            "temperature": "0.7",
+            "max_tokens": "1024",
+            "timeout_seconds": "60",
+            "max_concurrency": "8",
+            "rpm_limit": "0",
+            "max_attempts": "3",
+            "breaker_threshold": "5",
+            "breaker_cooldown_seconds": "30",
+        },
+        token_from=f"/admin/llmmodel/edit/?id={model.id}",
+    )
     updated = _entries(action="update", object_type="llm_model")
     assert len(updated) == 1
     assert json.loads(updated[0].changes)["name"] == ["DeepSeek", "DeepSeek V3"]
@@ -43,10 +71,16 @@ def test_model_create_and_edit_are_audited_with_masked_key(admin_client, app):
 
 
 def test_row_actions_and_deletes_are_audited(admin_client, app, sim_model):
-    ids = [svc.create_task(prompt=f"p{i}", model_id=sim_model.id, creator_id=None, run=False).id
-           for i in range(3)]
-    r = post_form(admin_client, "/admin/task/action/", {"action": "cancel", "rowid": [str(i) for i in ids]},
-                  token_from="/admin/task/")
+    ids = [
+        svc.create_task(prompt=f"p{i}", model_id=sim_model.id, creator_id=None, run=False).id
+        for i in range(3)
+    ]
+    r = post_form(
+        admin_client,
+        "/admin/task/action/",
+        {"action": "cancel", "rowid": [str(i) for i in ids]},
+        token_from="/admin/task/",
+    )
     assert r.status_code == 302
     entry = _entries(action="action:cancel")[0]
     assert entry.object_type == "task" and entry.object_id == ",".join(map(str, ids))
@@ -65,7 +99,9 @@ def test_audit_log_is_read_only(admin_client, app):
     entry_id = _entries()[0].id
     assert admin_client.get("/admin/audit/").status_code == 200
     assert admin_client.get(f"/admin/audit/edit/?id={entry_id}").status_code in (302, 403, 404)
-    r = post_form(admin_client, "/admin/audit/delete/", {"id": str(entry_id)}, token_from="/admin/audit/")
+    r = post_form(
+        admin_client, "/admin/audit/delete/", {"id": str(entry_id)}, token_from="/admin/audit/"
+    )
     assert r.status_code in (302, 403, 404, 405)
     assert db.session.get(AuditEntry, entry_id) is not None
 

@@ -44,7 +44,9 @@ def job_exists(job) -> bool:
 
 
 def test_login_without_token_is_rejected(client, member_user):
-    response = client.post("/login", data={"email": "member@example.com", "password": "member-password"})
+    response = client.post(
+        "/login", data={"email": "member@example.com", "password": "member-password"}
+    )
     assert_rejected(response)
     assert CSRF_MESSAGE in text(response)
     assert redirect_path(client.get("/admin/")) == "/login"
@@ -52,8 +54,10 @@ def test_login_without_token_is_rejected(client, member_user):
 
 def test_login_with_a_wrong_token_is_rejected(client, member_user):
     csrf_token(client)
-    response = client.post("/login", data={"email": "member@example.com", "password": "member-password",
-                                           "csrf_token": "forged"})
+    response = client.post(
+        "/login",
+        data={"email": "member@example.com", "password": "member-password", "csrf_token": "forged"},
+    )
     assert_rejected(response)
     assert redirect_path(client.get("/admin/")) == "/login"
 
@@ -61,12 +65,25 @@ def test_login_with_a_wrong_token_is_rejected(client, member_user):
 def test_create_without_token_saves_nothing(admin_client, sim_model):
     forms = {
         "/admin/task/new/": {"model": str(sim_model.id), "prompt": "hi"},
-        "/admin/person/new/": {"name": "Eve", "email": "eve@example.com", "role": "admin",
-                               "new_password": "eve-password"},
-        "/admin/llmmodel/new/": {"name": "Evil", "base_url": "https://evil.example.com/v1", "model_name": "x",
-                                 "temperature": "1", "max_tokens": "1", "timeout_seconds": "1",
-                                 "max_concurrency": "1", "rpm_limit": "0", "max_attempts": "1",
-                                 "breaker_threshold": "1", "breaker_cooldown_seconds": "1"},
+        "/admin/person/new/": {
+            "name": "Eve",
+            "email": "eve@example.com",
+            "role": "admin",
+            "new_password": "eve-password",
+        },
+        "/admin/llmmodel/new/": {
+            "name": "Evil",
+            "base_url": "https://evil.example.com/v1",
+            "model_name": "x",
+            "temperature": "1",
+            "max_tokens": "1",
+            "timeout_seconds": "1",
+            "max_concurrency": "1",
+            "rpm_limit": "0",
+            "max_attempts": "1",
+            "breaker_threshold": "1",
+            "breaker_cooldown_seconds": "1",
+        },
     }
     for url, form in forms.items():
         assert_rejected(admin_client.post(url, data=form))
@@ -75,22 +92,32 @@ def test_create_without_token_saves_nothing(admin_client, sim_model):
     assert db.session.query(LLMModel).count() == 1
 
 
-def test_delete_and_edit_without_token_change_nothing(admin_client, admin_user, member_user, sim_model):
+def test_delete_and_edit_without_token_change_nothing(
+    admin_client, admin_user, member_user, sim_model
+):
     task = make_task(admin_user, sim_model)
     rows = [(task, "task"), (member_user, "person"), (sim_model, "llmmodel")]
     before = [snapshot(row) for row, _ in rows]
     for row, endpoint in rows:
         assert_rejected(admin_client.post(f"/admin/{endpoint}/delete/", data={"id": str(row.id)}))
-        assert_rejected(admin_client.post(f"/admin/{endpoint}/edit/?id={row.id}", data={"name": "changed"}))
+        assert_rejected(
+            admin_client.post(f"/admin/{endpoint}/edit/?id={row.id}", data={"name": "changed"})
+        )
     assert [snapshot(row) for row, _ in rows] == before
 
 
 def test_actions_without_token_change_nothing(admin_client, admin_user, member_user, sim_model):
     task = make_task(admin_user, sim_model, status=FAILURE)
     before = (snapshot(task), snapshot(member_user), snapshot(sim_model))
-    for endpoint, action, row_id in [("task", "retry", task.id), ("task", "delete", task.id),
-                                     ("person", "delete", member_user.id), ("llmmodel", "disable", sim_model.id)]:
-        response = admin_client.post(f"/admin/{endpoint}/action/", data={"action": action, "rowid": str(row_id)})
+    for endpoint, action, row_id in [
+        ("task", "retry", task.id),
+        ("task", "delete", task.id),
+        ("person", "delete", member_user.id),
+        ("llmmodel", "disable", sim_model.id),
+    ]:
+        response = admin_client.post(
+            f"/admin/{endpoint}/action/", data={"action": action, "rowid": str(row_id)}
+        )
         assert_rejected(response)
     assert (snapshot(task), snapshot(member_user), snapshot(sim_model)) == before
 
@@ -101,21 +128,26 @@ def test_logout_without_token_keeps_the_session(admin_client):
 
 
 def test_rejected_form_goes_back_with_a_flash(admin_client):
-    response = admin_client.post("/admin/task/delete/", data={"id": "1"},
-                                 headers={"Referer": "http://localhost/admin/task/"})
+    response = admin_client.post(
+        "/admin/task/delete/", data={"id": "1"}, headers={"Referer": "http://localhost/admin/task/"}
+    )
     assert response.status_code == 302
     assert response.headers["Location"] == "http://localhost/admin/task/"
     assert CSRF_MESSAGE in flashes(text(admin_client.get("/admin/task/")))
 
 
 def test_rejected_form_never_redirects_to_another_site(admin_client):
-    response = admin_client.post("/admin/task/delete/", data={"id": "1"},
-                                 headers={"Referer": "https://evil.example.com/attack"})
+    response = admin_client.post(
+        "/admin/task/delete/",
+        data={"id": "1"},
+        headers={"Referer": "https://evil.example.com/attack"},
+    )
     assert response.status_code == 400
     assert "evil.example.com" not in response.headers.get("Location", "")
 
 
 # --- the RQ dashboard ----------------------------------------------------------------------
+
 
 def rq_cookie(client) -> str:
     assert client.get("/admin/rq/").status_code == 200
@@ -126,17 +158,23 @@ def rq_cookie(client) -> str:
 
 def test_rq_post_without_token_is_rejected(admin_client, queued_job):
     rq_cookie(admin_client)
-    response = admin_client.post(f"/admin/rq/job/{queued_job.id}/delete", headers={"Accept": "application/json"})
+    response = admin_client.post(
+        f"/admin/rq/job/{queued_job.id}/delete", headers={"Accept": "application/json"}
+    )
     assert response.status_code == 400
-    response = admin_client.post(f"/admin/rq/job/{queued_job.id}/delete",
-                                 headers={"X-CSRFToken": "forged", "Accept": "application/json"})
+    response = admin_client.post(
+        f"/admin/rq/job/{queued_job.id}/delete",
+        headers={"X-CSRFToken": "forged", "Accept": "application/json"},
+    )
     assert response.status_code == 400
     assert job_exists(queued_job)
 
 
 def test_rq_post_with_the_cookie_token_is_accepted(admin_client, queued_job):
     token = rq_cookie(admin_client)
-    response = admin_client.post(f"/admin/rq/job/{queued_job.id}/delete", headers={"X-CSRFToken": token})
+    response = admin_client.post(
+        f"/admin/rq/job/{queued_job.id}/delete", headers={"X-CSRFToken": token}
+    )
     assert response.status_code == 200
     assert response.get_json() == {"status": "OK"}
     assert not job_exists(queued_job)
@@ -159,5 +197,7 @@ def test_rq_requeue_all_needs_a_post(admin_client):
 def test_rq_unknown_job_is_404(admin_client):
     assert admin_client.get("/admin/rq/0/view/job/no-such-job").status_code == 404
     token = rq_cookie(admin_client)
-    response = admin_client.post("/admin/rq/job/no-such-job/requeue", headers={"X-CSRFToken": token})
+    response = admin_client.post(
+        "/admin/rq/job/no-such-job/requeue", headers={"X-CSRFToken": token}
+    )
     assert response.status_code == 404

@@ -46,23 +46,30 @@ def test_finished_file_links_to_the_download_route(member_client, member_user):
 
 def test_edit_task_name(member_client, member_user):
     row = make_download(member_user)
-    response = post_form(member_client, f"/admin/download/edit/?id={row.id}", {"name": "Renamed export"})
+    response = post_form(
+        member_client, f"/admin/download/edit/?id={row.id}", {"name": "Renamed export"}
+    )
     assert response.status_code == 302
     after = snapshot(row)
     assert after["name"] == "Renamed export" and after["file_name"] == "export.csv"
 
 
-@pytest.mark.parametrize("value, message", [
-    ("", "required"),
-    ("x" * 301, "too long"),
-    ("bad\x00name", "NUL byte"),
-])
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("", "required"),
+        ("x" * 301, "too long"),
+        ("bad\x00name", "NUL byte"),
+    ],
+)
 def test_invalid_task_name(member_client, member_user, value, message):
     row = make_download(member_user)
     before = snapshot(row, ignore=SEEN)
     response = post_form(member_client, f"/admin/download/edit/?id={row.id}", {"name": value})
     assert response.status_code == 200
-    assert any(message in e for e in field_errors(text(response), "name")), field_errors(text(response), "name")
+    assert any(message in e for e in field_errors(text(response), "name")), field_errors(
+        text(response), "name"
+    )
     assert snapshot(row, ignore=SEEN) == before
 
 
@@ -77,8 +84,11 @@ def test_delete(member_client, member_user):
 def test_bulk_delete_by_action(admin_client, admin_user):
     rows = [make_download(admin_user, name=f"export {i}") for i in range(2)]
     keep = make_download(admin_user, name="keep")
-    response = post_form(admin_client, "/admin/download/action/",
-                         {"action": "delete", "rowid": [str(r.id) for r in rows]})
+    response = post_form(
+        admin_client,
+        "/admin/download/action/",
+        {"action": "delete", "rowid": [str(r.id) for r in rows]},
+    )
     assert response.status_code == 302
     assert [d.id for d in all_downloads()] == [keep.id]
 
@@ -86,7 +96,11 @@ def test_bulk_delete_by_action(admin_client, admin_user):
 def test_create_is_not_offered(admin_client):
     response = admin_client.get("/admin/download/new/")
     assert response.status_code in (302, 403, 404)
-    assert post_form(admin_client, "/admin/download/new/", {"name": "x"}).status_code in (302, 403, 404)
+    assert post_form(admin_client, "/admin/download/new/", {"name": "x"}).status_code in (
+        302,
+        403,
+        404,
+    )
     assert all_downloads() == []
 
 

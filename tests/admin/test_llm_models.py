@@ -24,11 +24,23 @@ MASKED = "sk-…CRET"
 
 
 def model_form(**overrides) -> dict:
-    form = {"name": "DeepSeek", "base_url": "https://api.deepseek.com/v1", "new_api_key": API_KEY,
-            "model_name": "deepseek-chat", "enabled": "y", "temperature": "0.7", "max_tokens": "1024",
-            "timeout_seconds": "60", "max_concurrency": "8", "rpm_limit": "0", "max_attempts": "3",
-            "breaker_threshold": "5", "breaker_cooldown_seconds": "30", "price_input_per_1k": "",
-            "price_output_per_1k": ""}
+    form = {
+        "name": "DeepSeek",
+        "base_url": "https://api.deepseek.com/v1",
+        "new_api_key": API_KEY,
+        "model_name": "deepseek-chat",
+        "enabled": "y",
+        "temperature": "0.7",
+        "max_tokens": "1024",
+        "timeout_seconds": "60",
+        "max_concurrency": "8",
+        "rpm_limit": "0",
+        "max_attempts": "3",
+        "breaker_threshold": "5",
+        "breaker_cooldown_seconds": "30",
+        "price_input_per_1k": "",
+        "price_output_per_1k": "",
+    }
     form.update(overrides)
     return {k: v for k, v in form.items() if v is not None}
 
@@ -41,7 +53,9 @@ def stored_models() -> list[LLMModel]:
 @pytest.fixture
 def keyed_model(admin_client):
     """A model created through the form with API_KEY."""
-    response = post_form(admin_client, "/admin/llmmodel/new/", model_form(temperature="0.2", timeout_seconds="30"))
+    response = post_form(
+        admin_client, "/admin/llmmodel/new/", model_form(temperature="0.2", timeout_seconds="30")
+    )
     assert response.status_code == 302, text(response)[:3000]
     (model,) = stored_models()
     return model
@@ -59,14 +73,19 @@ def test_create_model_stores_the_key_encrypted(keyed_model, admin_user):
 
 
 def test_base_url_is_normalised(admin_client, admin_user):
-    post_form(admin_client, "/admin/llmmodel/new/", model_form(base_url="  http://localhost:11434/v1/ "))
+    post_form(
+        admin_client, "/admin/llmmodel/new/", model_form(base_url="  http://localhost:11434/v1/ ")
+    )
     assert stored_models()[0].base_url == "http://localhost:11434/v1"
 
 
 def test_edit_without_typing_a_key_keeps_it(admin_client, keyed_model):
     before = snapshot(keyed_model)["api_key_encrypted"]
-    response = post_form(admin_client, f"/admin/llmmodel/edit/?id={keyed_model.id}",
-                         model_form(name="DeepSeek V3", new_api_key="", max_concurrency="2"))
+    response = post_form(
+        admin_client,
+        f"/admin/llmmodel/edit/?id={keyed_model.id}",
+        model_form(name="DeepSeek V3", new_api_key="", max_concurrency="2"),
+    )
     assert response.status_code == 302
     row = snapshot(keyed_model)
     assert row["name"] == "DeepSeek V3" and row["max_concurrency"] == 2
@@ -74,14 +93,19 @@ def test_edit_without_typing_a_key_keeps_it(admin_client, keyed_model):
 
 
 def test_edit_with_a_new_key_replaces_it(admin_client, keyed_model):
-    post_form(admin_client, f"/admin/llmmodel/edit/?id={keyed_model.id}", model_form(new_api_key="sk-another-key-9876"))
+    post_form(
+        admin_client,
+        f"/admin/llmmodel/edit/?id={keyed_model.id}",
+        model_form(new_api_key="sk-another-key-9876"),
+    )
     assert crypto.decrypt(snapshot(keyed_model)["api_key_encrypted"]) == "sk-another-key-9876"
 
 
 def test_delete_model_keeps_its_tasks(admin_client, keyed_model, admin_user):
     task = make_task(admin_user, keyed_model)
-    response = post_form(admin_client, "/admin/llmmodel/delete/", {"id": str(keyed_model.id)},
-                         follow_redirects=True)
+    response = post_form(
+        admin_client, "/admin/llmmodel/delete/", {"id": str(keyed_model.id)}, follow_redirects=True
+    )
     assert response.status_code == 200
     assert "Kept 1 task(s)" in flashes(text(response))
     assert stored_models() == []
@@ -90,9 +114,12 @@ def test_delete_model_keeps_its_tasks(admin_client, keyed_model, admin_user):
 
 def test_bulk_delete_models(admin_client, keyed_model, sim_model, admin_user):
     task = make_task(admin_user, sim_model)
-    response = post_form(admin_client, "/admin/llmmodel/action/",
-                         {"action": "delete", "rowid": [str(keyed_model.id), str(sim_model.id)]},
-                         follow_redirects=True)
+    response = post_form(
+        admin_client,
+        "/admin/llmmodel/action/",
+        {"action": "delete", "rowid": [str(keyed_model.id), str(sim_model.id)]},
+        follow_redirects=True,
+    )
     assert response.status_code == 200
     assert "2 model(s) deleted" in flashes(text(response))
     assert stored_models() == []
@@ -100,24 +127,37 @@ def test_bulk_delete_models(admin_client, keyed_model, sim_model, admin_user):
 
 
 def test_enable_disable_and_test_actions(admin_client, sim_model):
-    response = post_form(admin_client, "/admin/llmmodel/action/", {"action": "disable", "rowid": str(sim_model.id)},
-                         follow_redirects=True)
+    response = post_form(
+        admin_client,
+        "/admin/llmmodel/action/",
+        {"action": "disable", "rowid": str(sim_model.id)},
+        follow_redirects=True,
+    )
     assert "1 model(s) disabled" in flashes(text(response))
     assert snapshot(sim_model)["enabled"] is False
-    post_form(admin_client, "/admin/llmmodel/action/", {"action": "enable", "rowid": str(sim_model.id)})
+    post_form(
+        admin_client, "/admin/llmmodel/action/", {"action": "enable", "rowid": str(sim_model.id)}
+    )
     assert snapshot(sim_model)["enabled"] is True
-    response = post_form(admin_client, "/admin/llmmodel/action/",
-                         {"action": "test", "rowid": [str(sim_model.id), "424242"]}, follow_redirects=True)
+    response = post_form(
+        admin_client,
+        "/admin/llmmodel/action/",
+        {"action": "test", "rowid": [str(sim_model.id), "424242"]},
+        follow_redirects=True,
+    )
     assert "Connection test queued for 1 model(s)" in flashes(text(response))
 
 
 def test_action_with_a_malformed_row_id_is_404(admin_client, sim_model):
-    response = post_form(admin_client, "/admin/llmmodel/action/", {"action": "disable", "rowid": "x"})
+    response = post_form(
+        admin_client, "/admin/llmmodel/action/", {"action": "disable", "rowid": "x"}
+    )
     assert response.status_code == 404
     assert snapshot(sim_model)["enabled"] is True
 
 
 # --- the key is never rendered ---------------------------------------------------------------
+
 
 def test_key_is_masked_in_list_and_details(admin_client, keyed_model):
     for url in ("/admin/llmmodel/", f"/admin/llmmodel/details/?id={keyed_model.id}"):
@@ -158,27 +198,33 @@ def test_key_is_not_echoed_back_when_the_form_is_rejected(admin_client, admin_us
 
 # --- validation ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("field, value, message", [
-    ("name", "", "The display name is required."),
-    ("base_url", "", "The base URL is required."),
-    ("model_name", "", "The model name is required."),
-    ("base_url", "ftp://x", "must start with http:// or https://"),
-    ("base_url", "not a url", "must not contain spaces"),
-    ("base_url", "http://", "has no host name"),
-    ("base_url", "https://user:pw@api.example.com/v1", "not in the URL"),
-    ("base_url", "http://bad_host/v1", "is not valid"),
-    ("base_url", "http://example.com:99999/v1", "invalid port"),
-    ("max_concurrency", "-1", "Max concurrent requests must be between 1 and 1024."),
-    ("max_concurrency", "", "Max concurrent requests is required."),
-    ("rpm_limit", "-5", "Requests per minute must be between 0 and 1000000."),
-    ("timeout_seconds", "0", "Timeout must be between 1 and 3600."),
-    ("temperature", "abc", "Not a valid float value."),
-    ("max_attempts", "0", "Max attempts must be between 1 and 20."),
-    ("price_input_per_1k", "-0.5", "Input price must be between 0 and 10000."),
-    ("name", "Deep\x00Seek", "NUL byte"),
-    ("new_api_key", "sk-\x00", "NUL byte"),
-])
-def test_invalid_field_is_reported_next_to_it_and_nothing_saved(admin_client, admin_user, field, value, message):
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("name", "", "The display name is required."),
+        ("base_url", "", "The base URL is required."),
+        ("model_name", "", "The model name is required."),
+        ("base_url", "ftp://x", "must start with http:// or https://"),
+        ("base_url", "not a url", "must not contain spaces"),
+        ("base_url", "http://", "has no host name"),
+        ("base_url", "https://user:pw@api.example.com/v1", "not in the URL"),
+        ("base_url", "http://bad_host/v1", "is not valid"),
+        ("base_url", "http://example.com:99999/v1", "invalid port"),
+        ("max_concurrency", "-1", "Max concurrent requests must be between 1 and 1024."),
+        ("max_concurrency", "", "Max concurrent requests is required."),
+        ("rpm_limit", "-5", "Requests per minute must be between 0 and 1000000."),
+        ("timeout_seconds", "0", "Timeout must be between 1 and 3600."),
+        ("temperature", "abc", "Not a valid float value."),
+        ("max_attempts", "0", "Max attempts must be between 1 and 20."),
+        ("price_input_per_1k", "-0.5", "Input price must be between 0 and 10000."),
+        ("name", "Deep\x00Seek", "NUL byte"),
+        ("new_api_key", "sk-\x00", "NUL byte"),
+    ],
+)
+def test_invalid_field_is_reported_next_to_it_and_nothing_saved(
+    admin_client, admin_user, field, value, message
+):
     response = post_form(admin_client, "/admin/llmmodel/new/", model_form(**{field: value}))
     assert response.status_code == 200
     errors = field_errors(text(response), field)
@@ -188,9 +234,11 @@ def test_invalid_field_is_reported_next_to_it_and_nothing_saved(admin_client, ad
 
 def test_invalid_edit_changes_nothing(admin_client, keyed_model):
     before = snapshot(keyed_model)
-    response = post_form(admin_client, f"/admin/llmmodel/edit/?id={keyed_model.id}",
-                         model_form(name="Renamed", rpm_limit="-5", new_api_key="sk-should-not-be-stored"))
+    response = post_form(
+        admin_client,
+        f"/admin/llmmodel/edit/?id={keyed_model.id}",
+        model_form(name="Renamed", rpm_limit="-5", new_api_key="sk-should-not-be-stored"),
+    )
     assert response.status_code == 200
     assert field_errors(text(response), "rpm_limit")
     assert snapshot(keyed_model) == before
-

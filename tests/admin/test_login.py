@@ -30,11 +30,14 @@ def test_email_is_case_insensitive(client, member_user):
     assert signed_in(client)
 
 
-@pytest.mark.parametrize("email, password", [
-    ("member@example.com", "wrong-password"),
-    ("nobody@example.com", "member-password"),
-    ("member@example.com", "MEMBER-PASSWORD"),
-])
+@pytest.mark.parametrize(
+    "email, password",
+    [
+        ("member@example.com", "wrong-password"),
+        ("nobody@example.com", "member-password"),
+        ("member@example.com", "MEMBER-PASSWORD"),
+    ],
+)
 def test_wrong_credentials_flash_one_message(client, member_user, email, password):
     response = login(client, email, password)
     assert response.status_code == 200
@@ -43,7 +46,9 @@ def test_wrong_credentials_flash_one_message(client, member_user, email, passwor
 
 
 def test_empty_fields_are_reported(client):
-    response = client.post("/login", data={"email": "", "password": "", "csrf_token": csrf_token(client)})
+    response = client.post(
+        "/login", data={"email": "", "password": "", "csrf_token": csrf_token(client)}
+    )
     assert response.status_code == 200
     assert "This field is required." in text(response)
     assert not signed_in(client)
@@ -89,19 +94,37 @@ def test_deleting_a_person_ends_their_session(client, member_user):
 
 def test_next_page_is_honoured(client, member_user):
     token = csrf_token(client)
-    response = client.post("/login?next=/admin/task/%3Fsearch%3Dx",
-                           data={"email": "member@example.com", "password": "member-password", "csrf_token": token})
+    response = client.post(
+        "/login?next=/admin/task/%3Fsearch%3Dx",
+        data={"email": "member@example.com", "password": "member-password", "csrf_token": token},
+    )
     assert response.headers["Location"] == "/admin/task/?search=x"
 
 
-@pytest.mark.parametrize("target", [
-    "//evil.com", "///evil.com", "////evil.com", "/\\evil.com", "\\\\evil.com", "https://evil.com/",
-    "http:evil.com", "javascript:alert(1)", "/\t/evil.com", "/\n/evil.com", " //evil.com", "evil.com",
-])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "//evil.com",
+        "///evil.com",
+        "////evil.com",
+        "/\\evil.com",
+        "\\\\evil.com",
+        "https://evil.com/",
+        "http:evil.com",
+        "javascript:alert(1)",
+        "/\t/evil.com",
+        "/\n/evil.com",
+        " //evil.com",
+        "evil.com",
+    ],
+)
 def test_open_redirect_is_ignored(client, member_user, target):
     token = csrf_token(client)
-    response = client.post("/login", query_string={"next": target},
-                           data={"email": "member@example.com", "password": "member-password", "csrf_token": token})
+    response = client.post(
+        "/login",
+        query_string={"next": target},
+        data={"email": "member@example.com", "password": "member-password", "csrf_token": token},
+    )
     assert response.status_code == 302
     assert response.headers["Location"] == "/admin/"
 
@@ -110,8 +133,10 @@ def test_login_link_from_a_protected_page_comes_back(client, member_user):
     response = client.get("/admin/task/?search=hello")
     login_url = response.headers["Location"]
     token = csrf_token(client)
-    response = client.post(login_url, data={"email": "member@example.com", "password": "member-password",
-                                            "csrf_token": token})
+    response = client.post(
+        login_url,
+        data={"email": "member@example.com", "password": "member-password", "csrf_token": token},
+    )
     assert response.headers["Location"] == "/admin/task/?search=hello"
 
 

@@ -22,8 +22,12 @@ from tests.conftest import post_form
 
 
 def task_form(llm, **overrides) -> dict:
-    form = {"name": "Greeting", "model": str(llm.id), "system_prompt": "Be brief.",
-            "prompt": "Say hello\nto everyone"}
+    form = {
+        "name": "Greeting",
+        "model": str(llm.id),
+        "system_prompt": "Be brief.",
+        "prompt": "Say hello\nto everyone",
+    }
     form.update(overrides)
     return {k: v for k, v in form.items() if v is not None}
 
@@ -36,9 +40,14 @@ def all_tasks() -> list[Task]:
 def test_admin_creates_a_task_owned_by_themselves(admin_client, admin_user, sim_model):
     page = text(admin_client.get("/admin/task/new/?modal=1"))
     selected = re.search(r'<select[^>]*id="creator".*?</select>', page, re.S).group(0)
-    assert re.search(rf'<option selected value="{admin_user.id}"|<option value="{admin_user.id}" selected', selected)
+    assert re.search(
+        rf'<option selected value="{admin_user.id}"|<option value="{admin_user.id}" selected',
+        selected,
+    )
 
-    response = post_form(admin_client, "/admin/task/new/", task_form(sim_model), follow_redirects=True)
+    response = post_form(
+        admin_client, "/admin/task/new/", task_form(sim_model), follow_redirects=True
+    )
     assert response.status_code == 200
     (task,) = all_tasks()
     assert task.creator_id == admin_user.id
@@ -59,9 +68,10 @@ def test_member_form_has_no_creator_field(member_client):
     assert 'id="prompt"' in page and 'id="creator"' not in page
 
 
-
 def test_member_cannot_set_another_creator(member_client, member_user, other_member, sim_model):
-    response = post_form(member_client, "/admin/task/new/", task_form(sim_model, creator=str(other_member.id)))
+    response = post_form(
+        member_client, "/admin/task/new/", task_form(sim_model, creator=str(other_member.id))
+    )
     assert response.status_code == 302
     (task,) = all_tasks()
     assert task.creator_id == member_user.id
@@ -69,11 +79,13 @@ def test_member_cannot_set_another_creator(member_client, member_user, other_mem
 
 def test_member_cannot_reassign_own_task(member_client, member_user, other_member, sim_model):
     task = make_task(member_user, sim_model)
-    post_form(member_client, f"/admin/task/edit/?id={task.id}",
-              task_form(sim_model, name="Renamed", creator=str(other_member.id)))
+    post_form(
+        member_client,
+        f"/admin/task/edit/?id={task.id}",
+        task_form(sim_model, name="Renamed", creator=str(other_member.id)),
+    )
     row = snapshot(task)
     assert row["name"] == "Renamed" and row["creator_id"] == member_user.id
-
 
 
 def test_name_defaults_to_the_first_line_of_the_prompt(admin_client, sim_model):
@@ -84,8 +96,11 @@ def test_name_defaults_to_the_first_line_of_the_prompt(admin_client, sim_model):
 
 def test_edit_a_finished_task(admin_client, admin_user, sim_model):
     task = make_task(admin_user, sim_model, status=SUCCESS)
-    response = post_form(admin_client, f"/admin/task/edit/?id={task.id}",
-                         task_form(sim_model, name="Edited", prompt="New prompt", creator=str(admin_user.id)))
+    response = post_form(
+        admin_client,
+        f"/admin/task/edit/?id={task.id}",
+        task_form(sim_model, name="Edited", prompt="New prompt", creator=str(admin_user.id)),
+    )
     assert response.status_code == 302
     row = snapshot(task)
     assert row["name"] == "Edited" and row["prompt"] == "New prompt"
@@ -94,8 +109,11 @@ def test_edit_a_finished_task(admin_client, admin_user, sim_model):
 def test_a_queued_task_cannot_be_edited(admin_client, admin_user, sim_model):
     task = make_task(admin_user, sim_model, status=QUEUED)
     before = snapshot(task)
-    response = post_form(admin_client, f"/admin/task/edit/?id={task.id}",
-                         task_form(sim_model, name="Edited", creator=str(admin_user.id)))
+    response = post_form(
+        admin_client,
+        f"/admin/task/edit/?id={task.id}",
+        task_form(sim_model, name="Edited", creator=str(admin_user.id)),
+    )
     assert response.status_code == 200
     assert "cannot be edited" in flashes(text(response))
     assert snapshot(task) == before
@@ -111,23 +129,31 @@ def test_delete_a_task(admin_client, admin_user, sim_model):
 
 def test_member_deletes_own_task_by_action(member_client, member_user, sim_model):
     task = make_task(member_user, sim_model)
-    response = post_form(member_client, "/admin/task/action/", {"action": "delete", "rowid": str(task.id)},
-                         follow_redirects=True)
+    response = post_form(
+        member_client,
+        "/admin/task/action/",
+        {"action": "delete", "rowid": str(task.id)},
+        follow_redirects=True,
+    )
     assert "1 task(s) deleted" in flashes(text(response))
     assert all_tasks() == []
 
 
 # --- validation ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("field, value, message", [
-    ("prompt", "", "The prompt is required."),
-    ("prompt", "   ", "Prompt is required."),
-    ("prompt", "Hello\x00world", "NUL byte"),
-    ("system_prompt", "Be\x00brief", "NUL byte"),
-    ("name", "x" * 201, "too long"),
-    ("model", "", "Choose a model."),
-    ("model", "987654", "Choose a model."),
-])
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("prompt", "", "The prompt is required."),
+        ("prompt", "   ", "Prompt is required."),
+        ("prompt", "Hello\x00world", "NUL byte"),
+        ("system_prompt", "Be\x00brief", "NUL byte"),
+        ("name", "x" * 201, "too long"),
+        ("model", "", "Choose a model."),
+        ("model", "987654", "Choose a model."),
+    ],
+)
 def test_invalid_task_is_reported_next_to_the_field(admin_client, sim_model, field, value, message):
     response = post_form(admin_client, "/admin/task/new/", task_form(sim_model, **{field: value}))
     assert response.status_code == 200
@@ -141,10 +167,17 @@ def test_prompt_over_the_configured_limit(app, admin_client, sim_model):
     response = post_form(admin_client, "/admin/task/new/", task_form(sim_model, prompt="x" * 21))
     errors = field_errors(text(response), "prompt")
     assert any("too long: 21 characters (the maximum is 20)" in e for e in errors), errors
-    response = post_form(admin_client, "/admin/task/new/", task_form(sim_model, system_prompt="y" * 21))
+    response = post_form(
+        admin_client, "/admin/task/new/", task_form(sim_model, system_prompt="y" * 21)
+    )
     assert any("too long" in e for e in field_errors(text(response), "system_prompt"))
     assert all_tasks() == []
-    assert post_form(admin_client, "/admin/task/new/", task_form(sim_model, prompt="x" * 20)).status_code == 302
+    assert (
+        post_form(
+            admin_client, "/admin/task/new/", task_form(sim_model, prompt="x" * 20)
+        ).status_code
+        == 302
+    )
 
 
 def test_disabled_model_cannot_be_chosen(admin_client, sim_model):
@@ -159,16 +192,21 @@ def test_disabled_model_cannot_be_chosen(admin_client, sim_model):
 def test_invalid_edit_changes_nothing(admin_client, admin_user, sim_model):
     task = make_task(admin_user, sim_model)
     before = snapshot(task)
-    response = post_form(admin_client, f"/admin/task/edit/?id={task.id}",
-                         task_form(sim_model, prompt="bad\x00prompt", creator=str(admin_user.id)))
+    response = post_form(
+        admin_client,
+        f"/admin/task/edit/?id={task.id}",
+        task_form(sim_model, prompt="bad\x00prompt", creator=str(admin_user.id)),
+    )
     assert response.status_code == 200
     assert field_errors(text(response), "prompt")
     assert snapshot(task) == before
 
 
 def _submission_key(page: str) -> str:
-    return re.search(r'name="submission_key"[^>]*value="([0-9a-f]{32})"|value="([0-9a-f]{32})"[^>]*name="submission_key"',
-                     page).group(1)
+    return re.search(
+        r'name="submission_key"[^>]*value="([0-9a-f]{32})"|value="([0-9a-f]{32})"[^>]*name="submission_key"',
+        page,
+    ).group(1)
 
 
 def test_the_same_create_form_posted_twice_creates_one_task(admin_client, sim_model):
@@ -199,7 +237,9 @@ def test_the_same_duplicate_form_posted_twice_copies_once(admin_client, admin_us
     page = text(admin_client.get(f"/admin/task/duplicate/?ids={ids}"))
     form = {"model_id": str(sim_model.id), "submission_key": _submission_key(page), "ids": ids}
     post_form(admin_client, f"/admin/task/duplicate/?ids={ids}", form)
-    second = post_form(admin_client, f"/admin/task/duplicate/?ids={ids}", form, follow_redirects=True)
+    second = post_form(
+        admin_client, f"/admin/task/duplicate/?ids={ids}", form, follow_redirects=True
+    )
     copies = [t for t in all_tasks() if t.source_task_id]
     assert sorted(t.source_task_id for t in copies) == sorted(t.id for t in sources)
     assert "already submitted" in flashes(text(second))

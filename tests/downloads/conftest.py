@@ -44,9 +44,14 @@ def storage(app, tmp_path):
 def add_tasks(creator, model=None, n: int = 3, status: str = "SUCCESS", **fields) -> list[Task]:
     """Insert ``n`` tasks owned by ``creator``; return them."""
     tasks = [
-        Task(name=fields.get("name", f"task {i}"), prompt=fields.get("prompt", f"prompt {i}"),
-             result=fields.get("result", f"output {i}"), status=status,
-             creator_id=creator.id, model_id=model.id if model else None)
+        Task(
+            name=fields.get("name", f"task {i}"),
+            prompt=fields.get("prompt", f"prompt {i}"),
+            result=fields.get("result", f"output {i}"),
+            status=status,
+            creator_id=creator.id,
+            model_id=model.id if model else None,
+        )
         for i in range(n)
     ]
     db.session.add_all(tasks)
@@ -54,14 +59,28 @@ def add_tasks(creator, model=None, n: int = 3, status: str = "SUCCESS", **fields
     return tasks
 
 
-def make_download(creator, *, storage=None, content: bytes | None = b"id,name\r\n1,a\r\n",
-                  file_name: str = "tasks-export.csv", status: str = "SUCCESS", **fields) -> Download:
+def make_download(
+    creator,
+    *,
+    storage=None,
+    content: bytes | None = b"id,name\r\n1,a\r\n",
+    file_name: str = "tasks-export.csv",
+    status: str = "SUCCESS",
+    **fields,
+) -> Download:
     """Insert a finished download (and its file when ``storage`` is given)."""
     import hashlib
 
-    row = Download(name=fields.pop("name", "Tasks export — all rows"), file_name=file_name,
-                   file_format=file_name.rsplit(".", 1)[-1], source="tasks", status=status,
-                   creator_id=creator.id if creator else None, created_at=utcnow(), **fields)
+    row = Download(
+        name=fields.pop("name", "Tasks export — all rows"),
+        file_name=file_name,
+        file_format=file_name.rsplit(".", 1)[-1],
+        source="tasks",
+        status=status,
+        creator_id=creator.id if creator else None,
+        created_at=utcnow(),
+        **fields,
+    )
     db.session.add(row)
     db.session.flush()
     if storage is not None and content is not None:
@@ -114,8 +133,11 @@ def filter_arg(endpoint: str, name: str, operation: str) -> str:
     from llmadmin.services.bulk import find_view
 
     view = find_view(endpoint)
-    key = next(k for k, (_i, f) in view._filter_args.items()
-               if str(f.name) == name and str(f.operation()) == operation)
+    key = next(
+        k
+        for k, (_i, f) in view._filter_args.items()
+        if str(f.name) == name and str(f.operation()) == operation
+    )
     return f"flt0_{key}"
 
 

@@ -77,19 +77,28 @@ def test_service_bulk_delete_removes_after_commit(member_user, storage):
     assert [p.exists() for p in paths] == [False, False, True]
 
 
-def test_removal_never_touches_files_still_in_use_or_outside_the_root(member_user, storage, tmp_path):
+def test_removal_never_touches_files_still_in_use_or_outside_the_root(
+    member_user, storage, tmp_path
+):
     row = make_download(member_user, storage=storage)
     outside = tmp_path / "keep.txt"
     outside.write_text("x")
-    assert download_cleanup.remove_files([row.storage_path, "../keep.txt", str(outside), "a\x00b"]) == 0
+    assert (
+        download_cleanup.remove_files([row.storage_path, "../keep.txt", str(outside), "a\x00b"])
+        == 0
+    )
     assert (storage / row.storage_path).exists() and outside.exists()
 
 
 def test_admin_delete_view_removes_the_file_after_commit(member_client, member_user, storage):
     row = make_download(member_user, storage=storage)
     path, download_id = storage / row.storage_path, row.id
-    r = post_form(member_client, "/admin/download/delete/", {"id": download_id, "url": "/admin/download/"},
-                  token_from="/admin/download/")
+    r = post_form(
+        member_client,
+        "/admin/download/delete/",
+        {"id": download_id, "url": "/admin/download/"},
+        token_from="/admin/download/",
+    )
     assert r.status_code == 302
     db.session.expire_all()
     assert db.session.get(Download, download_id) is None and path.exists()
@@ -106,30 +115,55 @@ def test_delete_action_of_ticked_rows_is_scoped(member_client, member_user, othe
     r = post_form(member_client, "/admin/download/action/", data, token_from="/admin/download/")
     assert r.status_code == 404
     db.session.expire_all()
-    assert db.session.get(Download, theirs.id) is not None and db.session.get(Download, mine.id) is not None
+    assert (
+        db.session.get(Download, theirs.id) is not None
+        and db.session.get(Download, mine.id) is not None
+    )
     data["rowid"] = [str(mine.id)]
-    assert post_form(member_client, "/admin/download/action/", data,
-                     token_from="/admin/download/").status_code == 302
+    assert (
+        post_form(
+            member_client, "/admin/download/action/", data, token_from="/admin/download/"
+        ).status_code
+        == 302
+    )
     run_queued()
     assert not mine_path.exists() and theirs_path.exists()
 
 
 def test_delete_of_someone_elses_row_is_404(member_client, other_member, storage):
     theirs = make_download(other_member, storage=storage)
-    r = post_form(member_client, "/admin/download/delete/", {"id": theirs.id, "url": "/admin/download/"},
-                  token_from="/admin/download/")
+    r = post_form(
+        member_client,
+        "/admin/download/delete/",
+        {"id": theirs.id, "url": "/admin/download/"},
+        token_from="/admin/download/",
+    )
     assert r.status_code == 404
     assert db.session.get(Download, theirs.id) is not None
 
 
-def test_delete_all_matching_is_scoped_and_removes_files(member_client, member_user, other_member, storage):
+def test_delete_all_matching_is_scoped_and_removes_files(
+    member_client, member_user, other_member, storage
+):
     mine = [make_download(member_user, storage=storage, file_name=f"m{i}.csv") for i in range(2)]
     theirs = make_download(other_member, storage=storage)
-    mine_paths, theirs_path = [storage / r.storage_path for r in mine], storage / theirs.storage_path
-    data = {"action": "delete", "rowid": [str(mine[0].id)], "url": "/admin/download/",
-            "all_matching": "1", "list_args": ""}
-    assert post_form(member_client, "/admin/download/action/", data,
-                     token_from="/admin/download/").status_code == 302
+    mine_paths, theirs_path = (
+        [storage / r.storage_path for r in mine],
+        storage / theirs.storage_path,
+    )
+    data = {
+        "action": "delete",
+        "rowid": [str(mine[0].id)],
+        "url": "/admin/download/",
+        "all_matching": "1",
+        "list_args": "",
+    }
+    assert (
+        post_form(
+            member_client, "/admin/download/action/", data, token_from="/admin/download/"
+        ).status_code
+        == 302
+    )
     run_queued("llm")  # the bulk job deletes the rows; their file removal is then queued
     run_queued()
     assert db.session.execute(db.select(Download.id)).scalars().all() == [theirs.id]
@@ -151,7 +185,11 @@ def test_sweep_removes_old_orphans_but_not_young_files_or_files_with_rows(member
     kept = make_download(member_user, storage=storage)
     month = storage / "2024" / "12"
     month.mkdir(parents=True)
-    orphan, young, part = month / "7-old.csv", storage / "2025" / "01" / "8-new.csv", month / "9.csv.part-ab"
+    orphan, young, part = (
+        month / "7-old.csv",
+        storage / "2025" / "01" / "8-new.csv",
+        month / "9.csv.part-ab",
+    )
     for path in (orphan, young, part):
         path.write_text("x")
     two_hours_ago = time.time() - 7200
@@ -164,8 +202,13 @@ def test_sweep_removes_old_orphans_but_not_young_files_or_files_with_rows(member
 
 
 def test_sweep_fails_running_rows_whose_worker_is_gone(member_user):
-    row = make_download(member_user, content=None, status=RUNNING, job_id="gone",
-                        started_at=utcnow() - timedelta(minutes=10))
+    row = make_download(
+        member_user,
+        content=None,
+        status=RUNNING,
+        job_id="gone",
+        started_at=utcnow() - timedelta(minutes=10),
+    )
     done = download_sweep.sweep(utcnow())
     assert done["lost"] == 1
     db.session.expire_all()
@@ -177,7 +220,9 @@ def test_housekeeping_pass_runs_the_sweep(app, member_user, storage, monkeypatch
     from llmadmin import maintenance
 
     monkeypatch.setattr(download_sweep, "_last_sweep", 0.0)
-    old_id = make_download(member_user, storage=storage, expires_at=utcnow() - timedelta(minutes=1)).id
+    old_id = make_download(
+        member_user, storage=storage, expires_at=utcnow() - timedelta(minutes=1)
+    ).id
     done = maintenance.run_pass()
     assert done["downloads"]["expired"] == 1
     assert db.session.get(Download, old_id) is None

@@ -16,8 +16,9 @@ from tests.downloads.conftest import add_tasks, filter_arg, queued_jobs, read_cs
 
 def post_action(client, endpoint, action, ids=(), token_from=None, **extra):
     data = {"action": action, "rowid": [str(i) for i in ids], "url": f"/admin/{endpoint}/", **extra}
-    return post_form(client, f"/admin/{endpoint}/action/", data,
-                     token_from=token_from or f"/admin/{endpoint}/")
+    return post_form(
+        client, f"/admin/{endpoint}/action/", data, token_from=token_from or f"/admin/{endpoint}/"
+    )
 
 
 def only_download():
@@ -31,7 +32,9 @@ def test_lists_offer_the_export_actions(admin_client):
     assert "Export CSV to Download Center" in tasks and "Export ZIP" in tasks
     people = admin_client.get("/admin/person/").get_data(as_text=True)
     assert "Export XLSX to Download Center" in people and "Export ZIP" not in people
-    assert "Export CSV to Download Center" in admin_client.get("/admin/llmmodel/").get_data(as_text=True)
+    assert "Export CSV to Download Center" in admin_client.get("/admin/llmmodel/").get_data(
+        as_text=True
+    )
 
 
 def test_ticked_rows_create_a_pending_download_and_enqueue_after_commit(admin_client, admin_user):
@@ -49,12 +52,15 @@ def test_ticked_rows_create_a_pending_download_and_enqueue_after_commit(admin_cl
     assert "is being prepared" in page and "Download Center" in page
 
 
-def test_all_matching_rows_store_the_list_query_and_export_the_filtered_set(admin_client, admin_user):
+def test_all_matching_rows_store_the_list_query_and_export_the_filtered_set(
+    admin_client, admin_user
+):
     failed = add_tasks(admin_user, n=3, status="FAILURE")
     add_tasks(admin_user, n=5, status="SUCCESS")
     list_args = filter_arg("task", "Status", "equals") + "=FAILURE&sort=1&desc=1&page=1"
-    r = post_action(admin_client, "task", "export_csv", [failed[0].id], all_matching="1",
-                    list_args=list_args)
+    r = post_action(
+        admin_client, "task", "export_csv", [failed[0].id], all_matching="1", list_args=list_args
+    )
     assert r.status_code == 302
     row = only_download()
     assert row.name == "Tasks export — status=FAILURE"
@@ -63,7 +69,12 @@ def test_all_matching_rows_store_the_list_query_and_export_the_filtered_set(admi
     assert job.func(*job.args) == SUCCESS  # run the job synchronously
     db.session.expire_all()
     row = db.session.get(Download, row.id)
-    ids = [int(r[0]) for r in read_csv(f"{admin_client.application.config['DOWNLOAD_DIR']}/{row.storage_path}")[1:]]
+    ids = [
+        int(r[0])
+        for r in read_csv(f"{admin_client.application.config['DOWNLOAD_DIR']}/{row.storage_path}")[
+            1:
+        ]
+    ]
     assert ids == [t.id for t in reversed(failed)] and row.row_count == 3  # the list's order
 
 
@@ -92,19 +103,30 @@ def test_member_ticking_someone_elses_task_gets_404(member_client, member_user, 
 
 
 def test_zip_is_not_offered_for_people(admin_client, admin_user):
-    r = post_action(admin_client, "person", "export_zip", [admin_user.id], all_matching="1", list_args="")
+    r = post_action(
+        admin_client, "person", "export_zip", [admin_user.id], all_matching="1", list_args=""
+    )
     assert r.status_code == 302
     assert db.session.execute(db.select(Download)).first() is None
 
 
 def test_members_cannot_export_people(member_client):
-    r = post_action(member_client, "person", "export_csv", [], token_from="/admin/task/",
-                    all_matching="1", list_args="")
+    r = post_action(
+        member_client,
+        "person",
+        "export_csv",
+        [],
+        token_from="/admin/task/",
+        all_matching="1",
+        list_args="",
+    )
     assert r.status_code == 403
     assert db.session.execute(db.select(Download)).first() is None
 
 
-def test_queue_down_keeps_the_row_pending_and_the_sweep_sends_it(admin_client, admin_user, monkeypatch):
+def test_queue_down_keeps_the_row_pending_and_the_sweep_sends_it(
+    admin_client, admin_user, monkeypatch
+):
     from datetime import timedelta
 
     import llmadmin.queues as queues
@@ -123,8 +145,14 @@ def test_queue_down_keeps_the_row_pending_and_the_sweep_sends_it(admin_client, a
     row = only_download()
     assert row.status == PENDING and queued_jobs() == []
     monkeypatch.setattr(queues, "enqueue", real)
-    assert download_sweep.recover_stuck(row.created_at + timedelta(seconds=10)) == {"resent": 0, "lost": 0}
-    assert download_sweep.recover_stuck(row.created_at + timedelta(minutes=5)) == {"resent": 1, "lost": 0}
+    assert download_sweep.recover_stuck(row.created_at + timedelta(seconds=10)) == {
+        "resent": 0,
+        "lost": 0,
+    }
+    assert download_sweep.recover_stuck(row.created_at + timedelta(minutes=5)) == {
+        "resent": 1,
+        "lost": 0,
+    }
     (job,) = queued_jobs()
     db.session.expire_all()
     assert job.args == (row.id,) and job.id == db.session.get(Download, row.id).job_id

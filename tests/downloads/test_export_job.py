@@ -68,12 +68,16 @@ def test_duplicate_delivery_is_a_no_op(admin_user, storage):
 
 
 def test_all_matching_exports_exactly_the_filtered_set(admin_client, admin_user, member_user):
-    failed = add_tasks(admin_user, n=3, status="FAILURE") + add_tasks(member_user, n=2, status="FAILURE")
+    failed = add_tasks(admin_user, n=3, status="FAILURE") + add_tasks(
+        member_user, n=2, status="FAILURE"
+    )
     add_tasks(admin_user, n=4, status="SUCCESS")
     status_equals = filter_arg("task", "Status", "equals")
     _, row = run(queue("tasks", "csv", admin_user, list_args=f"{status_equals}=FAILURE&page=3"))
     ids = [int(r[0]) for r in read_csv(service._storage_root() + "/" + row.storage_path)[1:]]
-    assert ids == sorted((t.id for t in failed), reverse=True), "in the list's default order (newest first)"
+    assert ids == sorted((t.id for t in failed), reverse=True), (
+        "in the list's default order (newest first)"
+    )
 
 
 def test_all_matching_export_follows_the_lists_sort(admin_client, admin_user):
@@ -147,14 +151,21 @@ def test_model_export_masks_the_api_key(admin_user):
         _, row = run(queue("llm_models", fmt, admin_user, ids=[model.id]))
         raw = open(service._storage_root() + "/" + row.storage_path, "rb").read()
         if fmt == "xlsx":
-            raw = "".join(read_xlsx_cells(service._storage_root() + "/" + row.storage_path)).encode()
+            raw = "".join(
+                read_xlsx_cells(service._storage_root() + "/" + row.storage_path)
+            ).encode()
         assert b"sk-secret-value-1234" not in raw and model.api_key_encrypted.encode() not in raw
         assert "sk-…1234".encode() in raw
 
 
 def test_formula_injection_and_xml_illegal_characters(admin_user):
-    evil = add_tasks(admin_user, n=1, name="=HYPERLINK(\"http://x\")", prompt="+cmd|' /C calc'!A0",
-                     result="ok\x01\x0b\x1f\x08 done\ufffe")
+    evil = add_tasks(
+        admin_user,
+        n=1,
+        name='=HYPERLINK("http://x")',
+        prompt="+cmd|' /C calc'!A0",
+        result="ok\x01\x0b\x1f\x08 done\ufffe",
+    )
     paths = {}
     for fmt in ("csv", "xlsx", "zip"):
         _, row = run(queue("tasks", fmt, admin_user, ids=[evil[0].id]))
@@ -162,10 +173,10 @@ def test_formula_injection_and_xml_illegal_characters(admin_user):
         paths[fmt] = service._storage_root() + "/" + row.storage_path
     table = read_csv(paths["csv"])
     header = table[0]
-    assert table[1][header.index("Name")] == "'=HYPERLINK(\"http://x\")"
+    assert table[1][header.index("Name")] == '\'=HYPERLINK("http://x")'
     assert table[1][header.index("Prompt")] == "'+cmd|' /C calc'!A0"
     cells = read_xlsx_cells(paths["xlsx"])
-    assert "'=HYPERLINK(\"http://x\")" in cells or "'=HYPERLINK(&quot;http://x&quot;)" in cells
+    assert '\'=HYPERLINK("http://x")' in cells or "'=HYPERLINK(&quot;http://x&quot;)" in cells
     assert "ok done" in cells  # control characters and U+FFFE are gone (PostgreSQL refuses NUL)
     with zipfile.ZipFile(paths["xlsx"]) as archive:
         assert archive.testzip() is None
@@ -199,8 +210,11 @@ def test_progress_is_reported_in_separate_transactions(admin_user, monkeypatch):
     def spy(download_id, rows):
         real(download_id, rows)
         with db.engine.connect() as conn:  # visible to others at once: already committed
-            seen.append(conn.execute(db.select(Download.progress_rows)
-                                     .where(Download.id == download_id)).scalar())
+            seen.append(
+                conn.execute(
+                    db.select(Download.progress_rows).where(Download.id == download_id)
+                ).scalar()
+            )
 
     monkeypatch.setattr(service, "report_progress", spy)
     add_tasks(admin_user, n=5)
@@ -219,6 +233,7 @@ def test_writer_failure_midway_leaves_no_file_and_records_failure(admin_user, st
                 if i == 2:
                     raise RuntimeError("writer exploded")
                 yield r
+
         return real(handle, headers, rows_then_fail(), ticker)
 
     monkeypatch.setattr(writers, "_write_csv_stream", boom_after_two)
@@ -276,8 +291,9 @@ def test_create_export_validates_and_stores_the_selection(admin_user):
     with pytest.raises(ValidationError):
         service.create_export("tasks", "csv", admin_user.id, ids=[])
     list_args = filter_arg("task", "Status", "equals") + "=FAILURE"
-    row, queued = service.create_export("tasks", "csv", admin_user.id, list_args=list_args,
-                                        description="status=FAILURE")
+    row, queued = service.create_export(
+        "tasks", "csv", admin_user.id, list_args=list_args, description="status=FAILURE"
+    )
     assert queued and row.status == PENDING and row.creator_id == admin_user.id
     assert row.name == "Tasks export — status=FAILURE"
     assert row.file_name.startswith("Tasks-export-") and row.file_name.endswith(".csv")
@@ -289,4 +305,3 @@ def test_running_rows_are_not_claimed_twice(admin_user):
     assert service.transition(download_id, RUNNING)
     assert not service.transition(download_id, RUNNING)
     assert service.run_export(download_id) == "skipped"
-

@@ -30,7 +30,9 @@ def test_owner_gets_the_file_with_md5_etag_and_length(member_client, member_user
     assert r.headers["Accept-Ranges"] == "bytes"
     assert r.headers["Content-Type"].startswith("text/csv")
     assert r.headers["Content-Disposition"] == "attachment; filename=tasks-export.csv"
-    again = member_client.get(f"/downloads/{row.id}/file", headers={"If-None-Match": f'"{row.md5}"'})
+    again = member_client.get(
+        f"/downloads/{row.id}/file", headers={"If-None-Match": f'"{row.md5}"'}
+    )
     assert again.status_code == 304 and again.data == b""
 
 
@@ -41,13 +43,17 @@ def test_range_requests_return_exact_bytes(member_client, member_user, storage):
     assert r.headers["Content-Range"] == f"bytes 100-199/{len(CONTENT)}"
     tail = member_client.get(f"/downloads/{row.id}/file", headers={"Range": "bytes=-50"})
     assert tail.status_code == 206 and tail.data == CONTENT[-50:]
-    resumed = member_client.get(f"/downloads/{row.id}/file",
-                                headers={"Range": "bytes=1000-", "If-Range": f'"{row.md5}"'})
+    resumed = member_client.get(
+        f"/downloads/{row.id}/file", headers={"Range": "bytes=1000-", "If-Range": f'"{row.md5}"'}
+    )
     assert resumed.status_code == 206 and resumed.data == CONTENT[1000:]
-    stale = member_client.get(f"/downloads/{row.id}/file",
-                              headers={"Range": "bytes=1000-", "If-Range": '"changed"'})
+    stale = member_client.get(
+        f"/downloads/{row.id}/file", headers={"Range": "bytes=1000-", "If-Range": '"changed"'}
+    )
     assert stale.status_code == 200 and stale.data == CONTENT
-    bad = member_client.get(f"/downloads/{row.id}/file", headers={"Range": f"bytes={len(CONTENT) + 5}-"})
+    bad = member_client.get(
+        f"/downloads/{row.id}/file", headers={"Range": f"bytes={len(CONTENT) + 5}-"}
+    )
     assert bad.status_code == 416
 
 
@@ -66,14 +72,19 @@ def test_others_get_404_on_every_download_route(member_client, member_user, othe
     row = make_download(member_user, storage=storage, content=CONTENT)
     missing = row.id + 1000
     for download_id in (row.id, missing):
-        for url in (f"/downloads/{download_id}/file", f"/admin/download/details/?id={download_id}",
-                    f"/admin/download/edit/?id={download_id}"):
+        for url in (
+            f"/downloads/{download_id}/file",
+            f"/admin/download/details/?id={download_id}",
+            f"/admin/download/edit/?id={download_id}",
+        ):
             r = other_client.get(url)
             assert r.status_code == 404, url
             assert "tasks-export" not in r.get_data(as_text=True)
     listing = other_client.get("/admin/download/").get_data(as_text=True)
     assert "tasks-export.csv" not in listing
-    assert member_client.get("/admin/download/").get_data(as_text=True).count("tasks-export.csv") >= 1
+    assert (
+        member_client.get("/admin/download/").get_data(as_text=True).count("tasks-export.csv") >= 1
+    )
     assert member_client.get(f"/admin/download/details/?id={row.id}").status_code == 200
 
 
@@ -90,13 +101,24 @@ def test_anonymous_is_sent_to_login(client, member_user, storage):
     assert r.status_code == 302 and "/login" in r.headers["Location"]
 
 
-@pytest.mark.parametrize("url", [
-    "/downloads/../../etc/passwd/file", "/downloads/%2e%2e/%2e%2e/etc/passwd/file",
-    "/downloads/..%2f..%2fetc%2fpasswd/file", "/downloads/%2e%2e%2f1/file", "/downloads/1%00/file",
-    "/downloads/%00/file", "/downloads//etc/passwd/file", "/downloads/1/file/..%2f..%2fx",
-    "/downloads/1/file%00.csv", "/downloads/-1/file", "/downloads/1.0/file",
-    "/downloads/%2Fetc%2Fpasswd/file", "/downloads/1/..%5c..%5cwin.ini",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/downloads/../../etc/passwd/file",
+        "/downloads/%2e%2e/%2e%2e/etc/passwd/file",
+        "/downloads/..%2f..%2fetc%2fpasswd/file",
+        "/downloads/%2e%2e%2f1/file",
+        "/downloads/1%00/file",
+        "/downloads/%00/file",
+        "/downloads//etc/passwd/file",
+        "/downloads/1/file/..%2f..%2fx",
+        "/downloads/1/file%00.csv",
+        "/downloads/-1/file",
+        "/downloads/1.0/file",
+        "/downloads/%2Fetc%2Fpasswd/file",
+        "/downloads/1/..%5c..%5cwin.ini",
+    ],
+)
 def test_traversal_and_nul_urls_are_404(member_client, member_user, storage, url):
     make_download(member_user, storage=storage, content=CONTENT)
     assert member_client.get(url).status_code == 404

@@ -19,12 +19,16 @@ def test_ready_notice_shows_once_with_a_link(member_client, member_user, storage
 
 
 def test_failure_notice_carries_the_error(member_client, member_user):
-    make_download(member_user, content=None, status=FAILURE, error="The server ran out of disk space.")
+    make_download(
+        member_user, content=None, status=FAILURE, error="The server ran out of disk space."
+    )
     page = member_client.get("/admin/").get_data(as_text=True)
     assert "failed: The server ran out of disk space." in page
 
 
-def test_no_notice_for_others_or_unfinished_downloads(member_client, member_user, other_member, storage):
+def test_no_notice_for_others_or_unfinished_downloads(
+    member_client, member_user, other_member, storage
+):
     theirs = make_download(other_member, storage=storage)
     running = make_download(member_user, content=None, status="RUNNING")
     page = member_client.get("/admin/").get_data(as_text=True)

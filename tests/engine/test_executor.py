@@ -17,10 +17,18 @@ from llmadmin.services import tasks as svc
 
 def completion(text="hello", prompt_tokens=3, completion_tokens=2):
     return {
-        "id": "x", "object": "chat.completion", "created": 0, "model": "sim-chat",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                  "total_tokens": prompt_tokens + completion_tokens},
+        "id": "x",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "sim-chat",
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+        ],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
     }
 
 
@@ -42,13 +50,17 @@ class Recorder:
 
 
 def make_tasks(model, n, **kw):
-    ids = [svc.create_task(prompt=f"prompt {i}", model_id=model.id, creator_id=None, run=False).id
-           for i in range(n)]
+    ids = [
+        svc.create_task(prompt=f"prompt {i}", model_id=model.id, creator_id=None, run=False).id
+        for i in range(n)
+    ]
     for key, value in kw.items():
         setattr(model, key, value)
     db.session.commit()
     svc.run_tasks(ids)
-    job_ids = {t.job_id for t in db.session.execute(db.select(Task).where(Task.id.in_(ids))).scalars()}
+    job_ids = {
+        t.job_id for t in db.session.execute(db.select(Task).where(Task.id.in_(ids))).scalars()
+    }
     return ids, job_ids
 
 
@@ -75,7 +87,9 @@ def test_success_records_result_tokens_cost_latency(app, sim_model):
     sim_model.price_input_per_1k = 1
     sim_model.price_output_per_1k = 2
     ids, _ = make_tasks(sim_model, 10)
-    handler = Recorder(lambda prompt, n, body: httpx.Response(200, json=completion(f"answer to {prompt}")))
+    handler = Recorder(
+        lambda prompt, n, body: httpx.Response(200, json=completion(f"answer to {prompt}"))
+    )
     tasks = run_all(ids, handler)
     assert all(t.status == SUCCESS for t in tasks.values())
     t = tasks[ids[3]]
@@ -105,7 +119,9 @@ def test_job_of_another_delivery_does_not_claim(app, sim_model):
 
 def test_auth_error_fails_without_retry(app, sim_model):
     ids, _ = make_tasks(sim_model, 1, max_attempts=3)
-    handler = Recorder(lambda p, n, b: httpx.Response(401, json={"error": {"message": "Invalid key"}}))
+    handler = Recorder(
+        lambda p, n, b: httpx.Response(401, json={"error": {"message": "Invalid key"}})
+    )
     task = run_all(ids, handler)[ids[0]]
     assert task.status == FAILURE and task.error_kind == "auth"
     assert "401" in task.error
@@ -116,8 +132,11 @@ def test_server_errors_are_retried_then_succeed(app, sim_model, monkeypatch):
     ids, _ = make_tasks(sim_model, 2, max_attempts=3)
 
     def answer(prompt, n, body):
-        return httpx.Response(503, json={"error": {"message": "busy"}}) if n < 3 else \
-            httpx.Response(200, json=completion("finally"))
+        return (
+            httpx.Response(503, json={"error": {"message": "busy"}})
+            if n < 3
+            else httpx.Response(200, json=completion("finally"))
+        )
 
     sleeps = []
     tasks = run_all(ids, Recorder(answer), sleeps, monkeypatch)
@@ -140,7 +159,9 @@ def test_retry_after_is_honoured(app, sim_model, monkeypatch):
 
     def answer(prompt, n, body):
         if n == 1:
-            return httpx.Response(429, headers={"Retry-After": "7"}, json={"error": {"message": "slow down"}})
+            return httpx.Response(
+                429, headers={"Retry-After": "7"}, json={"error": {"message": "slow down"}}
+            )
         return httpx.Response(200, json=completion())
 
     sleeps = []
@@ -156,8 +177,14 @@ def test_backoff_grows_and_respects_retry_after():
 
 
 def test_breaker_opens_fails_fast_and_recovers(app, sim_model, monkeypatch):
-    ids, _ = make_tasks(sim_model, 6, max_attempts=1, breaker_threshold=2, breaker_cooldown_seconds=60,
-                        max_concurrency=1)
+    ids, _ = make_tasks(
+        sim_model,
+        6,
+        max_attempts=1,
+        breaker_threshold=2,
+        breaker_cooldown_seconds=60,
+        max_concurrency=1,
+    )
     handler = Recorder(lambda p, n, b: httpx.Response(502, text="bad gateway"))
     tasks = run_all(ids, handler, [], monkeypatch)
     kinds = [tasks[i].error_kind for i in ids]
@@ -176,12 +203,25 @@ def test_breaker_opens_fails_fast_and_recovers(app, sim_model, monkeypatch):
     assert not get_redis().exists(f"llmadmin:breaker:{sim_model.id}")
 
 
-def test_tasks_wait_out_a_short_breaker_pause_without_spending_attempts(app, sim_model, monkeypatch):
+def test_tasks_wait_out_a_short_breaker_pause_without_spending_attempts(
+    app, sim_model, monkeypatch
+):
     """An outage shorter than BREAKER_WAIT_SECONDS: the paused tasks run after the cooldown."""
-    ids, _ = make_tasks(sim_model, 5, max_attempts=1, breaker_threshold=2, breaker_cooldown_seconds=1,
-                        max_concurrency=1)
-    handler = Recorder(lambda p, n, b: httpx.Response(502, text="down") if len(handler.calls) <= 2
-                       else httpx.Response(200, json=completion()))
+    ids, _ = make_tasks(
+        sim_model,
+        5,
+        max_attempts=1,
+        breaker_threshold=2,
+        breaker_cooldown_seconds=1,
+        max_concurrency=1,
+    )
+    handler = Recorder(
+        lambda p, n, b: (
+            httpx.Response(502, text="down")
+            if len(handler.calls) <= 2
+            else httpx.Response(200, json=completion())
+        )
+    )
     tasks = run_all(ids, handler, [], monkeypatch)
     statuses = [tasks[i].status for i in ids]
     assert statuses.count(FAILURE) == 2 and statuses.count(SUCCESS) == 3, statuses
@@ -191,8 +231,14 @@ def test_tasks_wait_out_a_short_breaker_pause_without_spending_attempts(app, sim
 
 def test_breaker_pause_longer_than_the_wait_budget_fails_clearly(app, sim_model, monkeypatch):
     app.config["BREAKER_WAIT_SECONDS"] = 2
-    ids, _ = make_tasks(sim_model, 3, max_attempts=1, breaker_threshold=1, breaker_cooldown_seconds=3,
-                        max_concurrency=1)
+    ids, _ = make_tasks(
+        sim_model,
+        3,
+        max_attempts=1,
+        breaker_threshold=1,
+        breaker_cooldown_seconds=3,
+        max_concurrency=1,
+    )
     handler = Recorder(lambda p, n, b: httpx.Response(503, text="down"))
     tasks = run_all(ids, handler, [], monkeypatch)
     assert len(handler.calls) == 1
@@ -230,7 +276,9 @@ def test_disabled_model_fails_queued_tasks(app, sim_model):
 
 def _runner(job_id, ids, model, handler):
     db.session.expire_all()
-    return ChunkRunner(job_id, ids, ModelSettings.load(model), transport=httpx.MockTransport(handler))
+    return ChunkRunner(
+        job_id, ids, ModelSettings.load(model), transport=httpx.MockTransport(handler)
+    )
 
 
 def test_cancel_while_running_stops_call_and_writes_no_result(app, sim_model):
@@ -267,7 +315,9 @@ def test_streamed_partial_output_is_saved(app, sim_model, monkeypatch):
     release = asyncio.Event()
 
     def chunk(text):
-        return ("data: " + json.dumps({"choices": [{"index": 0, "delta": {"content": text}}]}) + "\n\n").encode()
+        return (
+            "data: " + json.dumps({"choices": [{"index": 0, "delta": {"content": text}}]}) + "\n\n"
+        ).encode()
 
     class Body(httpx.AsyncByteStream):
         async def __aiter__(self):
@@ -329,7 +379,9 @@ def test_without_stealing_a_job_runs_only_its_chunk(app, sim_model):
     assert len(handler.calls) == 4
 
 
-def test_a_task_whose_redis_steps_outlast_the_wait_is_handed_back_not_failed(app, sim_model, monkeypatch):
+def test_a_task_whose_redis_steps_outlast_the_wait_is_handed_back_not_failed(
+    app, sim_model, monkeypatch
+):
     """Redis away longer than REDIS_OUTAGE_WAIT_SECONDS: the task waits for the queue again."""
     import redis
 

@@ -53,16 +53,22 @@ def test_requests_per_minute_window(app):
         limiter = ModelLimiter(client, "t", 3, cap=0, rpm=3, lease_seconds=30)
         for _ in range(3):
             await limiter.release(await limiter.acquire())
-        ok, wait_ms = await limiter.script(keys=list(limiter.keys), args=[0, 3, 30000, "probe", 62000])
+        ok, wait_ms = await limiter.script(
+            keys=list(limiter.keys), args=[0, 3, 30000, "probe", 62000]
+        )
         return int(ok), int(wait_ms)
 
     ok, wait_ms = _run(app, scenario)
-    assert ok == 0 and 60_000 < wait_ms <= 62_000  # the 4th waits for the oldest to leave the window
+    assert (
+        ok == 0 and 60_000 < wait_ms <= 62_000
+    )  # the 4th waits for the oldest to leave the window
 
 
 def test_breaker_counts_only_health_failures_and_opens(app):
     async def scenario(client):
-        breaker = CircuitBreaker(client, "t", 9, "M", threshold=2, cooldown_seconds=60, probe_seconds=5)
+        breaker = CircuitBreaker(
+            client, "t", 9, "M", threshold=2, cooldown_seconds=60, probe_seconds=5
+        )
         assert await breaker.record_failure("rate_limited") is False
         assert await breaker.record_failure("auth") is False
         await breaker.before_call()
@@ -80,7 +86,9 @@ def test_breaker_counts_only_health_failures_and_opens(app):
 
 def test_half_open_allows_exactly_one_probe(app):
     async def scenario(client):
-        breaker = CircuitBreaker(client, "t", 10, "M", threshold=1, cooldown_seconds=0.01, probe_seconds=5)
+        breaker = CircuitBreaker(
+            client, "t", 10, "M", threshold=1, cooldown_seconds=0.01, probe_seconds=5
+        )
         await breaker.record_failure("server_error")
         await asyncio.sleep(0.05)
         await breaker.before_call()  # the probe

@@ -303,7 +303,9 @@ def test_zip_bundle_holds_csv_and_text_files(tmp_path):
         assert archive.read("task-7/prompt.txt") == b"prompt 7"
         assert archive.read("task-299/output.txt").decode() == "答"
         # Small text files are stored; the CSV is deflated.
-        assert {i.filename: i.compress_type for i in archive.infolist()}["tasks.csv"] == zipfile.ZIP_DEFLATED
+        assert {i.filename: i.compress_type for i in archive.infolist()}[
+            "tasks.csv"
+        ] == zipfile.ZIP_DEFLATED
         assert {i.compress_type for i in archive.infolist()[:-1]} == {zipfile.ZIP_STORED}
         text = archive.read("tasks.csv").decode("utf-8")
     rows = list(csv.reader(text.splitlines()))
@@ -445,7 +447,7 @@ def test_zip_bundle_past_65535_members_uses_zip64_records(tmp_path):
         assert len(archive.infolist()) == 80_001
         assert archive.testzip() is None
         assert archive.read("task-39999/prompt.txt") == b"prompt 39999"
-    tail = path.read_bytes()[-22 - 20 - 56:]
+    tail = path.read_bytes()[-22 - 20 - 56 :]
     assert tail[:4] == b"PK\x06\x06" and tail[56:60] == b"PK\x06\x07"  # ZIP64 end record + locator
 
 
@@ -462,11 +464,37 @@ def test_csv_row_renders_exactly_like_csv_cell():
     class Kind(str, enum.Enum):  # noqa: UP042 (a str subclass on purpose)
         A = "=a"
 
-    values = [None, "", "plain", "=1+1", "+x", "-5", "@SUM", "\tTab", "\rCR", "multi\nline \"q\"",
-              0, -5, 2**70, True, False, 1.5, -0.0, float("inf"), Decimal("1E+2"), Decimal("-0.000100"),
-              datetime(2024, 5, 6, 7, 8, 9, 123456), datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC),
-              datetime(2024, 5, 6, 9, 8, 9, tzinfo=timezone(timedelta(hours=2))), date(2024, 2, 29),
-              Level.HIGH, Kind.A, b"bytes", ["list"], "emoji 😀 עברית"]
+    values = [
+        None,
+        "",
+        "plain",
+        "=1+1",
+        "+x",
+        "-5",
+        "@SUM",
+        "\tTab",
+        "\rCR",
+        'multi\nline "q"',
+        0,
+        -5,
+        2**70,
+        True,
+        False,
+        1.5,
+        -0.0,
+        float("inf"),
+        Decimal("1E+2"),
+        Decimal("-0.000100"),
+        datetime(2024, 5, 6, 7, 8, 9, 123456),
+        datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC),
+        datetime(2024, 5, 6, 9, 8, 9, tzinfo=timezone(timedelta(hours=2))),
+        date(2024, 2, 29),
+        Level.HIGH,
+        Kind.A,
+        b"bytes",
+        ["list"],
+        "emoji 😀 עברית",
+    ]
 
     def render(cells):
         out = io.StringIO()
@@ -495,7 +523,9 @@ def test_zip_members_past_4_gib_get_zip64_offsets(tmp_path):
         archive.close()
     with zipfile.ZipFile(path) as bundle:
         assert [(i.filename, i.header_offset >= far) for i in bundle.infolist()] == [
-            ("prompts/1.txt", True), ("tasks.csv", True)]
+            ("prompts/1.txt", True),
+            ("tasks.csv", True),
+        ]
         assert bundle.read("prompts/1.txt").decode() == "你好"
         assert bundle.read("tasks.csv") == b"id,name\r\n1,x\r\n"
         assert bundle.testzip() is None
@@ -505,13 +535,26 @@ def test_text_bundle_moves_columns_into_files_with_safe_names(tmp_path):
     from llmadmin.exports import write_text_bundle
 
     path = tmp_path / "bundle.zip"
-    rows = [(7, "ok", "写一首诗", "床前明月光"), ("../../etc/passwd", "x", None, "out"), (9, "y", "p", None)]
-    result = write_text_bundle(path, ["id", "status", "Prompt", "Output"], iter(rows),
-                               text_columns=[("Prompt", "prompts"), ("Output", "../outputs")])
+    rows = [
+        (7, "ok", "写一首诗", "床前明月光"),
+        ("../../etc/passwd", "x", None, "out"),
+        (9, "y", "p", None),
+    ]
+    result = write_text_bundle(
+        path,
+        ["id", "status", "Prompt", "Output"],
+        iter(rows),
+        text_columns=[("Prompt", "prompts"), ("Output", "../outputs")],
+    )
     assert result == WriteResult(rows=3)
     with zipfile.ZipFile(path) as archive:
-        assert archive.namelist() == ["prompts/7.txt", "outputs/7.txt", "outputs/etc_passwd.txt",
-                                      "prompts/9.txt", "tasks.csv"]
+        assert archive.namelist() == [
+            "prompts/7.txt",
+            "outputs/7.txt",
+            "outputs/etc_passwd.txt",
+            "prompts/9.txt",
+            "tasks.csv",
+        ]
         assert archive.read("prompts/7.txt").decode() == "写一首诗"
         table = list(csv.reader(archive.read("tasks.csv").decode().splitlines()))
     assert table[0] == ["id", "status", "Prompt file", "Output file"]

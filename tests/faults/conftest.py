@@ -25,8 +25,13 @@ def simulator():
 
 
 def _scenario(request, app, simulator, tmp_path):
-    scenario = Scenario(name=request.node.name, app=app, sim=simulator, tmp_path=tmp_path,
-                        nodeid=request.node.nodeid)
+    scenario = Scenario(
+        name=request.node.name,
+        app=app,
+        sim=simulator,
+        tmp_path=tmp_path,
+        nodeid=request.node.nodeid,
+    )
     yield scenario
     if scenario.workers is not None:
         scenario.workers.stop_all()
@@ -93,5 +98,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     target = os.environ.get("FAULT_REPORT")
     if target:
         with open(target, "w", encoding="utf-8") as handle:
-            json.dump({"backend": _backend(), "fault_tasks": FAULT_TASKS,
-                       "rows": [r.as_dict() for r in REPORTS]}, handle, indent=2)
+            json.dump(
+                {
+                    "backend": _backend(),
+                    "fault_tasks": FAULT_TASKS,
+                    "rows": [r.as_dict() for r in REPORTS],
+                },
+                handle,
+                indent=2,
+            )

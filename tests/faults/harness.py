@@ -64,13 +64,25 @@ def summary_lines(reports) -> list[str]:
     header = ("scenario", "tasks", "lost", "stuck", "run twice", "recovery s", "result", "outcome")
     table = [header]
     for r in reports:
-        table.append((r.scenario, str(r.tasks), str(r.lost), str(r.stuck), str(r.run_twice),
-                      "-" if r.recovery_s is None else f"{r.recovery_s:.1f}", r.verdict or "?",
-                      r.outcome + (f"; {r.note}" if r.note else "")))
+        table.append(
+            (
+                r.scenario,
+                str(r.tasks),
+                str(r.lost),
+                str(r.stuck),
+                str(r.run_twice),
+                "-" if r.recovery_s is None else f"{r.recovery_s:.1f}",
+                r.verdict or "?",
+                r.outcome + (f"; {r.note}" if r.note else ""),
+            )
+        )
     widths = [max(len(row[i]) for row in table) for i in range(len(header) - 1)]
     lines = []
     for row in table:
-        cells = [row[i].ljust(widths[i]) if i == 0 else row[i].rjust(widths[i]) for i in range(len(widths))]
+        cells = [
+            row[i].ljust(widths[i]) if i == 0 else row[i].rjust(widths[i])
+            for i in range(len(widths))
+        ]
         lines.append("  ".join(cells) + "  " + row[-1])
     return lines
 
@@ -97,10 +109,19 @@ def rows(ids: Iterable[int]) -> dict[int, Row]:
     db.session.expire_all()
     for start in range(0, len(ids), 500):
         for r in db.session.execute(
-            db.select(Task.id, Task.status, Task.result, Task.error, Task.error_kind, Task.job_id,
-                      Task.attempts, Task.started_at, Task.finished_at, Task.run_requested_at,
-                      Task.queue_note)
-            .where(Task.id.in_(ids[start:start + 500]))
+            db.select(
+                Task.id,
+                Task.status,
+                Task.result,
+                Task.error,
+                Task.error_kind,
+                Task.job_id,
+                Task.attempts,
+                Task.started_at,
+                Task.finished_at,
+                Task.run_requested_at,
+                Task.queue_note,
+            ).where(Task.id.in_(ids[start : start + 500]))
         ).all():
             found[r[0]] = Row(*r)
     db.session.commit()
@@ -135,16 +156,32 @@ class Scenario:
     def model(self, **overrides) -> LLMModel:
         """Add a simulated model row (fast defaults; breaker effectively off unless asked)."""
         self.models += 1
-        values = {"name": f"Fault sim {self.models}", "base_url": self.sim.url, "model_name": "sim-chat",
-                  "simulated": True, "max_concurrency": 8, "timeout_seconds": 10, "max_attempts": 3,
-                  "breaker_threshold": 1000, "breaker_cooldown_seconds": 5, **overrides}
+        values = {
+            "name": f"Fault sim {self.models}",
+            "base_url": self.sim.url,
+            "model_name": "sim-chat",
+            "simulated": True,
+            "max_concurrency": 8,
+            "timeout_seconds": 10,
+            "max_attempts": 3,
+            "breaker_threshold": 1000,
+            "breaker_cooldown_seconds": 5,
+            **overrides,
+        }
         model = LLMModel(**values)
         db.session.add(model)
         db.session.commit()
         return model
 
-    def create(self, model: LLMModel, n: int, directive: str | Callable[[int], str] = "", *,
-               creator_id: int | None = None, run: bool = False) -> list[int]:
+    def create(
+        self,
+        model: LLMModel,
+        n: int,
+        directive: str | Callable[[int], str] = "",
+        *,
+        creator_id: int | None = None,
+        run: bool = False,
+    ) -> list[int]:
         """Create ``n`` tasks through the service (queued only if ``run``), each with its own sim key."""
         from llmadmin.services import tasks as svc
 
@@ -191,8 +228,16 @@ class Scenario:
             time.sleep(0.1)
         return None
 
-    def report(self, ids, *, recovery_s: float | None, expected_calls: int | Callable[[int], int] = 1,
-               may_repeat: Iterable[int] = (), note: str = "", redis_client=None) -> Report:
+    def report(
+        self,
+        ids,
+        *,
+        recovery_s: float | None,
+        expected_calls: int | Callable[[int], int] = 1,
+        may_repeat: Iterable[int] = (),
+        note: str = "",
+        redis_client=None,
+    ) -> Report:
         """Count lost, stuck, run twice and wrongly final tasks; record the row for the summary.
 
         A task "ran twice" when the endpoint saw more calls for it than ``expected_calls``
@@ -228,13 +273,25 @@ class Scenario:
         outcome = ", ".join(f"{n} {s}" for s, n in sorted(by_status.items()))
         if bad:
             outcome += f" ({len(bad)} not a true final state)"
-        result = Report(self.name, len(ids), lost, stuck, len(twice),
-                        None if recovery_s is None else round(recovery_s, 1), outcome, len(bad), note,
-                        nodeid=self.nodeid)
+        result = Report(
+            self.name,
+            len(ids),
+            lost,
+            stuck,
+            len(twice),
+            None if recovery_s is None else round(recovery_s, 1),
+            outcome,
+            len(bad),
+            note,
+            nodeid=self.nodeid,
+        )
         repeatable = set(may_repeat)
         unexplained = [t for t in twice if t not in repeatable]
-        result.details = {"bad": bad[:10], "unexplained_twice": unexplained[:20],
-                          "calls": {t: calls.get(t) for t in unexplained[:20]}}
+        result.details = {
+            "bad": bad[:10],
+            "unexplained_twice": unexplained[:20],
+            "calls": {t: calls.get(t) for t in unexplained[:20]},
+        }
         REPORTS.append(result)
         return result
 
@@ -250,8 +307,10 @@ def _unreachable(row: Row, connection) -> bool:
         from rq.job import Job
 
         prefix = current_app.config["QUEUE_PREFIX"]
-        return not (connection.exists(heartbeat_key(prefix, row.job_id))
-                    or Job.exists(row.job_id, connection=connection))
+        return not (
+            connection.exists(heartbeat_key(prefix, row.job_id))
+            or Job.exists(row.job_id, connection=connection)
+        )
     except (redis.RedisError, OSError):
         return False
 
@@ -289,7 +348,9 @@ class HeartbeatLost(KnownBug):
     """A live chunk's heartbeat expired while its loop was blocked."""
 
 
-def assert_clean(report: Report, workers: FaultWorkers | None = None, *, twice: bool = True) -> None:
+def assert_clean(
+    report: Report, workers: FaultWorkers | None = None, *, twice: bool = True
+) -> None:
     """The target: nothing lost or stuck, every row truly final, no unexplained second run."""
     logs = f"\n--- worker logs ---\n{workers.logs()}" if workers else ""
     assert report.lost == 0 and report.stuck == 0, f"{report}{logs}"

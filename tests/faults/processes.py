@@ -55,9 +55,25 @@ class PrivateRedis:
         """Start the server on its port and wait until it answers."""
         with open(self.directory / "redis.log", "ab") as log:
             self.proc = subprocess.Popen(
-                [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
-                 "--save", "", "--appendonly", "no", "--daemonize", "no"],
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                [
+                    self.binary,
+                    "--port",
+                    str(self.port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--dir",
+                    str(self.directory),
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--daemonize",
+                    "no",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
@@ -95,9 +111,14 @@ class FaultWorkers(Workers):
         started = []
         for _ in range(count):
             with open(self.tmp_path / f"worker-{len(self.procs)}.log", "wb") as log:
-                proc = subprocess.Popen([sys.executable, str(ROOT / "worker.py"), *extra], cwd=ROOT,
-                                        env=self.env(), stdout=log, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
+                proc = subprocess.Popen(
+                    [sys.executable, str(ROOT / "worker.py"), *extra],
+                    cwd=ROOT,
+                    env=self.env(),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
             self.procs.append(proc)
             started.append(proc)
         return started
@@ -109,8 +130,11 @@ class FaultWorkers(Workers):
     def wait_registered(self, count: int, timeout: float = 30) -> None:
         """Wait until ``count`` of our workers are registered in Redis (ready for jobs)."""
         pids = {p.pid for p in self.live()}
-        wait_for(lambda: sum(1 for w in self.rq_workers() if w.pid in pids) >= count, timeout,
-                 f"{count} worker(s) registered\n{self.logs()}")
+        wait_for(
+            lambda: sum(1 for w in self.rq_workers() if w.pid in pids) >= count,
+            timeout,
+            f"{count} worker(s) registered\n{self.logs()}",
+        )
 
     def rq_workers(self) -> list[Worker]:
         from llmadmin.queues import get_redis
@@ -168,7 +192,11 @@ def session_members(session_id: int) -> list[int]:
     return members
 
 
-def wait_for(predicate: Callable[[], object], timeout: float, message: str = "condition",
-             interval: float = 0.1):
+def wait_for(
+    predicate: Callable[[], object],
+    timeout: float,
+    message: str = "condition",
+    interval: float = 0.1,
+):
     """Poll ``predicate`` until truthy (return it) or raise AssertionError after ``timeout``."""
     return wait_until(predicate, timeout, interval=interval, message=message)

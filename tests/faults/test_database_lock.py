@@ -66,15 +66,20 @@ def _heartbeats(jobs) -> dict[str, bool]:
 def test_database_locked_while_workers_write_results(app, fault):
     fault.name = f"database locked {LOCK_SECONDS} s"
     workers, ids = _start_batch(app, fault, {})
-    wait_for(lambda: count_final(ids) >= len(ids) // 5, 60, f"work under way\n{workers.logs()}",
-             interval=0.05)
+    wait_for(
+        lambda: count_final(ids) >= len(ids) // 5,
+        60,
+        f"work under way\n{workers.logs()}",
+        interval=0.05,
+    )
 
     current = rows(ids).values()
     affected = {r.id for r in current if r.status not in FINAL_STATUSES}
     running_jobs = {r.job_id for r in current if r.status == RUNNING}
     held = threading.Event()
-    locker = threading.Thread(target=hold_lock, args=(app.config["SQLALCHEMY_DATABASE_URI"],
-                                                       LOCK_SECONDS, held))
+    locker = threading.Thread(
+        target=hold_lock, args=(app.config["SQLALCHEMY_DATABASE_URI"], LOCK_SECONDS, held)
+    )
     locker.start()
     held.wait(30)
     before = _heartbeats(running_jobs)
@@ -87,14 +92,18 @@ def test_database_locked_while_workers_write_results(app, fault):
     fault.wait_final(ids, timeout=120)
     lost_beats = sorted(job for job, alive in during.items() if not alive)
     report = fault.report(
-        ids, recovery_s=recovery,
+        ids,
+        recovery_s=recovery,
         note=f"{len(affected)} unfinished at the lock; all final {time.monotonic() - t0:.1f} s after "
-             f"the release; heartbeats of {len(lost_beats)}/{len(during)} running chunk(s) expired "
-             f"during the lock")
+        f"the release; heartbeats of {len(lost_beats)}/{len(during)} running chunk(s) expired "
+        f"during the lock",
+    )
     assert_clean(report, workers, twice=False)
     assert len(workers.live()) == 2, f"a worker died\n{workers.logs()}"
     assert "database is locked" not in workers.logs()
     if lost_beats:
-        raise HeartbeatLost(f"{len(lost_beats)} running chunk(s) lost their heartbeat; "
-                            f"{report.run_twice} task(s) ran twice")
+        raise HeartbeatLost(
+            f"{len(lost_beats)} running chunk(s) lost their heartbeat; "
+            f"{report.run_twice} task(s) ran twice"
+        )
     assert_not_twice(report, workers)

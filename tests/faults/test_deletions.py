@@ -18,9 +18,14 @@ pytestmark = pytest.mark.slow
 
 
 def _busy(fault, ids, workers, finished: int):
-    wait_for(lambda: count_final(ids) >= finished
-             and any(r.status == RUNNING for r in rows(ids).values()), 60,
-             f"work under way\n{workers.logs()}", interval=0.05)
+    wait_for(
+        lambda: (
+            count_final(ids) >= finished and any(r.status == RUNNING for r in rows(ids).values())
+        ),
+        60,
+        f"work under way\n{workers.logs()}",
+        interval=0.05,
+    )
 
 
 def test_model_deleted_while_its_tasks_are_queued_and_running(app, fault):
@@ -39,8 +44,9 @@ def test_model_deleted_while_its_tasks_are_queued_and_running(app, fault):
     assert (deleted, kept) == (1, len(ids))
     elapsed = fault.wait_final(ids, timeout=60)
     calls_after = fault.sim.stats()["total_requests"] - calls_at_delete
-    report = fault.report(ids, recovery_s=elapsed,
-                          note=f"{calls_after} call(s) started after the delete (cap 4)")
+    report = fault.report(
+        ids, recovery_s=elapsed, note=f"{calls_after} call(s) started after the delete (cap 4)"
+    )
     assert_clean(report, workers)
     for row in rows(ids).values():
         assert row.status in (SUCCESS, FAILURE), row
@@ -68,7 +74,9 @@ def test_person_deleted_while_their_tasks_run(app, fault):
     report = fault.report(ids, recovery_s=time.monotonic() - t0, note="creator set to nobody")
     assert_clean(report, workers)
     db.session.expire_all()
-    creators = db.session.execute(db.select(Task.creator_id).where(Task.id.in_(ids))).scalars().all()
+    creators = (
+        db.session.execute(db.select(Task.creator_id).where(Task.id.in_(ids))).scalars().all()
+    )
     db.session.commit()
     assert set(creators) == {None}
     assert {r.status for r in rows(ids).values()} == {SUCCESS}
@@ -85,7 +93,9 @@ def test_task_cancelled_while_running_gets_no_result_afterwards(fault, stream):
     ids = fault.create(model, 6, directive)
     workers.wait_registered(1)
     svc.run_tasks(ids)
-    wait_for(lambda: fault.sim.stats()["in_flight"] == len(ids), 30, f"calls in flight\n{workers.logs()}")
+    wait_for(
+        lambda: fault.sim.stats()["in_flight"] == len(ids), 30, f"calls in flight\n{workers.logs()}"
+    )
     time.sleep(1.5)
 
     victims, others = ids[:3], ids[3:]

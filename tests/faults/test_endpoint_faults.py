@@ -35,20 +35,48 @@ class Case:
 
 CASES = [
     Case("429 + Retry-After 1 s, then OK", "status=429, retry_after=1, fail_times=1", SUCCESS, 2),
-    Case("500/502/503 storm, retries succeed", lambda i: f"status={STORM[i % 3]}, fail_times=2", SUCCESS, 3),
-    Case("500/502/503 storm, never recovers", lambda i: f"status={STORM[i % 3]}", FAILURE, 3,
-         "server error (HTTP 50"),
-    Case("hang before the first byte", "hang=1", FAILURE, 2, "within 1 seconds",
-         {"timeout_seconds": 1, "max_attempts": 2}),
-    Case("trickle (1 byte / 50 ms), then OK", "trickle=1, fail_times=1", SUCCESS, 2, None,
-         {"timeout_seconds": 2}),
+    Case(
+        "500/502/503 storm, retries succeed",
+        lambda i: f"status={STORM[i % 3]}, fail_times=2",
+        SUCCESS,
+        3,
+    ),
+    Case(
+        "500/502/503 storm, never recovers",
+        lambda i: f"status={STORM[i % 3]}",
+        FAILURE,
+        3,
+        "server error (HTTP 50",
+    ),
+    Case(
+        "hang before the first byte",
+        "hang=1",
+        FAILURE,
+        2,
+        "within 1 seconds",
+        {"timeout_seconds": 1, "max_attempts": 2},
+    ),
+    Case(
+        "trickle (1 byte / 50 ms), then OK",
+        "trickle=1, fail_times=1",
+        SUCCESS,
+        2,
+        None,
+        {"timeout_seconds": 2},
+    ),
     Case("malformed JSON, then OK", "malformed=1, fail_times=1", SUCCESS, 2),
     Case("malformed JSON every time", "malformed=1", FAILURE, 3, "malformed JSON"),
     Case("HTML page instead of JSON", "html=1", FAILURE, 1, "HTML page"),
     Case("SSE stream cut, then OK", "cut=1, fail_times=1", SUCCESS, 2, None, {"stream": True}),
     Case("SSE stream cut every time", "cut=1", FAILURE, 3, "cut off", {"stream": True}),
-    Case("error event in a 200 stream, then OK", "stream_error=1, fail_times=1", SUCCESS, 2, None,
-         {"stream": True}),
+    Case(
+        "error event in a 200 stream, then OK",
+        "stream_error=1, fail_times=1",
+        SUCCESS,
+        2,
+        None,
+        {"stream": True},
+    ),
 ]
 
 
@@ -66,11 +94,17 @@ def _run_case(fault, case: Case, n: int = N) -> tuple[list[int], float | None]:
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_endpoint_fault_ends_in_a_true_final_state(fault, case):
     ids, elapsed = _run_case(fault, case)
-    report = fault.report(ids, recovery_s=elapsed, expected_calls=case.calls,
-                          note=f"{case.calls} call(s) per task explained")
+    report = fault.report(
+        ids,
+        recovery_s=elapsed,
+        expected_calls=case.calls,
+        note=f"{case.calls} call(s) per task explained",
+    )
     assert_clean(report, fault.workers)
     current = rows(ids).values()
-    assert {r.status for r in current} == {case.status}, [(r.id, r.status, r.error) for r in current][:5]
+    assert {r.status for r in current} == {case.status}, [
+        (r.id, r.status, r.error) for r in current
+    ][:5]
     calls = fault.calls()
     for row in current:
         if case.status == SUCCESS:
@@ -87,7 +121,9 @@ def test_retry_after_is_honoured(fault):
     report = fault.report(ids, recovery_s=elapsed, expected_calls=2, note="each waited ≥ 2 s")
     assert_clean(report, fault.workers)
     for row in rows(ids).values():
-        assert row.status == SUCCESS and (row.finished_at - row.started_at).total_seconds() >= 2.0, row
+        assert (
+            row.status == SUCCESS and (row.finished_at - row.started_at).total_seconds() >= 2.0
+        ), row
 
 
 def test_outage_with_the_default_breaker_pauses_the_calls_then_succeeds(fault):
@@ -108,8 +144,12 @@ def test_outage_with_the_default_breaker_pauses_the_calls_then_succeeds(fault):
     fault.sim.configure(status=None)
     fault.wait_final(ids, timeout=120)
     elapsed = time.monotonic() - started
-    report = fault.report(ids, recovery_s=elapsed, expected_calls=2,
-                          note=f"{calls_during_outage} calls in the 3 s outage for {len(ids)} tasks")
+    report = fault.report(
+        ids,
+        recovery_s=elapsed,
+        expected_calls=2,
+        note=f"{calls_during_outage} calls in the 3 s outage for {len(ids)} tasks",
+    )
     assert_clean(report, fault.workers)
     current = rows(ids).values()
     assert {r.status for r in current} == {SUCCESS}, [(r.id, r.status, r.error) for r in current]

@@ -17,7 +17,9 @@ pytestmark = pytest.mark.slow
 
 
 def _finished(job: Job) -> dict:
-    wait_for(lambda: job.get_status(refresh=True) in ("finished", "failed"), 60, f"job {job.id} done")
+    wait_for(
+        lambda: job.get_status(refresh=True) in ("finished", "failed"), 60, f"job {job.id} done"
+    )
     assert job.get_status() == "finished", job.latest_result()
     return job.return_value()
 
@@ -37,8 +39,9 @@ def test_job_delivered_twice_writes_once_and_calls_once(app, fault):
 
     elapsed = fault.wait_final(ids, timeout=120)
     written = [_finished(first)["outcomes_written"], _finished(second)["outcomes_written"]]
-    report = fault.report(ids, recovery_s=elapsed,
-                          note=f"outcomes written by the two deliveries: {written}")
+    report = fault.report(
+        ids, recovery_s=elapsed, note=f"outcomes written by the two deliveries: {written}"
+    )
     assert_clean(report, workers)
     assert sum(written) == len(ids), written
     assert all(r.status == SUCCESS and r.attempts == 1 for r in rows(ids).values())

@@ -51,8 +51,15 @@ def _wait_busy(fault, workers, ids, *, calling: int = 2):
         calls, current = fault.calls(), rows(ids).values()
         for proc in workers.procs:
             job = workers.current_job(proc)
-            if not job or sum(1 for r in current if r.job_id == job and r.status == RUNNING
-                              and calls.get(r.id)) < calling:
+            if (
+                not job
+                or sum(
+                    1
+                    for r in current
+                    if r.job_id == job and r.status == RUNNING and calls.get(r.id)
+                )
+                < calling
+            ):
                 return False
         return True
 
@@ -85,9 +92,12 @@ def test_kill_one_worker_in_the_middle(app, fault, timing):
     all_final = time.monotonic() - t0
 
     report = fault.report(
-        ids, recovery_s=recovery, may_repeat=in_flight,
+        ids,
+        recovery_s=recovery,
+        may_repeat=in_flight,
         note=f"{len(affected)} interrupted ({len(in_flight)} in flight); "
-             f"all final {all_final:.1f} s after the kill")
+        f"all final {all_final:.1f} s after the kill",
+    )
     # Calls in flight at the kill are legitimately made again (at-least-once); nothing else is.
     assert_clean(report, workers)
     if timing == "fast":
@@ -114,9 +124,12 @@ def test_kill_all_workers_then_start_new_ones(app, fault):
     all_final = time.monotonic() - t0
 
     report = fault.report(
-        ids, recovery_s=recovery, may_repeat=in_flight,
+        ids,
+        recovery_s=recovery,
+        may_repeat=in_flight,
         note=f"{len(affected)} interrupted ({len(in_flight)} in flight); new workers 1 s later; "
-             f"all final {all_final:.1f} s after the kill")
+        f"all final {all_final:.1f} s after the kill",
+    )
     assert_clean(report, workers)
     if recovery is None or recovery > RECOVERY_TARGET_S:
         raise LeakedSlots(f"recovered after {recovery} s (target {RECOVERY_TARGET_S} s)")
@@ -132,8 +145,11 @@ def test_sigterm_in_a_long_chunk_drains_and_hands_back(app, fault):
     workers.wait_registered(1)
     svc.run_tasks(ids)
     victim = workers.procs[0]
-    wait_for(lambda: count_final(ids) >= 4 and workers.current_job(victim), 60,
-             f"first wave done\n{workers.logs()}")
+    wait_for(
+        lambda: count_final(ids) >= 4 and workers.current_job(victim),
+        60,
+        f"first wave done\n{workers.logs()}",
+    )
     job = workers.current_job(victim)
     workers.start(1)  # the one that takes over (idle until tasks come back)
     workers.wait_registered(2)
@@ -147,10 +163,13 @@ def test_sigterm_in_a_long_chunk_drains_and_hands_back(app, fault):
     all_final = fault.wait_final(ids, timeout=90)
     taken_over = [r.id for r in rows(ids).values() if r.job_id != job]
 
-    report = fault.report(ids, recovery_s=exit_s,
-                          note=f"worker exited {exit_s:.1f} s after SIGTERM (drain {drain} s); "
-                               f"{len(left_running)} left RUNNING; {len(taken_over)} handed back and "
-                               f"finished by the other worker {all_final and round(all_final, 1)} s later")
+    report = fault.report(
+        ids,
+        recovery_s=exit_s,
+        note=f"worker exited {exit_s:.1f} s after SIGTERM (drain {drain} s); "
+        f"{len(left_running)} left RUNNING; {len(taken_over)} handed back and "
+        f"finished by the other worker {all_final and round(all_final, 1)} s later",
+    )
     assert exit_s <= drain + 5, report
     assert left_running == [], report
     assert_clean(report, workers)

@@ -34,25 +34,32 @@ class Workers:
 
     def env(self) -> dict:
         env = dict(os.environ)
-        env.update({
-            "DATABASE_URL": self.app.config["SQLALCHEMY_DATABASE_URI"],
-            "REDIS_URL": self.app.config["REDIS_URL"],
-            "SECRET_KEY": self.app.config["SECRET_KEY"],
-            "LLMADMIN_INSTANCE": str(self.tmp_path),
-            "HOUSEKEEPING_INTERVAL": "1",
-            "HEARTBEAT_TTL_SECONDS": "3",
-            "RECONCILE_GRACE_SECONDS": "2",
-            "WORKER_DRAIN_SECONDS": "2",
-            "LOG_LEVEL": "WARNING",
-        })
+        env.update(
+            {
+                "DATABASE_URL": self.app.config["SQLALCHEMY_DATABASE_URI"],
+                "REDIS_URL": self.app.config["REDIS_URL"],
+                "SECRET_KEY": self.app.config["SECRET_KEY"],
+                "LLMADMIN_INSTANCE": str(self.tmp_path),
+                "HOUSEKEEPING_INTERVAL": "1",
+                "HEARTBEAT_TTL_SECONDS": "3",
+                "RECONCILE_GRACE_SECONDS": "2",
+                "WORKER_DRAIN_SECONDS": "2",
+                "LOG_LEVEL": "WARNING",
+            }
+        )
         return env
 
     def start(self, count: int = 1, *extra: str) -> list[subprocess.Popen]:
         started = []
         for _ in range(count):
             log = open(self.tmp_path / f"worker-{len(self.procs)}.log", "wb")
-            proc = subprocess.Popen([sys.executable, str(ROOT / "worker.py"), *extra], cwd=ROOT,
-                                    env=self.env(), stdout=log, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(
+                [sys.executable, str(ROOT / "worker.py"), *extra],
+                cwd=ROOT,
+                env=self.env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
             self.procs.append(proc)
             started.append(proc)
         return started
@@ -69,7 +76,10 @@ class Workers:
                 proc.wait()
 
     def logs(self) -> str:
-        return "\n".join(p.read_text(errors="replace")[-3000:] for p in sorted(self.tmp_path.glob("worker-*.log")))
+        return "\n".join(
+            p.read_text(errors="replace")[-3000:]
+            for p in sorted(self.tmp_path.glob("worker-*.log"))
+        )
 
 
 @pytest.fixture

@@ -8,7 +8,9 @@ from tests.integration.conftest import statuses, wait_until
 
 
 def _model(simulator, **kw) -> LLMModel:
-    model = LLMModel(name="Simulated", base_url=simulator.url, model_name="sim-chat", simulated=True, **kw)
+    model = LLMModel(
+        name="Simulated", base_url=simulator.url, model_name="sim-chat", simulated=True, **kw
+    )
     db.session.add(model)
     db.session.commit()
     return model
@@ -18,7 +20,9 @@ def test_single_task_runs_end_to_end(app, simulator, workers):
     model = _model(simulator, max_concurrency=4, stream=True)
     workers.start(1)
     task = svc.create_task(prompt="Say hello", model_id=model.id, creator_id=None)
-    wait_until(lambda: statuses([task.id]).get(SUCCESS) == 1, 30, message=f"success\n{workers.logs()}")
+    wait_until(
+        lambda: statuses([task.id]).get(SUCCESS) == 1, 30, message=f"success\n{workers.logs()}"
+    )
     task = db.session.get(Task, task.id)
     db.session.refresh(task)
     assert task.result.startswith("[simulated]") and "Say hello" in task.result
@@ -30,10 +34,14 @@ def test_limits_hold_across_two_worker_processes(app, simulator, workers):
     model = _model(simulator, max_concurrency=3, rpm_limit=12)
     app.config["TASK_CHUNK_FACTOR"] = 1  # 3 tasks per job, so both workers get work
     workers.start(2)
-    ids = [svc.create_task(prompt=f"task {i}", model_id=model.id, creator_id=None, run=False).id
-           for i in range(24)]
+    ids = [
+        svc.create_task(prompt=f"task {i}", model_id=model.id, creator_id=None, run=False).id
+        for i in range(24)
+    ]
     svc.run_tasks(ids)
-    wait_until(lambda: statuses(ids).get(SUCCESS, 0) >= 12, 60, message=f"12 successes\n{workers.logs()}")
+    wait_until(
+        lambda: statuses(ids).get(SUCCESS, 0) >= 12, 60, message=f"12 successes\n{workers.logs()}"
+    )
     # The 13th request must wait for the minute window: give the workers time to (wrongly) send it.
     import time
 
@@ -80,7 +88,9 @@ def test_an_idle_worker_stops_at_once_on_sigterm(app, workers):
     from llmadmin.queues import get_redis
 
     (proc,) = workers.start(1)
-    wait_until(lambda: Worker.count(connection=get_redis()) == 1, 30, message="the worker registered")
+    wait_until(
+        lambda: Worker.count(connection=get_redis()) == 1, 30, message="the worker registered"
+    )
     time.sleep(0.5)
     started = time.monotonic()
     proc.send_signal(signal.SIGTERM)

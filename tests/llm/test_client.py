@@ -26,22 +26,39 @@ BASE = "https://llm.example.com/v1/"
 
 def completion(text="hello", prompt_tokens=3, completion_tokens=2, finish="stop"):
     return {
-        "id": "x", "object": "chat.completion", "created": 0, "model": "m",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
-        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                  "total_tokens": prompt_tokens + completion_tokens},
+        "id": "x",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "m",
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}
+        ],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
     }
 
 
 def make_req(**kw) -> ChatRequest:
-    fields = dict(base_url=BASE, api_key=KEY, model="gpt-test", messages=build_messages("hi"),
-                  temperature=0.2, max_tokens=50, timeout=5.0, stream=False)
+    fields = dict(
+        base_url=BASE,
+        api_key=KEY,
+        model="gpt-test",
+        messages=build_messages("hi"),
+        temperature=0.2,
+        max_tokens=50,
+        timeout=5.0,
+        stream=False,
+    )
     fields.update(kw)
     return ChatRequest(**fields)
 
 
 def call(handler, on_delta=None, **kw):
     """Run ``chat`` against ``handler`` (sync or async) and return its result."""
+
     async def main():
         async with make_async_client(transport=httpx.MockTransport(handler)) as client:
             return await chat(client, make_req(**kw), on_delta=on_delta)
@@ -76,24 +93,36 @@ def streaming(body: bytes | list[bytes], status=200, content_type="text/event-st
                     raise part
                 yield part
 
-    return lambda request: httpx.Response(status, headers={"content-type": content_type}, stream=Body())
+    return lambda request: httpx.Response(
+        status, headers={"content-type": content_type}, stream=Body()
+    )
 
 
 # --- request shape and success parsing ---------------------------------------------------
+
 
 def test_request_wire_format_and_result():
     seen = {}
 
     def handler(request):
-        seen.update(url=str(request.url), auth=request.headers.get("authorization"),
-                    body=json.loads(request.content), timeout=request.extensions["timeout"])
+        seen.update(
+            url=str(request.url),
+            auth=request.headers.get("authorization"),
+            body=json.loads(request.content),
+            timeout=request.extensions["timeout"],
+        )
         return httpx.Response(200, json=completion("Bonjour", 11, 7))
 
     result = call(handler, timeout=30.0)
     assert seen["url"] == "https://llm.example.com/v1/chat/completions"
     assert seen["auth"] == f"Bearer {KEY}"
-    assert seen["body"] == {"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}],
-                            "temperature": 0.2, "max_tokens": 50, "stream": False}
+    assert seen["body"] == {
+        "model": "gpt-test",
+        "messages": [{"role": "user", "content": "hi"}],
+        "temperature": 0.2,
+        "max_tokens": 50,
+        "stream": False,
+    }
     assert seen["timeout"] == {"connect": 10.0, "read": 30.0, "write": 30.0, "pool": 30.0}
     assert (result.text, result.prompt_tokens, result.completion_tokens) == ("Bonjour", 11, 7)
     assert result.status_code == 200 and result.finish_reason == "stop" and result.streamed is False
@@ -122,14 +151,20 @@ def test_connect_timeout_defaults_to_at_most_ten_seconds():
 def test_build_messages_orders_system_history_prompt():
     history = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]
     assert build_messages("q", "be brief", history) == [
-        {"role": "system", "content": "be brief"}, *history, {"role": "user", "content": "q"}]
+        {"role": "system", "content": "be brief"},
+        *history,
+        {"role": "user", "content": "q"},
+    ]
     assert build_messages("q") == [{"role": "user", "content": "q"}]
 
 
 def test_missing_usage_gives_none_tokens_and_content_parts_are_joined():
     body = completion()
     del body["usage"]
-    body["choices"][0]["message"]["content"] = [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]
+    body["choices"][0]["message"]["content"] = [
+        {"type": "text", "text": "a"},
+        {"type": "text", "text": "b"},
+    ]
     result = call(lambda r: httpx.Response(200, json=body))
     assert result.text == "ab" and result.prompt_tokens is None and result.completion_tokens is None
 
@@ -142,37 +177,96 @@ def test_null_content_is_empty_text_only_with_a_finish_reason():
 
 
 def test_chat_blocking_uses_given_transport():
-    result = chat_blocking(make_req(), transport=httpx.MockTransport(
-        lambda r: httpx.Response(200, json=completion("pong"))))
+    result = chat_blocking(
+        make_req(),
+        transport=httpx.MockTransport(lambda r: httpx.Response(200, json=completion("pong"))),
+    )
     assert result.text == "pong" and result.status_code == 200
 
 
 # --- HTTP status mapping ----------------------------------------------------------------
 
-@pytest.mark.parametrize("status, body, kind, retryable, words", [
-    (401, {"error": {"message": "Invalid key"}}, "auth", False, ["API key was rejected", "HTTP 401", "Invalid key"]),
-    (403, {"error": {"message": "Forbidden"}}, "auth", False, ["HTTP 403"]),
-    (402, {"error": {"message": "Insufficient Balance"}}, "quota_exceeded", False, ["HTTP 402", "quota"]),
-    (429, {"error": {"message": "You exceeded your current quota", "code": "insufficient_quota"}},
-     "quota_exceeded", False, ["HTTP 429"]),
-    (404, {"error": {"message": "model 'gpt-test' not found"}}, "model_not_found", False,
-     ["gpt-test", "https://llm.example.com/v1", "HTTP 404", "model name"]),
-    (400, {"message": "The model `gpt-test` does not exist.", "type": "NotFoundError"}, "model_not_found",
-     False, ["gpt-test", "HTTP 400"]),
-    (400, {"error": {"message": "This model's maximum context length is 8192 tokens", "code":
-                     "context_length_exceeded"}}, "context_too_long", False, ["too long", "8192"]),
-    (400, {"error": {"message": "x", "code": "context_length_exceeded"}}, "context_too_long", False, []),
-    (400, {"detail": "too many tokens in prompt"}, "context_too_long", False, []),
-    (400, {"error": {"message": "temperature must be <= 2"}}, "bad_request", False,
-     ["HTTP 400", "temperature must be <= 2"]),
-    (422, {"detail": [{"loc": ["body", "messages"], "msg": "field required"}]}, "bad_request", False,
-     ["HTTP 422", "field required"]),
-    (429, {"error": {"message": "slow down"}}, "rate_limited", True, ["HTTP 429", "slow down"]),
-    (408, {"error": "request timeout"}, "timeout", True, ["HTTP 408"]),
-    (500, {"error": {"message": "boom"}}, "server_error", True, ["HTTP 500", "boom"]),
-    (502, "bad gateway", "server_error", True, ["HTTP 502", "bad gateway"]),
-    (503, {"message": "overloaded"}, "server_error", True, ["HTTP 503", "overloaded"]),
-])
+
+@pytest.mark.parametrize(
+    "status, body, kind, retryable, words",
+    [
+        (
+            401,
+            {"error": {"message": "Invalid key"}},
+            "auth",
+            False,
+            ["API key was rejected", "HTTP 401", "Invalid key"],
+        ),
+        (403, {"error": {"message": "Forbidden"}}, "auth", False, ["HTTP 403"]),
+        (
+            402,
+            {"error": {"message": "Insufficient Balance"}},
+            "quota_exceeded",
+            False,
+            ["HTTP 402", "quota"],
+        ),
+        (
+            429,
+            {"error": {"message": "You exceeded your current quota", "code": "insufficient_quota"}},
+            "quota_exceeded",
+            False,
+            ["HTTP 429"],
+        ),
+        (
+            404,
+            {"error": {"message": "model 'gpt-test' not found"}},
+            "model_not_found",
+            False,
+            ["gpt-test", "https://llm.example.com/v1", "HTTP 404", "model name"],
+        ),
+        (
+            400,
+            {"message": "The model `gpt-test` does not exist.", "type": "NotFoundError"},
+            "model_not_found",
+            False,
+            ["gpt-test", "HTTP 400"],
+        ),
+        (
+            400,
+            {
+                "error": {
+                    "message": "This model's maximum context length is 8192 tokens",
+                    "code": "context_length_exceeded",
+                }
+            },
+            "context_too_long",
+            False,
+            ["too long", "8192"],
+        ),
+        (
+            400,
+            {"error": {"message": "x", "code": "context_length_exceeded"}},
+            "context_too_long",
+            False,
+            [],
+        ),
+        (400, {"detail": "too many tokens in prompt"}, "context_too_long", False, []),
+        (
+            400,
+            {"error": {"message": "temperature must be <= 2"}},
+            "bad_request",
+            False,
+            ["HTTP 400", "temperature must be <= 2"],
+        ),
+        (
+            422,
+            {"detail": [{"loc": ["body", "messages"], "msg": "field required"}]},
+            "bad_request",
+            False,
+            ["HTTP 422", "field required"],
+        ),
+        (429, {"error": {"message": "slow down"}}, "rate_limited", True, ["HTTP 429", "slow down"]),
+        (408, {"error": "request timeout"}, "timeout", True, ["HTTP 408"]),
+        (500, {"error": {"message": "boom"}}, "server_error", True, ["HTTP 500", "boom"]),
+        (502, "bad gateway", "server_error", True, ["HTTP 502", "bad gateway"]),
+        (503, {"message": "overloaded"}, "server_error", True, ["HTTP 503", "overloaded"]),
+    ],
+)
 @pytest.mark.parametrize("stream", [False, True])
 def test_status_codes_map_to_kinds(status, body, kind, retryable, words, stream):
     def handler(request):
@@ -207,6 +301,7 @@ def test_redirect_names_the_target_without_following_it():
 
 # --- Retry-After ------------------------------------------------------------------------
 
+
 def test_retry_after_seconds_on_429_and_503():
     for status in (429, 503):
         exc = failure(lambda r, s=status: httpx.Response(s, headers={"Retry-After": "7"}))
@@ -229,16 +324,44 @@ def test_retry_after_http_date_and_ms_and_garbage():
 
 # --- transport failures -----------------------------------------------------------------
 
-@pytest.mark.parametrize("error, kind, retryable, words", [
-    (httpx.ConnectTimeout("timed out"), "connect_timeout", True, ["Could not connect", "4 seconds"]),
-    (httpx.ReadTimeout("timed out"), "timeout", True, ["5 seconds"]),
-    (httpx.PoolTimeout("pool"), "timeout", True, ["free connection"]),
-    (httpx.ConnectError("[Errno 111] Connection refused"), "connection_error", True,
-     ["Connection refused", "https://llm.example.com/v1"]),
-    (httpx.ConnectError("[Errno -2] Name or service not known"), "connection_error", True, ["Name or service"]),
-    (httpx.RemoteProtocolError("Server disconnected"), "connection_error", True, ["Server disconnected"]),
-    (httpx.UnsupportedProtocol("Request URL has an unsupported protocol"), "bad_request", False, ["http://"]),
-])
+
+@pytest.mark.parametrize(
+    "error, kind, retryable, words",
+    [
+        (
+            httpx.ConnectTimeout("timed out"),
+            "connect_timeout",
+            True,
+            ["Could not connect", "4 seconds"],
+        ),
+        (httpx.ReadTimeout("timed out"), "timeout", True, ["5 seconds"]),
+        (httpx.PoolTimeout("pool"), "timeout", True, ["free connection"]),
+        (
+            httpx.ConnectError("[Errno 111] Connection refused"),
+            "connection_error",
+            True,
+            ["Connection refused", "https://llm.example.com/v1"],
+        ),
+        (
+            httpx.ConnectError("[Errno -2] Name or service not known"),
+            "connection_error",
+            True,
+            ["Name or service"],
+        ),
+        (
+            httpx.RemoteProtocolError("Server disconnected"),
+            "connection_error",
+            True,
+            ["Server disconnected"],
+        ),
+        (
+            httpx.UnsupportedProtocol("Request URL has an unsupported protocol"),
+            "bad_request",
+            False,
+            ["http://"],
+        ),
+    ],
+)
 def test_transport_errors_map_to_kinds(error, kind, retryable, words):
     def handler(request):
         raise error
@@ -273,49 +396,73 @@ def test_unexpected_exception_is_wrapped_and_chained():
 
 # --- bad 2xx bodies ---------------------------------------------------------------------
 
+
 def test_html_page_instead_of_json():
-    exc = failure(lambda r: httpx.Response(200, html="<!DOCTYPE html><html><body>Welcome</body></html>"))
+    exc = failure(
+        lambda r: httpx.Response(200, html="<!DOCTYPE html><html><body>Welcome</body></html>")
+    )
     assert exc.kind == "bad_response" and not exc.retryable
     assert "HTML page" in exc.message and "/v1" in exc.message
 
 
 def test_malformed_json():
-    exc = failure(lambda r: httpx.Response(200, text='{"choices": [{"mess',
-                                           headers={"content-type": "application/json"}))
+    exc = failure(
+        lambda r: httpx.Response(
+            200, text='{"choices": [{"mess', headers={"content-type": "application/json"}
+        )
+    )
     assert exc.kind == "bad_response" and exc.retryable and "malformed JSON" in exc.message
 
 
-@pytest.mark.parametrize("body, words", [
-    ({"id": "x"}, "no 'choices'"),
-    ({"choices": []}, "no choices"),
-    ([1, 2], "not a JSON object"),
-])
+@pytest.mark.parametrize(
+    "body, words",
+    [
+        ({"id": "x"}, "no 'choices'"),
+        ({"choices": []}, "no choices"),
+        ([1, 2], "not a JSON object"),
+    ],
+)
 def test_json_in_the_wrong_shape(body, words):
     exc = failure(lambda r: httpx.Response(200, json=body))
     assert exc.kind == "bad_response" and not exc.retryable and words in exc.message
 
 
 def test_error_object_inside_a_200_answer():
-    exc = failure(lambda r: httpx.Response(200, json={"error": {"message": "content policy violation"}}))
-    assert exc.kind == "bad_response" and not exc.retryable and "content policy violation" in exc.message
+    exc = failure(
+        lambda r: httpx.Response(200, json={"error": {"message": "content policy violation"}})
+    )
+    assert (
+        exc.kind == "bad_response"
+        and not exc.retryable
+        and "content policy violation" in exc.message
+    )
 
 
 # --- streaming --------------------------------------------------------------------------
 
+
 def test_stream_request_and_deltas():
     seen, deltas = {}, []
-    body = [b": keep-alive\n\n", b"event: message\n",
-            sse({"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}, done=False),
-            b'data: {"choices": [{"index": 0, "delta": {"content": "Hel"}}]}\n\ndata:{"choi',  # split
-            b'ces": [{"index": 0, "delta": {"content": "lo"}}]}\n\n',
-            sse(delta(finish="stop"), {"choices": [], "usage": {"prompt_tokens": 4, "completion_tokens": 2}})]
+    body = [
+        b": keep-alive\n\n",
+        b"event: message\n",
+        sse({"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}, done=False),
+        b'data: {"choices": [{"index": 0, "delta": {"content": "Hel"}}]}\n\ndata:{"choi',  # split
+        b'ces": [{"index": 0, "delta": {"content": "lo"}}]}\n\n',
+        sse(
+            delta(finish="stop"),
+            {"choices": [], "usage": {"prompt_tokens": 4, "completion_tokens": 2}},
+        ),
+    ]
 
     def handler(request):
         seen.update(body=json.loads(request.content), accept=request.headers["accept"])
         return streaming(body)(request)
 
     result = call(handler, on_delta=deltas.append, stream=True)
-    assert seen["body"]["stream"] is True and seen["body"]["stream_options"] == {"include_usage": True}
+    assert seen["body"]["stream"] is True and seen["body"]["stream_options"] == {
+        "include_usage": True
+    }
     assert "text/event-stream" in seen["accept"]
     assert deltas == ["Hel", "lo"]  # the new piece each time, never the accumulated text
     assert (result.text, result.prompt_tokens, result.completion_tokens) == ("Hello", 4, 2)
@@ -345,11 +492,14 @@ def test_stream_with_finish_reason_but_no_done_is_complete():
     assert result.text == "all" and result.finish_reason == "stop"
 
 
-@pytest.mark.parametrize("message, retryable", [
-    ("The server is overloaded, please try again later", True),
-    ("Internal server error", True),
-    ("Your request was rejected by the content filter", False),
-])
+@pytest.mark.parametrize(
+    "message, retryable",
+    [
+        ("The server is overloaded, please try again later", True),
+        ("Internal server error", True),
+        ("Your request was rejected by the content filter", False),
+    ],
+)
 def test_error_event_inside_a_stream(message, retryable):
     deltas = []
     body = sse(delta("par"), {"error": {"message": message, "type": "x"}}, done=False)
@@ -360,7 +510,9 @@ def test_error_event_inside_a_stream(message, retryable):
 
 def test_stream_error_status_is_mapped_like_non_stream():
     def handler(request):
-        return httpx.Response(429, headers={"Retry-After": "3"}, json={"error": {"message": "slow"}})
+        return httpx.Response(
+            429, headers={"Retry-After": "3"}, json={"error": {"message": "slow"}}
+        )
 
     exc = failure(handler, stream=True)
     assert (exc.kind, exc.retry_after, exc.status_code) == ("rate_limited", 3.0, 429)
@@ -380,20 +532,27 @@ def test_stream_malformed_chunk_and_no_choices():
 
 # --- secrets and cost -------------------------------------------------------------------
 
+
 def test_api_key_is_masked_in_repr_and_in_echoed_errors():
     req = make_req()
     assert KEY not in repr(req) and KEY not in str(req) and "sk-…cdef" in repr(req)
-    echoed = {"error": {"message": f"Incorrect API key provided: {KEY}. Authorization: Bearer {KEY}"}}
+    echoed = {
+        "error": {"message": f"Incorrect API key provided: {KEY}. Authorization: Bearer {KEY}"}
+    }
     for status in (401, 400, 500):
         exc = failure(lambda r, s=status: httpx.Response(s, json=echoed))
         assert "SECRET" not in exc.message
     other = "sk-proj-ANOTHERSECRETKEY12345678"
-    exc = failure(lambda r: httpx.Response(401, json={"error": {"message": f"key {other} revoked"}}))
+    exc = failure(
+        lambda r: httpx.Response(401, json={"error": {"message": f"key {other} revoked"}})
+    )
     assert other not in exc.message
 
 
 def test_credentials_in_base_url_are_not_shown():
-    exc = failure(lambda r: httpx.Response(404), base_url="https://user:pa55word@llm.example.com/v1?token=t0k")
+    exc = failure(
+        lambda r: httpx.Response(404), base_url="https://user:pa55word@llm.example.com/v1?token=t0k"
+    )
     assert "pa55word" not in exc.message and "t0k" not in exc.message
     assert "pa55word" not in repr(make_req(base_url="https://user:pa55word@h/v1"))
 
@@ -408,5 +567,7 @@ def test_compute_cost():
 
 def test_raw_key_of_any_shape_is_masked_when_echoed():
     raw = "AbCdEfGh12345678zzQQ"
-    exc = failure(lambda r: httpx.Response(401, json={"error": {"message": f"bad key {raw}"}}), api_key=raw)
+    exc = failure(
+        lambda r: httpx.Response(401, json={"error": {"message": f"bad key {raw}"}}), api_key=raw
+    )
     assert raw not in exc.message and "bad key" in exc.message

@@ -32,8 +32,16 @@ def sim(server):
 
 
 def req(sim, prompt="hello world", **kw) -> ChatRequest:
-    fields = dict(base_url=sim.url, api_key=KEY, model="sim-chat", messages=build_messages(prompt),
-                  temperature=0, max_tokens=None, timeout=5.0, stream=False)
+    fields = dict(
+        base_url=sim.url,
+        api_key=KEY,
+        model="sim-chat",
+        messages=build_messages(prompt),
+        temperature=0,
+        max_tokens=None,
+        timeout=5.0,
+        stream=False,
+    )
     fields.update(kw)
     return ChatRequest(**fields)
 
@@ -48,7 +56,9 @@ def fails(request: ChatRequest) -> LLMError:
 def gather(requests, max_connections=64):
     async def main():
         async with make_async_client(max_connections=max_connections) as client:
-            return await asyncio.gather(*(chat(client, r) for r in requests), return_exceptions=True)
+            return await asyncio.gather(
+                *(chat(client, r) for r in requests), return_exceptions=True
+            )
 
     return asyncio.run(main())
 
@@ -63,6 +73,7 @@ def wait_until(predicate, seconds=5.0):
 
 
 # --- pure helpers -----------------------------------------------------------------------
+
 
 def test_directives_reply_and_tokens_are_deterministic():
     text = "Summarise this [[sim: status=429, retry_after=2.5, key=job-7]] please [[sim:cut=1]]"
@@ -81,6 +92,7 @@ def test_serve_refuses_non_loopback_host():
 
 # --- success over real sockets ----------------------------------------------------------
 
+
 def test_non_streaming_answer(sim):
     result = chat_blocking(req(sim, "hello world [[sim: latency_ms=1]]"))
     assert result.text == "[simulated] echo: hello world"
@@ -93,7 +105,9 @@ def test_streaming_answer_with_deltas_and_usage(sim):
 
     async def main():
         async with make_async_client() as client:
-            return await chat(client, req(sim, "stream me please", stream=True), on_delta=deltas.append)
+            return await chat(
+                client, req(sim, "stream me please", stream=True), on_delta=deltas.append
+            )
 
     result = asyncio.run(main())
     assert result.streamed and result.text == "[simulated] echo: stream me please"
@@ -109,6 +123,7 @@ def test_models_list_and_max_tokens(sim):
 
 
 # --- failures over real sockets ---------------------------------------------------------
+
 
 def test_wrong_or_missing_key_is_rejected(sim):
     for key in ("sk-wrong-000000000000", None):
@@ -126,7 +141,12 @@ def test_unknown_model_and_wrong_base_url(sim):
 @pytest.mark.parametrize("stream", [False, True])
 def test_rate_limited_with_retry_after(sim, stream):
     exc = fails(req(sim, "x [[sim: status=429, retry_after=2]]", stream=stream))
-    assert (exc.kind, exc.retryable, exc.retry_after, exc.status_code) == ("rate_limited", True, 2.0, 429)
+    assert (exc.kind, exc.retryable, exc.retry_after, exc.status_code) == (
+        "rate_limited",
+        True,
+        2.0,
+        429,
+    )
 
 
 def test_server_wide_failure_can_be_switched_on_and_off(sim):
@@ -143,14 +163,17 @@ def test_cut_stream_and_error_event(sim):
     assert exc.kind == "stream_error" and exc.retryable and "overloaded" in exc.message
 
 
-@pytest.mark.parametrize("directive, kind, retryable", [
-    ("html=1", "bad_response", False),
-    ("malformed=1", "bad_response", True),
-    ("empty_choices=1", "bad_response", False),
-    ("context_too_long=1", "context_too_long", False),
-    ("status=500", "server_error", True),
-    ("status=400", "bad_request", False),
-])
+@pytest.mark.parametrize(
+    "directive, kind, retryable",
+    [
+        ("html=1", "bad_response", False),
+        ("malformed=1", "bad_response", True),
+        ("empty_choices=1", "bad_response", False),
+        ("context_too_long=1", "context_too_long", False),
+        ("status=500", "server_error", True),
+        ("status=400", "bad_request", False),
+    ],
+)
 @pytest.mark.parametrize("stream", [False, True])
 def test_injected_failures(sim, directive, kind, retryable, stream):
     exc = fails(req(sim, f"x [[sim: {directive}]]", stream=stream))
@@ -180,7 +203,9 @@ def test_fail_times_per_key_then_succeed(sim):
         kinds.append(fails(req(sim, prompt)).kind)
     assert kinds == ["server_error", "server_error"]
     assert chat_blocking(req(sim, prompt)).text == "[simulated] echo: x"
-    other = fails(req(sim, "y [[sim: fail_times=1, key=job-2]]"))  # a new key fails afresh, 500 default
+    other = fails(
+        req(sim, "y [[sim: fail_times=1, key=job-2]]")
+    )  # a new key fails afresh, 500 default
     assert other.status_code == 500
     stats = sim.stats()
     assert stats["per_key"] == {"job-1": 3, "job-2": 1}
@@ -195,6 +220,7 @@ def test_unknown_directive_and_config_key_are_rejected(sim):
 
 # --- counters ---------------------------------------------------------------------------
 
+
 def test_stats_count_concurrency_and_rate_window(sim):
     sim.configure(latency_ms=300)
     results = gather([req(sim, f"p{i}") for i in range(20)])
@@ -206,13 +232,19 @@ def test_stats_count_concurrency_and_rate_window(sim):
     assert stats["requests_last_60s"] == 20
     sim.reset()
     after = sim.stats()
-    assert (after["total_requests"], after["max_in_flight"], after["max_requests_per_60s"]) == (0, 0, 0)
+    assert (after["total_requests"], after["max_in_flight"], after["max_requests_per_60s"]) == (
+        0,
+        0,
+        0,
+    )
     assert "status" not in after["config"] and after["config"]["latency_ms"] == 0
 
 
 def test_sustains_more_than_128_concurrent_requests(sim):
-    results = gather([req(sim, f"p{i} [[sim: latency_ms=1500]]", timeout=30) for i in range(150)],
-                     max_connections=200)
+    results = gather(
+        [req(sim, f"p{i} [[sim: latency_ms=1500]]", timeout=30) for i in range(150)],
+        max_connections=200,
+    )
     assert [type(r) for r in results if not hasattr(r, "text")] == []
     assert sim.stats()["max_in_flight"] >= 128
 
@@ -223,13 +255,32 @@ def test_module_runs_in_the_foreground(tmp_path):
         port = s.getsockname()[1]
     log = tmp_path / "sim.log"
     with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "llmadmin.llm.simulator", "--port", str(port),
-                                 "--latency-ms", "0"], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "llmadmin.llm.simulator",
+                "--port",
+                str(port),
+                "--latency-ms",
+                "0",
+            ],
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         url = f"http://127.0.0.1:{port}/v1"
         assert wait_until(lambda: _answers(url), seconds=20), log.read_text()
-        result = chat_blocking(ChatRequest(base_url=url, api_key=None, model="sim-chat",
-                                           messages=build_messages("ping"), timeout=5))
+        result = chat_blocking(
+            ChatRequest(
+                base_url=url,
+                api_key=None,
+                model="sim-chat",
+                messages=build_messages("ping"),
+                timeout=5,
+            )
+        )
         assert result.text == "[simulated] echo: ping"
         assert "SIMULATED" in log.read_text()
     finally:

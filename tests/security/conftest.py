@@ -41,8 +41,10 @@ def flash_text(html: str) -> str:
     """Return the text of the alert boxes on a page (admin pages and the sign-in pages)."""
     import html as html_module
 
-    return " ".join(html_module.unescape(m) for m in
-                    re.findall(r'<div class="alert[^"]*"[^>]*>(.*?)</div>', html, re.S))
+    return " ".join(
+        html_module.unescape(m)
+        for m in re.findall(r'<div class="alert[^"]*"[^>]*>(.*?)</div>', html, re.S)
+    )
 
 
 def redis_dump(client) -> str:

@@ -27,16 +27,25 @@ NEW_KEY = Fernet.generate_key().decode()
 LOST_KEY = Fernet.generate_key().decode()
 
 
-def add_model(name: str, key: str | None, fernet_key: str, base_url: str = "http://127.0.0.1:9/v1") -> LLMModel:
+def add_model(
+    name: str, key: str | None, fernet_key: str, base_url: str = "http://127.0.0.1:9/v1"
+) -> LLMModel:
     token = crypto.encrypt(key, {"ENCRYPTION_KEY": fernet_key}) if key else None
-    model = LLMModel(name=name, base_url=base_url, model_name="m", api_key_encrypted=token,
-                     max_concurrency=2, max_attempts=1)
+    model = LLMModel(
+        name=name,
+        base_url=base_url,
+        model_name="m",
+        api_key_encrypted=token,
+        max_concurrency=2,
+        max_attempts=1,
+    )
     db.session.add(model)
     db.session.commit()
     return model
 
 
 # --- rotation ------------------------------------------------------------------------------
+
 
 def test_rotation_re_encrypts_every_key_under_the_first_key(app, runner):
     a = add_model("A", "sk-a-0000000000000001", OLD_KEY)
@@ -50,10 +59,21 @@ def test_rotation_re_encrypts_every_key_under_the_first_key(app, runner):
     assert "2 key(s) re-encrypted" in result.output and "1 model(s) without a key" in result.output
     db.session.expire_all()
     only_new = {"ENCRYPTION_KEY": NEW_KEY}
-    assert crypto.decrypt(db.session.get(LLMModel, a.id).api_key_encrypted, only_new) == "sk-a-0000000000000001"
-    assert crypto.decrypt(db.session.get(LLMModel, b.id).api_key_encrypted, only_new) == "sk-b-0000000000000002"
-    [entry] = db.session.execute(
-        db.select(AuditEntry).where(AuditEntry.action == "rotate_encryption_key")).scalars().all()
+    assert (
+        crypto.decrypt(db.session.get(LLMModel, a.id).api_key_encrypted, only_new)
+        == "sk-a-0000000000000001"
+    )
+    assert (
+        crypto.decrypt(db.session.get(LLMModel, b.id).api_key_encrypted, only_new)
+        == "sk-b-0000000000000002"
+    )
+    [entry] = (
+        db.session.execute(
+            db.select(AuditEntry).where(AuditEntry.action == "rotate_encryption_key")
+        )
+        .scalars()
+        .all()
+    )
     assert entry.person_label == "cli" and "re-encrypted: 2" in entry.summary
     assert "sk-a-0000000000000001" not in (entry.summary or "") + (entry.changes or "")
 
@@ -72,8 +92,12 @@ def test_an_undecryptable_key_is_reported_and_kept_unchanged(app, runner):
     db.session.expire_all()
     assert db.session.get(LLMModel, lost.id).api_key_encrypted == lost_token  # not lost
     assert crypto.decrypt(lost_token, {"ENCRYPTION_KEY": LOST_KEY}) == "sk-lost-000000000002"
-    assert crypto.decrypt(db.session.get(LLMModel, good.id).api_key_encrypted,
-                          {"ENCRYPTION_KEY": NEW_KEY}) == "sk-good-000000000001"
+    assert (
+        crypto.decrypt(
+            db.session.get(LLMModel, good.id).api_key_encrypted, {"ENCRYPTION_KEY": NEW_KEY}
+        )
+        == "sk-good-000000000001"
+    )
 
 
 def test_rotate_of_an_unreadable_token_raises_a_clear_error():
@@ -83,6 +107,7 @@ def test_rotate_of_an_unreadable_token_raises_a_clear_error():
 
 
 # --- where a key must never appear in full --------------------------------------------------
+
 
 def test_jobs_carry_ids_not_keys(app, r, admin_user):
     model = add_keyed_model(app)
@@ -102,24 +127,37 @@ def test_jobs_carry_ids_not_keys(app, r, admin_user):
 
 
 def add_keyed_model(app, **fields) -> LLMModel:
-    model = LLMModel(name="Keyed", base_url="http://127.0.0.1:9/v1", model_name="m",
-                     api_key_encrypted=crypto.encrypt(API_KEY), max_concurrency=2, max_attempts=1, **fields)
+    model = LLMModel(
+        name="Keyed",
+        base_url="http://127.0.0.1:9/v1",
+        model_name="m",
+        api_key_encrypted=crypto.encrypt(API_KEY),
+        max_concurrency=2,
+        max_attempts=1,
+        **fields,
+    )
     db.session.add(model)
     db.session.commit()
     return model
 
 
 @pytest.mark.parametrize("answer", ["echo_401", "connect_error"])
-def test_a_failing_call_keeps_the_key_out_of_logs_and_the_task_error(app, admin_user, caplog, answer):
+def test_a_failing_call_keeps_the_key_out_of_logs_and_the_task_error(
+    app, admin_user, caplog, answer
+):
     model = add_keyed_model(app)
     task = task_service.create_task(prompt="hi", model_id=model.id, creator_id=admin_user.id)
     db.session.refresh(task)
 
     def handler(request: httpx.Request) -> httpx.Response:
-        assert request.headers["Authorization"] == f"Bearer {API_KEY}"  # the key does go to the provider
+        assert (
+            request.headers["Authorization"] == f"Bearer {API_KEY}"
+        )  # the key does go to the provider
         if answer == "connect_error":
             raise httpx.ConnectError(f"cannot connect (sent {request.headers['Authorization']})")
-        return httpx.Response(401, json={"error": {"message": f"Incorrect API key provided: {API_KEY}."}})
+        return httpx.Response(
+            401, json={"error": {"message": f"Incorrect API key provided: {API_KEY}."}}
+        )
 
     with caplog.at_level(logging.DEBUG):
         run_chunk(task.job_id, [task.id], transport=httpx.MockTransport(handler))
@@ -156,12 +194,17 @@ def test_admin_pages_and_audit_entries_never_show_the_key(admin_client):
     response = post_form(admin_client, "/admin/llmmodel/new/", model_form(new_api_key=API_KEY))
     assert response.status_code == 302
     model = db.session.execute(db.select(LLMModel)).scalar_one()
-    for url in ("/admin/llmmodel/", f"/admin/llmmodel/details/?id={model.id}",
-                f"/admin/llmmodel/edit/?id={model.id}"):
+    for url in (
+        "/admin/llmmodel/",
+        f"/admin/llmmodel/details/?id={model.id}",
+        f"/admin/llmmodel/edit/?id={model.id}",
+    ):
         page = admin_client.get(url).get_data(as_text=True)
         assert API_KEY not in page, url
     assert "sk-…ghij" in admin_client.get("/admin/llmmodel/").get_data(as_text=True)
-    post_form(admin_client, f"/admin/llmmodel/edit/?id={model.id}", model_form(new_api_key=API_KEY + "2"))
+    post_form(
+        admin_client, f"/admin/llmmodel/edit/?id={model.id}", model_form(new_api_key=API_KEY + "2")
+    )
     db.session.expire_all()
     audit_rows = db.session.execute(db.select(AuditEntry)).scalars().all()
     assert any(e.object_type == "llm_model" for e in audit_rows)
@@ -186,7 +229,9 @@ def test_exports_of_the_models_list_mask_the_key(app, admin_user, tmp_path, fmt)
     path = tmp_path / row.storage_path
     if fmt == "xlsx":
         with zipfile.ZipFile(path) as archive:
-            content = "".join(archive.read(n).decode("utf-8", "replace") for n in archive.namelist())
+            content = "".join(
+                archive.read(n).decode("utf-8", "replace") for n in archive.namelist()
+            )
     else:
         content = path.read_text(encoding="utf-8-sig")
     assert "Keyed" in content and "sk-…ghij" in content

@@ -21,10 +21,12 @@ from llmadmin.models.task import CANCELED, QUEUED, RUNNING, SUCCESS
 from tests.conftest import make_test_app
 from tests.security.cdp import CHROMIUM, Browser
 
-HOSTILE = ("<script>window.__xss='script';fetch('/__xss_hit?via=script')</script>"
-           "<img src=x onerror=\"window.__xss='img';fetch('/__xss_hit?via=img')\">"
-           "<svg onload=\"window.__xss='svg';fetch('/__xss_hit?via=svg')\"></svg>"
-           "<a id=evil href=\"javascript:fetch('/__xss_hit?via=link')\">x</a>")
+HOSTILE = (
+    "<script>window.__xss='script';fetch('/__xss_hit?via=script')</script>"
+    "<img src=x onerror=\"window.__xss='img';fetch('/__xss_hit?via=img')\">"
+    "<svg onload=\"window.__xss='svg';fetch('/__xss_hit?via=svg')\"></svg>"
+    "<a id=evil href=\"javascript:fetch('/__xss_hit?via=link')\">x</a>"
+)
 
 # Task names and queue notes are at most 200 characters.
 HOSTILE_NAME = "<img src=x onerror=\"window.__xss='name';fetch('/__xss_hit?via=name')\">"
@@ -42,7 +44,9 @@ def chromium_or_fail() -> str:
     if os.path.exists(CHROMIUM):
         return CHROMIUM
     if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true but {CHROMIUM} is missing: .ci/run must install Debian's chromium package")
+        pytest.fail(
+            f"CI=true but {CHROMIUM} is missing: .ci/run must install Debian's chromium package"
+        )
     pytest.skip(f"{CHROMIUM} is not installed (apt-get install -y chromium)")
 
 
@@ -124,8 +128,14 @@ def sign_in(chrome: Browser, live: LiveServer) -> None:
 
 
 def add_task(admin, model, status, **fields) -> int:
-    task = Task(name=fields.pop("name", f"{status} task"), prompt=fields.pop("prompt", "Say hi"),
-                status=status, creator_id=admin.id, model_id=model.id, **fields)
+    task = Task(
+        name=fields.pop("name", f"{status} task"),
+        prompt=fields.pop("prompt", "Say hi"),
+        status=status,
+        creator_id=admin.id,
+        model_id=model.id,
+        **fields,
+    )
     db.session.add(task)
     db.session.commit()
     return task.id
@@ -133,26 +143,48 @@ def add_task(admin, model, status, **fields) -> int:
 
 def assert_nothing_ran(chrome: Browser, live: LiveServer, where: str) -> None:
     assert chrome.evaluate("window.__xss === undefined"), (where, chrome.evaluate("window.__xss"))
-    assert chrome.evaluate("document.querySelectorAll('img[onerror], svg[onload], a#evil').length") == 0, where
+    assert (
+        chrome.evaluate("document.querySelectorAll('img[onerror], svg[onload], a#evil').length")
+        == 0
+    ), where
     assert live.hits == [], where
 
 
 def test_hostile_text_never_runs_in_the_browser(browser, live, admin_user, sim_model):
     chrome = chromium_or_fail() and browser
-    done = add_task(admin_user, sim_model, SUCCESS, name=f"done {HOSTILE_NAME}", prompt=HOSTILE,
-                    system_prompt=HOSTILE, result=HOSTILE)
-    running = add_task(admin_user, sim_model, RUNNING, name=f"running {HOSTILE_NAME}", prompt=HOSTILE, result=HOSTILE)
+    done = add_task(
+        admin_user,
+        sim_model,
+        SUCCESS,
+        name=f"done {HOSTILE_NAME}",
+        prompt=HOSTILE,
+        system_prompt=HOSTILE,
+        result=HOSTILE,
+    )
+    running = add_task(
+        admin_user,
+        sim_model,
+        RUNNING,
+        name=f"running {HOSTILE_NAME}",
+        prompt=HOSTILE,
+        result=HOSTILE,
+    )
     sign_in(chrome, live)
 
     # The list page: names are text; the live refresh swaps badges in with innerHTML.
     chrome.navigate(f"{live.url}/admin/task/")
     title = chrome.evaluate("document.title")
-    db.session.execute(db.update(Task).where(Task.id == running)
-                       .values(status=SUCCESS, queue_note=f"re-queued: {HOSTILE_NAME}"))
+    db.session.execute(
+        db.update(Task)
+        .where(Task.id == running)
+        .values(status=SUCCESS, queue_note=f"re-queued: {HOSTILE_NAME}")
+    )
     db.session.commit()
     assert live.wait_for_path("/admin/task/status.json?ids="), "the list page's refresh never ran"
-    assert chrome.wait_until(f"document.querySelector('.js-status[data-id=\"{running}\"]').textContent"
-                             f".trim() === '{SUCCESS}'"), "the badge was not refreshed"
+    assert chrome.wait_until(
+        f"document.querySelector('.js-status[data-id=\"{running}\"]').textContent"
+        f".trim() === '{SUCCESS}'"
+    ), "the badge was not refreshed"
     assert chrome.evaluate("document.title") == title
     assert_nothing_ran(chrome, live, "task list")
     assert chrome.evaluate("window.__violations") == []
@@ -162,7 +194,9 @@ def test_hostile_text_never_runs_in_the_browser(browser, live, admin_user, sim_m
     db.session.commit()
     chrome.navigate(f"{live.url}/admin/task/details/?id={running}")
     assert live.wait_for_path("with_result=1"), "the details page's polling never ran"
-    assert chrome.wait_until(f"document.querySelector('pre[data-field=\"result\"]').textContent === {HOSTILE!r}")
+    assert chrome.wait_until(
+        f"document.querySelector('pre[data-field=\"result\"]').textContent === {HOSTILE!r}"
+    )
     assert_nothing_ran(chrome, live, "running task details")
 
     for url in (f"/admin/task/details/?id={done}", "/admin/", "/admin/audit/"):
@@ -176,13 +210,17 @@ def test_hostile_text_never_runs_in_the_browser(browser, live, admin_user, sim_m
     assert live.wait_for_path("/__xss_hit")
 
 
-def test_bulk_actions_row_delete_and_modals_work_under_the_csp(browser, live, admin_user, sim_model):
+def test_bulk_actions_row_delete_and_modals_work_under_the_csp(
+    browser, live, admin_user, sim_model
+):
     chrome = chromium_or_fail() and browser
     queued = add_task(admin_user, sim_model, QUEUED)
     doomed = add_task(admin_user, sim_model, SUCCESS, name="to delete")
     sign_in(chrome, live)
     chrome.navigate(f"{live.url}/admin/task/")
-    assert chrome.evaluate("typeof window.modelActions") == "object"  # nonce'd Flask-Admin scripts ran
+    assert (
+        chrome.evaluate("typeof window.modelActions") == "object"
+    )  # nonce'd Flask-Admin scripts ran
 
     # "With selected → Cancel": an inline onclick in Flask-Admin's template, allowed by its hash.
     cancel_link = json.dumps("[onclick*=\"execute('cancel')\"]")
@@ -201,15 +239,18 @@ def test_bulk_actions_row_delete_and_modals_work_under_the_csp(browser, live, ad
     chrome.navigate(f"{live.url}/admin/task/")
     db.session.expire_all()
     assert db.session.get(Task, doomed) is not None
-    chrome.run_and_wait_for_load(f"window.confirm = function () {{ return true; }}; {button}.click();")
+    chrome.run_and_wait_for_load(
+        f"window.confirm = function () {{ return true; }}; {button}.click();"
+    )
     db.session.expire_all()
     assert db.session.get(Task, doomed) is None
 
     # The create modal is loaded by jQuery with a script carrying another response's nonce: its hash lets it run.
     chrome.evaluate("document.querySelector('a[data-target=\"#fa_modal_window\"]').click(); 1")
-    assert chrome.wait_until("!!document.querySelector('#fa_modal_window select#model') && "
-                             "!!document.querySelector('#fa_modal_window .select2-container')"), \
-        "the modal's fields were not set up"
+    assert chrome.wait_until(
+        "!!document.querySelector('#fa_modal_window select#model') && "
+        "!!document.querySelector('#fa_modal_window .select2-container')"
+    ), "the modal's fields were not set up"
     assert chrome.evaluate("window.__violations") == []
 
 
@@ -218,6 +259,7 @@ def test_rq_dashboard_works_under_its_policy(browser, live, admin_user):
     sign_in(chrome, live)
     chrome.navigate(f"{live.url}/admin/rq/")
     assert live.wait_for_path("/admin/rq/0/data/queues.json"), "the dashboard's script never ran"
-    assert chrome.wait_until("document.querySelectorAll('#queues tbody tr').length > 0"), \
+    assert chrome.wait_until("document.querySelectorAll('#queues tbody tr').length > 0"), (
         "the dashboard's underscore templates did not render"
+    )
     assert chrome.evaluate("window.__violations") == []

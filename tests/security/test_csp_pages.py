@@ -16,7 +16,11 @@ from llmadmin.models.code_outbox import CodeOutboxEntry
 from tests.admin.helpers import make_download, make_task
 from tests.conftest import login, make_test_app
 
-BASE_HEADERS = {"X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"}
+BASE_HEADERS = {
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
 
 
 def csp_of(response) -> dict[str, str]:
@@ -49,7 +53,9 @@ class InlineCode(HTMLParser):
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
-        self.handlers += [(name, value or "") for name, value in attrs.items() if name.startswith("on")]
+        self.handlers += [
+            (name, value or "") for name, value in attrs.items() if name.startswith("on")
+        ]
         inline = tag == "script" and "src" not in attrs and attrs.get("type", "") != "text/template"
         self._script = [] if inline else None
 
@@ -66,19 +72,39 @@ class InlineCode(HTMLParser):
 @pytest.fixture
 def rows(app, admin_user, sim_model):
     task = make_task(admin_user, sim_model, name="t1")
-    download = make_download(admin_user, status="RUNNING")  # its page refreshes itself with a script
-    db.session.add(AuditEntry(action="create", object_type="task", object_id=str(task.id), summary="x"))
+    download = make_download(
+        admin_user, status="RUNNING"
+    )  # its page refreshes itself with a script
+    db.session.add(
+        AuditEntry(action="create", object_type="task", object_id=str(task.id), summary="x")
+    )
     db.session.add(CodeOutboxEntry(person_id=admin_user.id, channel="log", body="code 123456"))
     db.session.commit()
-    return {"task": task.id, "llmmodel": sim_model.id, "person": admin_user.id, "download": download.id}
+    return {
+        "task": task.id,
+        "llmmodel": sim_model.id,
+        "person": admin_user.id,
+        "download": download.id,
+    }
 
 
 def admin_pages(rows) -> list[str]:
-    pages = ["/admin/", "/admin/audit/", "/admin/code_outbox/", "/admin/task/new/", "/admin/task/new/?modal=True",
-             "/admin/llmmodel/new/", "/admin/person/new/", f"/admin/task/duplicate/?ids={rows['task']}"]
+    pages = [
+        "/admin/",
+        "/admin/audit/",
+        "/admin/code_outbox/",
+        "/admin/task/new/",
+        "/admin/task/new/?modal=True",
+        "/admin/llmmodel/new/",
+        "/admin/person/new/",
+        f"/admin/task/duplicate/?ids={rows['task']}",
+    ]
     for endpoint in ("task", "llmmodel", "person"):
-        pages += [f"/admin/{endpoint}/", f"/admin/{endpoint}/details/?id={rows[endpoint]}",
-                  f"/admin/{endpoint}/edit/?id={rows[endpoint]}"]
+        pages += [
+            f"/admin/{endpoint}/",
+            f"/admin/{endpoint}/details/?id={rows[endpoint]}",
+            f"/admin/{endpoint}/edit/?id={rows[endpoint]}",
+        ]
     return pages
 
 
@@ -87,12 +113,21 @@ DOWNLOAD_PAGES = ["/admin/download/", "/admin/download/details/?id={download}"]
 
 
 def test_every_kind_of_response_carries_the_headers(app, client, admin_user, rows):
-    anonymous = [client.get("/login"), client.get("/healthz"), client.get("/no-such-page"),
-                 client.get("/admin/static/vendor/jquery.min.js"), client.get("/admin/task/")]
+    anonymous = [
+        client.get("/login"),
+        client.get("/healthz"),
+        client.get("/no-such-page"),
+        client.get("/admin/static/vendor/jquery.min.js"),
+        client.get("/admin/task/"),
+    ]
     login(client, "admin@example.com", "admin-password")
-    signed_in = [client.get("/admin/task/"), client.get(f"/admin/task/status.json?ids={rows['task']}"),
-                 client.get("/admin/rq/"), client.get("/admin/rq/0/data/queues.json"),
-                 client.get("/admin/task/details/?id=999999")]
+    signed_in = [
+        client.get("/admin/task/"),
+        client.get(f"/admin/task/status.json?ids={rows['task']}"),
+        client.get("/admin/rq/"),
+        client.get("/admin/rq/0/data/queues.json"),
+        client.get("/admin/task/details/?id=999999"),
+    ]
     for response in anonymous + signed_in:
         assert_secure_headers(response, response.request.path)
     assert "Strict-Transport-Security" not in signed_in[0].headers
@@ -106,7 +141,9 @@ def test_hsts_is_sent_when_cookies_are_marked_secure(migrated, redis_url):
 
 def test_script_policy_is_self_a_fresh_nonce_and_exact_hashes(client):
     first, second = csp_of(client.get("/login")), csp_of(client.get("/login"))
-    assert re.match(r"script-src 'self' 'nonce-[\w-]{20,}' 'unsafe-hashes' 'sha256-", first["script-src"])
+    assert re.match(
+        r"script-src 'self' 'nonce-[\w-]{20,}' 'unsafe-hashes' 'sha256-", first["script-src"]
+    )
     assert first["script-src"] != second["script-src"]
     assert "'unsafe-eval'" not in first["script-src"]
     assert first["style-src"] == "style-src 'self' 'unsafe-inline'"  # styles cannot run code
@@ -149,9 +186,13 @@ def test_every_inline_handler_is_allowed_by_its_exact_hash(client, admin_user, r
         script_src = csp_of(response)["script-src"]
         for name, code in InlineCode(response.get_data(as_text=True)).handlers:
             assert "'unsafe-hashes'" in script_src
-            assert sha(code) in script_src, f"{url}: inline {name}={code!r} would be blocked by the CSP"
+            assert sha(code) in script_src, (
+                f"{url}: inline {name}={code!r} would be blocked by the CSP"
+            )
             seen.add(code)
-    assert "return modelActions.execute('cancel');" in seen  # bulk actions were on the pages checked
+    assert (
+        "return modelActions.execute('cancel');" in seen
+    )  # bulk actions were on the pages checked
     assert "return faHelpers.safeConfirm('Are you sure you want to delete this record?');" in seen
     assert "return false;" in seen
 
@@ -190,8 +231,10 @@ def test_rq_dashboard_allows_exactly_its_own_inline_scripts(client, admin_user):
 
 
 def test_inline_script_hashes_skip_templates_and_external_scripts():
-    html = ('<script src="/a.js"></script><script type="text/template"><b></b></script>'
-            '<script type="text/javascript">var a = 1;</script><script>b()</script>')
+    html = (
+        '<script src="/a.js"></script><script type="text/template"><b></b></script>'
+        '<script type="text/javascript">var a = 1;</script><script>b()</script>'
+    )
     assert security.inline_script_hashes(html) == [sha("var a = 1;"), sha("b()")]
 
 

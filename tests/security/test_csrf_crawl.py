@@ -13,7 +13,9 @@ def test_every_state_changing_route_needs_a_csrf_token(app, client, admin_user):
     assert len(routes) > 20  # the crawl really covers the admin, rq-dashboard and auth routes
     accepted = []
     for method, url in routes:
-        response = client.open(url, method=method, data={"id": "1", "action": "delete", "rowid": "1"})
+        response = client.open(
+            url, method=method, data={"id": "1", "action": "delete", "rowid": "1"}
+        )
         body = response.get_data(as_text=True)
         if response.status_code != 400 or "security token" not in body:
             accepted.append((method, url, response.status_code))

@@ -9,9 +9,13 @@ from tests.conftest import csrf_token, login
 
 def entries(action: str) -> list[AuditEntry]:
     db.session.expire_all()
-    return db.session.execute(
-        db.select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.id)
-    ).scalars().all()
+    return (
+        db.session.execute(
+            db.select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.id)
+        )
+        .scalars()
+        .all()
+    )
 
 
 def every_audit_value() -> str:

@@ -12,8 +12,11 @@ from tests.security.conftest import age, flash_text, page_text
 
 def attempt(client, email: str, password: str, ip: str = "127.0.0.1"):
     token = csrf_token(client)
-    return client.post("/login", data={"email": email, "password": password, "csrf_token": token},
-                       environ_base={"REMOTE_ADDR": ip})
+    return client.post(
+        "/login",
+        data={"email": email, "password": password, "csrf_token": token},
+        environ_base={"REMOTE_ADDR": ip},
+    )
 
 
 def signed_in(client) -> bool:
@@ -56,7 +59,9 @@ def test_each_failure_renews_the_window(client, member_user, r):
     age(r, key, 10 * 60)
     fail(client, "member@example.com", 1)
     assert r.ttl(key) > 14 * 60
-    assert "Too many failed" in flash_text(page_text(attempt(client, "member@example.com", "member-password")))
+    assert "Too many failed" in flash_text(
+        page_text(attempt(client, "member@example.com", "member-password"))
+    )
 
 
 def test_success_clears_the_account_counter(client, member_user, r):
@@ -87,7 +92,9 @@ def test_signing_into_ones_own_account_does_not_reset_the_ip_counter(client, mem
     fail(client, "victim@example.com", 4, ip="10.1.1.1")
     for n in range(4):
         fail(client, f"other{n}@example.com", 4, ip="10.1.1.1")  # 20 from this IP
-    assert attempt(client, "member@example.com", "member-password", ip="10.9.9.9").status_code == 302
+    assert (
+        attempt(client, "member@example.com", "member-password", ip="10.9.9.9").status_code == 302
+    )
     client.post("/logout", data={"csrf_token": csrf_token(client, "/admin/")})
     # The member's success from elsewhere forgave nothing at 10.1.1.1:
     response = attempt(client, "member@example.com", "member-password", ip="10.1.1.1")
@@ -98,7 +105,9 @@ def test_success_forgives_only_that_accounts_share_of_the_ip_counter(app, client
     app.config["LOGIN_MAX_FAILURES_PER_IP"] = 6
     fail(client, "member@example.com", 3, ip="10.1.1.1")
     fail(client, "someone@example.com", 2, ip="10.1.1.1")
-    assert attempt(client, "member@example.com", "member-password", ip="10.1.1.1").status_code == 302
+    assert (
+        attempt(client, "member@example.com", "member-password", ip="10.1.1.1").status_code == 302
+    )
     assert sum(int(v) for v in r.hvals(login_guard.ip_key("10.1.1.1"))) == 2
 
 
@@ -130,6 +139,7 @@ def test_redis_down_lets_the_password_decide(app, client, member_user, monkeypat
 
 # --- cookies and the secret key -------------------------------------------------------------
 
+
 def session_cookie_header(response) -> str:
     [header] = [h for h in response.headers.getlist("Set-Cookie") if h.startswith("session=")]
     return header
@@ -142,11 +152,20 @@ def test_session_cookie_is_httponly_and_samesite_lax(client, member_user):
 
 
 def test_cookies_are_secure_when_session_cookie_secure_is_set(migrated, redis_url, member_user):
-    app = make_test_app(migrated, redis_url, SESSION_COOKIE_SECURE=True, REMEMBER_COOKIE_SECURE=True)
+    app = make_test_app(
+        migrated, redis_url, SESSION_COOKIE_SECURE=True, REMEMBER_COOKIE_SECURE=True
+    )
     client = app.test_client()
     token = csrf_token(client)
-    response = client.post("/login", data={"email": "member@example.com", "password": "member-password",
-                                           "remember": "y", "csrf_token": token})
+    response = client.post(
+        "/login",
+        data={
+            "email": "member@example.com",
+            "password": "member-password",
+            "remember": "y",
+            "csrf_token": token,
+        },
+    )
     assert response.status_code == 302
     cookies = response.headers.getlist("Set-Cookie")
     for name in ("session=", "remember_token="):
@@ -164,7 +183,9 @@ def test_production_refuses_to_start_without_a_secret_key():
     config = settings.from_environment({"LLMADMIN_ENV": "production"})
     with pytest.raises(RuntimeError, match="SECRET_KEY must be set"):
         settings.validate(config)
-    settings.validate(settings.from_environment({"LLMADMIN_ENV": "production", "SECRET_KEY": "x" * 64}))
+    settings.validate(
+        settings.from_environment({"LLMADMIN_ENV": "production", "SECRET_KEY": "x" * 64})
+    )
     settings.validate(settings.from_environment({}))  # development may use the built-in key
 
 
@@ -173,5 +194,7 @@ def test_create_app_stops_with_a_clear_error_without_a_secret_key(monkeypatch):
 
     monkeypatch.setenv("LLMADMIN_ENV", "production")
     monkeypatch.delenv("SECRET_KEY", raising=False)
-    with pytest.raises(RuntimeError, match="SECRET_KEY must be set when LLMADMIN_ENV is not 'development'"):
+    with pytest.raises(
+        RuntimeError, match="SECRET_KEY must be set when LLMADMIN_ENV is not 'development'"
+    ):
         create_app()

@@ -37,7 +37,9 @@ def codes_for_admins(app):
 
 def password_step(client, email="admin@example.com", password="admin-password", **kwargs):
     token = csrf_token(client)
-    return client.post("/login", data={"email": email, "password": password, "csrf_token": token}, **kwargs)
+    return client.post(
+        "/login", data={"email": email, "password": password, "csrf_token": token}, **kwargs
+    )
 
 
 def code_step(client, code):
@@ -65,7 +67,10 @@ def run_code_jobs() -> list[str]:
 
 # --- the second step through the web ------------------------------------------------------------
 
-def test_admin_gets_the_code_step_and_is_not_signed_in_before_it(client, admin_user, codes_for_admins):
+
+def test_admin_gets_the_code_step_and_is_not_signed_in_before_it(
+    client, admin_user, codes_for_admins
+):
     response = password_step(client)
     assert response.status_code == 302 and response.headers["Location"] == "/login/code"
     assert not signed_in(client)
@@ -75,7 +80,9 @@ def test_admin_gets_the_code_step_and_is_not_signed_in_before_it(client, admin_u
         assert "pending_2fa" in session and "_user_id" not in session
 
 
-def test_the_code_is_sent_by_a_job_and_the_right_code_signs_in(client, admin_user, codes_for_admins, caplog):
+def test_the_code_is_sent_by_a_job_and_the_right_code_signs_in(
+    client, admin_user, codes_for_admins, caplog
+):
     password_step(client)
     [job] = queued_code_jobs()
     assert job.args[0] == admin_user.id and CODE not in repr(job.args)
@@ -90,7 +97,11 @@ def test_the_code_is_sent_by_a_job_and_the_right_code_signs_in(client, admin_use
     response = code_step(client, CODE)
     assert response.status_code == 302 and response.headers["Location"] == "/admin/"
     assert signed_in(client)
-    [login] = db.session.execute(db.select(AuditEntry).where(AuditEntry.action == "login")).scalars().all()
+    [login] = (
+        db.session.execute(db.select(AuditEntry).where(AuditEntry.action == "login"))
+        .scalars()
+        .all()
+    )
     assert "one-time code" in login.summary and login.person_id == admin_user.id
 
 
@@ -103,7 +114,9 @@ def test_the_code_is_stored_hashed_never_in_plain_text(client, admin_user, codes
     assert CODE not in dump
 
 
-def test_members_without_the_flag_sign_in_with_the_password_only(client, member_user, codes_for_admins):
+def test_members_without_the_flag_sign_in_with_the_password_only(
+    client, member_user, codes_for_admins
+):
     response = password_step(client, "member@example.com", "member-password")
     assert response.headers["Location"] == "/admin/" and signed_in(client)
     assert not queued_code_jobs()
@@ -113,10 +126,20 @@ def test_a_person_can_be_asked_for_a_code_individually(app, client, member_user,
     result = runner.invoke(args=["require-code", "MEMBER@example.com"])
     assert result.exit_code == 0 and "now needs" in result.output
     db.session.expire_all()
-    [change] = db.session.execute(db.select(AuditEntry).where(AuditEntry.action == "update",
-                                                              AuditEntry.object_type == "person")).scalars().all()
+    [change] = (
+        db.session.execute(
+            db.select(AuditEntry).where(
+                AuditEntry.action == "update", AuditEntry.object_type == "person"
+            )
+        )
+        .scalars()
+        .all()
+    )
     assert change.person_label == "cli" and '"otp_required": [false, true]' in change.changes
-    assert password_step(client, "member@example.com", "member-password").headers["Location"] == "/login/code"
+    assert (
+        password_step(client, "member@example.com", "member-password").headers["Location"]
+        == "/login/code"
+    )
     run_code_jobs()
     assert code_step(client, CODE).headers["Location"] == "/admin/"
     runner.invoke(args=["require-code", "member@example.com", "--off"])
@@ -158,6 +181,7 @@ def test_the_pending_step_expires(app, client, admin_user, codes_for_admins):
 
 # --- expiry, resend, tries, single use ----------------------------------------------------------
 
+
 def test_an_expired_code_is_refused(client, admin_user, codes_for_admins, r):
     password_step(client)
     age(r, otp.code_key(admin_user.id), 60)
@@ -174,11 +198,17 @@ def test_the_code_lives_sixty_seconds(client, admin_user, codes_for_admins, r):
     assert code_step(client, CODE).headers["Location"] == "/admin/"
 
 
-def test_resend_is_refused_while_the_code_is_live_with_the_seconds_left(client, admin_user, codes_for_admins, r):
+def test_resend_is_refused_while_the_code_is_live_with_the_seconds_left(
+    client, admin_user, codes_for_admins, r
+):
     password_step(client)
     age(r, otp.code_key(admin_user.id), 18)
     page = page_text(resend(client))
-    seconds = int(re.search(r"valid for (\d+) more seconds; you can ask for a new one", flash_text(page)).group(1))
+    seconds = int(
+        re.search(
+            r"valid for (\d+) more seconds; you can ask for a new one", flash_text(page)
+        ).group(1)
+    )
     assert 40 <= seconds <= 42
     assert len(queued_code_jobs()) == 1  # nothing new was sent
 
@@ -193,7 +223,9 @@ def test_resend_after_expiry_sends_a_new_code(client, admin_user, codes_for_admi
     assert code_step(client, "718264").headers["Location"] == "/admin/"
 
 
-def test_five_tries_at_most_then_even_the_right_code_fails(app, client, admin_user, codes_for_admins):
+def test_five_tries_at_most_then_even_the_right_code_fails(
+    app, client, admin_user, codes_for_admins
+):
     app.config["LOGIN_MAX_FAILURES_PER_ACCOUNT"] = 100  # look at the code's own limit only
     password_step(client)
     for left in (4, 3, 2, 1):
@@ -210,8 +242,11 @@ def test_wrong_codes_count_as_failed_sign_ins(client, admin_user, codes_for_admi
         code_step(client, "111111")
     page = page_text(code_step(client, CODE))
     assert "Too many failed sign-ins for this account" in flash_text(page)
-    failures = db.session.execute(
-        db.select(AuditEntry).where(AuditEntry.action == "login_failed")).scalars().all()
+    failures = (
+        db.session.execute(db.select(AuditEntry).where(AuditEntry.action == "login_failed"))
+        .scalars()
+        .all()
+    )
     assert sum("wrong one-time code" in e.summary for e in failures) == 5
 
 
@@ -242,6 +277,7 @@ def test_issue_refuses_a_second_code_while_one_is_live(app, admin_user):
 
 # --- delivery -----------------------------------------------------------------------------------
 
+
 def test_the_job_skips_a_code_that_was_used_or_expired(client, admin_user, codes_for_admins):
     password_step(client)
     [job] = queued_code_jobs()
@@ -252,7 +288,9 @@ def test_the_job_skips_a_code_that_was_used_or_expired(client, admin_user, codes
 
 def test_the_job_delivers_through_the_configured_notifier(app, admin_user, monkeypatch):
     sent = []
-    monkeypatch.setattr("llmadmin.notifiers.channels.LogNotifier.send", lambda self, message: sent.append(message))
+    monkeypatch.setattr(
+        "llmadmin.notifiers.channels.LogNotifier.send", lambda self, message: sent.append(message)
+    )
     otp.issue(admin_user)
     run_code_jobs()
     assert sent and CODE in sent[0].body and sent[0].destination == "admin@example.com"
@@ -284,15 +322,25 @@ class FakeSMTP:
 def test_smtp_notifier_uses_starttls_and_logs_in(app, admin_user, monkeypatch):
     monkeypatch.setattr("smtplib.SMTP", FakeSMTP)
     FakeSMTP.instances.clear()
-    app.config.update(OTP_NOTIFIER="smtp", SMTP_HOST="mail.example.com", SMTP_PORT=587, SMTP_USER="bot",
-                      SMTP_PASSWORD="pw", SMTP_FROM="llmadmin@example.com")
+    app.config.update(
+        OTP_NOTIFIER="smtp",
+        SMTP_HOST="mail.example.com",
+        SMTP_PORT=587,
+        SMTP_USER="bot",
+        SMTP_PASSWORD="pw",
+        SMTP_FROM="llmadmin@example.com",
+    )
     otp.issue(admin_user)
     assert run_code_jobs() == ["sent"]
     [smtp] = FakeSMTP.instances
     assert (smtp.host, smtp.port) == ("mail.example.com", 587)
     assert smtp.calls[0] == "starttls" and smtp.calls[1] == ("login", "bot", "pw")
     kind, to, sender, body = smtp.calls[2]
-    assert (kind, to, sender) == ("send", "admin@example.com", "llmadmin@example.com") and CODE in body
+    assert (kind, to, sender) == (
+        "send",
+        "admin@example.com",
+        "llmadmin@example.com",
+    ) and CODE in body
 
 
 def test_smtp_failure_is_a_clear_error_without_the_code(app):
@@ -325,7 +373,9 @@ def test_sms_notifier_posts_json_to_the_gateway(app, admin_user):
         seen.append(request)
         return httpx.Response(202, json={"queued": True})
 
-    app.config.update(OTP_NOTIFIER="sms", SMS_GATEWAY_URL="https://sms.example.com/send", SMS_GATEWAY_TOKEN="t0k")
+    app.config.update(
+        OTP_NOTIFIER="sms", SMS_GATEWAY_URL="https://sms.example.com/send", SMS_GATEWAY_TOKEN="t0k"
+    )
     notifier = get_notifier(transport=httpx.MockTransport(gateway))
     otp.issue(admin_user)
     from llmadmin.notifiers import deliver_login_code
@@ -340,15 +390,19 @@ def test_sms_notifier_posts_json_to_the_gateway(app, admin_user):
 
 
 def test_sms_gateway_refusal_fails_the_job(app):
-    notifier = SmsNotifier("https://sms.example.com/send", transport=httpx.MockTransport(
-        lambda request: httpx.Response(500)))
+    notifier = SmsNotifier(
+        "https://sms.example.com/send",
+        transport=httpx.MockTransport(lambda request: httpx.Response(500)),
+    )
     from llmadmin.notifiers import Message
 
     with pytest.raises(NotifyError, match="HTTP 500"):
         notifier.send(Message(1, "p", "+1", "s", "b"))
 
 
-def test_no_phone_number_means_no_code_and_a_clear_message(app, client, admin_user, codes_for_admins):
+def test_no_phone_number_means_no_code_and_a_clear_message(
+    app, client, admin_user, codes_for_admins
+):
     app.config.update(OTP_NOTIFIER="sms", SMS_GATEWAY_URL="https://sms.example.com/send")
     response = password_step(client)
     assert response.headers["Location"].endswith("/login")
@@ -358,8 +412,9 @@ def test_no_phone_number_means_no_code_and_a_clear_message(app, client, admin_us
         assert "pending_2fa" not in session
 
 
-def test_queue_down_means_a_clear_message_and_no_live_code(app, client, admin_user, codes_for_admins,
-                                                          monkeypatch, r):
+def test_queue_down_means_a_clear_message_and_no_live_code(
+    app, client, admin_user, codes_for_admins, monkeypatch, r
+):
     from llmadmin.errors import QueueUnavailable
 
     def down(*args, **kwargs):
@@ -372,11 +427,14 @@ def test_queue_down_means_a_clear_message_and_no_live_code(app, client, admin_us
     assert r.get(otp.code_key(admin_user.id)) is None  # a retry can send a fresh code at once
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"OTP_NOTIFIER": "pigeon"}, "OTP_NOTIFIER must be one of log, smtp, sms"),
-    ({"OTP_NOTIFIER": "smtp"}, "OTP_NOTIFIER=smtp needs SMTP_HOST and SMTP_FROM"),
-    ({"OTP_NOTIFIER": "sms"}, "OTP_NOTIFIER=sms needs SMS_GATEWAY_URL"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"OTP_NOTIFIER": "pigeon"}, "OTP_NOTIFIER must be one of log, smtp, sms"),
+        ({"OTP_NOTIFIER": "smtp"}, "OTP_NOTIFIER=smtp needs SMTP_HOST and SMTP_FROM"),
+        ({"OTP_NOTIFIER": "sms"}, "OTP_NOTIFIER=sms needs SMS_GATEWAY_URL"),
+    ],
+)
 def test_bad_notifier_settings_stop_the_start_up(database_uri, redis_url, overrides, message):
     from tests.conftest import make_test_app
 
@@ -386,11 +444,20 @@ def test_bad_notifier_settings_stop_the_start_up(database_uri, redis_url, overri
 
 # --- the Code outbox panel ----------------------------------------------------------------------
 
+
 def test_code_outbox_panel_is_admin_only_and_read_only(app, admin_user, member_user):
     from tests.conftest import login
 
-    db.session.add(CodeOutboxEntry(person_id=admin_user.id, person_label="Ada", channel="log",
-                                   destination="admin@example.com", subject="s", body=f"code {CODE}"))
+    db.session.add(
+        CodeOutboxEntry(
+            person_id=admin_user.id,
+            person_label="Ada",
+            channel="log",
+            destination="admin@example.com",
+            subject="s",
+            body=f"code {CODE}",
+        )
+    )
     db.session.commit()
     member = app.test_client()
     login(member, "member@example.com", "member-password")

@@ -25,7 +25,9 @@ def allow(app, *entries: str) -> None:
 
 
 def block(app, *rules: tuple[str, str]) -> None:
-    app.config["PROMPT_BLOCKED_PATTERNS"] = json.dumps([{"pattern": p, "reason": r} for p, r in rules])
+    app.config["PROMPT_BLOCKED_PATTERNS"] = json.dumps(
+        [{"pattern": p, "reason": r} for p, r in rules]
+    )
     policy.init_app(app)
 
 
@@ -45,6 +47,7 @@ def dns(monkeypatch):
 
 # --- outbound: the rules ------------------------------------------------------------------------
 
+
 def check(url, *entries):
     policy.check_outbound_url(url, policy.parse_allowlist(list(entries)))
 
@@ -54,14 +57,23 @@ def test_no_allowlist_allows_everything():
     check("https://anything.example/v1")
 
 
-@pytest.mark.parametrize("url", ["https://api.openai.com/v1", "https://API.OpenAI.com./v1",
-                                 "https://eu.api.openai.com/v1"])
+@pytest.mark.parametrize(
+    "url",
+    ["https://api.openai.com/v1", "https://API.OpenAI.com./v1", "https://eu.api.openai.com/v1"],
+)
 def test_exact_hosts_and_wildcard_subdomains_are_allowed(url):
     check(url, "api.openai.com", "*.api.openai.com")
 
 
-@pytest.mark.parametrize("url", ["https://openai.com/v1", "https://api.openai.com.evil.net/v1",
-                                 "https://evilopenai.com/v1", "https://xapi.openai.com/v1"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://openai.com/v1",
+        "https://api.openai.com.evil.net/v1",
+        "https://evilopenai.com/v1",
+        "https://xapi.openai.com/v1",
+    ],
+)
 def test_lookalike_hosts_are_blocked(url, dns):
     with pytest.raises(policy.BlockedURL, match="not in OUTBOUND_ALLOWLIST"):
         check(url, "api.openai.com", "*.api.openai.com")
@@ -73,11 +85,20 @@ def test_wildcard_does_not_cover_the_bare_domain():
     check("https://api.openai.com/v1", "*.openai.com")
 
 
-@pytest.mark.parametrize("url, allowed", [
-    ("http://10.1.2.3:11434/v1", True), ("http://10.255.0.1/v1", True), ("http://11.0.0.1/v1", False),
-    ("http://127.0.0.1:9/v1", False), ("http://[::ffff:10.0.0.7]/v1", True), ("http://[fd00::1]/v1", True),
-    ("http://[fe80::1]/v1", False), ("http://192.168.1.20/v1", True), ("http://192.168.1.21/v1", False),
-])
+@pytest.mark.parametrize(
+    "url, allowed",
+    [
+        ("http://10.1.2.3:11434/v1", True),
+        ("http://10.255.0.1/v1", True),
+        ("http://11.0.0.1/v1", False),
+        ("http://127.0.0.1:9/v1", False),
+        ("http://[::ffff:10.0.0.7]/v1", True),
+        ("http://[fd00::1]/v1", True),
+        ("http://[fe80::1]/v1", False),
+        ("http://192.168.1.20/v1", True),
+        ("http://192.168.1.21/v1", False),
+    ],
+)
 def test_numeric_addresses_are_checked_against_the_networks_directly(url, allowed, dns):
     entries = ("10.0.0.0/8", "fd00::/8", "192.168.1.20")
     if allowed:
@@ -124,18 +145,27 @@ def test_allowlist_is_read_from_the_environment(database_uri, redis_url, monkeyp
 
 # --- outbound: saving and calling ---------------------------------------------------------------
 
+
 def test_saving_a_model_outside_the_allowlist_is_a_form_error(app, admin_client, dns):
     allow(app, "*.deepseek.com")
-    response = post_form(admin_client, "/admin/llmmodel/new/", model_form(base_url="https://evil.example.com/v1"))
+    response = post_form(
+        admin_client, "/admin/llmmodel/new/", model_form(base_url="https://evil.example.com/v1")
+    )
     assert response.status_code == 200
     errors = field_errors(response.get_data(as_text=True), "base_url")
-    assert errors == ["Calls to evil.example.com are not allowed: the host is not in OUTBOUND_ALLOWLIST."]
+    assert errors == [
+        "Calls to evil.example.com are not allowed: the host is not in OUTBOUND_ALLOWLIST."
+    ]
     assert db.session.execute(db.select(LLMModel)).first() is None
-    response = post_form(admin_client, "/admin/llmmodel/new/", model_form(base_url="https://api.deepseek.com/v1"))
+    response = post_form(
+        admin_client, "/admin/llmmodel/new/", model_form(base_url="https://api.deepseek.com/v1")
+    )
     assert response.status_code == 302
 
 
-def test_a_call_to_a_blocked_url_fails_the_task_clearly_without_calling(app, admin_user, sim_model, dns):
+def test_a_call_to_a_blocked_url_fails_the_task_clearly_without_calling(
+    app, admin_user, sim_model, dns
+):
     task = task_service.create_task(prompt="hi", model_id=sim_model.id, creator_id=admin_user.id)
     db.session.refresh(task)
     allow(app, "api.openai.com")  # the model was saved before the allowlist was set
@@ -145,13 +175,17 @@ def test_a_call_to_a_blocked_url_fails_the_task_clearly_without_calling(app, adm
     db.session.expire_all()
     failed = db.session.get(Task, task.id)
     assert failed.status == FAILURE and failed.error_kind == "blocked_url"
-    assert failed.error == "Calls to 127.0.0.1 are not allowed: the address is outside OUTBOUND_ALLOWLIST."
+    assert (
+        failed.error
+        == "Calls to 127.0.0.1 are not allowed: the address is outside OUTBOUND_ALLOWLIST."
+    )
     assert calls == []
 
 
 def test_a_rerun_after_the_policy_changed_is_refused_without_calling(app, admin_user, sim_model):
-    task = task_service.create_task(prompt="send the salary table", model_id=sim_model.id,
-                                    creator_id=admin_user.id)
+    task = task_service.create_task(
+        prompt="send the salary table", model_id=sim_model.id, creator_id=admin_user.id
+    )
     db.session.refresh(task)
     block(app, (r"salary", "Payroll data must not leave the company"))
     calls = []
@@ -160,7 +194,10 @@ def test_a_rerun_after_the_policy_changed_is_refused_without_calling(app, admin_
     db.session.expire_all()
     refused = db.session.get(Task, task.id)
     assert refused.status == FAILURE and refused.error_kind == "blocked_prompt"
-    assert refused.error == "The prompt was refused by the prompt policy: Payroll data must not leave the company."
+    assert (
+        refused.error
+        == "The prompt was refused by the prompt policy: Payroll data must not leave the company."
+    )
     assert calls == []
 
 
@@ -186,8 +223,10 @@ def test_blocked_url_is_both_a_validation_error_and_an_llm_error():
 
 # --- prompts ------------------------------------------------------------------------------------
 
-RULES = (("(?i)\\bpassword\\s*[:=]", "credentials must not be sent to a model"),
-         ("\\b\\d{3}-\\d{2}-\\d{4}\\b", "looks like a US social security number"))
+RULES = (
+    ("(?i)\\bpassword\\s*[:=]", "credentials must not be sent to a model"),
+    ("\\b\\d{3}-\\d{2}-\\d{4}\\b", "looks like a US social security number"),
+)
 
 
 def test_patterns_come_from_json_or_a_file(app, tmp_path):
@@ -199,35 +238,54 @@ def test_patterns_come_from_json_or_a_file(app, tmp_path):
         policy.check_prompt("a secret")
 
 
-@pytest.mark.parametrize("value, message", [
-    ('[{"pattern": "(unclosed", "reason": "x"}]', "entry #1 pattern '\\(unclosed' is not a valid regular expression"),
-    ('[{"pattern": "ok", "reason": "x"}, {"pattern": "[", "reason": "y"}]', "entry #2"),
-    ('[{"pattern": "ok"}]', 'non-empty "pattern" and "reason"'),
-    ('{"pattern": "ok", "reason": "x"}', "must be a JSON list"),
-    ("[not json", "is not valid JSON"),
-    ("/no/such/patterns.json", "cannot be read"),
-])
-def test_invalid_patterns_stop_the_start_up_with_a_clear_error(database_uri, redis_url, value, message):
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        (
+            '[{"pattern": "(unclosed", "reason": "x"}]',
+            "entry #1 pattern '\\(unclosed' is not a valid regular expression",
+        ),
+        ('[{"pattern": "ok", "reason": "x"}, {"pattern": "[", "reason": "y"}]', "entry #2"),
+        ('[{"pattern": "ok"}]', 'non-empty "pattern" and "reason"'),
+        ('{"pattern": "ok", "reason": "x"}', "must be a JSON list"),
+        ("[not json", "is not valid JSON"),
+        ("/no/such/patterns.json", "cannot be read"),
+    ],
+)
+def test_invalid_patterns_stop_the_start_up_with_a_clear_error(
+    database_uri, redis_url, value, message
+):
     with pytest.raises(RuntimeError, match=message):
         make_test_app(database_uri, redis_url, PROMPT_BLOCKED_PATTERNS=value)
 
 
 def test_the_service_refuses_a_prompt_naming_the_reason(app, sim_model):
     block(app, *RULES)
-    with pytest.raises(ValidationError, match="The prompt was refused by the prompt policy: "
-                                              "credentials must not be sent to a model"):
-        task_service.create_task(prompt="my Password: hunter2", model_id=sim_model.id, creator_id=None)
+    with pytest.raises(
+        ValidationError,
+        match="The prompt was refused by the prompt policy: "
+        "credentials must not be sent to a model",
+    ):
+        task_service.create_task(
+            prompt="my Password: hunter2", model_id=sim_model.id, creator_id=None
+        )
     with pytest.raises(ValidationError, match="The system prompt was refused.*social security"):
-        task_service.create_task(prompt="ok", system_prompt="id 123-45-6789", model_id=sim_model.id,
-                                 creator_id=None)
+        task_service.create_task(
+            prompt="ok", system_prompt="id 123-45-6789", model_id=sim_model.id, creator_id=None
+        )
     assert db.session.execute(db.select(Task)).first() is None
-    task_service.create_task(prompt="a harmless prompt", model_id=sim_model.id, creator_id=None, run=False)
+    task_service.create_task(
+        prompt="a harmless prompt", model_id=sim_model.id, creator_id=None, run=False
+    )
 
 
 def test_the_form_refuses_with_the_reason(app, admin_client, sim_model):
     block(app, *RULES)
-    response = post_form(admin_client, "/admin/task/new/", {"model": str(sim_model.id),
-                                                             "prompt": "password = hunter2"})
+    response = post_form(
+        admin_client,
+        "/admin/task/new/",
+        {"model": str(sim_model.id), "prompt": "password = hunter2"},
+    )
     assert "credentials must not be sent to a model" in flashes(response.get_data(as_text=True))
     assert db.session.execute(db.select(Task)).first() is None
 
@@ -235,8 +293,11 @@ def test_the_form_refuses_with_the_reason(app, admin_client, sim_model):
 def test_editing_a_task_into_a_blocked_prompt_is_refused(app, admin_client, admin_user, sim_model):
     task = make_task(admin_user, sim_model, prompt="fine", status=SUCCESS)
     block(app, *RULES)
-    response = post_form(admin_client, f"/admin/task/edit/?id={task.id}",
-                         {"model": str(sim_model.id), "prompt": "password: x", "name": "t"})
+    response = post_form(
+        admin_client,
+        f"/admin/task/edit/?id={task.id}",
+        {"model": str(sim_model.id), "prompt": "password: x", "name": "t"},
+    )
     assert "credentials must not be sent" in flashes(response.get_data(as_text=True))
     db.session.expire_all()
     assert db.session.get(Task, task.id).prompt == "fine"
@@ -244,7 +305,9 @@ def test_editing_a_task_into_a_blocked_prompt_is_refused(app, admin_client, admi
 
 def test_the_cli_refuses_with_the_reason(app, runner, sim_model):
     block(app, *RULES)
-    result = runner.invoke(args=["create-task", "--model-id", str(sim_model.id), "--prompt", "SSN 123-45-6789"])
+    result = runner.invoke(
+        args=["create-task", "--model-id", str(sim_model.id), "--prompt", "SSN 123-45-6789"]
+    )
     assert result.exit_code != 0
     assert "looks like a US social security number" in result.output
     assert db.session.execute(db.select(Task)).first() is None
@@ -254,11 +317,18 @@ def test_duplicating_old_tasks_is_refused_with_the_reason(app, admin_client, adm
     clean = make_task(admin_user, sim_model, prompt="fine")
     dirty = make_task(admin_user, sim_model, prompt="password: made before the rule")
     block(app, *RULES)
-    response = post_form(admin_client, f"/admin/task/duplicate/?ids={clean.id},{dirty.id}",
-                         {"model_id": str(sim_model.id)}, token_from="/admin/task/")
+    response = post_form(
+        admin_client,
+        f"/admin/task/duplicate/?ids={clean.id},{dirty.id}",
+        {"model_id": str(sim_model.id)},
+        token_from="/admin/task/",
+    )
     assert response.status_code == 200
     message = flashes(response.get_data(as_text=True))
-    assert "credentials must not be sent to a model" in message and f"copy of task #{dirty.id}" in message
+    assert (
+        "credentials must not be sent to a model" in message
+        and f"copy of task #{dirty.id}" in message
+    )
     db.session.expire_all()
     assert db.session.execute(db.select(db.func.count(Task.id))).scalar_one() == 2  # no copy at all
     # The session is still usable after the refusal:
@@ -278,4 +348,6 @@ def test_bulk_duplicate_of_all_matching_rows_is_refused(app, admin_user, sim_mod
 
 def test_no_patterns_means_no_check(app, sim_model):
     block(app)
-    task_service.create_task(prompt="password: fine here", model_id=sim_model.id, creator_id=None, run=False)
+    task_service.create_task(
+        prompt="password: fine here", model_id=sim_model.id, creator_id=None, run=False
+    )

@@ -15,7 +15,7 @@ from tests.conftest import login
 
 PAYLOADS = [
     "<script>document.title='XSS'</script>",
-    '<img src=x onerror="fetch(\'/xss-hit\')">',
+    "<img src=x onerror=\"fetch('/xss-hit')\">",
     '<a href="javascript:alert(1)">click</a>',
     '"><svg onload=alert(1)>',
     "</pre></td><script>alert(2)</script>",
@@ -25,15 +25,26 @@ ALL = "\n".join(PAYLOADS)
 
 @pytest.fixture
 def hostile(app, admin_user):
-    model = LLMModel(name="<b onmouseover=alert(3)>Evil model</b>", base_url="http://127.0.0.1:9/v1",
-                     model_name="<script>alert(4)</script>")
+    model = LLMModel(
+        name="<b onmouseover=alert(3)>Evil model</b>",
+        base_url="http://127.0.0.1:9/v1",
+        model_name="<script>alert(4)</script>",
+    )
     db.session.add(model)
     db.session.commit()
     rows = {}
     for status in (SUCCESS, FAILURE, RUNNING):
-        task = Task(name=f"{status} {PAYLOADS[0]}", prompt=ALL, system_prompt=ALL, result=ALL,
-                    error=ALL if status == FAILURE else None, status=status, model_id=model.id,
-                    creator_id=admin_user.id, queue_note=f"re-queued: {PAYLOADS[1]}")
+        task = Task(
+            name=f"{status} {PAYLOADS[0]}",
+            prompt=ALL,
+            system_prompt=ALL,
+            result=ALL,
+            error=ALL if status == FAILURE else None,
+            status=status,
+            model_id=model.id,
+            creator_id=admin_user.id,
+            queue_note=f"re-queued: {PAYLOADS[1]}",
+        )
         db.session.add(task)
         db.session.commit()
         rows[status] = task.id
@@ -68,10 +79,17 @@ def assert_inert(html: str, where: str) -> None:
         assert payload not in html, (where, payload)
     parsed = Elements(html)
     for tag, attrs in parsed.tags:
-        assert tag not in ("img", "svg") or "onerror" not in attrs and "onload" not in attrs, (where, tag)
+        assert tag not in ("img", "svg") or "onerror" not in attrs and "onload" not in attrs, (
+            where,
+            tag,
+        )
         for name, value in attrs.items():
             if name.startswith("on"):
-                assert "alert" not in (value or "") and "fetch" not in (value or ""), (where, tag, name)
+                assert "alert" not in (value or "") and "fetch" not in (value or ""), (
+                    where,
+                    tag,
+                    name,
+                )
             if name == "href":
                 assert not (value or "").startswith("javascript:alert"), (where, tag)
     for script in parsed.scripts:
@@ -80,8 +98,12 @@ def assert_inert(html: str, where: str) -> None:
 
 def test_payloads_are_escaped_on_the_list_details_and_home_pages(client, admin_user, hostile):
     login(client, "admin@example.com", "admin-password")
-    pages = {"task list": "/admin/task/", "home": "/admin/", "model list": "/admin/llmmodel/",
-             "audit": "/admin/audit/"}
+    pages = {
+        "task list": "/admin/task/",
+        "home": "/admin/",
+        "model list": "/admin/llmmodel/",
+        "audit": "/admin/audit/",
+    }
     for status, task_id in hostile.items():
         pages[f"details {status}"] = f"/admin/task/details/?id={task_id}"
     for where, url in pages.items():

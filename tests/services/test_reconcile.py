@@ -106,7 +106,9 @@ def test_lost_task_out_of_attempts_fails_with_reason(app, sim_model):
     assert reconcile()["failed_lost"] == 1
     task = db.session.get(Task, task.id)
     db.session.refresh(task)
-    assert task.status == FAILURE and task.error_kind == "worker_lost" and "Worker lost" in task.error
+    assert (
+        task.status == FAILURE and task.error_kind == "worker_lost" and "Worker lost" in task.error
+    )
 
 
 def test_queued_task_whose_job_vanished_is_requeued(app, sim_model):

@@ -31,8 +31,10 @@ def test_create_task_commits_then_enqueues_under_recorded_job_id(app, sim_model,
 
 def test_chunks_follow_model_concurrency(app, sim_model, admin_user):
     app.config["TASK_CHUNK_FACTOR"] = 2  # cap 4 -> 8 tasks per job
-    ids = [svc.create_task(prompt=f"p{i}", model_id=sim_model.id, creator_id=None, run=False).id
-           for i in range(20)]
+    ids = [
+        svc.create_task(prompt=f"p{i}", model_id=sim_model.id, creator_id=None, run=False).id
+        for i in range(20)
+    ]
     outcome = svc.run_tasks(ids)
     assert outcome.changed == 20
     job_ids = {t.job_id for t in db.session.execute(db.select(Task)).scalars()}
@@ -40,12 +42,15 @@ def test_chunks_follow_model_concurrency(app, sim_model, admin_user):
     assert len(_llm_queue().job_ids) == 3
 
 
-@pytest.mark.parametrize("prompt, message", [
-    ("", "Prompt is required"),
-    ("   ", "Prompt is required"),
-    ("a\x00b", "NUL byte"),
-    ("bad \ud800 surrogate", "lone surrogates"),
-])
+@pytest.mark.parametrize(
+    "prompt, message",
+    [
+        ("", "Prompt is required"),
+        ("   ", "Prompt is required"),
+        ("a\x00b", "NUL byte"),
+        ("bad \ud800 surrogate", "lone surrogates"),
+    ],
+)
 def test_create_task_rejects_bad_prompts_and_saves_nothing(app, sim_model, prompt, message):
     with pytest.raises(ValidationError, match=message):
         svc.create_task(prompt=prompt, model_id=sim_model.id, creator_id=None)
@@ -100,8 +105,10 @@ def test_cancel_queued_task_removes_its_job(app, sim_model):
 
 
 def test_cancel_keeps_job_while_other_tasks_of_the_chunk_are_live(app, sim_model):
-    ids = [svc.create_task(prompt=f"p{i}", model_id=sim_model.id, creator_id=None, run=False).id
-           for i in range(2)]
+    ids = [
+        svc.create_task(prompt=f"p{i}", model_id=sim_model.id, creator_id=None, run=False).id
+        for i in range(2)
+    ]
     svc.run_tasks(ids)
     job_id = db.session.get(Task, ids[0]).job_id
     svc.cancel_tasks([ids[0]])
@@ -166,13 +173,22 @@ def test_duplicate_to_another_model(app, sim_model, admin_user):
     other = LLMModel(name="Other", base_url="http://127.0.0.1:9/v1", model_name="sim-b")
     db.session.add(other)
     db.session.commit()
-    src = svc.create_task(prompt="compare me", system_prompt="be short", model_id=sim_model.id,
-                          creator_id=None, run=False)
+    src = svc.create_task(
+        prompt="compare me",
+        system_prompt="be short",
+        model_id=sim_model.id,
+        creator_id=None,
+        run=False,
+    )
     outcome = svc.duplicate_tasks([src.id], other.id, admin_user.id)
     assert outcome.changed == 1
     copy = db.session.execute(db.select(Task).where(Task.source_task_id == src.id)).scalar_one()
     assert (copy.prompt, copy.system_prompt, copy.model_id, copy.status) == (
-        "compare me", "be short", other.id, QUEUED)
+        "compare me",
+        "be short",
+        other.id,
+        QUEUED,
+    )
     assert copy.creator_id == admin_user.id
 
 
