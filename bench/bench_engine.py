@@ -207,7 +207,7 @@ class Bench:
         from bench.naive import naive_task
         from llmadmin.models.task import QUEUED
         from llmadmin.queues import get_redis
-        from llmadmin.services.task_state import transition
+        from llmadmin.lifecycle import transition
 
         self.sim_config(latency_ms=latency_ms)
         _, ids = self.fresh(n, cap=1)

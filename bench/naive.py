@@ -16,7 +16,7 @@ def naive_task(task_id: int) -> None:
     from llmadmin.llm import ChatRequest, build_messages, chat_blocking
     from llmadmin.models import LLMModel, Task
     from llmadmin.models.task import RUNNING, SUCCESS
-    from llmadmin.services.task_state import transition
+    from llmadmin.lifecycle import transition
 
     with app_context():
         task = db.session.get(Task, task_id)

@@ -70,7 +70,7 @@ def create_task_command(model_id, prompt, system_prompt, name, creator_id) -> No
 @click.command("dispatch-waiting")
 def dispatch_waiting_command() -> None:
     """Queue tasks that asked to run while Redis was unreachable."""
-    from llmadmin.services.dispatch import dispatch_waiting
+    from llmadmin.engine.dispatch import dispatch_waiting
 
     queued, waiting = dispatch_waiting()
     click.echo(f"{queued} queued, {waiting} still waiting")
@@ -79,8 +79,8 @@ def dispatch_waiting_command() -> None:
 @click.command("rotate-encryption-key")
 def rotate_encryption_key_command() -> None:
     """Re-encrypt every stored API key under the first key in ENCRYPTION_KEY."""
-    from llmadmin.crypto import rotate_stored_keys
     from llmadmin.services import audit
+    from llmadmin.services.keys import rotate_stored_keys
 
     token = audit.cli_actor.set("cli")
     try:

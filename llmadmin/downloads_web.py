@@ -8,13 +8,14 @@ from __future__ import annotations
 import logging
 import os
 
-from flask import Blueprint, abort, current_app, flash, request, send_file, url_for
+from flask import Blueprint, abort, flash, request, send_file, url_for
 from flask_login import current_user, login_required
 from markupsafe import Markup
 
 from llmadmin.extensions import db
 from llmadmin.models import Download
 from llmadmin.models.download import SUCCESS
+from llmadmin.services.download_files import resolve_storage_path
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("downloads", __name__, url_prefix="/downloads")
@@ -24,24 +25,6 @@ MIMETYPES = {
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     "zip": "application/zip",
 }
-
-
-def storage_root() -> str:
-    """Return the folder that holds every generated file."""
-    return current_app.config.get("DOWNLOAD_DIR") or os.path.join(
-        current_app.instance_path, "downloads"
-    )
-
-
-def resolve_storage_path(relative: str | None) -> str | None:
-    """Map a stored relative path to a real path inside the storage root, or None."""
-    if not relative or "\x00" in relative or os.path.isabs(relative):
-        return None
-    root = os.path.realpath(storage_root())
-    path = os.path.realpath(os.path.join(root, relative))
-    if os.path.commonpath([root, path]) != root or path == root:
-        return None
-    return path
 
 
 def visible_download(download_id: int) -> Download:

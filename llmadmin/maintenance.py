@@ -19,8 +19,8 @@ logger = logging.getLogger(__name__)
 
 def run_pass() -> dict:
     """Run one housekeeping pass; return what it did."""
+    from llmadmin.engine.dispatch import dispatch_waiting
     from llmadmin.extensions import db
-    from llmadmin.services.dispatch import dispatch_waiting
     from llmadmin.services.download_sweep import sweep_downloads
     from llmadmin.services.reconcile import safe_reconcile
 

@@ -11,11 +11,12 @@ import logging
 import os
 import subprocess
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
 from flask import current_app
-from rq import Queue
+from rq import Queue, Retry
 
 from llmadmin.errors import QueueUnavailable
 
@@ -132,10 +133,53 @@ def all_queue_names() -> list[str]:
     return [current_app.config["LLM_QUEUE"], current_app.config["REPORTS_QUEUE"]]
 
 
-def enqueue(kind: str, func, *args, **options):
-    """Enqueue ``func(*args)`` on the ``kind`` queue, raising QueueUnavailable if Redis is down."""
+@dataclass(frozen=True)
+class JobSpec:
+    """How one kind of job is queued: its queue and RQ options (overridable per call)."""
+
+    queue: str  # "llm" or "reports"
+    options: dict = field(default_factory=dict)
+
+
+# Every job the application enqueues, by dotted name: services never import a job module.
+# ``job_timeout=None`` means the app's JOB_TIMEOUT.
+JOBS: dict[str, JobSpec] = {
+    "llmadmin.jobs.tasks.execute_tasks": JobSpec(
+        "llm", {"result_ttl": 3600, "failure_ttl": 7 * 86400}
+    ),
+    "llmadmin.jobs.tasks.test_model_connection": JobSpec(
+        "llm", {"job_timeout": 300, "result_ttl": 3600}
+    ),
+    # At the front of the most urgent queue: a sign-in code is useless after OTP_TTL_SECONDS.
+    "llmadmin.jobs.notify.send_login_code": JobSpec(
+        "llm",
+        {
+            "at_front": True,
+            "job_timeout": 60,
+            "result_ttl": 600,
+            "failure_ttl": 86400,
+            "retry": Retry(max=2, interval=[2, 5]),
+        },
+    ),
+    "llmadmin.jobs.exports.export_download": JobSpec("reports", {"job_timeout": None}),
+    "llmadmin.jobs.exports.remove_download_files": JobSpec("reports"),
+    "llmadmin.jobs.bulk.apply_bulk_operation": JobSpec("llm", {"job_timeout": None}),
+    "llmadmin.jobs.bulk.apply_bulk_action": JobSpec("llm", {"job_timeout": None}),
+}
+
+
+def enqueue(job: str, *args, description: str, **overrides):
+    """Enqueue the job named ``job`` (a key of JOBS) with ``args``; QueueUnavailable if Redis is down.
+
+    ``description`` is shown in the RQ dashboard: ids and counts only, never user or
+    upstream text. ``overrides`` (``job_id``, ``job_timeout``...) replace the spec's options.
+    """
+    spec = JOBS[job]
+    options = {**spec.options, **overrides}
+    if options.get("job_timeout", 0) is None:
+        options["job_timeout"] = current_app.config["JOB_TIMEOUT"]
     try:
-        return get_queue(kind).enqueue(func, *args, **options)
+        return get_queue(spec.queue).enqueue(job, *args, description=description, **options)
     except REDIS_OUTAGE as exc:
         raise QueueUnavailable("The job queue (Redis) is unreachable right now.") from exc
 

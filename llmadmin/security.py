@@ -142,8 +142,7 @@ def init_app(app) -> None:
 
     Call after ``init_admin``: the admin gets the nonce generator and the Code outbox panel.
     """
-    from llmadmin import notifiers
-    from llmadmin.services import policy
+    from llmadmin import notifiers, policy
 
     policy.init_app(app)
     notifiers.init_app(app)

@@ -22,9 +22,10 @@ def init_admin(app) -> Admin:
     from llmadmin.admin.downloads import DownloadView
     from llmadmin.admin.home import HomeView
     from llmadmin.admin.llm_models import LLMModelView
+    from llmadmin.admin.outbox import CodeOutboxView
     from llmadmin.admin.people import PersonView
     from llmadmin.admin.tasks import TaskView
-    from llmadmin.models import AuditEntry, Download, LLMModel, Person, Task
+    from llmadmin.models import AuditEntry, CodeOutboxEntry, Download, LLMModel, Person, Task
 
     admin = Admin(
         app,
@@ -37,6 +38,10 @@ def init_admin(app) -> Admin:
     admin.add_view(DownloadView(Download, db, name="Download Center", endpoint="download"))
     admin.add_view(PersonView(Person, db, name="People", endpoint="person"))
     admin.add_view(AuditView(AuditEntry, db, name="Audit Log", endpoint="audit"))
+    if app.config["OTP_NOTIFIER"] == "log":  # development: codes are read here, not from an inbox
+        admin.add_view(
+            CodeOutboxView(CodeOutboxEntry, db, name="Code outbox", endpoint="code_outbox")
+        )
     admin.add_link(AdminOnlyLink(name="RQ Dashboard", url="/admin/rq/"))
     app.extensions["llmadmin.admin"] = admin
     return admin

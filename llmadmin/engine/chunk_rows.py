@@ -1,20 +1,26 @@
 """The database side of a running chunk: claim, steal, notice cancels, hand back, fail.
 
 Every function is one short transaction of conditional updates (via
-``services.task_state.transition``), run in the chunk's database lane thread or by
+``lifecycle.TASKS``), run in the chunk's database lane thread or by
 ``run_chunk`` before the loop starts; none of them is ever called from the event loop.
 """
 
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy import select
 
+from llmadmin import policy
+from llmadmin.engine.dispatch import dispatch
 from llmadmin.errors import QueueUnavailable
 from llmadmin.extensions import db
+from llmadmin.lifecycle import transition
 from llmadmin.models import Task
 from llmadmin.models.base import utcnow
 from llmadmin.models.task import FAILURE, PENDING, QUEUED, RUNNING
-from llmadmin.services.task_state import transition
+
+logger = logging.getLogger(__name__)
 
 
 def claim(job_id: str, batch: list[int]) -> list:
@@ -73,8 +79,6 @@ def requeue_unfinished(
     job_id: str, task_ids: list[int], note: str = "re-queued: worker shut down"
 ) -> int:
     """Put tasks of a stopping job back in the queue under new jobs (graceful shutdown, Redis outage)."""
-    from llmadmin.services.dispatch import dispatch
-
     back = transition(
         task_ids,
         PENDING,
@@ -102,3 +106,14 @@ def fail_queued(job_id: str, task_ids: list[int], message: str, kind: str) -> No
         error_kind=kind,
         run_requested_at=None,
     )
+
+
+def fail_blocked_tasks(job_id: str, task_ids: list[int], base_url: str) -> bool:
+    """Fail a chunk's queued tasks with kind "blocked_url" when its model's URL is not allowed."""
+    try:
+        policy.check_outbound_url(base_url)
+    except policy.BlockedURL as exc:
+        logger.warning("job %s: %s", job_id, exc)
+        fail_queued(job_id, task_ids, str(exc), "blocked_url")
+        return True
+    return False

@@ -23,7 +23,7 @@ from flask import current_app
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import select
 
-from llmadmin import crypto
+from llmadmin import crypto, policy
 from llmadmin.database import is_transient_error
 from llmadmin.engine import chunk_rows
 from llmadmin.engine.breaker import CircuitBreaker
@@ -37,7 +37,6 @@ from llmadmin.llm import ChatRequest, build_messages, chat, compute_cost
 from llmadmin.llm.pool import ClientPool
 from llmadmin.models import LLMModel, Task
 from llmadmin.queues import REDIS_OUTAGE
-from llmadmin.services import policy
 
 logger = logging.getLogger(__name__)
 
@@ -441,7 +440,7 @@ def run_chunk(
             job_id, task_ids, f"The model {model.name} is disabled.", "model_disabled"
         )
         return 0
-    if policy.fail_blocked_tasks(
+    if chunk_rows.fail_blocked_tasks(
         job_id, task_ids, model.base_url
     ):  # OUTBOUND_ALLOWLIST, kind "blocked_url"
         return 0

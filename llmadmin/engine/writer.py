@@ -1,8 +1,9 @@
 """Batched, conditional writes of task outcomes from the executor.
 
 Results are collected in memory and written in one transaction every ``interval`` or
-``max_batch`` outcomes, each row with ``WHERE status = 'RUNNING' AND job_id = :job``
-so a cancel (or a re-queue by the reconciler) always wins over a late result.
+``max_batch`` outcomes through ``lifecycle.TASKS.transition_batch``: each row only
+``WHERE status = 'RUNNING' AND job_id = :job``, so a cancel (or a re-queue by the
+reconciler) always wins over a late result.
 """
 
 from __future__ import annotations
@@ -13,36 +14,12 @@ from decimal import Decimal
 from sqlalchemy import and_, bindparam, update
 
 from llmadmin.extensions import db
+from llmadmin.lifecycle import TASKS
 from llmadmin.models import Task
 from llmadmin.models.base import utcnow
 from llmadmin.models.task import FAILURE, RUNNING, SUCCESS
 
 _t = Task.__table__
-
-
-def _final_stmt():
-    return (
-        update(_t)
-        .where(
-            and_(
-                _t.c.id == bindparam("b_id"),
-                _t.c.status == RUNNING,
-                _t.c.job_id == bindparam("b_job"),
-            )
-        )
-        .values(
-            status=bindparam("b_status"),
-            result=bindparam("b_result"),
-            error=bindparam("b_error"),
-            error_kind=bindparam("b_kind"),
-            finished_at=bindparam("b_finished"),
-            latency_ms=bindparam("b_latency"),
-            prompt_tokens=bindparam("b_pt"),
-            completion_tokens=bindparam("b_ct"),
-            cost=bindparam("b_cost"),
-            run_requested_at=None,
-        )
-    )
 
 
 def _partial_stmt():
@@ -104,17 +81,17 @@ class OutcomeWriter:
         self.partials.pop(task_id, None)
         self.finals.append(
             {
-                "b_id": task_id,
-                "b_job": self.job_id,
-                "b_status": status,
-                "b_result": text,
-                "b_error": error,
-                "b_kind": kind,
-                "b_finished": utcnow(),
-                "b_latency": latency,
-                "b_pt": pt,
-                "b_ct": ct,
-                "b_cost": cost,
+                "id": task_id,
+                "job_id": self.job_id,
+                "status": status,
+                "result": text,
+                "error": error,
+                "error_kind": kind,
+                "finished_at": utcnow(),
+                "latency_ms": latency,
+                "prompt_tokens": pt,
+                "completion_tokens": ct,
+                "cost": cost,
             }
         )
 
@@ -152,7 +129,9 @@ class OutcomeWriter:
             return
         try:
             if finals:
-                db.session.execute(_final_stmt(), finals)
+                TASKS.transition_batch(
+                    finals, from_status=RUNNING, match=("job_id",), run_requested_at=None
+                )
             if partials:
                 db.session.execute(
                     _partial_stmt(),

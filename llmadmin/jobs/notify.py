@@ -7,7 +7,7 @@ from llmadmin.jobs.context import app_context
 
 def send_login_code(person_id: int, sealed_code: str) -> str:
     """Send a sign-in code (Fernet-encrypted in the job's arguments) unless it expired or was used."""
-    from llmadmin.notifiers import deliver_login_code
+    from llmadmin.services.otp import deliver_login_code
 
     with app_context():
         return deliver_login_code(person_id, sealed_code)

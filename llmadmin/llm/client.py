@@ -21,67 +21,20 @@ from decimal import ROUND_HALF_UP, Decimal
 import httpx
 
 from llmadmin.errors import LLMError
-from llmadmin.llm.failures import (  # noqa: F401  (display_url, parse_retry_after: public via llmadmin.llm)
-    display_url,
+from llmadmin.llm.failures import (  # noqa: F401  (parse_retry_after: public via llmadmin.llm)
     embedded_error,
     looks_like_html,
-    mask_key,
     parse_retry_after,
-    sanitize,
     status_error,
     transport_error,
 )
+from llmadmin.llm.redact import display_url, mask_key, sanitize  # noqa: F401  (public via llmadmin.llm)
+from llmadmin.llm.request import ChatRequest, ChatResult
 
 logger = logging.getLogger(__name__)
 
 USER_AGENT = "llmadmin/1.0 (+httpx)"
 SIX_PLACES = Decimal("0.000001")
-
-
-@dataclass(frozen=True)
-class ChatRequest:
-    """One chat-completions call; ``timeout`` is the total budget in seconds."""
-
-    base_url: str
-    api_key: str | None
-    model: str
-    messages: list[dict]
-    temperature: float | None = None
-    max_tokens: int | None = None
-    timeout: float = 60.0
-    connect_timeout: float | None = None  # None -> min(10, timeout)
-    stream: bool = False
-
-    def __post_init__(self) -> None:
-        if self.connect_timeout is None:
-            object.__setattr__(self, "connect_timeout", min(10.0, float(self.timeout)))
-
-    def __repr__(self) -> str:
-        # Prompts can be long and keys are secret: show neither in full.
-        return (
-            f"ChatRequest(base_url={display_url(self.base_url)!r}, api_key={mask_key(self.api_key) or None!r}, "
-            f"model={self.model!r}, messages=<{len(self.messages)} message(s)>, "
-            f"temperature={self.temperature!r}, max_tokens={self.max_tokens!r}, "
-            f"timeout={self.timeout!r}, connect_timeout={self.connect_timeout!r}, stream={self.stream!r})"
-        )
-
-    @property
-    def url(self) -> str:
-        """The chat-completions endpoint for this request's base URL."""
-        return f"{self.base_url.rstrip('/')}/chat/completions"
-
-
-@dataclass
-class ChatResult:
-    """What a successful call returned."""
-
-    text: str
-    prompt_tokens: int | None
-    completion_tokens: int | None
-    status_code: int
-    latency_ms: float = 0.0
-    finish_reason: str | None = None
-    streamed: bool = False
 
 
 @dataclass

@@ -12,24 +12,13 @@ import json
 import math
 import re
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 import httpx
 
 from llmadmin.errors import LLMError
+from llmadmin.llm.redact import display_url, mask_key, sanitize  # noqa: F401  (public here too)
+from llmadmin.llm.request import ChatRequest
 
-if TYPE_CHECKING:
-    from llmadmin.llm.client import ChatRequest
-
-
-def mask_key(key: str | None) -> str:
-    """Show an API key as its first 3 and last 4 characters at most."""
-    if not key:
-        return ""
-    return "•" * 6 if len(key) <= 10 else f"{key[:3]}…{key[-4:]}"
-
-
-KEY_LIKE = re.compile(r"\b(?:sk|pk|rk|key)-[A-Za-z0-9_\-]{8,}|(?<=Bearer )\S+", re.IGNORECASE)
 CONTEXT_TOO_LONG = re.compile(
     r"context[ _]length|maximum context|context window|too many tokens"
     r"|prompt is too long|input is too long"
@@ -47,25 +36,6 @@ TRANSIENT = re.compile(
 def looks_like_html(text: str, content_type: str) -> bool:
     head = text.lstrip()[:200].lower()
     return "html" in content_type or head.startswith(("<!doctype", "<html", "<head", "<body"))
-
-
-def sanitize(text: object, api_key: str | None = None, limit: int = 200) -> str:
-    """Return ``text`` on one printable line, secrets masked, at most ``limit`` characters."""
-    text = str(text)
-    if api_key:
-        text = text.replace(api_key, mask_key(api_key))
-    text = KEY_LIKE.sub(lambda m: mask_key(m.group(0)), text)
-    text = "".join(ch for ch in " ".join(text.split()) if ch.isprintable())
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
-def display_url(url: str) -> str:
-    """Show a URL without credentials, query string or fragment."""
-    try:
-        parsed = httpx.URL(url)
-        return str(parsed.copy_with(userinfo=b"", query=None, fragment=None))
-    except Exception:  # an unparsable URL is still worth naming, minus anything secret-looking
-        return sanitize(url.split("?")[0], limit=120)
 
 
 def parse_retry_after(headers: httpx.Headers) -> float | None:

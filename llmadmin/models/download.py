@@ -1,16 +1,26 @@
 """Download Center rows: files produced asynchronously by the worker."""
 
+from enum import StrEnum
+
 from sqlalchemy import BigInteger, Boolean, DateTime, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from llmadmin.extensions import db
 from llmadmin.models.base import utcnow
 
-PENDING = "PENDING"
-RUNNING = "RUNNING"
-SUCCESS = "SUCCESS"
-FAILURE = "FAILURE"
-STATUSES = (PENDING, RUNNING, SUCCESS, FAILURE)
+
+class DownloadStatus(StrEnum):
+    """Where an export is in its life; changed only through ``llmadmin.lifecycle.DOWNLOADS``."""
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    SUCCESS = "SUCCESS"
+    FAILURE = "FAILURE"
+
+
+PENDING, RUNNING = DownloadStatus.PENDING, DownloadStatus.RUNNING
+SUCCESS, FAILURE = DownloadStatus.SUCCESS, DownloadStatus.FAILURE
+STATUSES = tuple(DownloadStatus)
 
 
 class Download(db.Model):

@@ -1,6 +1,7 @@
 """Tasks: one prompt sent to one model, and what came back."""
 
 from decimal import Decimal
+from enum import StrEnum
 
 from sqlalchemy import DateTime, Float, ForeignKey, Integer, Numeric, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -8,13 +9,21 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from llmadmin.extensions import db
 from llmadmin.models.base import utcnow
 
-PENDING = "PENDING"
-QUEUED = "QUEUED"
-RUNNING = "RUNNING"
-SUCCESS = "SUCCESS"
-FAILURE = "FAILURE"
-CANCELED = "CANCELED"
-STATUSES = (PENDING, QUEUED, RUNNING, SUCCESS, FAILURE, CANCELED)
+
+class TaskStatus(StrEnum):
+    """Where a task is in its life; changed only through ``llmadmin.lifecycle.TASKS``."""
+
+    PENDING = "PENDING"
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    SUCCESS = "SUCCESS"
+    FAILURE = "FAILURE"
+    CANCELED = "CANCELED"
+
+
+PENDING, QUEUED, RUNNING = TaskStatus.PENDING, TaskStatus.QUEUED, TaskStatus.RUNNING
+SUCCESS, FAILURE, CANCELED = TaskStatus.SUCCESS, TaskStatus.FAILURE, TaskStatus.CANCELED
+STATUSES = tuple(TaskStatus)
 FINAL_STATUSES = (SUCCESS, FAILURE, CANCELED)
 ACTIVE_STATUSES = (QUEUED, RUNNING)
 

@@ -2,39 +2,23 @@
 
 ``log`` (development) writes the code to the log and to the Code outbox panel; ``smtp``
 sends an email (STARTTLS); ``sms`` POSTs JSON to an SMS gateway. Delivery always runs in
-an RQ job (``llmadmin.jobs.notify``), so a slow mail server never holds up a sign-in page.
+an RQ job (``llmadmin.jobs.notify`` -> ``services.otp.deliver_login_code``), so a slow mail
+server never holds up a sign-in page.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 from flask import current_app
 
-from llmadmin.errors import LLMAdminError
-from llmadmin.extensions import db
 from llmadmin.models import Person
-from llmadmin.models.code_outbox import CodeOutboxEntry  # noqa: F401  registers the table
+from llmadmin.notifiers.channels import LogNotifier, SmsNotifier, SmtpNotifier
+from llmadmin.notifiers.message import Message, NotifyError  # noqa: F401  (public here)
 
 logger = logging.getLogger(__name__)
 
 NOTIFIERS = ("log", "smtp", "sms")
-
-
-class NotifyError(LLMAdminError):
-    """A message could not be delivered; the job fails (and RQ retries it)."""
-
-
-@dataclass(frozen=True)
-class Message:
-    """One message to one person."""
-
-    person_id: int
-    person_label: str
-    destination: str
-    subject: str
-    body: str
 
 
 def destination_for(person: Person, config: dict | None = None) -> str | None:
@@ -49,8 +33,6 @@ def destination_for(person: Person, config: dict | None = None) -> str | None:
 
 def get_notifier(config: dict | None = None, transport=None):
     """Build the notifier OTP_NOTIFIER names (``transport``: an httpx transport for the SMS gateway)."""
-    from llmadmin.notifiers.channels import LogNotifier, SmsNotifier, SmtpNotifier
-
     config = current_app.config if config is None else config
     kind = config["OTP_NOTIFIER"]
     if kind == "smtp":
@@ -85,29 +67,6 @@ def login_code_message(person: Person, code: str) -> Message:
     )
 
 
-def deliver_login_code(person_id: int, sealed_code: str, notifier=None) -> str:
-    """Send the (encrypted) code to the person unless it is no longer live; return what happened."""
-    from llmadmin import crypto
-    from llmadmin.services import otp
-
-    person = db.session.get(Person, person_id)
-    if person is None or not person.active:
-        logger.info("sign-in code not sent: person_id=%s is gone or inactive", person_id)
-        return "skipped"
-    code = crypto.decrypt(sealed_code)
-    if not otp.is_live(person_id, code):
-        # Expired or used before this (possibly repeated) delivery: sending it would only confuse.
-        logger.info(
-            "sign-in code for person_id=%s expired or was used before it was sent", person_id
-        )
-        return "stale"
-    (notifier or get_notifier()).send(login_code_message(person, code))
-    logger.info(
-        "sign-in code for person_id=%s sent via %s", person_id, current_app.config["OTP_NOTIFIER"]
-    )
-    return "sent"
-
-
 def validate_settings(config: dict) -> None:
     """Refuse to start with notifier settings that cannot work."""
     kind = config["OTP_NOTIFIER"]
@@ -125,12 +84,5 @@ def validate_settings(config: dict) -> None:
 
 
 def init_app(app) -> None:
-    """Check the notifier settings and, for the log notifier, add the admin-only Code outbox panel."""
+    """Check the notifier settings, so a setting that cannot work stops the start-up."""
     validate_settings(app.config)
-    admin = app.extensions.get("llmadmin.admin")
-    if admin is not None and app.config["OTP_NOTIFIER"] == "log":
-        from llmadmin.notifiers.outbox_admin import CodeOutboxView
-
-        admin.add_view(
-            CodeOutboxView(CodeOutboxEntry, db, name="Code outbox", endpoint="code_outbox")
-        )

@@ -14,7 +14,7 @@ from sqlalchemy import delete
 from llmadmin.extensions import db
 from llmadmin.models.base import utcnow
 from llmadmin.models.code_outbox import CodeOutboxEntry
-from llmadmin.notifiers import Message, NotifyError
+from llmadmin.notifiers.message import Message, NotifyError
 
 logger = logging.getLogger(__name__)
 

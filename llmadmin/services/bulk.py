@@ -13,6 +13,7 @@ import logging
 from flask import current_app
 from flask_login import login_user
 
+from llmadmin import queues
 from llmadmin.errors import ValidationError
 from llmadmin.extensions import db
 from llmadmin.models import Person
@@ -35,24 +36,20 @@ def queue_bulk_action(
     endpoint: str, action: str, list_args: str, person_id: int, extra: dict
 ) -> int:
     """Count the matching rows and enqueue the job that applies ``action`` to them."""
-    from llmadmin.jobs.bulk import apply_bulk_action
-    from llmadmin.queues import enqueue
 
     with current_app.test_request_context(f"/?{list_args}"):
         login_user(db.session.get(Person, person_id))
         count = find_view(endpoint).matching_query().count()
     if count == 0:
         raise ValidationError("No rows match the current search and filters.")
-    enqueue(
-        "llm",
-        apply_bulk_action,
+    queues.enqueue(
+        "llmadmin.jobs.bulk.apply_bulk_action",
         endpoint,
         action,
         list_args,
         person_id,
         extra,
-        job_timeout=3600,
-        description=f"{action} on all {count} matching {endpoint} rows",
+        description=f"{action} on all {count} matching rows",
     )
     return count
 

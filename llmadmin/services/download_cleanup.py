@@ -13,11 +13,11 @@ import os
 
 from sqlalchemy import delete, event, select
 
+from llmadmin import queues
 from llmadmin.errors import QueueUnavailable
 from llmadmin.extensions import db
 from llmadmin.models import Download
-from llmadmin.services import downloads
-from llmadmin.services.export_sources import BUNDLE_TEXTS, SOURCES, Column, source_for_endpoint  # noqa: F401
+from llmadmin.services.download_files import remove_quietly, resolve_storage_path
 
 logger = logging.getLogger(__name__)
 
@@ -57,11 +57,12 @@ def register_session_events() -> None:
 
 def enqueue_file_removal(paths: list[str]) -> bool:
     """Enqueue the removal of stored files; when Redis is down the orphan sweep does it."""
-    from llmadmin.jobs.exports import remove_download_files
-    from llmadmin.queues import enqueue
-
     try:
-        enqueue("reports", remove_download_files, paths, description="remove download files")
+        queues.enqueue(
+            "llmadmin.jobs.exports.remove_download_files",
+            paths,
+            description=f"remove {len(paths)} download file(s)",
+        )
     except QueueUnavailable:
         logger.warning("file removal not queued (Redis down); the sweep removes them later")
         return False
@@ -89,8 +90,6 @@ def delete_downloads(download_ids: list[int]) -> int:
 
 def remove_files(paths: list[str]) -> int:
     """Remove stored files that no download row points at any more; return how many."""
-    from llmadmin.downloads_web import resolve_storage_path
-
     removed = 0
     for relative in paths:
         path = resolve_storage_path(relative)
@@ -101,7 +100,7 @@ def remove_files(paths: list[str]) -> int:
         ).first()
         if in_use is not None:
             continue
-        downloads._remove_quietly(path)
+        remove_quietly(path)
         removed += 1
     db.session.commit()
     return removed

@@ -20,7 +20,7 @@ from llmadmin.extensions import db
 from llmadmin.models import Download
 from llmadmin.models.base import utcnow
 from llmadmin.models.download import FAILURE, PENDING, RUNNING
-from llmadmin.services import download_cleanup, downloads
+from llmadmin.services import download_cleanup, download_files, downloads
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ def remove_expired(now: datetime, batch: int = 500) -> int:
 
 def remove_orphans(now: datetime, grace: timedelta = ORPHAN_GRACE) -> int:
     """Remove files (and leftover temp files) that no row points at and are older than grace."""
-    root = downloads._storage_root()
+    root = download_files.storage_root()
     if not os.path.isdir(root):
         return 0
     known = set(
@@ -101,7 +101,7 @@ def remove_orphans(now: datetime, grace: timedelta = ORPHAN_GRACE) -> int:
             path = os.path.join(folder, name)
             relative = os.path.relpath(path, root).replace(os.sep, "/")
             if relative not in known and _older_than(path, cutoff):
-                downloads._remove_quietly(path)
+                download_files.remove_quietly(path)
                 removed += 1
         if folder != root and not os.listdir(folder) and _older_than(folder, cutoff):
             try:

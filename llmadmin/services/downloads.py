@@ -24,11 +24,14 @@ from flask_login import login_user
 from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from llmadmin import queues
 from llmadmin.errors import LLMAdminError, QueueUnavailable, ValidationError
 from llmadmin.extensions import db
+from llmadmin.lifecycle import DOWNLOADS
 from llmadmin.models import Download, Person
 from llmadmin.models.base import utcnow
 from llmadmin.models.download import FAILURE, PENDING, RUNNING, SUCCESS
+from llmadmin.services import download_files
 from llmadmin.services.export_sources import BUNDLE_TEXTS, SOURCES, Column
 
 logger = logging.getLogger(__name__)
@@ -36,13 +39,6 @@ logger = logging.getLogger(__name__)
 PROGRESS_EVERY = 5000  # rows between progress updates (each its own short transaction)
 YIELD_PER = 2000  # rows fetched per round trip from the server-side cursor
 MAX_TICKED_IDS = 10_000
-
-# target status -> statuses it may be reached from (see ``transition``)
-ALLOWED_FROM: dict[str, tuple[str, ...]] = {
-    RUNNING: (PENDING,),
-    SUCCESS: (RUNNING,),
-    FAILURE: (PENDING, RUNNING),
-}
 
 
 class ExportDenied(LLMAdminError):
@@ -57,17 +53,8 @@ class ExportCanceled(LLMAdminError):
 
 
 def transition(download_id: int, to_status: str, *, where=None, **values) -> bool:
-    """Move a download to ``to_status`` if its current status allows it; tell if it moved."""
-    stmt = update(Download).where(
-        Download.id == download_id, Download.status.in_(ALLOWED_FROM[to_status])
-    )
-    if where is not None:
-        stmt = stmt.where(where)
-    result = db.session.execute(
-        stmt.values(status=to_status, **values).execution_options(synchronize_session=False)
-    )
-    db.session.commit()
-    return result.rowcount == 1
+    """Move one download to ``to_status`` (``lifecycle.DOWNLOADS``); tell if it moved."""
+    return bool(DOWNLOADS.transition([download_id], to_status, where=where, **values))
 
 
 # --- the request side --------------------------------------------------------------------
@@ -128,16 +115,11 @@ def create_export(
 
 def enqueue_export(download_id: int, job_id: str) -> bool:
     """Enqueue the export job; False when Redis is down (the sweep re-sends it later)."""
-    from llmadmin.jobs.exports import export_download
-    from llmadmin.queues import enqueue
-
     try:
-        enqueue(
-            "reports",
-            export_download,
+        queues.enqueue(
+            "llmadmin.jobs.exports.export_download",
             download_id,
             job_id=job_id,
-            job_timeout=current_app.config["JOB_TIMEOUT"],
             description=f"export download #{download_id}",
         )
     except QueueUnavailable:
@@ -166,7 +148,7 @@ def run_export(download_id: int) -> str:
     if row is None:
         return "skipped"  # deleted right after the claim
     relative = f"{row.created_at:%Y}/{row.created_at:%m}/{row.id}-{row.file_name}"
-    target = os.path.join(_storage_root(), relative)
+    target = os.path.join(download_files.storage_root(), relative)
     started = time.monotonic()
     try:
         count, size, md5 = _write_export(row, target)
@@ -176,7 +158,7 @@ def run_export(download_id: int) -> str:
         return "canceled"
     except Exception as exc:  # every failure is recorded on the row; the log keeps the detail
         db.session.rollback()
-        _remove_quietly(target)
+        download_files.remove_quietly(target)
         logger.exception("download %s failed", download_id)
         transition(download_id, FAILURE, error=describe_failure(exc), finished_at=utcnow())
         return FAILURE
@@ -207,10 +189,12 @@ def _record_success(
         )
     except SQLAlchemyError:
         db.session.rollback()
-        _remove_quietly(target)  # the row stays RUNNING: the sweep fails it later
+        download_files.remove_quietly(target)  # the row stays RUNNING: the sweep fails it later
         raise
     if not moved:
-        _remove_quietly(target)  # the row was deleted (or failed by the sweep) meanwhile
+        download_files.remove_quietly(
+            target
+        )  # the row was deleted (or failed by the sweep) meanwhile
     return moved
 
 
@@ -229,22 +213,6 @@ def describe_failure(exc: BaseException) -> str:
         detail = str(exc).splitlines()[0][:300]
         return f"Reading the rows from the database failed ({detail}); nothing was kept."
     return f"The export failed unexpectedly ({type(exc).__name__}: {exc}); nothing was kept."[:2000]
-
-
-def _storage_root() -> str:
-    from llmadmin.downloads_web import storage_root
-
-    return storage_root()
-
-
-def _remove_quietly(path: str | None) -> None:
-    if path:
-        try:
-            os.remove(path)
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            logger.warning("could not remove %s: %s", path, exc)
 
 
 @contextmanager

@@ -9,12 +9,11 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import delete, select, update
 
-from llmadmin import crypto
+from llmadmin import crypto, policy, queues
 from llmadmin.errors import NotFound, ValidationError
 from llmadmin.extensions import db
 from llmadmin.models import LLMModel, Task
 from llmadmin.models.base import utcnow
-from llmadmin.services import policy
 
 logger = logging.getLogger(__name__)
 
@@ -103,9 +102,6 @@ def delete_models(model_ids: list[int]) -> tuple[int, int]:
 
 def request_connection_test(model_ids: list[int]) -> int:
     """Queue a connection test for each existing model; return how many were queued."""
-    from llmadmin.jobs.tasks import test_model_connection
-    from llmadmin.queues import enqueue
-
     existing = (
         db.session.execute(
             select(LLMModel.id)
@@ -116,13 +112,10 @@ def request_connection_test(model_ids: list[int]) -> int:
         .all()
     )
     for model_id in existing:
-        enqueue(
-            "llm",
-            test_model_connection,
+        queues.enqueue(
+            "llmadmin.jobs.tasks.test_model_connection",
             model_id,
-            job_timeout=300,
             description=f"test connection of model #{model_id}",
-            result_ttl=3600,
         )
     return len(existing)
 

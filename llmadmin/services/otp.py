@@ -15,10 +15,10 @@ import logging
 import secrets
 
 from flask import current_app
-from rq import Retry
 
-from llmadmin import crypto
+from llmadmin import crypto, notifiers, queues
 from llmadmin.errors import LLMAdminError, QueueUnavailable
+from llmadmin.extensions import db
 from llmadmin.models import Person
 from llmadmin.queues import get_redis
 from llmadmin.services.login_guard import REDIS_ERRORS
@@ -98,11 +98,7 @@ def seconds_left(person_id: int) -> int:
 
 def issue(person: Person) -> int:
     """Make a code for ``person``, store its hash and queue its delivery; return its lifetime in seconds."""
-    from llmadmin.jobs.notify import send_login_code
-    from llmadmin.notifiers import destination_for
-    from llmadmin.queues import enqueue
-
-    if not destination_for(person):
+    if not notifiers.destination_for(person):
         raise CodeUnavailable(
             "Your account has nowhere to send a sign-in code to (no email address or "
             "phone number); ask an administrator."
@@ -120,16 +116,10 @@ def issue(person: Person) -> int:
         ) from exc
     try:
         # At the front of the most urgent queue: the code is useless after OTP_TTL_SECONDS.
-        enqueue(
-            "llm",
-            send_login_code,
+        queues.enqueue(
+            "llmadmin.jobs.notify.send_login_code",
             person.id,
             crypto.encrypt(code),
-            at_front=True,
-            job_timeout=60,
-            result_ttl=600,
-            failure_ttl=86400,
-            retry=Retry(max=2, interval=[2, 5]),
             description=f"send a sign-in code to person #{person.id}",
         )
     except QueueUnavailable as exc:
@@ -191,3 +181,23 @@ def discard(person_id: int) -> None:
         get_redis().delete(code_key(person_id), attempts_key(person_id))
     except REDIS_ERRORS as exc:
         logger.warning("could not discard a sign-in code: %s", exc)
+
+
+def deliver_login_code(person_id: int, sealed_code: str, notifier=None) -> str:
+    """Send the (encrypted) code to the person unless it is no longer live; return what happened."""
+    person = db.session.get(Person, person_id)
+    if person is None or not person.active:
+        logger.info("sign-in code not sent: person_id=%s is gone or inactive", person_id)
+        return "skipped"
+    code = crypto.decrypt(sealed_code)
+    if not is_live(person_id, code):
+        # Expired or used before this (possibly repeated) delivery: sending it would only confuse.
+        logger.info(
+            "sign-in code for person_id=%s expired or was used before it was sent", person_id
+        )
+        return "stale"
+    (notifier or notifiers.get_notifier()).send(notifiers.login_code_message(person, code))
+    logger.info(
+        "sign-in code for person_id=%s sent via %s", person_id, current_app.config["OTP_NOTIFIER"]
+    )
+    return "sent"

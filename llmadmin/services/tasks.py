@@ -9,13 +9,14 @@ from flask import current_app
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
+from llmadmin import policy
+from llmadmin.engine import dispatch
 from llmadmin.errors import NotFound, ValidationError
 from llmadmin.extensions import db
+from llmadmin.lifecycle import transition
 from llmadmin.models import LLMModel, Person, Task
 from llmadmin.models.base import utcnow
 from llmadmin.models.task import CANCELED, FAILURE, FINAL_STATUSES, PENDING, QUEUED, RUNNING
-from llmadmin.services import dispatch, policy
-from llmadmin.services.task_state import transition
 
 logger = logging.getLogger(__name__)
 

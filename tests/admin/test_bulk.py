@@ -3,12 +3,12 @@
 from rq.job import Job
 
 from llmadmin.extensions import db
+from llmadmin.lifecycle import transition
 from llmadmin.models import Task
 from llmadmin.models.task import CANCELED, FAILURE, PENDING, SUCCESS
 from llmadmin.queues import get_queue, get_redis
 from llmadmin.services import tasks as svc
 from llmadmin.services.bulk import apply_bulk_action
-from llmadmin.services.task_state import transition
 from tests.conftest import post_form
 
 

@@ -32,9 +32,11 @@ def assert_rejected(response):
 
 @pytest.fixture
 def queued_job(app):
-    from llmadmin.queues import enqueue
+    from llmadmin.queues import get_queue
 
-    return enqueue("llm", "builtins.len", [1, 2])  # the app fixture flushes Redis per test
+    return get_queue("llm").enqueue(
+        "builtins.len", [1, 2]
+    )  # the app fixture flushes Redis per test
 
 
 def job_exists(job) -> bool:

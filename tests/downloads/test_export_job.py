@@ -12,6 +12,7 @@ import pytest
 from llmadmin.extensions import db
 from llmadmin.models import Download, LLMModel
 from llmadmin.models.download import FAILURE, PENDING, RUNNING, SUCCESS
+from llmadmin.services import download_files
 from llmadmin.services import downloads as service
 from tests.downloads.conftest import (
     add_tasks,
@@ -74,7 +75,7 @@ def test_all_matching_exports_exactly_the_filtered_set(admin_client, admin_user,
     add_tasks(admin_user, n=4, status="SUCCESS")
     status_equals = filter_arg("task", "Status", "equals")
     _, row = run(queue("tasks", "csv", admin_user, list_args=f"{status_equals}=FAILURE&page=3"))
-    ids = [int(r[0]) for r in read_csv(service._storage_root() + "/" + row.storage_path)[1:]]
+    ids = [int(r[0]) for r in read_csv(download_files.storage_root() + "/" + row.storage_path)[1:]]
     assert ids == sorted((t.id for t in failed), reverse=True), (
         "in the list's default order (newest first)"
     )
@@ -91,7 +92,7 @@ def test_all_matching_export_follows_the_lists_sort(admin_client, admin_user):
     by_name = columns.index("name")
     for desc, expected in (("", ["a", "b", "c", "d"]), ("&desc=1", ["d", "c", "b", "a"])):
         _, row = run(queue("tasks", "csv", admin_user, list_args=f"sort={by_name}{desc}"))
-        rows = read_csv(service._storage_root() + "/" + row.storage_path)
+        rows = read_csv(download_files.storage_root() + "/" + row.storage_path)
         name_at = rows[0].index("Name")
         assert [r[name_at] for r in rows[1:]] == expected
 
@@ -106,7 +107,7 @@ def test_all_matching_search_and_relation_filter(admin_client, admin_user, sim_m
     model_equals = filter_arg("task", "model / Llm Model / Name", "equals")
     _, row = run(queue("tasks", "xlsx", admin_user, list_args=f"search=needle&{model_equals}=Sim"))
     assert row.status == SUCCESS and row.row_count == 2
-    cells = read_xlsx_cells(service._storage_root() + "/" + row.storage_path)
+    cells = read_xlsx_cells(download_files.storage_root() + "/" + row.storage_path)
     assert "needle here" in cells and "hay" not in cells
     assert all(t.name in cells for t in wanted)
 
@@ -116,7 +117,7 @@ def test_member_export_contains_only_their_rows(member_user, other_member, admin
     add_tasks(other_member, n=3)
     add_tasks(admin_user, n=1)
     _, row = run(queue("tasks", "csv", member_user, list_args=""))
-    ids = [int(r[0]) for r in read_csv(service._storage_root() + "/" + row.storage_path)[1:]]
+    ids = [int(r[0]) for r in read_csv(download_files.storage_root() + "/" + row.storage_path)[1:]]
     assert sorted(ids) == [t.id for t in mine]
 
 
@@ -134,7 +135,7 @@ def test_member_cannot_export_people_even_if_a_row_says_so(member_user):
 
 def test_people_export_never_has_password_hashes(admin_user, member_user):
     _, row = run(queue("people", "xlsx", admin_user, list_args=""))
-    cells = read_xlsx_cells(service._storage_root() + "/" + row.storage_path)
+    cells = read_xlsx_cells(download_files.storage_root() + "/" + row.storage_path)
     assert "member@example.com" in cells
     assert not any("scrypt" in c or "pbkdf2" in c for c in cells)
     assert not any("password" in c.lower() for c in cells)
@@ -149,10 +150,10 @@ def test_model_export_masks_the_api_key(admin_user):
     db.session.commit()
     for fmt in ("csv", "xlsx"):
         _, row = run(queue("llm_models", fmt, admin_user, ids=[model.id]))
-        raw = open(service._storage_root() + "/" + row.storage_path, "rb").read()
+        raw = open(download_files.storage_root() + "/" + row.storage_path, "rb").read()
         if fmt == "xlsx":
             raw = "".join(
-                read_xlsx_cells(service._storage_root() + "/" + row.storage_path)
+                read_xlsx_cells(download_files.storage_root() + "/" + row.storage_path)
             ).encode()
         assert b"sk-secret-value-1234" not in raw and model.api_key_encrypted.encode() not in raw
         assert "sk-…1234".encode() in raw
@@ -170,7 +171,7 @@ def test_formula_injection_and_xml_illegal_characters(admin_user):
     for fmt in ("csv", "xlsx", "zip"):
         _, row = run(queue("tasks", fmt, admin_user, ids=[evil[0].id]))
         assert row.status == SUCCESS, row.error
-        paths[fmt] = service._storage_root() + "/" + row.storage_path
+        paths[fmt] = download_files.storage_root() + "/" + row.storage_path
     table = read_csv(paths["csv"])
     header = table[0]
     assert table[1][header.index("Name")] == '\'=HYPERLINK("http://x")'
@@ -189,7 +190,7 @@ def test_zip_bundle_has_csv_and_one_text_file_per_prompt_and_output(admin_user):
     tasks[2].result = None
     db.session.commit()
     _, row = run(queue("tasks", "zip", admin_user, list_args=""))
-    path = service._storage_root() + "/" + row.storage_path
+    path = download_files.storage_root() + "/" + row.storage_path
     with zipfile.ZipFile(path) as archive:
         names = set(archive.namelist())
         assert archive.read(f"prompts/{tasks[0].id}.txt").decode() == "写一首诗"

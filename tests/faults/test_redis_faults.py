@@ -10,9 +10,9 @@ import time
 
 import pytest
 
+from llmadmin.engine.dispatch import WAITING_NOTE
 from llmadmin.models.task import FINAL_STATUSES, PENDING
 from llmadmin.services import tasks as svc
-from llmadmin.services.dispatch import WAITING_NOTE
 from tests.faults.harness import (
     FAST,
     FAULT_TASKS,

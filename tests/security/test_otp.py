@@ -378,7 +378,7 @@ def test_sms_notifier_posts_json_to_the_gateway(app, admin_user):
     )
     notifier = get_notifier(transport=httpx.MockTransport(gateway))
     otp.issue(admin_user)
-    from llmadmin.notifiers import deliver_login_code
+    from llmadmin.services.otp import deliver_login_code
 
     [job] = queued_code_jobs()
     assert deliver_login_code(*job.args, notifier=notifier) == "sent"

@@ -7,12 +7,12 @@ import json
 import httpx
 import pytest
 
+from llmadmin import policy
 from llmadmin.engine.executor import run_chunk
 from llmadmin.errors import ValidationError
 from llmadmin.extensions import db
 from llmadmin.models import LLMModel, Task
 from llmadmin.models.task import FAILURE, SUCCESS
-from llmadmin.services import policy
 from llmadmin.services import tasks as task_service
 from tests.admin.helpers import field_errors, flashes, make_task
 from tests.admin.test_llm_models import model_form

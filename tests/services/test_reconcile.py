@@ -7,6 +7,7 @@ from rq.job import Job
 
 from llmadmin.engine.limits import heartbeat_key
 from llmadmin.extensions import db
+from llmadmin.lifecycle import transition
 from llmadmin.models import Task
 from llmadmin.models.base import utcnow
 from llmadmin.models.task import FAILURE, QUEUED, RUNNING
@@ -14,7 +15,6 @@ from llmadmin.queues import get_queue, get_redis
 from llmadmin.services import reconcile as reconcile_module
 from llmadmin.services import tasks as svc
 from llmadmin.services.reconcile import reconcile
-from llmadmin.services.task_state import transition
 
 
 @pytest.fixture(autouse=True)

@@ -4,14 +4,14 @@ import pytest
 from rq import Queue
 from rq.job import Job
 
+from llmadmin.engine.dispatch import WAITING_NOTE, dispatch_waiting
 from llmadmin.errors import QueueUnavailable, ValidationError
 from llmadmin.extensions import db
+from llmadmin.lifecycle import transition
 from llmadmin.models import LLMModel, Task
 from llmadmin.models.task import CANCELED, FAILURE, PENDING, QUEUED, RUNNING, SUCCESS
 from llmadmin.queues import get_queue, get_redis
 from llmadmin.services import tasks as svc
-from llmadmin.services.dispatch import WAITING_NOTE, dispatch_waiting
-from llmadmin.services.task_state import transition
 
 
 def _llm_queue() -> Queue:
@@ -71,7 +71,7 @@ def test_unicode_prompt_is_stored_intact(app, sim_model):
 
 
 def test_redis_down_keeps_task_pending_with_note_then_dispatches(app, sim_model, monkeypatch):
-    import llmadmin.services.dispatch as dispatch_mod
+    import llmadmin.engine.dispatch as dispatch_mod
 
     def unreachable(*args, **kwargs):
         raise QueueUnavailable("The job queue (Redis) is unreachable right now.")

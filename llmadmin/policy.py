@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from llmadmin.config import parse_list
 from llmadmin.errors import LLMError, ValidationError
+from llmadmin.models import Task
 
 logger = logging.getLogger(__name__)
 
@@ -158,19 +159,6 @@ def outbound_policy() -> OutboundPolicy:
     return _state().outbound
 
 
-def fail_blocked_tasks(job_id: str, task_ids: list[int], base_url: str) -> bool:
-    """Fail a chunk's queued tasks with kind "blocked_url" when its model's URL is not allowed."""
-    try:
-        check_outbound_url(base_url)
-    except BlockedURL as exc:
-        from llmadmin.engine.chunk_rows import fail_queued
-
-        logger.warning("job %s: %s", job_id, exc)
-        fail_queued(job_id, task_ids, str(exc), "blocked_url")
-        return True
-    return False
-
-
 # --- prompts -------------------------------------------------------------------------------
 
 
@@ -247,8 +235,6 @@ def _check_tasks_before_write(session, flush_context, instances) -> None:
         or not _state().prompt_patterns
     ):
         return
-    from llmadmin.models import Task
-
     changed = [obj for obj in session.new if isinstance(obj, Task)]
     for obj in session.dirty:
         if isinstance(obj, Task):

@@ -16,11 +16,12 @@ from collections import defaultdict
 from flask import current_app
 from sqlalchemy import select
 
+from llmadmin import queues
 from llmadmin.errors import QueueUnavailable
 from llmadmin.extensions import db
+from llmadmin.lifecycle import transition
 from llmadmin.models import LLMModel, Task
 from llmadmin.models.task import PENDING, QUEUED
-from llmadmin.services.task_state import transition
 
 logger = logging.getLogger(__name__)
 
@@ -67,24 +68,18 @@ def dispatch(task_ids: list[int]) -> tuple[int, int]:
 
 
 def _dispatch_chunk(ids: list[int], model: LLMModel | None) -> tuple[int, int]:
-    from llmadmin.jobs.tasks import execute_tasks
-    from llmadmin.queues import enqueue
-
     job_id = f"tasks-{uuid.uuid4().hex}"
     marked = transition(ids, QUEUED, from_statuses=(PENDING,), job_id=job_id, queue_note=None)
     if not marked:
         return 0, 0
     try:
-        enqueue(
-            "llm",
-            execute_tasks,
+        queues.enqueue(
+            "llmadmin.jobs.tasks.execute_tasks",
             job_id,
             marked,
             job_id=job_id,
             job_timeout=job_timeout_for(model, len(marked)),
             description=f"run {len(marked)} task(s) on model #{model.id if model else '-'}",
-            result_ttl=3600,
-            failure_ttl=7 * 86400,
         )
     except QueueUnavailable:
         logger.warning("Redis unreachable: %d task(s) wait for the queue", len(marked))
