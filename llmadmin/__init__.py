@@ -28,6 +28,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     os.makedirs(app.instance_path, exist_ok=True)
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"))
 
+    # Imported here, not at the top: ``import llmadmin.models`` (migrations, workers' job
+    # modules, scripts) must not load the whole web stack, and the web modules need this
+    # package importable first.
     from llmadmin import auth, cli, database, downloads_web, errorpages, health, queues, rqdash
     from llmadmin.admin import init_admin
     from llmadmin.extensions import csrf

@@ -5,7 +5,15 @@ from __future__ import annotations
 import click
 from flask import current_app
 
+from llmadmin.engine.dispatch import dispatch_waiting
 from llmadmin.errors import LLMAdminError
+from llmadmin.extensions import db
+from llmadmin.models import Person
+from llmadmin.services import audit
+from llmadmin.services.demo import seed_demo
+from llmadmin.services.keys import rotate_stored_keys
+from llmadmin.services.people import create_user
+from llmadmin.services.tasks import create_task
 
 
 def _fail(exc: Exception) -> None:
@@ -19,7 +27,6 @@ def _fail(exc: Exception) -> None:
 @click.option("--admin", is_flag=True, help="Give the admin role.")
 def create_user_command(email: str, password: str, name: str | None, admin: bool) -> None:
     """Create a login account, or reset its password and role."""
-    from llmadmin.services.people import create_user
 
     try:
         person = create_user(email, password, name=name, admin=admin)
@@ -34,7 +41,6 @@ def create_user_command(email: str, password: str, name: str | None, admin: bool
 @click.option("--admin-password", default="admin12345")
 def seed_demo_command(simulator_url: str | None, admin_email: str, admin_password: str) -> None:
     """Create the demo admin and a clearly labelled simulated model (idempotent)."""
-    from llmadmin.services.demo import seed_demo
 
     url = simulator_url or current_app.config.get("SIMULATOR_URL") or "http://127.0.0.1:8099/v1"
     try:
@@ -52,7 +58,6 @@ def seed_demo_command(simulator_url: str | None, admin_email: str, admin_passwor
 @click.option("--creator-id", type=click.IntRange(1, 2**31 - 1), default=None)
 def create_task_command(model_id, prompt, system_prompt, name, creator_id) -> None:
     """Create a task and queue it."""
-    from llmadmin.services.tasks import create_task
 
     try:
         task = create_task(
@@ -70,7 +75,6 @@ def create_task_command(model_id, prompt, system_prompt, name, creator_id) -> No
 @click.command("dispatch-waiting")
 def dispatch_waiting_command() -> None:
     """Queue tasks that asked to run while Redis was unreachable."""
-    from llmadmin.engine.dispatch import dispatch_waiting
 
     queued, waiting = dispatch_waiting()
     click.echo(f"{queued} queued, {waiting} still waiting")
@@ -79,8 +83,6 @@ def dispatch_waiting_command() -> None:
 @click.command("rotate-encryption-key")
 def rotate_encryption_key_command() -> None:
     """Re-encrypt every stored API key under the first key in ENCRYPTION_KEY."""
-    from llmadmin.services import audit
-    from llmadmin.services.keys import rotate_stored_keys
 
     token = audit.cli_actor.set("cli")
     try:
@@ -114,9 +116,6 @@ def rotate_encryption_key_command() -> None:
 @click.option("--off", is_flag=True, help="Stop asking this person for a one-time code.")
 def require_code_command(email: str, off: bool) -> None:
     """Ask a person for a one-time sign-in code after the password (or stop with --off)."""
-    from llmadmin.extensions import db
-    from llmadmin.models import Person
-    from llmadmin.services import audit
 
     person = db.session.execute(
         db.select(Person).where(db.func.lower(Person.email) == email.strip().lower())

@@ -12,10 +12,13 @@ from flask import Blueprint, abort, flash, request, send_file, url_for
 from flask_login import current_user, login_required
 from markupsafe import Markup
 
+from llmadmin.errorpages import render_error
 from llmadmin.extensions import db
 from llmadmin.models import Download
 from llmadmin.models.download import SUCCESS
+from llmadmin.services.download_cleanup import register_session_events
 from llmadmin.services.download_files import resolve_storage_path
+from llmadmin.services.downloads import claim_notices
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("downloads", __name__, url_prefix="/downloads")
@@ -69,7 +72,6 @@ def fetch(download_id: int):
 
 
 def _message(code: int, text: str):
-    from llmadmin.errorpages import render_error
 
     return render_error(code, text)
 
@@ -82,7 +84,6 @@ def announce_finished_downloads() -> None:
         return
     if request.path.startswith("/admin/rq") or not current_user.is_authenticated:
         return
-    from llmadmin.services.downloads import claim_notices
 
     for row in claim_notices(current_user.id):
         if row.status == SUCCESS:
@@ -103,7 +104,6 @@ def announce_finished_downloads() -> None:
 
 def init_app(app) -> None:
     """Register the download routes, the ready notice and the delete-after-commit hooks."""
-    from llmadmin.services.download_cleanup import register_session_events
 
     app.register_blueprint(bp)
     app.before_request(announce_finished_downloads)

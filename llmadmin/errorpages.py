@@ -6,6 +6,7 @@ import logging
 from urllib.parse import urlsplit
 
 from flask import flash, jsonify, redirect, render_template, request
+from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
@@ -62,8 +63,6 @@ def init_app(app) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         if exc.code == 401:
-            from flask_login import current_user
-
             if not current_user.is_authenticated and not wants_json():
                 return app.login_manager.unauthorized()
         return render_error(exc.code or 500, MESSAGES.get(exc.code or 500, exc.description))

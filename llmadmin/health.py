@@ -13,6 +13,7 @@ from llmadmin.extensions import csrf, db
 from llmadmin.models import Task
 from llmadmin.models.base import utcnow
 from llmadmin.models.task import PENDING, QUEUED
+from llmadmin.queues import all_queue_names, get_redis, redis_available
 
 bp = Blueprint("health", __name__)
 _BANNER_CACHE_SECONDS = 5.0
@@ -36,7 +37,6 @@ def _database() -> dict:
 
 
 def _queues() -> dict:
-    from llmadmin.queues import all_queue_names, get_redis
 
     try:
         connection = get_redis()
@@ -62,8 +62,6 @@ def queue_reachable_cached() -> bool:
     """Tell (cached for a few seconds) whether Redis answers, for the admin banner."""
     cache = current_app.extensions.setdefault("llmadmin.queue_ok", {"at": 0.0, "ok": True})
     if time.monotonic() - cache["at"] > _BANNER_CACHE_SECONDS:
-        from llmadmin.queues import redis_available
-
         cache.update(at=time.monotonic(), ok=redis_available())
     return cache["ok"]
 

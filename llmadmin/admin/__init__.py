@@ -6,27 +6,27 @@ from flask_admin import Admin
 from flask_admin.menu import MenuLink
 from flask_admin.theme import Bootstrap4Theme
 
+from llmadmin.admin.audit import AuditView
+from llmadmin.admin.downloads import DownloadView
+from llmadmin.admin.home import HomeView
+from llmadmin.admin.llm_models import LLMModelView
+from llmadmin.admin.outbox import CodeOutboxView
+from llmadmin.admin.people import PersonView
+from llmadmin.admin.tasks import TaskView
+from llmadmin.auth import is_admin
 from llmadmin.extensions import db
+from llmadmin.models import AuditEntry, CodeOutboxEntry, Download, LLMModel, Person, Task
 
 
 class AdminOnlyLink(MenuLink):
-    def is_accessible(self):
-        from llmadmin.auth import is_admin
+    """A menu link only administrators see (the RQ dashboard)."""
 
+    def is_accessible(self):
         return is_admin()
 
 
 def init_admin(app) -> Admin:
     """Register every panel on a new Admin bound to ``app``."""
-    from llmadmin.admin.audit import AuditView
-    from llmadmin.admin.downloads import DownloadView
-    from llmadmin.admin.home import HomeView
-    from llmadmin.admin.llm_models import LLMModelView
-    from llmadmin.admin.outbox import CodeOutboxView
-    from llmadmin.admin.people import PersonView
-    from llmadmin.admin.tasks import TaskView
-    from llmadmin.models import AuditEntry, CodeOutboxEntry, Download, LLMModel, Person, Task
-
     admin = Admin(
         app,
         name="llmadmin",

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from llmadmin.extensions import db
 from llmadmin.models import Task
 from llmadmin.models.task import FAILURE, STATUSES
+from llmadmin.queues import redis_available
 
 
 class HomeView(AdminIndexView):
@@ -37,7 +38,6 @@ class HomeView(AdminIndexView):
             .scalars()
             .all()
         )
-        from llmadmin.queues import redis_available
 
         return self.render(
             "admin/home.html",

@@ -6,13 +6,14 @@ from flask import abort, current_app
 from wtforms.validators import ValidationError as FormError
 
 from llmadmin.errors import ValidationError
+from llmadmin.services.llm_models import validate_base_url
+from llmadmin.services.tasks import clean_text
 
 
 def text_field(
     label: str, *, required: bool, max_chars: int | None = None, prompt_limit: bool = False
 ):
     """Validate text like the services do (NUL bytes, surrogates, size)."""
-    from llmadmin.services.tasks import clean_text
 
     def check(form, field):
         limit = current_app.config["MAX_PROMPT_CHARS"] if prompt_limit else max_chars
@@ -26,7 +27,6 @@ def text_field(
 
 def base_url(form, field):
     """Validate a provider base URL."""
-    from llmadmin.services.llm_models import validate_base_url
 
     try:
         field.data = validate_base_url(field.data)

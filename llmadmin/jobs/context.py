@@ -6,6 +6,9 @@ from contextlib import contextmanager
 
 from flask import current_app, has_app_context
 
+from llmadmin import create_app
+from llmadmin.extensions import db
+
 _app = None
 
 
@@ -17,12 +20,8 @@ def app_context():
         yield current_app
         return
     if _app is None:
-        from llmadmin import create_app
-
         _app = create_app()
     with _app.app_context():
-        from llmadmin.extensions import db
-
         try:
             yield _app
         finally:

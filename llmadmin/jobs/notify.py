@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from llmadmin.jobs.context import app_context
+from llmadmin.services.otp import deliver_login_code
 
 
 def send_login_code(person_id: int, sealed_code: str) -> str:
     """Send a sign-in code (Fernet-encrypted in the job's arguments) unless it expired or was used."""
-    from llmadmin.services.otp import deliver_login_code
 
     with app_context():
         return deliver_login_code(person_id, sealed_code)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from rq import get_current_job
+
+from llmadmin.engine.executor import run_chunk
 from llmadmin.jobs.context import app_context
+from llmadmin.services.llm_models import test_connection
 
 
 def execute_tasks(job_id: str, task_ids: list[int]) -> dict:
     """Run the tasks queued under ``job_id`` (a duplicate delivery is a no-op)."""
-    from rq import get_current_job
-
-    from llmadmin.engine.executor import run_chunk
 
     job = get_current_job()
     # Keep taking same-model work for at most half the job's timeout.
@@ -21,7 +22,6 @@ def execute_tasks(job_id: str, task_ids: list[int]) -> dict:
 
 def test_model_connection(model_id: int) -> dict:
     """Send a tiny real request to a model and record the result on its row."""
-    from llmadmin.services.llm_models import test_connection
 
     with app_context():
         return test_connection(model_id)

@@ -15,6 +15,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from flask import has_request_context, request
+from flask_login import current_user
 from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session
 
@@ -34,8 +35,6 @@ cli_actor: contextvars.ContextVar[str | None] = contextvars.ContextVar("cli_acto
 
 def _actor() -> tuple[int | None, str | None, str | None] | None:
     if has_request_context():
-        from flask_login import current_user
-
         ip = request.remote_addr
         if current_user and current_user.is_authenticated:
             return current_user.id, str(current_user), ip

@@ -10,16 +10,19 @@ import logging
 import os
 import time
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import redis
 from flask import current_app
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
 from sqlalchemy import delete, select, update
 
 from llmadmin.extensions import db
 from llmadmin.models import Download
 from llmadmin.models.base import utcnow
 from llmadmin.models.download import FAILURE, PENDING, RUNNING
+from llmadmin.queues import get_redis
 from llmadmin.services import download_cleanup, download_files, downloads
 
 logger = logging.getLogger(__name__)
@@ -52,8 +55,6 @@ def sweep_downloads() -> dict[str, int] | None:
         return None
     _last_sweep = time.monotonic()
     try:
-        from llmadmin.queues import get_redis
-
         key = f"{current_app.config['QUEUE_PREFIX']}:downloads:sweep"
         if not get_redis().set(key, "1", nx=True, ex=SWEEP_EVERY_SECONDS):
             return None
@@ -112,7 +113,6 @@ def remove_orphans(now: datetime, grace: timedelta = ORPHAN_GRACE) -> int:
 
 
 def _epoch(naive_utc: datetime) -> float:
-    from datetime import UTC
 
     return naive_utc.replace(tzinfo=UTC).timestamp()
 
@@ -126,10 +126,6 @@ def _older_than(path: str, cutoff: float) -> bool:
 
 def recover_stuck(now: datetime) -> dict[str, int]:
     """Re-send PENDING rows whose job never ran; fail RUNNING rows whose worker died."""
-    from rq.exceptions import NoSuchJobError
-    from rq.job import Job
-
-    from llmadmin.queues import get_redis
 
     try:
         connection = get_redis()

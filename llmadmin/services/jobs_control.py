@@ -13,6 +13,7 @@ from sqlalchemy import select
 from llmadmin.extensions import db
 from llmadmin.models import Task
 from llmadmin.models.task import QUEUED, RUNNING
+from llmadmin.queues import get_redis
 
 logger = logging.getLogger(__name__)
 
@@ -21,7 +22,6 @@ def stop_jobs_without_live_tasks(job_ids: set[str]) -> int:
     """Cancel or stop each job none of whose tasks is still queued or running."""
     if not job_ids:
         return 0
-    from llmadmin.queues import get_redis
 
     live = set(
         db.session.execute(

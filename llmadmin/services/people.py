@@ -8,6 +8,7 @@ from llmadmin.errors import NotFound, ValidationError
 from llmadmin.extensions import db
 from llmadmin.models import Download, LLMModel, Person, Task
 from llmadmin.models.person import ROLE_ADMIN, ROLE_MEMBER, ROLES
+from llmadmin.services.tasks import clean_text
 
 MIN_PASSWORD = 8
 
@@ -30,7 +31,6 @@ def create_user(
     email: str, password: str, *, name: str | None = None, admin: bool = False
 ) -> Person:
     """Create a login account (or set the password and role of an existing one)."""
-    from llmadmin.services.tasks import clean_text
 
     email = (clean_text(email, "Email", required=True, max_chars=255) or "").strip().lower()
     local, _, domain = email.partition("@")

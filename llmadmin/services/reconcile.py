@@ -24,6 +24,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from sqlalchemy import select
 
+from llmadmin.engine.dispatch import dispatch
 from llmadmin.engine.heartbeat import HEARTBEAT_SECONDS
 from llmadmin.engine.limits import heartbeat_key
 from llmadmin.extensions import db
@@ -31,7 +32,7 @@ from llmadmin.lifecycle import transition
 from llmadmin.models import Task
 from llmadmin.models.base import utcnow
 from llmadmin.models.task import FAILURE, PENDING, QUEUED, RUNNING
-from llmadmin.queues import REDIS_OUTAGE
+from llmadmin.queues import REDIS_OUTAGE, get_redis
 
 logger = logging.getLogger(__name__)
 
@@ -43,8 +44,6 @@ _missing_since: dict[str, float] = {}
 
 def reconcile(limit: int = 5000) -> dict[str, int]:
     """Run one pass; return counts of requeued and failed tasks."""
-    from llmadmin.engine.dispatch import dispatch
-    from llmadmin.queues import get_redis
 
     connection = get_redis()
     grace = timedelta(seconds=current_app.config["RECONCILE_GRACE_SECONDS"])

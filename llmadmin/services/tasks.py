@@ -17,6 +17,7 @@ from llmadmin.lifecycle import transition
 from llmadmin.models import LLMModel, Person, Task
 from llmadmin.models.base import utcnow
 from llmadmin.models.task import CANCELED, FAILURE, FINAL_STATUSES, PENDING, QUEUED, RUNNING
+from llmadmin.services.jobs_control import stop_jobs_without_live_tasks
 
 logger = logging.getLogger(__name__)
 
@@ -186,7 +187,6 @@ def cancel_tasks(task_ids: list[int]) -> Outcome:
         run_requested_at=None,
         queue_note=None,
     )
-    from llmadmin.services.jobs_control import stop_jobs_without_live_tasks
 
     stop_jobs_without_live_tasks(job_ids)
     return Outcome(changed=len(changed), skipped=len(ids) - len(changed))
