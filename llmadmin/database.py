@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Iterable, Iterator
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -12,6 +13,15 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from llmadmin.extensions import db, migrate
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Ids per ``IN (...)`` list: well under every database's parameter limit.
+IN_LIST_BATCH = 500
+
+
+def in_batches(ids: Iterable[int], size: int = IN_LIST_BATCH) -> Iterator[list[int]]:
+    """Yield ``ids`` in lists of at most ``size``, for queries with ``IN (...)``."""
+    ids = list(ids)
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
 
 
 @event.listens_for(Engine, "connect")

@@ -13,6 +13,7 @@ from flask_login import current_user, login_required
 from markupsafe import Markup
 
 from llmadmin.errorpages import render_error
+from llmadmin.exports.formats import FORMATS
 from llmadmin.extensions import db
 from llmadmin.models import Download
 from llmadmin.models.download import SUCCESS
@@ -22,12 +23,6 @@ from llmadmin.services.downloads import claim_notices
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("downloads", __name__, url_prefix="/downloads")
-
-MIMETYPES = {
-    "csv": "text/csv",
-    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    "zip": "application/zip",
-}
 
 
 def visible_download(download_id: int) -> Download:
@@ -61,7 +56,7 @@ def fetch(download_id: int):
             conditional=True,
             etag=row.md5 or True,
             max_age=0,
-            mimetype=MIMETYPES.get(row.file_format, "application/octet-stream"),
+            mimetype=_mimetype(row.file_format),
         )
     except OSError as exc:
         logger.error("download %s unreadable: %s", row.id, exc)
@@ -69,6 +64,11 @@ def fetch(download_id: int):
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Cache-Control"] = "private, no-cache"
     return response
+
+
+def _mimetype(file_format: str) -> str:
+    found = FORMATS.get(file_format)
+    return found.mimetype if found else "application/octet-stream"
 
 
 def _message(code: int, text: str):

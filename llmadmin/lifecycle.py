@@ -22,6 +22,7 @@ from sqlalchemy import bindparam, event, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.sql.dml import Update
 
+from llmadmin.database import in_batches
 from llmadmin.errors import InvalidTransition
 from llmadmin.extensions import db
 from llmadmin.models import Download, Task
@@ -30,7 +31,6 @@ from llmadmin.models.download import DownloadStatus
 from llmadmin.models.task import TaskStatus
 
 LIFECYCLE = "llmadmin_lifecycle"
-CHUNK = 500  # keep IN (...) lists well under every database's parameter limit
 
 
 class StateMachine:
@@ -81,8 +81,7 @@ class StateMachine:
         ids = list(dict.fromkeys(int(i) for i in ids))
         values = {**self.stamps(to_status), **values, "status": to_status}
         changed: list[int] = []
-        for start in range(0, len(ids), CHUNK):
-            part = ids[start : start + CHUNK]
+        for part in in_batches(ids):
             stmt = update(self.model).where(self.model.id.in_(part), self.model.status.in_(sources))
             if where is not None:
                 stmt = stmt.where(where)

@@ -17,6 +17,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from llmadmin import queues
+from llmadmin.database import in_batches
 from llmadmin.errors import QueueUnavailable
 from llmadmin.extensions import db
 from llmadmin.lifecycle import transition
@@ -47,11 +48,10 @@ def job_timeout_for(model: LLMModel | None, n_tasks: int) -> int:
 def dispatch(task_ids: list[int]) -> tuple[int, int]:
     """Queue the given PENDING tasks in model-sized chunks; return (queued, waiting)."""
     by_model: dict[int | None, list[int]] = defaultdict(list)
-    ids = list(task_ids)
-    for start in range(0, len(ids), 500):
+    for batch in in_batches(task_ids):
         rows = db.session.execute(
             select(Task.id, Task.model_id)
-            .where(Task.id.in_(ids[start : start + 500]), Task.status == PENDING)
+            .where(Task.id.in_(batch), Task.status == PENDING)
             .order_by(Task.id)
         ).all()
         for task_id, model_id in rows:
@@ -60,8 +60,8 @@ def dispatch(task_ids: list[int]) -> tuple[int, int]:
     for model_id, ids in by_model.items():
         model = db.session.get(LLMModel, model_id) if model_id else None
         size = chunk_size_for(model)
-        for start in range(0, len(ids), size):
-            q, w = _dispatch_chunk(ids[start : start + size], model)
+        for chunk in in_batches(ids, size):
+            q, w = _dispatch_chunk(chunk, model)
             queued += q
             waiting += w
     return queued, waiting

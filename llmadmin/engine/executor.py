@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-import random
 import threading
 import time
 from collections import deque
@@ -25,11 +24,12 @@ from sqlalchemy import select
 
 from llmadmin import crypto, policy
 from llmadmin.database import is_transient_error
-from llmadmin.engine import chunk_rows
+from llmadmin.engine import chunk_rows, resilience
 from llmadmin.engine.breaker import CircuitBreaker
 from llmadmin.engine.heartbeat import Heartbeat
 from llmadmin.engine.limits import ModelLimiter, heartbeat_key
-from llmadmin.engine.model_settings import ModelSettings, backoff_delay
+from llmadmin.engine.model_settings import ModelSettings
+from llmadmin.engine.resilience import backoff_delay  # noqa: F401  (tests import it from here)
 from llmadmin.engine.writer import OutcomeWriter
 from llmadmin.errors import CircuitOpen, LLMError
 from llmadmin.extensions import db
@@ -52,7 +52,6 @@ def request_drain() -> None:
 
 
 PARTIAL_SAVE_SECONDS = 1.0
-MAX_RETRY_AFTER_SECONDS = 120.0
 
 
 async def backoff_sleep(seconds: float) -> None:
@@ -332,16 +331,16 @@ class ChunkRunner:
             try:
                 breaker_dirty = await self._with_redis(self.breaker.before_call)
             except CircuitOpen as exc:
-                # The model is paused; waiting for it costs no attempt. Only a wait longer
-                # than BREAKER_WAIT_SECONDS in all fails the task with the breaker's message.
-                wait = float(exc.retry_after or 1)
-                if breaker_waited + wait > self.breaker_patience:
+                wait = resilience.breaker_wait(
+                    exc.retry_after, breaker_waited, self.breaker_patience
+                )
+                if wait is None:
                     self.writer.failure(
                         task_id, exc.message, exc.kind, (time.monotonic() - started) * 1000
                     )
                     return
                 breaker_waited += wait
-                await asyncio.sleep(wait + random.uniform(0, 0.2))
+                await asyncio.sleep(wait)
                 continue
             attempt += 1
             try:
@@ -357,21 +356,12 @@ class ChunkRunner:
                     result.prompt_tokens, result.completion_tokens, model.price_in, model.price_out
                 )
                 latency = (time.monotonic() - call_started) * 1000
-                self.writer.success(
-                    task_id,
-                    result.text,
-                    latency,
-                    result.prompt_tokens,
-                    result.completion_tokens,
-                    cost,
-                )
+                self.writer.success(task_id, result, latency, cost)
                 return
             except LLMError as exc:
                 await self._best_effort(self.breaker.record_failure(exc.kind))
-                can_retry = exc.retryable and attempt < model.max_attempts
-                if can_retry and (exc.retry_after or 0) > MAX_RETRY_AFTER_SECONDS:
-                    can_retry = False
-                if not can_retry:
+                delay = resilience.retry_delay(exc, attempt, model.max_attempts)
+                if delay is None:
                     suffix = f" (after {attempt} attempts)" if attempt > 1 else ""
                     self.writer.failure(
                         task_id,
@@ -382,7 +372,7 @@ class ChunkRunner:
                     )
                     return
                 streamed.clear()
-                await backoff_sleep(backoff_delay(attempt, exc.retry_after))
+                await backoff_sleep(delay)
 
     async def _with_redis(self, step):
         """Run a Redis step of a call, waiting out a Redis outage of up to REDIS_OUTAGE_WAIT_SECONDS.

@@ -1,8 +1,7 @@
-"""What a chunk needs to know about its model, and how long to wait between attempts."""
+"""What a chunk needs to know about its model: a detached snapshot of its row."""
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 
 from llmadmin import crypto
@@ -51,13 +50,3 @@ class ModelSettings:
             breaker_threshold=model.breaker_threshold,
             breaker_cooldown=model.breaker_cooldown_seconds,
         )
-
-
-def backoff_delay(
-    attempt: int, retry_after: float | None, base: float = 0.5, cap: float = 30.0
-) -> float:
-    """Exponential backoff with full jitter; a server's Retry-After is a floor."""
-    delay = random.uniform(0, min(cap, base * (2 ** (attempt - 1))))
-    if retry_after is not None:
-        delay = max(delay, float(retry_after) + random.uniform(0, 0.1))
-    return delay

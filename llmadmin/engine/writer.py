@@ -15,11 +15,41 @@ from sqlalchemy import and_, bindparam, update
 
 from llmadmin.extensions import db
 from llmadmin.lifecycle import TASKS
+from llmadmin.llm.request import ChatResult
 from llmadmin.models import Task
 from llmadmin.models.base import utcnow
 from llmadmin.models.task import FAILURE, RUNNING, SUCCESS
 
 _t = Task.__table__
+
+# The task columns a finished call writes (one executemany needs the same keys on every row).
+OUTCOME_COLUMNS = (
+    "result",
+    "error",
+    "error_kind",
+    "latency_ms",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost",
+)
+
+
+def success_columns(result: ChatResult, latency_ms: float, cost: Decimal | None) -> dict:
+    """Map a successful call onto task columns: a new column the worker fills goes here."""
+    return {
+        "result": result.text,
+        "latency_ms": latency_ms,
+        "prompt_tokens": result.prompt_tokens,
+        "completion_tokens": result.completion_tokens,
+        "cost": cost,
+    }
+
+
+def failure_columns(
+    message: str, kind: str, latency_ms: float | None, partial_text: str | None
+) -> dict:
+    """Map a failed call onto task columns (any text streamed before it failed is kept)."""
+    return {"result": partial_text, "error": message, "error_kind": kind, "latency_ms": latency_ms}
 
 
 def _partial_stmt():
@@ -49,18 +79,10 @@ class OutcomeWriter:
         self.written = 0
 
     def success(
-        self,
-        task_id: int,
-        text: str,
-        latency_ms: float,
-        prompt_tokens,
-        completion_tokens,
-        cost: Decimal | None,
+        self, task_id: int, result: ChatResult, latency_ms: float, cost: Decimal | None
     ) -> None:
         """Record a successful call."""
-        self._final(
-            task_id, SUCCESS, text, None, None, latency_ms, prompt_tokens, completion_tokens, cost
-        )
+        self._final(task_id, SUCCESS, success_columns(result, latency_ms, cost))
 
     def failure(
         self,
@@ -71,29 +93,16 @@ class OutcomeWriter:
         partial_text: str | None = None,
     ) -> None:
         """Record a failed call (keeping any partial streamed text)."""
-        self._final(task_id, FAILURE, partial_text, message, kind, latency_ms, None, None, None)
+        self._final(task_id, FAILURE, failure_columns(message, kind, latency_ms, partial_text))
 
     def partial(self, task_id: int, text: str) -> None:
         """Remember the latest streamed text of a running task."""
         self.partials[task_id] = text
 
-    def _final(self, task_id, status, text, error, kind, latency, pt, ct, cost) -> None:
+    def _final(self, task_id: int, status: str, columns: dict) -> None:
         self.partials.pop(task_id, None)
-        self.finals.append(
-            {
-                "id": task_id,
-                "job_id": self.job_id,
-                "status": status,
-                "result": text,
-                "error": error,
-                "error_kind": kind,
-                "finished_at": utcnow(),
-                "latency_ms": latency,
-                "prompt_tokens": pt,
-                "completion_tokens": ct,
-                "cost": cost,
-            }
-        )
+        row = {"id": task_id, "job_id": self.job_id, "status": status, "finished_at": utcnow()}
+        self.finals.append({**row, **dict.fromkeys(OUTCOME_COLUMNS), **columns})
 
     def due(self) -> bool:
         """Tell whether a flush should happen now."""

@@ -14,6 +14,7 @@ import os
 from sqlalchemy import delete, event, select
 
 from llmadmin import queues
+from llmadmin.database import in_batches
 from llmadmin.errors import QueueUnavailable
 from llmadmin.extensions import db
 from llmadmin.models import Download
@@ -73,8 +74,7 @@ def delete_downloads(download_ids: list[int]) -> int:
     """Delete download rows; their files are removed after the commit. Return the count."""
     ids = sorted({int(i) for i in download_ids})
     deleted = 0
-    for start in range(0, len(ids), 500):
-        part = ids[start : start + 500]
+    for part in in_batches(ids):
         result = db.session.execute(
             delete(Download)
             .where(Download.id.in_(part))

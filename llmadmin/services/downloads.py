@@ -26,6 +26,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from llmadmin import queues
 from llmadmin.errors import LLMAdminError, QueueUnavailable, ValidationError
+from llmadmin.exports import atomic_write
+from llmadmin.exports.formats import FORMATS, WriteJob
 from llmadmin.extensions import db
 from llmadmin.lifecycle import DOWNLOADS
 from llmadmin.models import Download, Person
@@ -307,21 +309,15 @@ def _write_export(row: Download, target: str) -> tuple[int, int, str]:
 def write_file(
     fmt: str, target: str, headers: list[str], rows, *, progress=None, texts=None
 ) -> tuple[int, int, str]:
-    """Write rows to ``target`` atomically as csv, xlsx or zip; return rows, size and md5."""
-    from llmadmin.exports import atomic_write, write_csv, write_text_bundle, write_xlsx
-
-    options = {"progress": progress, "progress_every": PROGRESS_EVERY}
-    writers = {
-        "csv": lambda path: write_csv(path, headers, rows, bom=True, **options),
-        "xlsx": lambda path: write_xlsx(
-            path, headers, rows, tmpdir=os.path.dirname(target), **options
-        ),
-        "zip": lambda path: write_text_bundle(
-            path, headers, rows, text_columns=texts or (), csv_name="tasks.csv", bom=True, **options
-        ),
-    }
+    """Write rows to ``target`` atomically in format ``fmt``; return rows, size and md5."""
+    export_format = FORMATS[fmt]
     outcome = {}
-    size, md5 = atomic_write(target, lambda path: outcome.update(result=writers[fmt](path)))
+
+    def write(path: str) -> None:
+        job = WriteJob(path, headers, rows, progress, PROGRESS_EVERY, texts or ())
+        outcome["result"] = export_format.write(job)
+
+    size, md5 = atomic_write(target, write)
     return outcome["result"].rows, size, md5
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from llmadmin import policy
+from llmadmin.database import in_batches
 from llmadmin.engine import dispatch
 from llmadmin.errors import NotFound, ValidationError
 from llmadmin.extensions import db
@@ -276,23 +277,19 @@ def _existing(task_ids) -> list[int]:
     if not ids:
         return []
     found: list[int] = []
-    for start in range(0, len(ids), 500):
-        found += (
-            db.session.execute(select(Task.id).where(Task.id.in_(ids[start : start + 500])))
-            .scalars()
-            .all()
-        )
+    for batch in in_batches(ids):
+        found += db.session.execute(select(Task.id).where(Task.id.in_(batch))).scalars().all()
     return found
 
 
 def _ids_with_enabled_model(ids: list[int]) -> list[int]:
     result: list[int] = []
-    for start in range(0, len(ids), 500):
+    for batch in in_batches(ids):
         result += (
             db.session.execute(
                 select(Task.id)
                 .join(LLMModel, Task.model_id == LLMModel.id)
-                .where(Task.id.in_(ids[start : start + 500]), LLMModel.enabled.is_(True))
+                .where(Task.id.in_(batch), LLMModel.enabled.is_(True))
             )
             .scalars()
             .all()
