@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from markupsafe import Markup
 
-from llmadmin.admin.base import ProtectedView
+from llmadmin.admin.read_only import ReadOnlyLogView
 
 
 def _changes(view, context, model, name):
@@ -13,13 +13,9 @@ def _changes(view, context, model, name):
     return Markup('<pre class="llm-text">{}</pre>').format(model.changes)
 
 
-class AuditView(ProtectedView):
-    admin_only = True
-    can_create = False
-    can_edit = False
-    can_delete = False
-    can_export = False
-    action_disallowed_list = ["delete"]
+class AuditView(ReadOnlyLogView):
+    """Who did what, when and from where: every change, action and sign-in."""
+
     column_list = ("at", "person_label", "ip", "action", "object_type", "object_id", "summary")
     column_details_list = (
         "at",
@@ -35,7 +31,6 @@ class AuditView(ProtectedView):
     column_filters = ("person_label", "action", "object_type", "object_id", "at", "ip")
     column_searchable_list = ("person_label", "action", "object_id", "summary")
     column_sortable_list = ("at", "person_label", "action", "object_type")
-    column_default_sort = ("at", True)
     column_labels = {
         "person_label": "Person",
         "at": "When",

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from llmadmin.admin.base import ProtectedView
+from llmadmin.admin.read_only import ReadOnlyLogView
 
 
-class CodeOutboxView(ProtectedView):
-    admin_only = True
-    can_create = False
-    can_edit = False
-    can_delete = False
-    can_export = False
-    action_disallowed_list = ["delete"]
+class CodeOutboxView(ReadOnlyLogView):
+    """Sign-in codes written by the development (log) notifier, newest first."""
+
     column_list = ("at", "person_label", "channel", "destination", "body")
     column_details_list = (
         "at",
@@ -25,7 +21,6 @@ class CodeOutboxView(ProtectedView):
     column_filters = ("person_label", "at")
     column_searchable_list = ("person_label", "destination")
     column_sortable_list = ("at", "person_label")
-    column_default_sort = ("at", True)
     column_labels = {"at": "When", "person_label": "Person", "body": "Message"}
     column_descriptions = {
         "body": "Written by OTP_NOTIFIER=log (development); production notifiers "
