@@ -4,6 +4,9 @@
 python3 run.py          # venv + install + migrate + demo admin + web, worker, embedded Redis, simulator
 python3 run.py test     # the whole test suite (embedded services; also PostgreSQL/Redis when
                         # DATABASE_URL / REDIS_URL are set)
+
+The venv is installed from requirements.lock (every package pinned with hashes, pip's
+--require-hashes mode) and reinstalled whenever that file changes.
 """
 
 from __future__ import annotations
@@ -19,23 +22,28 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
-PY = VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
-REQUIREMENTS = ROOT / "requirements.txt"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PY = BIN / ("python.exe" if os.name == "nt" else "python")
+# The full resolved set with hashes, compiled from requirements.txt (see README "Operations").
+LOCK = ROOT / "requirements.lock"
 
 
 def ensure_venv() -> None:
-    """Create .venv and install the pinned requirements when they changed."""
+    """Create .venv and install requirements.lock (hash-checked) when the lock changed."""
     if sys.version_info < (3, 11):  # noqa: UP036 - run.py may be started by an older python3
         sys.exit("llmadmin needs Python 3.11 or newer.")
     if not PY.exists():
         print("Creating virtualenv in .venv …", flush=True)
         venv.create(VENV, with_pip=True)
-    stamp = VENV / ".requirements.sha256"
-    digest = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()
+    stamp = VENV / ".requirements.lock.sha256"
+    digest = hashlib.sha256(LOCK.read_bytes()).hexdigest()
     if not stamp.exists() or stamp.read_text() != digest:
-        print("Installing requirements …", flush=True)
+        print("Installing requirements.lock (hash-checked) …", flush=True)
         subprocess.run([str(PY), "-m", "pip", "install", "-q", "--upgrade", "pip"], check=True)
-        subprocess.run([str(PY), "-m", "pip", "install", "-q", "-r", str(REQUIREMENTS)], check=True)
+        subprocess.run(
+            [str(PY), "-m", "pip", "install", "-q", "--require-hashes", "-r", str(LOCK)],
+            check=True,
+        )
         stamp.write_text(digest)
 
 
