@@ -4,6 +4,7 @@
 python3 run.py          # venv + install + migrate + demo admin + web, worker, embedded Redis, simulator
 python3 run.py test     # the whole test suite (embedded services; also PostgreSQL/Redis when
                         # DATABASE_URL / REDIS_URL are set)
+python3 run.py lint     # ruff format --check, ruff check, lint-imports (the CI lint gate)
 
 The venv is installed from requirements.lock (every package pinned with hashes, pip's
 --require-hashes mode) and reinstalled whenever that file changes.
@@ -64,6 +65,28 @@ def run_tests(extra: list[str]) -> int:
         print(f"=== {label}: {'passed' if code == 0 else f'FAILED (exit {code})'} ===", flush=True)
         status = status or code
     return status
+
+
+LINTS = (
+    ("ruff format --check", [str(BIN / "ruff"), "format", "--check", "."]),
+    ("ruff check", [str(BIN / "ruff"), "check", "."]),
+    ("lint-imports", [str(BIN / "lint-imports")]),
+)
+
+
+def run_lint() -> int:
+    """Run every lint; non-zero when any of them fails (all run, so one pass shows every failure)."""
+    failed = []
+    for label, cmd in LINTS:
+        print(f"\n=== lint: {label} ===", flush=True)
+        code = subprocess.run(cmd, cwd=ROOT).returncode
+        print(f"=== {label}: {'passed' if code == 0 else f'FAILED (exit {code})'} ===", flush=True)
+        if code:
+            failed.append(label)
+    if failed:
+        print(f"\nLINT FAILED: {', '.join(failed)}", file=sys.stderr, flush=True)
+        return 1
+    return 0
 
 
 def _interrupt(signum, frame) -> None:
@@ -171,6 +194,8 @@ def main() -> int:
     ensure_venv()
     if len(sys.argv) > 1 and sys.argv[1] == "test":
         return run_tests(sys.argv[2:])
+    if len(sys.argv) > 1 and sys.argv[1] == "lint":
+        return run_lint()
     return run_all()
 
 
