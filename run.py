@@ -4,6 +4,10 @@
 python3 run.py          # venv + install + migrate + demo admin + web, worker, embedded Redis, simulator
 python3 run.py test     # the whole test suite (embedded services; also PostgreSQL/Redis when
                         # DATABASE_URL / REDIS_URL are set)
+python3 run.py lint     # ruff format --check, ruff check, lint-imports (the CI lint gate)
+
+The venv is installed from requirements.lock (every package pinned with hashes, pip's
+--require-hashes mode) and reinstalled whenever that file changes.
 """
 
 from __future__ import annotations
@@ -19,23 +23,28 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
-PY = VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
-REQUIREMENTS = ROOT / "requirements.txt"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PY = BIN / ("python.exe" if os.name == "nt" else "python")
+# The full resolved set with hashes, compiled from requirements.txt (see README "Operations").
+LOCK = ROOT / "requirements.lock"
 
 
 def ensure_venv() -> None:
-    """Create .venv and install the pinned requirements when they changed."""
+    """Create .venv and install requirements.lock (hash-checked) when the lock changed."""
     if sys.version_info < (3, 11):  # noqa: UP036 - run.py may be started by an older python3
         sys.exit("llmadmin needs Python 3.11 or newer.")
     if not PY.exists():
         print("Creating virtualenv in .venv …", flush=True)
         venv.create(VENV, with_pip=True)
-    stamp = VENV / ".requirements.sha256"
-    digest = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()
+    stamp = VENV / ".requirements.lock.sha256"
+    digest = hashlib.sha256(LOCK.read_bytes()).hexdigest()
     if not stamp.exists() or stamp.read_text() != digest:
-        print("Installing requirements …", flush=True)
+        print("Installing requirements.lock (hash-checked) …", flush=True)
         subprocess.run([str(PY), "-m", "pip", "install", "-q", "--upgrade", "pip"], check=True)
-        subprocess.run([str(PY), "-m", "pip", "install", "-q", "-r", str(REQUIREMENTS)], check=True)
+        subprocess.run(
+            [str(PY), "-m", "pip", "install", "-q", "--require-hashes", "-r", str(LOCK)],
+            check=True,
+        )
         stamp.write_text(digest)
 
 
@@ -56,6 +65,28 @@ def run_tests(extra: list[str]) -> int:
         print(f"=== {label}: {'passed' if code == 0 else f'FAILED (exit {code})'} ===", flush=True)
         status = status or code
     return status
+
+
+LINTS = (
+    ("ruff format --check", [str(BIN / "ruff"), "format", "--check", "."]),
+    ("ruff check", [str(BIN / "ruff"), "check", "."]),
+    ("lint-imports", [str(BIN / "lint-imports")]),
+)
+
+
+def run_lint() -> int:
+    """Run every lint; non-zero when any of them fails (all run, so one pass shows every failure)."""
+    failed = []
+    for label, cmd in LINTS:
+        print(f"\n=== lint: {label} ===", flush=True)
+        code = subprocess.run(cmd, cwd=ROOT).returncode
+        print(f"=== {label}: {'passed' if code == 0 else f'FAILED (exit {code})'} ===", flush=True)
+        if code:
+            failed.append(label)
+    if failed:
+        print(f"\nLINT FAILED: {', '.join(failed)}", file=sys.stderr, flush=True)
+        return 1
+    return 0
 
 
 def _interrupt(signum, frame) -> None:
@@ -163,6 +194,8 @@ def main() -> int:
     ensure_venv()
     if len(sys.argv) > 1 and sys.argv[1] == "test":
         return run_tests(sys.argv[2:])
+    if len(sys.argv) > 1 and sys.argv[1] == "lint":
+        return run_lint()
     return run_all()
 
 

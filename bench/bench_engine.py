@@ -205,9 +205,9 @@ class Bench:
         from rq import Queue
 
         from bench.naive import naive_task
+        from llmadmin.lifecycle import transition
         from llmadmin.models.task import QUEUED
         from llmadmin.queues import get_redis
-        from llmadmin.lifecycle import transition
 
         self.sim_config(latency_ms=latency_ms)
         _, ids = self.fresh(n, cap=1)

@@ -13,10 +13,10 @@ def naive_task(task_id: int) -> None:
     from llmadmin import crypto
     from llmadmin.extensions import db
     from llmadmin.jobs.context import app_context
+    from llmadmin.lifecycle import transition
     from llmadmin.llm import ChatRequest, build_messages, chat_blocking
     from llmadmin.models import LLMModel, Task
     from llmadmin.models.task import RUNNING, SUCCESS
-    from llmadmin.lifecycle import transition
 
     with app_context():
         task = db.session.get(Task, task_id)
