@@ -7,7 +7,7 @@ import threading
 import httpx
 import pytest
 
-from llmadmin.engine import executor
+from llmadmin.engine import chunk_rows, executor
 from llmadmin.engine.executor import ChunkRunner, ModelSettings, backoff_delay, run_chunk
 from llmadmin.extensions import db
 from llmadmin.models import Task
@@ -108,13 +108,72 @@ def test_duplicate_delivery_runs_each_call_once(app, sim_model):
     assert sorted(handler.calls) == sorted(f"prompt {i}" for i in range(3))
 
 
-def test_job_of_another_delivery_does_not_claim(app, sim_model):
-    ids, _ = make_tasks(sim_model, 2)
+def test_job_of_another_delivery_does_not_claim(app, sim_model, monkeypatch):
+    """A job handed ids queued under another job claims none of them and calls nothing."""
+    ids, job_ids = make_tasks(sim_model, 2)
+    owner = job_ids.pop()
+    claims = []
+    claim = chunk_rows.claim
+
+    def recording_claim(job_id, batch):
+        claimed = claim(job_id, batch)
+        claims.append((job_id, list(batch), [r.id for r in claimed]))
+        return claimed
+
+    monkeypatch.setattr(chunk_rows, "claim", recording_claim)
     handler = Recorder(lambda p, n, b: httpx.Response(200, json=completion()))
-    run_chunk("tasks-some-other-job", ids, transport=httpx.MockTransport(handler))
+    # The runner itself, not run_chunk: run_chunk finds no row of its job and stops before
+    # the claim, and this test is about the claim.
+    asyncio.run(_runner("tasks-some-other-job", ids, sim_model, handler).run())
+    assert claims == [("tasks-some-other-job", ids, [])]
     assert handler.calls == []
     db.session.expire_all()
-    assert {db.session.get(Task, i).status for i in ids} == {QUEUED}
+    rows = [db.session.get(Task, i) for i in ids]
+    assert {(t.status, t.job_id, t.attempts) for t in rows} == {(QUEUED, owner, 0)}
+
+
+def test_a_canceled_and_rerun_task_belongs_to_its_new_job_only(app, sim_model):
+    """Cancel one task of a queued job and run it again: the old job, delivered afterwards,
+    runs only its other task; the new job runs the re-run one, once."""
+    ids, job_ids = make_tasks(sim_model, 2)
+    job_a = job_ids.pop()
+    svc.cancel_tasks([ids[0]])
+    svc.run_tasks([ids[0]])
+    db.session.expire_all()
+    job_b = db.session.get(Task, ids[0]).job_id
+    assert job_b != job_a
+    handler = Recorder(lambda p, n, b: httpx.Response(200, json=completion(f"answer to {p}")))
+
+    run_chunk(job_a, ids, transport=httpx.MockTransport(handler))
+    assert handler.calls == ["prompt 1"]
+    db.session.expire_all()
+    rerun = db.session.get(Task, ids[0])
+    assert (rerun.status, rerun.job_id, rerun.attempts) == (QUEUED, job_b, 0)
+
+    run_chunk(job_b, [ids[0]], transport=httpx.MockTransport(handler))
+    db.session.expire_all()
+    rerun = db.session.get(Task, ids[0])
+    assert (rerun.status, rerun.job_id, rerun.result) == (SUCCESS, job_b, "answer to prompt 0")
+    assert sorted(handler.calls) == ["prompt 0", "prompt 1"]
+
+
+def test_a_late_delivery_of_the_canceled_job_leaves_the_rerun_to_its_new_job(app, sim_model):
+    """Cancel, re-run (queued under job B), then job A is delivered late with the same id."""
+    ids, job_ids = make_tasks(sim_model, 1)
+    job_a = job_ids.pop()
+    svc.cancel_tasks(ids)
+    svc.run_tasks(ids)
+    db.session.expire_all()
+    job_b = db.session.get(Task, ids[0]).job_id
+    handler = Recorder(lambda p, n, b: httpx.Response(200, json=completion(f"answer to {p}")))
+
+    asyncio.run(_runner(job_a, ids, sim_model, handler).run())
+    assert handler.calls == []
+    run_chunk(job_b, ids, transport=httpx.MockTransport(handler))
+    db.session.expire_all()
+    task = db.session.get(Task, ids[0])
+    assert (task.status, task.job_id, task.attempts) == (SUCCESS, job_b, 1)
+    assert task.result == "answer to prompt 0" and handler.calls == ["prompt 0"]
 
 
 def test_auth_error_fails_without_retry(app, sim_model):
