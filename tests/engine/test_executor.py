@@ -367,6 +367,26 @@ def test_cancel_while_running_stops_call_and_writes_no_result(app, sim_model):
     assert task.status == CANCELED and task.result is None
 
 
+def test_an_answer_that_arrives_after_a_cancel_does_not_overwrite_it(app, sim_model):
+    """The person cancels while the call is in flight and the answer comes back before the
+    runner's cancel check: the batched write must leave the task CANCELED."""
+    ids, job_ids = make_tasks(sim_model, 1)
+
+    def cancel_then_answer(request):
+        # Its own app context, hence its own session: the chunk's lane thread uses the test's.
+        with app.app_context():
+            svc.cancel_tasks(ids)
+            db.session.remove()
+        return httpx.Response(200, json=completion("too late"))
+
+    written = run_chunk(job_ids.pop(), ids, transport=httpx.MockTransport(cancel_then_answer))
+    db.session.expire_all()
+    task = db.session.get(Task, ids[0])
+    assert (task.status, task.error_kind) == (CANCELED, "canceled")
+    assert task.result is None and task.prompt_tokens is None and task.cost is None
+    assert written == 1, "the outcome was collected (and its write matched no row)"
+
+
 def test_streamed_partial_output_is_saved(app, sim_model, monkeypatch):
     monkeypatch.setattr(executor, "PARTIAL_SAVE_SECONDS", 0)
     ids, job_ids = make_tasks(sim_model, 1, stream=True)
