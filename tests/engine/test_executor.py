@@ -2,7 +2,10 @@
 
 import asyncio
 import json
+import random
+import statistics
 import threading
+from itertools import pairwise
 
 import httpx
 import pytest
@@ -229,10 +232,31 @@ def test_retry_after_is_honoured(app, sim_model, monkeypatch):
     assert any(7 <= s < 7.5 for s in sleeps), sleeps
 
 
-def test_backoff_grows_and_respects_retry_after():
-    assert backoff_delay(1, None, base=1, cap=30) <= 1
-    assert backoff_delay(10, None, base=1, cap=30) <= 30
-    assert backoff_delay(1, 5) >= 5
+def test_backoff_grows_with_each_attempt_up_to_the_cap():
+    """Full jitter: each delay is uniform in [0, min(cap, base * 2^(attempt-1))]."""
+    state = random.getstate()
+    random.seed(20261129)
+    try:
+        samples = {
+            a: [backoff_delay(a, None, base=0.5, cap=30) for _ in range(2000)] for a in range(1, 11)
+        }
+    finally:
+        random.setstate(state)
+    ceilings = {a: min(30.0, 0.5 * 2 ** (a - 1)) for a in samples}
+    medians = {a: statistics.median(s) for a, s in samples.items()}
+    for a, s in samples.items():
+        assert 0 <= min(s) and max(s) <= ceilings[a], (a, min(s), max(s))
+        assert max(s) >= 0.95 * ceilings[a], (a, max(s))  # the range really reaches the ceiling
+        assert 0.4 * ceilings[a] <= medians[a] <= 0.6 * ceilings[a], (a, medians[a])
+    growing = [medians[a] for a in range(1, 8)]  # 0.5, 1, 2, 4, 8, 16, then the cap of 30
+    assert all(later > 1.5 * earlier for earlier, later in pairwise(growing)), growing
+    assert 12 <= medians[10] <= 18, "past the cap the delays stop growing"
+
+
+def test_retry_after_is_a_floor_of_the_backoff():
+    delays = [backoff_delay(1, 5) for _ in range(200)] + [backoff_delay(9, 0.1) for _ in range(200)]
+    assert all(d >= 5 for d in delays[:200]) and max(delays[:200]) <= 5.1
+    assert all(d >= 0.1 for d in delays[200:])
 
 
 def test_breaker_opens_fails_fast_and_recovers(app, sim_model, monkeypatch):
