@@ -8,6 +8,9 @@ embedded server, or REDIS_URL; scenarios that kill or flush Redis always start a
 redis-server). Set DATABASE_URL / REDIS_URL to measure on PostgreSQL and a real Redis.
 The table lists, per scenario: tasks, lost (never final), stuck (not final at the
 deadline), run twice (endpoint calls beyond what the fault explains) and recovery seconds.
+
+The tests check behaviour only; the timing targets live here (TARGETS): a scenario whose
+recovery seconds miss its target is listed after the table and the exit status is 1.
 """
 
 from __future__ import annotations
@@ -24,6 +27,27 @@ from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+
+# Scenario name prefix -> (most seconds in its "recovery s" column, what that column measures).
+TARGETS = {
+    "kill -9 one worker": (30.0, "until every interrupted task is called again"),
+    "kill -9 all workers": (30.0, "until every interrupted task is called again"),
+    # The suite's workers drain for WORKER_DRAIN_SECONDS=2 (tests/integration/conftest.py).
+    "SIGTERM in a long chunk": (7.0, "from SIGTERM until the worker exits (drain 2 s + 5 s)"),
+}
+
+
+def missed_targets(rows) -> list[str]:
+    """Describe each scenario row whose recovery seconds miss (or lack) its target."""
+    missed = []
+    for row in rows:
+        for prefix, (limit, measures) in TARGETS.items():
+            if row.scenario.startswith(prefix) and (
+                row.recovery_s is None or row.recovery_s > limit
+            ):
+                missed.append(f"{row.scenario}: {row.recovery_s} s {measures} (target {limit:g} s)")
+    return missed
 
 
 def parse_args() -> tuple[argparse.Namespace, list[str]]:
@@ -74,7 +98,10 @@ def main() -> int:
     )
     for line in summary_lines(rows):
         print(line)
-    return code
+    missed = missed_targets(rows)
+    for line in missed:
+        print(f"target missed: {line}")
+    return code or (1 if missed else 0)
 
 
 if __name__ == "__main__":

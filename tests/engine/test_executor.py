@@ -2,12 +2,15 @@
 
 import asyncio
 import json
+import random
+import statistics
 import threading
+from itertools import pairwise
 
 import httpx
 import pytest
 
-from llmadmin.engine import executor
+from llmadmin.engine import chunk_rows, executor
 from llmadmin.engine.executor import ChunkRunner, ModelSettings, backoff_delay, run_chunk
 from llmadmin.extensions import db
 from llmadmin.models import Task
@@ -108,13 +111,72 @@ def test_duplicate_delivery_runs_each_call_once(app, sim_model):
     assert sorted(handler.calls) == sorted(f"prompt {i}" for i in range(3))
 
 
-def test_job_of_another_delivery_does_not_claim(app, sim_model):
-    ids, _ = make_tasks(sim_model, 2)
+def test_job_of_another_delivery_does_not_claim(app, sim_model, monkeypatch):
+    """A job handed ids queued under another job claims none of them and calls nothing."""
+    ids, job_ids = make_tasks(sim_model, 2)
+    owner = job_ids.pop()
+    claims = []
+    claim = chunk_rows.claim
+
+    def recording_claim(job_id, batch):
+        claimed = claim(job_id, batch)
+        claims.append((job_id, list(batch), [r.id for r in claimed]))
+        return claimed
+
+    monkeypatch.setattr(chunk_rows, "claim", recording_claim)
     handler = Recorder(lambda p, n, b: httpx.Response(200, json=completion()))
-    run_chunk("tasks-some-other-job", ids, transport=httpx.MockTransport(handler))
+    # The runner itself, not run_chunk: run_chunk finds no row of its job and stops before
+    # the claim, and this test is about the claim.
+    asyncio.run(_runner("tasks-some-other-job", ids, sim_model, handler).run())
+    assert claims == [("tasks-some-other-job", ids, [])]
     assert handler.calls == []
     db.session.expire_all()
-    assert {db.session.get(Task, i).status for i in ids} == {QUEUED}
+    rows = [db.session.get(Task, i) for i in ids]
+    assert {(t.status, t.job_id, t.attempts) for t in rows} == {(QUEUED, owner, 0)}
+
+
+def test_a_canceled_and_rerun_task_belongs_to_its_new_job_only(app, sim_model):
+    """Cancel one task of a queued job and run it again: the old job, delivered afterwards,
+    runs only its other task; the new job runs the re-run one, once."""
+    ids, job_ids = make_tasks(sim_model, 2)
+    job_a = job_ids.pop()
+    svc.cancel_tasks([ids[0]])
+    svc.run_tasks([ids[0]])
+    db.session.expire_all()
+    job_b = db.session.get(Task, ids[0]).job_id
+    assert job_b != job_a
+    handler = Recorder(lambda p, n, b: httpx.Response(200, json=completion(f"answer to {p}")))
+
+    run_chunk(job_a, ids, transport=httpx.MockTransport(handler))
+    assert handler.calls == ["prompt 1"]
+    db.session.expire_all()
+    rerun = db.session.get(Task, ids[0])
+    assert (rerun.status, rerun.job_id, rerun.attempts) == (QUEUED, job_b, 0)
+
+    run_chunk(job_b, [ids[0]], transport=httpx.MockTransport(handler))
+    db.session.expire_all()
+    rerun = db.session.get(Task, ids[0])
+    assert (rerun.status, rerun.job_id, rerun.result) == (SUCCESS, job_b, "answer to prompt 0")
+    assert sorted(handler.calls) == ["prompt 0", "prompt 1"]
+
+
+def test_a_late_delivery_of_the_canceled_job_leaves_the_rerun_to_its_new_job(app, sim_model):
+    """Cancel, re-run (queued under job B), then job A is delivered late with the same id."""
+    ids, job_ids = make_tasks(sim_model, 1)
+    job_a = job_ids.pop()
+    svc.cancel_tasks(ids)
+    svc.run_tasks(ids)
+    db.session.expire_all()
+    job_b = db.session.get(Task, ids[0]).job_id
+    handler = Recorder(lambda p, n, b: httpx.Response(200, json=completion(f"answer to {p}")))
+
+    asyncio.run(_runner(job_a, ids, sim_model, handler).run())
+    assert handler.calls == []
+    run_chunk(job_b, ids, transport=httpx.MockTransport(handler))
+    db.session.expire_all()
+    task = db.session.get(Task, ids[0])
+    assert (task.status, task.job_id, task.attempts) == (SUCCESS, job_b, 1)
+    assert task.result == "answer to prompt 0" and handler.calls == ["prompt 0"]
 
 
 def test_auth_error_fails_without_retry(app, sim_model):
@@ -170,10 +232,31 @@ def test_retry_after_is_honoured(app, sim_model, monkeypatch):
     assert any(7 <= s < 7.5 for s in sleeps), sleeps
 
 
-def test_backoff_grows_and_respects_retry_after():
-    assert backoff_delay(1, None, base=1, cap=30) <= 1
-    assert backoff_delay(10, None, base=1, cap=30) <= 30
-    assert backoff_delay(1, 5) >= 5
+def test_backoff_grows_with_each_attempt_up_to_the_cap():
+    """Full jitter: each delay is uniform in [0, min(cap, base * 2^(attempt-1))]."""
+    state = random.getstate()
+    random.seed(20261129)
+    try:
+        samples = {
+            a: [backoff_delay(a, None, base=0.5, cap=30) for _ in range(2000)] for a in range(1, 11)
+        }
+    finally:
+        random.setstate(state)
+    ceilings = {a: min(30.0, 0.5 * 2 ** (a - 1)) for a in samples}
+    medians = {a: statistics.median(s) for a, s in samples.items()}
+    for a, s in samples.items():
+        assert 0 <= min(s) and max(s) <= ceilings[a], (a, min(s), max(s))
+        assert max(s) >= 0.95 * ceilings[a], (a, max(s))  # the range really reaches the ceiling
+        assert 0.4 * ceilings[a] <= medians[a] <= 0.6 * ceilings[a], (a, medians[a])
+    growing = [medians[a] for a in range(1, 8)]  # 0.5, 1, 2, 4, 8, 16, then the cap of 30
+    assert all(later > 1.5 * earlier for earlier, later in pairwise(growing)), growing
+    assert 12 <= medians[10] <= 18, "past the cap the delays stop growing"
+
+
+def test_retry_after_is_a_floor_of_the_backoff():
+    delays = [backoff_delay(1, 5) for _ in range(200)] + [backoff_delay(9, 0.1) for _ in range(200)]
+    assert all(d >= 5 for d in delays[:200]) and max(delays[:200]) <= 5.1
+    assert all(d >= 0.1 for d in delays[200:])
 
 
 def test_breaker_opens_fails_fast_and_recovers(app, sim_model, monkeypatch):
@@ -306,6 +389,26 @@ def test_cancel_while_running_stops_call_and_writes_no_result(app, sim_model):
     db.session.expire_all()
     task = db.session.get(Task, ids[0])
     assert task.status == CANCELED and task.result is None
+
+
+def test_an_answer_that_arrives_after_a_cancel_does_not_overwrite_it(app, sim_model):
+    """The person cancels while the call is in flight and the answer comes back before the
+    runner's cancel check: the batched write must leave the task CANCELED."""
+    ids, job_ids = make_tasks(sim_model, 1)
+
+    def cancel_then_answer(request):
+        # Its own app context, hence its own session: the chunk's lane thread uses the test's.
+        with app.app_context():
+            svc.cancel_tasks(ids)
+            db.session.remove()
+        return httpx.Response(200, json=completion("too late"))
+
+    written = run_chunk(job_ids.pop(), ids, transport=httpx.MockTransport(cancel_then_answer))
+    db.session.expire_all()
+    task = db.session.get(Task, ids[0])
+    assert (task.status, task.error_kind) == (CANCELED, "canceled")
+    assert task.result is None and task.prompt_tokens is None and task.cost is None
+    assert written == 1, "the outcome was collected (and its write matched no row)"
 
 
 def test_streamed_partial_output_is_saved(app, sim_model, monkeypatch):

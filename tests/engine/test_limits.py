@@ -5,7 +5,7 @@ import asyncio
 import redis.asyncio as aioredis
 
 from llmadmin.engine.breaker import CircuitBreaker
-from llmadmin.engine.limits import ModelLimiter
+from llmadmin.engine.limits import RATE_WINDOW_MS, ModelLimiter
 from llmadmin.errors import CircuitOpen
 
 
@@ -38,30 +38,96 @@ def test_concurrency_cap_is_shared_between_limiters(app):
 
 
 def test_expired_lease_frees_its_slot(app):
+    """A worker that died never renews its lease: once the lease runs out, its slot is free."""
+
     async def scenario(client):
-        dead = ModelLimiter(client, "t", 2, cap=1, rpm=0, lease_seconds=0.05)
-        await dead.acquire()  # never released: its worker "died"
+        dead = ModelLimiter(client, "t", 2, cap=1, rpm=0, lease_seconds=30)
         alive = ModelLimiter(client, "t", 2, cap=1, rpm=0, lease_seconds=30)
-        await asyncio.wait_for(alive.acquire(), 2)
-        return True
+        lost = await dead.acquire()  # never released: its worker "died"
+        waiting = asyncio.ensure_future(alive.acquire())
+        await asyncio.sleep(0.2)
+        blocked_while_leased = not waiting.done()
+        # Thirty seconds later, without a heartbeat renewing it, the lease has run out.
+        await client.zadd(dead.keys[0], {lost: await redis_now_ms(client) - 1}, xx=True)
+        taken = await asyncio.wait_for(waiting, 2)
+        holders = {m.decode() for m in await client.zrange(dead.keys[0], 0, -1)}
+        return blocked_while_leased, taken, holders
 
-    assert _run(app, scenario)
+    blocked_while_leased, taken, holders = _run(app, scenario)
+    assert blocked_while_leased, "the cap of 1 was not enforced while the lease was alive"
+    assert holders == {taken}, "the dead worker's lease should be gone, the new one held"
 
 
-def test_requests_per_minute_window(app):
+class Refused(Exception):
+    """Stops ``ModelLimiter.acquire`` at its first refusal instead of letting it sleep."""
+
+
+def _stop_at_first_refusal(limiter: ModelLimiter) -> list[tuple[int, int]]:
+    """Record the Lua script's answers; raise Refused on the first refusal."""
+    answers: list[tuple[int, int]] = []
+    script = limiter.script
+
+    async def recording(keys, args):
+        ok, wait_ms = await script(keys=keys, args=args)
+        answers.append((int(ok), int(wait_ms)))
+        if int(ok) == 0:
+            raise Refused
+        return ok, wait_ms
+
+    limiter.script = recording
+    return answers
+
+
+async def redis_now_ms(client) -> int:
+    """Redis' own clock (the Lua script's), in milliseconds."""
+    seconds, micros = await client.time()
+    return seconds * 1000 + micros // 1000
+
+
+async def _age_requests(client, limiter: ModelLimiter, age_ms: int) -> None:
+    """Pretend every logged request of ``limiter`` started ``age_ms`` ago (no sleeping)."""
+    key = limiter.keys[1]
+    started = await redis_now_ms(client) - age_ms
+    members = await client.zrange(key, 0, -1)
+    await client.zadd(key, dict.fromkeys(members, started), xx=True)
+
+
+def _rpm_scenario(age_ms: int | None):
+    """Three requests at rpm 3 (aged by ``age_ms``), then a fourth: return its script answers."""
+
     async def scenario(client):
         limiter = ModelLimiter(client, "t", 3, cap=0, rpm=3, lease_seconds=30)
         for _ in range(3):
             await limiter.release(await limiter.acquire())
-        ok, wait_ms = await limiter.script(
-            keys=list(limiter.keys), args=[0, 3, 30000, "probe", 62000]
-        )
-        return int(ok), int(wait_ms)
+        if age_ms is not None:
+            await _age_requests(client, limiter, age_ms)
+        answers = _stop_at_first_refusal(limiter)
+        try:
+            await limiter.acquire()
+        except Refused:
+            pass
+        return answers
 
-    ok, wait_ms = _run(app, scenario)
-    assert (
-        ok == 0 and 60_000 < wait_ms <= 62_000
-    )  # the 4th waits for the oldest to leave the window
+    return scenario
+
+
+def test_the_request_over_the_rpm_limit_waits_out_a_whole_minute(app):
+    """The 4th request at rpm 3 is refused and told to wait a full window (60 s + margin)."""
+    answers = _run(app, _rpm_scenario(None))
+    assert len(answers) == 1 and answers[0][0] == 0, answers
+    assert 60_000 <= answers[0][1] <= RATE_WINDOW_MS, answers
+
+
+def test_a_request_61_seconds_old_still_counts_against_the_limit(app):
+    """The margin: the endpoint may count a request later than we started it."""
+    answers = _run(app, _rpm_scenario(61_000))
+    assert len(answers) == 1 and answers[0][0] == 0, answers
+    assert 0 < answers[0][1] <= RATE_WINDOW_MS - 61_000, answers
+
+
+def test_a_request_older_than_the_window_no_longer_counts(app):
+    answers = _run(app, _rpm_scenario(RATE_WINDOW_MS + 1_000))
+    assert answers == [(1, 0)]
 
 
 def test_breaker_counts_only_health_failures_and_opens(app):

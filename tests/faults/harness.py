@@ -340,10 +340,6 @@ class KnownBug(Exception):
     """
 
 
-class LeakedSlots(KnownBug):
-    """A dead worker's concurrency leases keep the model stalled."""
-
-
 class HeartbeatLost(KnownBug):
     """A live chunk's heartbeat expired while its loop was blocked."""
 

@@ -10,6 +10,7 @@ import pytest
 from flask import current_app
 from rq.job import Job
 from sqlalchemy import create_engine, make_url, text
+from sqlalchemy.exc import OperationalError
 
 from llmadmin.engine.limits import heartbeat_key
 from llmadmin.models.task import FINAL_STATUSES, RUNNING
@@ -53,6 +54,33 @@ def hold_lock(database_uri: str, seconds: float, held: threading.Event) -> None:
         engine.dispose()
 
 
+def writes_refused(database_uri: str) -> str | None:
+    """Try to take a write lock on the task table without waiting; return the refusal, or
+    None when it was granted (then nobody held the lock)."""
+    url = make_url(database_uri)
+    if url.get_backend_name() == "sqlite":
+        conn = sqlite3.connect(url.database, isolation_level=None, timeout=0)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("ROLLBACK")
+            return None
+        except sqlite3.OperationalError as exc:
+            return str(exc)
+        finally:
+            conn.close()
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SET lock_timeout = '200ms'"))
+            conn.execute(text("LOCK TABLE task IN ROW EXCLUSIVE MODE"))
+            conn.rollback()
+            return None
+    except OperationalError as exc:
+        return str(exc.orig)
+    finally:
+        engine.dispose()
+
+
 def _heartbeats(jobs) -> dict[str, bool]:
     """Which of ``jobs`` still run (RQ says so) and whether their heartbeat key exists."""
     connection, prefix = get_redis(), current_app.config["QUEUE_PREFIX"]
@@ -81,11 +109,18 @@ def test_database_locked_while_workers_write_results(app, fault):
         target=hold_lock, args=(app.config["SQLALCHEMY_DATABASE_URI"], LOCK_SECONDS, held)
     )
     locker.start()
-    held.wait(30)
+    assert held.wait(30), "the locking connection never got its lock"
+    refusal = writes_refused(app.config["SQLALCHEMY_DATABASE_URI"])
+    assert refusal and ("database is locked" in refusal or "lock timeout" in refusal), (
+        f"another connection could take a write lock during the 'lock': {refusal!r}"
+    )
+    final_at_lock = count_final(ids)
     before = _heartbeats(running_jobs)
     time.sleep(LOCK_SECONDS / 2)
     during = _heartbeats(job for job, alive in before.items() if alive)
+    final_late_in_lock = count_final(ids)
     locker.join()
+    assert final_late_in_lock == final_at_lock, "a result was written through the lock"
 
     baseline, t0 = fault.calls(), time.monotonic()
     recovery = fault.wait_recovered(affected, baseline, timeout=90)

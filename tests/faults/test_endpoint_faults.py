@@ -15,7 +15,7 @@ import pytest
 
 from llmadmin.models.task import FAILURE, SUCCESS
 from llmadmin.services import tasks as svc
-from tests.faults.harness import FAULT_TASKS, assert_clean, rows
+from tests.faults.harness import FAULT_TASKS, assert_clean, rows, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -115,15 +115,38 @@ def test_endpoint_fault_ends_in_a_true_final_state(fault, case):
 
 
 def test_retry_after_is_honoured(fault):
-    """The second call of a 429'd task waits for the server's Retry-After (2 s here)."""
-    case = Case("429 + Retry-After 2 s", "status=429, retry_after=2, fail_times=1", SUCCESS, 2)
-    ids, elapsed = _run_case(fault, case, n=4)
-    report = fault.report(ids, recovery_s=elapsed, expected_calls=2, note="each waited ≥ 2 s")
+    """A 429 with Retry-After 2 s is called again only after the server's wait.
+
+    Beside each such task runs one that gets a 429 without Retry-After, retried after the
+    ordinary first backoff (at most 0.5 s): all of those must be called again while every
+    task that was told to wait still has had one call only.
+    """
+    fault.name = "endpoint: 429 + Retry-After 2 s"
+    model = fault.model()  # cap 8: all eight tasks are called at once
+    fault.start_workers(2)
+    told = fault.create(model, 4, "status=429, retry_after=2, fail_times=1")
+    untold = fault.create(model, 4, "status=429, fail_times=1")
+    ids = told + untold
+    started = time.monotonic()
+    svc.run_tasks(ids)
+
+    def untold_called_again():
+        calls = fault.calls()
+        return calls if all(calls[i] >= 2 for i in untold) else None
+
+    calls = wait_for(untold_called_again, 60, "the 429s without Retry-After called again", 0.02)
+    assert [calls[i] for i in told] == [1] * len(told), calls
+    fault.wait_final(ids, timeout=120)
+    report = fault.report(
+        ids,
+        recovery_s=time.monotonic() - started,
+        expected_calls=2,
+        note="the ones told to wait were called again last",
+    )
     assert_clean(report, fault.workers)
-    for row in rows(ids).values():
-        assert (
-            row.status == SUCCESS and (row.finished_at - row.started_at).total_seconds() >= 2.0
-        ), row
+    current = rows(ids).values()
+    assert {r.status for r in current} == {SUCCESS}, [(r.id, r.status, r.error) for r in current]
+    assert all(count == 2 for count in fault.calls().values()), fault.calls()
 
 
 def test_outage_with_the_default_breaker_pauses_the_calls_then_succeeds(fault):

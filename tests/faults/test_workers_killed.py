@@ -6,14 +6,18 @@ import signal
 import time
 
 import pytest
+from flask import current_app
 
+from llmadmin.engine.limits import keys_for
+from llmadmin.extensions import db
+from llmadmin.models import Task
 from llmadmin.models.task import RUNNING, SUCCESS
+from llmadmin.queues import get_redis
 from llmadmin.services import tasks as svc
 from tests.faults.harness import (
     DEFAULTS,
     FAST,
     FAULT_TASKS,
-    LeakedSlots,
     assert_clean,
     count_final,
     rows,
@@ -21,8 +25,6 @@ from tests.faults.harness import (
 )
 
 pytestmark = pytest.mark.slow
-
-RECOVERY_TARGET_S = 30
 
 
 def _start_batch(app, fault, timings: dict, latency_ms: int = 300):
@@ -66,13 +68,34 @@ def _wait_busy(fault, workers, ids, *, calling: int = 2):
     wait_for(busy, 60, f"both workers calling\n{workers.logs()}", interval=0.05)
 
 
-def _interrupted(workers, victims, ids) -> tuple[set[int], set[int]]:
-    """After the kill: the (unfinished, in flight) tasks of the victims' jobs."""
+def _interrupted(workers, victims, ids) -> tuple[set[str], set[int], set[int]]:
+    """After the kill: the victims' jobs and the (unfinished, in flight) tasks of those jobs."""
     jobs = {workers.current_job(proc) for proc in victims} - {None}
     current = rows(ids).values()
     affected = {r.id for r in current if r.job_id in jobs and r.status in ("QUEUED", RUNNING)}
     in_flight = {r.id for r in current if r.job_id in jobs and r.status == RUNNING}
-    return affected, in_flight
+    return jobs, affected, in_flight
+
+
+def _assert_taken_over(dead_jobs, affected, in_flight, report) -> None:
+    """Every interrupted task was finished under a live job; the ones the dead had claimed
+    were re-queued and claimed again (not failed as "worker lost")."""
+    current = rows(affected)
+    assert affected and dead_jobs, report
+    for task_id in affected:
+        row = current[task_id]
+        assert row.status == SUCCESS and row.job_id not in dead_jobs, (row, report)
+        if task_id in in_flight:
+            assert row.attempts >= 2, (row, report)
+
+
+def _lease_expiries_ms(model_id: int) -> list[int]:
+    """How far in the future (ms, Redis' clock) each concurrency lease of the model expires."""
+    connection = get_redis()
+    key = keys_for(current_app.config["QUEUE_PREFIX"], model_id)[0]
+    seconds, micros = connection.time()
+    now = seconds * 1000 + micros // 1000
+    return [int(score) - now for _, score in connection.zrange(key, 0, -1, withscores=True)]
 
 
 @pytest.mark.parametrize("timing", ["fast", "defaults"])
@@ -86,7 +109,7 @@ def test_kill_one_worker_in_the_middle(app, fault, timing):
     t0 = time.monotonic()
     workers.kill9(victim)
     baseline = fault.calls()
-    affected, in_flight = _interrupted(workers, [victim], ids)
+    dead_jobs, affected, in_flight = _interrupted(workers, [victim], ids)
     recovery = fault.wait_recovered(affected, baseline, timeout=90)
     fault.wait_final(ids, timeout=120)
     all_final = time.monotonic() - t0
@@ -100,13 +123,16 @@ def test_kill_one_worker_in_the_middle(app, fault, timing):
     )
     # Calls in flight at the kill are legitimately made again (at-least-once); nothing else is.
     assert_clean(report, workers)
-    if timing == "fast":
-        assert recovery is not None and recovery <= RECOVERY_TARGET_S, report
+    assert recovery is not None, f"interrupted tasks were never called again: {report}"
+    _assert_taken_over(dead_jobs, affected, in_flight, report)
+    assert workers.live() == [workers.procs[1]], "the other worker should still be running"
 
 
 def test_kill_all_workers_then_start_new_ones(app, fault):
+    """The dead held the model's whole cap: their leases must not outlive their heartbeat."""
     fault.name = "kill -9 all workers, start new ones"
     workers, ids = _start_batch(app, fault, FAST)
+    model_id = db.session.get(Task, ids[0]).model_id
     victims = list(workers.procs)
     _wait_busy(fault, workers, ids, calling=1)
     # Kill while the model's whole cap is in use (as it is under any backlog).
@@ -115,8 +141,9 @@ def test_kill_all_workers_then_start_new_ones(app, fault):
     t0 = time.monotonic()
     for proc in victims:
         workers.kill9(proc)
+    leases_left_ms = _lease_expiries_ms(model_id)
     baseline = fault.calls()
-    affected, in_flight = _interrupted(workers, victims, ids)
+    dead_jobs, affected, in_flight = _interrupted(workers, victims, ids)
     time.sleep(1.0)
     workers.start(2)
     recovery = fault.wait_recovered(affected, baseline, timeout=90)
@@ -131,8 +158,12 @@ def test_kill_all_workers_then_start_new_ones(app, fault):
         f"all final {all_final:.1f} s after the kill",
     )
     assert_clean(report, workers)
-    if recovery is None or recovery > RECOVERY_TARGET_S:
-        raise LeakedSlots(f"recovered after {recovery} s (target {RECOVERY_TARGET_S} s)")
+    # A dead worker's leases run out with its heartbeat (HEARTBEAT_TTL_SECONDS), not after a
+    # call's timeout: that is what keeps its slots from stalling the model.
+    ttl_ms = int(workers.env()["HEARTBEAT_TTL_SECONDS"]) * 1000
+    assert leases_left_ms and max(leases_left_ms) <= ttl_ms, (leases_left_ms, ttl_ms)
+    assert recovery is not None, f"the new workers never called the interrupted tasks: {report}"
+    _assert_taken_over(dead_jobs, affected, in_flight, report)
 
 
 def test_sigterm_in_a_long_chunk_drains_and_hands_back(app, fault):
@@ -155,9 +186,13 @@ def test_sigterm_in_a_long_chunk_drains_and_hands_back(app, fault):
     workers.wait_registered(2)
 
     drain = int(workers.env()["WORKER_DRAIN_SECONDS"])
+    calls = fault.calls()
+    in_flight = {
+        r.id for r in rows(ids).values() if r.job_id == job and r.status == RUNNING and calls[r.id]
+    }
     started = time.monotonic()
     victim.send_signal(signal.SIGTERM)
-    victim.wait(timeout=drain + 30)
+    exit_code = victim.wait(timeout=drain + 60)  # a bound against hanging, not a target
     exit_s = time.monotonic() - started
     left_running = [r.id for r in rows(ids).values() if r.job_id == job and r.status == RUNNING]
     all_final = fault.wait_final(ids, timeout=90)
@@ -170,7 +205,15 @@ def test_sigterm_in_a_long_chunk_drains_and_hands_back(app, fault):
         f"{len(left_running)} left RUNNING; {len(taken_over)} handed back and "
         f"finished by the other worker {all_final and round(all_final, 1)} s later",
     )
-    assert exit_s <= drain + 5, report
+    assert exit_code == 0, f"the worker did not stop gracefully\n{workers.logs()}"
+    assert "shutdown: finishing" in (workers.tmp_path / "worker-0.log").read_text(), (
+        f"the chunk did not drain\n{workers.logs()}"
+    )
     assert left_running == [], report
-    assert_clean(report, workers)
-    assert taken_over and {r.status for r in rows(ids).values()} == {SUCCESS}, report
+    assert_clean(report, workers)  # no call was cut and made again
+    final = rows(ids)
+    # Calls in flight at the SIGTERM were let finish by the victim, the rest handed back.
+    assert in_flight and all(
+        final[i].status == SUCCESS and final[i].job_id == job for i in in_flight
+    ), (in_flight, report)
+    assert taken_over and {r.status for r in final.values()} == {SUCCESS}, report
