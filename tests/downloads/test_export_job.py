@@ -247,12 +247,14 @@ def test_writer_failure_midway_leaves_no_file_and_records_failure(admin_user, st
 
 
 def test_disk_full_is_reported_clearly(admin_user, storage, monkeypatch):
-    import llmadmin.exports as exports
+    from dataclasses import replace
+
+    from llmadmin.exports.formats import FORMATS
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(exports, "write_xlsx", full)
+    monkeypatch.setitem(FORMATS, "xlsx", replace(FORMATS["xlsx"], write=full))
     add_tasks(admin_user, n=2)
     _, row = run(queue("tasks", "xlsx", admin_user, list_args=""))
     assert row.status == FAILURE and "ran out of disk space" in row.error
