@@ -4,9 +4,14 @@ from decimal import Decimal
 
 from llmadmin.engine import chunk_rows
 from llmadmin.engine.writer import OutcomeWriter
+from llmadmin.llm.request import ChatResult
 from llmadmin.models.task import CANCELED, RUNNING, SUCCESS
 from llmadmin.services import tasks as svc
 from tests.engine.test_chunk_rows import queued, row
+
+
+def _answer(text: str) -> ChatResult:
+    return ChatResult(text=text, prompt_tokens=3, completion_tokens=2, status_code=200)
 
 
 def running(model) -> tuple[int, str]:
@@ -20,7 +25,7 @@ def running(model) -> tuple[int, str]:
 def test_a_result_is_written_to_a_running_task(app, sim_model):
     task_id, job = running(sim_model)
     writer = OutcomeWriter(job)
-    writer.success(task_id, "the answer", 12.0, 3, 2, Decimal("0.01"))
+    writer.success(task_id, _answer("the answer"), 12.0, Decimal("0.01"))
     writer.flush()
     task = row(task_id)
     assert (task.status, task.result, task.completion_tokens) == (SUCCESS, "the answer", 2)
@@ -34,7 +39,7 @@ def test_a_result_arriving_after_a_cancel_does_not_overwrite_it(app, sim_model):
     assert row(task_id).job_id == job, "a cancel keeps the job id: only the status guards"
 
     writer = OutcomeWriter(job)
-    writer.success(task_id, "too late", 12.0, 3, 2, Decimal("0.01"))
+    writer.success(task_id, _answer("too late"), 12.0, Decimal("0.01"))
     writer.flush()
     task = row(task_id)
     assert (task.status, task.error_kind) == (CANCELED, "canceled")
@@ -60,7 +65,7 @@ def test_a_result_of_a_job_that_lost_its_task_is_not_written(app, sim_model):
     assert [r.id for r in chunk_rows.claim(other, [task_id])] == [task_id]
 
     stale = OutcomeWriter(job)
-    stale.success(task_id, "from the old job", 12.0, 3, 2, None)
+    stale.success(task_id, _answer("from the old job"), 12.0, None)
     stale.partial(task_id, "old partial")
     stale.flush()
     task = row(task_id)
