@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from flask import (
@@ -17,6 +18,7 @@ from flask import (
     abort,
     current_app,
     flash,
+    g,
     redirect,
     render_template,
     request,
@@ -30,7 +32,7 @@ from wtforms.validators import DataRequired, Email, Length, Regexp
 
 from llmadmin.extensions import db, login_manager
 from llmadmin.models import Person
-from llmadmin.services import audit, login_guard, otp
+from llmadmin.services import audit, login_guard, otp, sessions
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("auth", __name__)
@@ -47,16 +49,14 @@ class LoginForm(FlaskForm):
 
 
 @login_manager.user_loader
-def load_person(person_id: str) -> Person | None:
-    """Return the logged-in person, or None if they were deleted.
+def load_person(token: str) -> Person | None:
+    """Return the person whose session (or remember-me) cookie carries ``token``, if still live.
 
-    A deactivated person is loaded too, but is not authenticated: Flask-Login's
-    ``is_authenticated`` is ``is_active``, so their open sessions end at once.
+    The cookies hold a session token (``Person.get_id``), checked against ``login_session``
+    on every request: a session that was signed out, expired or ended by a password, role
+    or active change opens nothing. A deactivated person is not authenticated either way.
     """
-    try:
-        return db.session.get(Person, int(person_id))
-    except (TypeError, ValueError):
-        return None
+    return sessions.load(token)
 
 
 def is_admin() -> bool:
@@ -120,6 +120,8 @@ def login():
 
 def _finish_login(person: Person, remember: bool, next_url: str | None, with_code: bool = False):
     session.pop(PENDING_KEY, None)
+    _rotate_csrf_token()
+    sessions.start(person, remember)  # a new token (and remember-me cookie) for every sign-in
     login_user(person, remember=remember)
     login_guard.record_success((person.email or "").lower(), request.remote_addr)
     audit.record(
@@ -131,6 +133,12 @@ def _finish_login(person: Person, remember: bool, next_url: str | None, with_cod
     )
     logger.info("login person_id=%s", person.id)
     return redirect(safe_next(next_url))
+
+
+def _rotate_csrf_token() -> None:
+    """Drop the CSRF token of the signed-out visitor: the signed-in session gets a new one."""
+    session.pop("csrf_token", None)
+    g.pop("csrf_token", None)
 
 
 def _audit_failure(email: str, reason: str) -> None:
@@ -239,10 +247,30 @@ def resend_code():
 @bp.route("/logout", methods=["POST"])
 @login_required
 def logout():
-    """Sign the current person out."""
+    """Sign the current person out, ending this session on the server too."""
     audit.record("logout", "person", current_user.id, "Signed out", person=current_user)
+    sessions.end(current_user.login_token)
     logout_user()
+    _rotate_csrf_token()
     flash("You are signed out.", "info")
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/logout/everywhere", methods=["POST"])
+@login_required
+def logout_everywhere():
+    """Sign the current person out on every browser and device."""
+    count = sessions.end_all(current_user.id)
+    audit.record(
+        "logout_everywhere",
+        "person",
+        current_user.id,
+        f"Signed out everywhere ({count} session(s) ended)",
+        person=current_user,
+    )
+    logout_user()
+    _rotate_csrf_token()
+    flash("You are signed out on every browser and device.", "info")
     return redirect(url_for("auth.login"))
 
 
@@ -255,6 +283,7 @@ def home():
 def init_app(app) -> None:
     """Register the login manager and the auth routes."""
     login_manager.init_app(app)
+    app.config["REMEMBER_COOKIE_DURATION"] = timedelta(days=app.config["REMEMBER_COOKIE_DAYS"])
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Please sign in to continue."
     login_manager.login_message_category = "info"

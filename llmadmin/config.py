@@ -70,6 +70,10 @@ def from_environment(env: os._Environ | dict | None = None) -> dict:
         # The "keep me signed in" cookie follows the session cookie's rules.
         "REMEMBER_COOKIE_SECURE": parse_boolean(env.get("SESSION_COOKIE_SECURE"), False),
         "REMEMBER_COOKIE_SAMESITE": "Lax",
+        # Sessions live server-side (login_session): a "keep me signed in" sign-in lasts
+        # REMEMBER_COOKIE_DAYS, any other LOGIN_SESSION_HOURS, unless signed out before.
+        "REMEMBER_COOKIE_DAYS": parse_int(env.get("REMEMBER_COOKIE_DAYS"), 14),
+        "LOGIN_SESSION_HOURS": parse_int(env.get("LOGIN_SESSION_HOURS"), 24),
         # Sign-in hardening (Redis counters): failures allowed per account and per client IP
         # within LOGIN_LOCKOUT_SECONDS of the last failure, before sign-in is refused.
         "LOGIN_MAX_FAILURES_PER_ACCOUNT": parse_int(env.get("LOGIN_MAX_FAILURES_PER_ACCOUNT"), 5),

@@ -30,6 +30,13 @@ class Person(UserMixin, db.Model):
     )
     created_at: Mapped[object] = mapped_column(DateTime, nullable=False, default=utcnow, index=True)
 
+    # The token of the signed-in session this object was loaded for (services/sessions), not a column.
+    login_token = None
+
+    def get_id(self) -> str | None:
+        """Flask-Login's id for the cookies: the session token, never the guessable, unrevocable row id."""
+        return self.login_token
+
     @property
     def is_admin(self) -> bool:
         return self.role == ROLE_ADMIN
