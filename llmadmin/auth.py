@@ -32,6 +32,7 @@ from wtforms.validators import DataRequired, Email, Length, Regexp
 
 from llmadmin.extensions import db, login_manager
 from llmadmin.models import Person
+from llmadmin.models.person import spend_password_check
 from llmadmin.services import audit, login_guard, otp, sessions
 
 logger = logging.getLogger(__name__)
@@ -104,18 +105,47 @@ def login():
         person = db.session.execute(
             db.select(Person).where(db.func.lower(Person.email) == email)
         ).scalar_one_or_none()
-        if person is None or not person.check_password(form.password.data):
+        # The same hash work whether or not the account exists (no tell by timing).
+        if person is None:
+            password_ok = spend_password_check(form.password.data)
+        else:
+            password_ok = person.check_password(form.password.data)
+        if not password_ok:
             login_guard.record_failure(email, request.remote_addr)
             _audit_failure(email, "unknown account" if person is None else "wrong password")
             flash("Wrong email or password.", "error")
         elif not person.active:
             _audit_failure(email, "account deactivated")
             flash("This account is deactivated; ask an administrator.", "error")
-        elif otp.required_for(person):
-            return _start_code_step(person, form.remember.data, request.args.get("next"))
         else:
-            return _finish_login(person, form.remember.data, request.args.get("next"))
+            return _after_password(person, email, form.remember.data, request.args.get("next"))
     return render_template("auth/login.html", form=form)
+
+
+def _after_password(person: Person, email: str, remember: bool, next_url: str | None):
+    """Finish signing in, or ask for a one-time code (configured, or the account is under attack)."""
+    if otp.required_for(person):
+        return _start_code_step(person, remember, next_url)
+    if login_guard.needs_code(email):
+        # Many failures from elsewhere: the owner is not locked out, but must prove it with a code.
+        if otp.can_send_to(person):
+            audit.record(
+                "login_step_up",
+                "person",
+                person.id,
+                "Asked for a one-time code: many failed sign-ins on this account lately",
+                person=person,
+            )
+            flash("This account had many failed sign-ins lately, so a code is needed too.", "info")
+            return _start_code_step(person, remember, next_url)
+        audit.record(
+            "login_step_up",
+            "person",
+            person.id,
+            "Many failed sign-ins lately, but no one-time code can be sent: password alone",
+            person=person,
+        )
+    return _finish_login(person, remember, next_url)
 
 
 def _finish_login(person: Person, remember: bool, next_url: str | None, with_code: bool = False):

@@ -74,11 +74,14 @@ def from_environment(env: os._Environ | dict | None = None) -> dict:
         # REMEMBER_COOKIE_DAYS, any other LOGIN_SESSION_HOURS, unless signed out before.
         "REMEMBER_COOKIE_DAYS": parse_int(env.get("REMEMBER_COOKIE_DAYS"), 14),
         "LOGIN_SESSION_HOURS": parse_int(env.get("LOGIN_SESSION_HOURS"), 24),
-        # Sign-in hardening (Redis counters): failures allowed per account and per client IP
-        # within LOGIN_LOCKOUT_SECONDS of the last failure, before sign-in is refused.
+        # Sign-in hardening (Redis counters): failures allowed on one account from one client
+        # IP, and from one client IP in all, within LOGIN_LOCKOUT_SECONDS of the last failure,
+        # before that client is refused. Failures on an account from everywhere never lock
+        # it: past LOGIN_STEP_UP_FAILURES its correct password must be followed by a code.
         "LOGIN_MAX_FAILURES_PER_ACCOUNT": parse_int(env.get("LOGIN_MAX_FAILURES_PER_ACCOUNT"), 5),
         "LOGIN_MAX_FAILURES_PER_IP": parse_int(env.get("LOGIN_MAX_FAILURES_PER_IP"), 20),
         "LOGIN_LOCKOUT_SECONDS": parse_int(env.get("LOGIN_LOCKOUT_SECONDS"), 900),
+        "LOGIN_STEP_UP_FAILURES": parse_int(env.get("LOGIN_STEP_UP_FAILURES"), 10),
         # One-time sign-in codes (second step after the password).
         "OTP_REQUIRED_FOR_ADMINS": parse_boolean(env.get("OTP_REQUIRED_FOR_ADMINS"), False),
         "OTP_TTL_SECONDS": parse_int(env.get("OTP_TTL_SECONDS"), 60),
