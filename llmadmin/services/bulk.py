@@ -52,7 +52,8 @@ def queue_bulk_action(
         person_id,
         extra,
         job_timeout=3600,
-        description=f"{action} on all {count} matching {endpoint} rows",
+        # Shown in the RQ dashboard: numbers only, never the (posted) action or list name.
+        description=f"bulk action on {count} matching row(s) for person #{person_id}",
     )
     return count
 
