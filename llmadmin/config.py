@@ -98,6 +98,13 @@ def from_environment(env: os._Environ | dict | None = None) -> dict:
         "SMS_GATEWAY_TOKEN": env.get("SMS_GATEWAY_TOKEN", ""),
         # Outbound policy: empty allows every base URL; else host names, *.domain, IPs, CIDRs.
         "OUTBOUND_ALLOWLIST": parse_list(env.get("OUTBOUND_ALLOWLIST")),
+        # Always refused, allowlist or not: link-local and cloud-metadata addresses.
+        "OUTBOUND_BLOCKED_NETWORKS": parse_list(
+            env.get(
+                "OUTBOUND_BLOCKED_NETWORKS",
+                "169.254.0.0/16,fe80::/10,fd00:ec2::254/128,100.100.100.200/32",
+            )
+        ),
         # Prompt policy: a JSON list of {"pattern", "reason"} or the path of a file holding one.
         "PROMPT_BLOCKED_PATTERNS": env.get("PROMPT_BLOCKED_PATTERNS", ""),
         "WTF_CSRF_TIME_LIMIT": None,

@@ -30,20 +30,6 @@ def _name_with_label(view, context, model, name):
     return Markup("{}{}").format(model.name, label)
 
 
-def _last_test(view, context, model, name):
-    if model.last_test_at is None:
-        return ""
-    ok = model.last_test_error is None
-    return Markup(
-        '<span class="badge badge-{}">{}</span> {} <small class="text-muted">{}</small>'
-    ).format(
-        "success" if ok else "danger",
-        model.last_test_status or "no reply",
-        formatters.milliseconds(view, context, model, "last_test_latency_ms"),
-        model.last_test_error or "",
-    )
-
-
 def _key_destination(form, field):
     """A stored key follows a changed scheme/host/port only if retyped or the new host is confirmed."""
     model = getattr(form, "_obj", None)
@@ -134,7 +120,7 @@ class LLMModelView(export_actions.ExportActionsMixin, ProtectedView):
         "name": _name_with_label,
         "enabled": formatters.yes_no_badge,
         "stream": formatters.yes_no_badge,
-        "last_test": _last_test,
+        "last_test": formatters.connection_test,
     }
     column_formatters_detail = column_formatters
     column_labels = {

@@ -45,8 +45,9 @@ def validate_base_url(url: str | None) -> str:
         raise ValidationError("Put the API key in the API key field, not in the URL.")
     if parts.query or parts.fragment:
         raise ValidationError("The base URL must not have a query string or fragment.")
-    _check_host_label(parts.hostname)
-    policy.check_outbound_url(url)  # OUTBOUND_ALLOWLIST (BlockedURL is a ValidationError)
+    url = policy.normalise_url(url)  # 0x7f000001 -> 127.0.0.1: stored as it will be called
+    _check_host_label(urlsplit(url).hostname)
+    policy.check_outbound_url(url)  # blocked networks, OUTBOUND_ALLOWLIST (a ValidationError)
     return url.rstrip("/")
 
 
