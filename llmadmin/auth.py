@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from flask import (
@@ -17,6 +18,7 @@ from flask import (
     abort,
     current_app,
     flash,
+    g,
     redirect,
     render_template,
     request,
@@ -30,7 +32,8 @@ from wtforms.validators import DataRequired, Email, Length, Regexp
 
 from llmadmin.extensions import db, login_manager
 from llmadmin.models import Person
-from llmadmin.services import audit, login_guard, otp
+from llmadmin.models.person import spend_password_check
+from llmadmin.services import audit, login_guard, otp, sessions
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("auth", __name__)
@@ -47,16 +50,14 @@ class LoginForm(FlaskForm):
 
 
 @login_manager.user_loader
-def load_person(person_id: str) -> Person | None:
-    """Return the logged-in person, or None if they were deleted.
+def load_person(token: str) -> Person | None:
+    """Return the person whose session (or remember-me) cookie carries ``token``, if still live.
 
-    A deactivated person is loaded too, but is not authenticated: Flask-Login's
-    ``is_authenticated`` is ``is_active``, so their open sessions end at once.
+    The cookies hold a session token (``Person.get_id``), checked against ``login_session``
+    on every request: a session that was signed out, expired or ended by a password, role
+    or active change opens nothing. A deactivated person is not authenticated either way.
     """
-    try:
-        return db.session.get(Person, int(person_id))
-    except (TypeError, ValueError):
-        return None
+    return sessions.load(token)
 
 
 def is_admin() -> bool:
@@ -104,22 +105,53 @@ def login():
         person = db.session.execute(
             db.select(Person).where(db.func.lower(Person.email) == email)
         ).scalar_one_or_none()
-        if person is None or not person.check_password(form.password.data):
+        # The same hash work whether or not the account exists (no tell by timing).
+        if person is None:
+            password_ok = spend_password_check(form.password.data)
+        else:
+            password_ok = person.check_password(form.password.data)
+        if not password_ok:
             login_guard.record_failure(email, request.remote_addr)
             _audit_failure(email, "unknown account" if person is None else "wrong password")
             flash("Wrong email or password.", "error")
         elif not person.active:
             _audit_failure(email, "account deactivated")
             flash("This account is deactivated; ask an administrator.", "error")
-        elif otp.required_for(person):
-            return _start_code_step(person, form.remember.data, request.args.get("next"))
         else:
-            return _finish_login(person, form.remember.data, request.args.get("next"))
+            return _after_password(person, email, form.remember.data, request.args.get("next"))
     return render_template("auth/login.html", form=form)
+
+
+def _after_password(person: Person, email: str, remember: bool, next_url: str | None):
+    """Finish signing in, or ask for a one-time code (configured, or the account is under attack)."""
+    if otp.required_for(person):
+        return _start_code_step(person, remember, next_url)
+    if login_guard.needs_code(email):
+        # Many failures from elsewhere: the owner is not locked out, but must prove it with a code.
+        if otp.can_send_to(person):
+            audit.record(
+                "login_step_up",
+                "person",
+                person.id,
+                "Asked for a one-time code: many failed sign-ins on this account lately",
+                person=person,
+            )
+            flash("This account had many failed sign-ins lately, so a code is needed too.", "info")
+            return _start_code_step(person, remember, next_url)
+        audit.record(
+            "login_step_up",
+            "person",
+            person.id,
+            "Many failed sign-ins lately, but no one-time code can be sent: password alone",
+            person=person,
+        )
+    return _finish_login(person, remember, next_url)
 
 
 def _finish_login(person: Person, remember: bool, next_url: str | None, with_code: bool = False):
     session.pop(PENDING_KEY, None)
+    _rotate_csrf_token()
+    sessions.start(person, remember)  # a new token (and remember-me cookie) for every sign-in
     login_user(person, remember=remember)
     login_guard.record_success((person.email or "").lower(), request.remote_addr)
     audit.record(
@@ -131,6 +163,12 @@ def _finish_login(person: Person, remember: bool, next_url: str | None, with_cod
     )
     logger.info("login person_id=%s", person.id)
     return redirect(safe_next(next_url))
+
+
+def _rotate_csrf_token() -> None:
+    """Drop the CSRF token of the signed-out visitor: the signed-in session gets a new one."""
+    session.pop("csrf_token", None)
+    g.pop("csrf_token", None)
 
 
 def _audit_failure(email: str, reason: str) -> None:
@@ -239,10 +277,30 @@ def resend_code():
 @bp.route("/logout", methods=["POST"])
 @login_required
 def logout():
-    """Sign the current person out."""
+    """Sign the current person out, ending this session on the server too."""
     audit.record("logout", "person", current_user.id, "Signed out", person=current_user)
+    sessions.end(current_user.login_token)
     logout_user()
+    _rotate_csrf_token()
     flash("You are signed out.", "info")
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/logout/everywhere", methods=["POST"])
+@login_required
+def logout_everywhere():
+    """Sign the current person out on every browser and device."""
+    count = sessions.end_all(current_user.id)
+    audit.record(
+        "logout_everywhere",
+        "person",
+        current_user.id,
+        f"Signed out everywhere ({count} session(s) ended)",
+        person=current_user,
+    )
+    logout_user()
+    _rotate_csrf_token()
+    flash("You are signed out on every browser and device.", "info")
     return redirect(url_for("auth.login"))
 
 
@@ -255,6 +313,7 @@ def home():
 def init_app(app) -> None:
     """Register the login manager and the auth routes."""
     login_manager.init_app(app)
+    app.config["REMEMBER_COOKIE_DURATION"] = timedelta(days=app.config["REMEMBER_COOKIE_DAYS"])
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Please sign in to continue."
     login_manager.login_message_category = "info"

@@ -70,11 +70,18 @@ def from_environment(env: os._Environ | dict | None = None) -> dict:
         # The "keep me signed in" cookie follows the session cookie's rules.
         "REMEMBER_COOKIE_SECURE": parse_boolean(env.get("SESSION_COOKIE_SECURE"), False),
         "REMEMBER_COOKIE_SAMESITE": "Lax",
-        # Sign-in hardening (Redis counters): failures allowed per account and per client IP
-        # within LOGIN_LOCKOUT_SECONDS of the last failure, before sign-in is refused.
+        # Sessions live server-side (login_session): a "keep me signed in" sign-in lasts
+        # REMEMBER_COOKIE_DAYS, any other LOGIN_SESSION_HOURS, unless signed out before.
+        "REMEMBER_COOKIE_DAYS": parse_int(env.get("REMEMBER_COOKIE_DAYS"), 14),
+        "LOGIN_SESSION_HOURS": parse_int(env.get("LOGIN_SESSION_HOURS"), 24),
+        # Sign-in hardening (Redis counters): failures allowed on one account from one client
+        # IP, and from one client IP in all, within LOGIN_LOCKOUT_SECONDS of the last failure,
+        # before that client is refused. Failures on an account from everywhere never lock
+        # it: past LOGIN_STEP_UP_FAILURES its correct password must be followed by a code.
         "LOGIN_MAX_FAILURES_PER_ACCOUNT": parse_int(env.get("LOGIN_MAX_FAILURES_PER_ACCOUNT"), 5),
         "LOGIN_MAX_FAILURES_PER_IP": parse_int(env.get("LOGIN_MAX_FAILURES_PER_IP"), 20),
         "LOGIN_LOCKOUT_SECONDS": parse_int(env.get("LOGIN_LOCKOUT_SECONDS"), 900),
+        "LOGIN_STEP_UP_FAILURES": parse_int(env.get("LOGIN_STEP_UP_FAILURES"), 10),
         # One-time sign-in codes (second step after the password).
         "OTP_REQUIRED_FOR_ADMINS": parse_boolean(env.get("OTP_REQUIRED_FOR_ADMINS"), False),
         "OTP_TTL_SECONDS": parse_int(env.get("OTP_TTL_SECONDS"), 60),
@@ -91,6 +98,13 @@ def from_environment(env: os._Environ | dict | None = None) -> dict:
         "SMS_GATEWAY_TOKEN": env.get("SMS_GATEWAY_TOKEN", ""),
         # Outbound policy: empty allows every base URL; else host names, *.domain, IPs, CIDRs.
         "OUTBOUND_ALLOWLIST": parse_list(env.get("OUTBOUND_ALLOWLIST")),
+        # Always refused, allowlist or not: link-local and cloud-metadata addresses.
+        "OUTBOUND_BLOCKED_NETWORKS": parse_list(
+            env.get(
+                "OUTBOUND_BLOCKED_NETWORKS",
+                "169.254.0.0/16,fe80::/10,fd00:ec2::254/128,100.100.100.200/32",
+            )
+        ),
         # Prompt policy: a JSON list of {"pattern", "reason"} or the path of a file holding one.
         "PROMPT_BLOCKED_PATTERNS": env.get("PROMPT_BLOCKED_PATTERNS", ""),
         "WTF_CSRF_TIME_LIMIT": None,

@@ -3,6 +3,13 @@
 Both are read from the configuration once, when the app starts (a bad entry or regular
 expression stops the start-up with a clear message), and kept in ``app.extensions``.
 
+Outbound, always (OUTBOUND_BLOCKED_NETWORKS): link-local and cloud-metadata addresses
+(169.254.0.0/16 with 169.254.169.254, fe80::/10, fd00:ec2::254, 100.100.100.200) are refused,
+whether written as a number or reached through a name that resolves to one; private networks
+and localhost stay allowed, since company endpoints live there. Numeric host forms that the
+resolver accepts (``0x7f000001``, ``2130706433``, ``0177.0.0.1``, ``127.1``) are normalised to
+dotted quads before any check, and saved URLs are stored in that form.
+
 Outbound (OUTBOUND_ALLOWLIST): when set, a model's base URL must name an allowed host —
 ``api.openai.com`` (exactly), ``*.openai.com`` (any subdomain, not the bare domain) — or
 resolve into an allowed network (``10.0.0.0/8``, ``192.168.1.20``). A numeric address is
@@ -18,6 +25,7 @@ edited task before it is written.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 import logging
@@ -57,17 +65,62 @@ class PromptRefused(ValidationError):
 # --- outbound ------------------------------------------------------------------------------
 
 
+# What the resolver (inet_aton) reads as an IPv4 address: 1 to 4 parts, decimal, octal or hex.
+LEGACY_IPV4_RE = re.compile(r"^(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+)){0,3}$")
+
+
 @dataclass(frozen=True)
 class OutboundPolicy:
-    """Allowed host names, subdomain suffixes and networks; empty means 'allow everything'."""
+    """Allowed host names, subdomain suffixes and networks (empty: allow every address that is
+    not blocked), and the networks that are always blocked."""
 
     hosts: frozenset[str] = frozenset()
     suffixes: tuple[str, ...] = ()
     networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    blocked: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
 
     @property
     def enabled(self) -> bool:
         return bool(self.hosts or self.suffixes or self.networks)
+
+
+def parse_blocked_networks(entries: list[str]) -> tuple:
+    """Parse OUTBOUND_BLOCKED_NETWORKS (IPs and CIDRs), raising ValueError on anything else."""
+    networks = []
+    for raw in entries:
+        try:
+            networks.append(ipaddress.ip_network(raw.strip().strip("[]"), strict=False))
+        except ValueError as exc:
+            raise ValueError(
+                f"OUTBOUND_BLOCKED_NETWORKS entry {raw!r} is not an IP address or CIDR network."
+            ) from exc
+    return tuple(networks)
+
+
+def normalise_host(host: str) -> str:
+    """Return ``host`` lower-cased, with a numeric IPv4 form written as a dotted quad.
+
+    ``0x7f000001``, ``2130706433``, ``0177.0.0.1`` and ``127.1`` all reach 127.0.0.1 (the
+    resolver reads them so); checking them as names would let them past every rule.
+    """
+    host = (host or "").strip().lower().rstrip(".")
+    if LEGACY_IPV4_RE.match(host):
+        try:
+            return str(ipaddress.IPv4Address(socket.inet_aton(host)))
+        except OSError:
+            return host
+    return host
+
+
+def normalise_url(url: str) -> str:
+    """Return ``url`` with a numeric host written the standard way (see ``normalise_host``)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    canonical = normalise_host(host)
+    if canonical == host or not LEGACY_IPV4_RE.match(host):
+        return url
+    netloc = canonical if parts.port is None else f"{canonical}:{parts.port}"
+    return parts._replace(netloc=netloc).geturl()
 
 
 def parse_allowlist(entries: list[str]) -> OutboundPolicy:
@@ -105,30 +158,54 @@ def resolve_host(host: str) -> list[str]:
     return sorted({info[4][0] for info in infos})
 
 
-def _in_networks(address: str, policy: OutboundPolicy) -> bool:
+def _in_networks(address: str, networks) -> bool:
     ip = ipaddress.ip_address(address.split("%", 1)[0])  # drop an IPv6 zone id
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped  # ::ffff:10.0.0.1 is 10.0.0.1
-    return any(ip.version == net.version and ip in net for net in policy.networks)
+    return any(ip.version == net.version and ip in net for net in networks)
+
+
+def _blocked_address(host: str) -> BlockedURL:
+    return BlockedURL(
+        f"Calls to {host} are not allowed: link-local and cloud-metadata addresses are "
+        "blocked (OUTBOUND_BLOCKED_NETWORKS). Use the endpoint's own address."
+    )
+
+
+def _check_resolved_name(host: str, policy: OutboundPolicy) -> None:
+    """Without an allowlist: refuse a name that resolves into a blocked network."""
+    if not policy.blocked:
+        return
+    try:
+        addresses = resolve_host(host)
+    except (OSError, UnicodeError):
+        return  # nothing to connect to: the call itself will fail and say so
+    if any(_in_networks(a, policy.blocked) for a in addresses):
+        raise _blocked_address(host)
 
 
 def check_outbound_url(url: str, policy: OutboundPolicy | None = None) -> None:
-    """Raise BlockedURL unless OUTBOUND_ALLOWLIST (when set) allows the host of ``url``."""
+    """Raise BlockedURL when the host of ``url`` is blocked or outside OUTBOUND_ALLOWLIST (when set)."""
     policy = outbound_policy() if policy is None else policy
-    if not policy.enabled:
-        return
-    host = (urlsplit(url).hostname or "").lower().rstrip(".")
+    try:
+        host = normalise_host(urlsplit(url).hostname or "")
+    except ValueError as exc:
+        raise BlockedURL("The base URL is not a valid URL.") from exc
     if not host:
-        raise BlockedURL(
-            "The base URL has no host name, so it cannot be checked against OUTBOUND_ALLOWLIST."
-        )
+        raise BlockedURL("The base URL has no host name, so it cannot be checked.")
     try:
         ipaddress.ip_address(host.split("%", 1)[0])
         numeric = True
     except ValueError:
         numeric = False
+    if numeric and _in_networks(host, policy.blocked):
+        raise _blocked_address(host)
+    if not policy.enabled:
+        if not numeric:
+            _check_resolved_name(host, policy)
+        return
     if numeric:
-        if _in_networks(host, policy):
+        if _in_networks(host, policy.networks):
             return
         raise BlockedURL(
             f"Calls to {host} are not allowed: the address is outside OUTBOUND_ALLOWLIST."
@@ -143,7 +220,7 @@ def check_outbound_url(url: str, policy: OutboundPolicy | None = None) -> None:
                 f"Calls to {host} are not allowed: the name could not be resolved to check it "
                 "against the networks in OUTBOUND_ALLOWLIST."
             ) from exc
-        outside = [a for a in addresses if not _in_networks(a, policy)]
+        outside = [a for a in addresses if not _in_networks(a, policy.networks)]
         if addresses and not outside:
             return
         if addresses:
@@ -278,8 +355,12 @@ def init_app(app) -> None:
         allowlist = app.config.get("OUTBOUND_ALLOWLIST") or []
         if isinstance(allowlist, str):
             allowlist = parse_list(allowlist)
+        blocked = app.config.get("OUTBOUND_BLOCKED_NETWORKS") or []
+        if isinstance(blocked, str):
+            blocked = parse_list(blocked)
+        outbound = parse_allowlist(allowlist)
         state = PolicyState(
-            parse_allowlist(allowlist),
+            dataclasses.replace(outbound, blocked=parse_blocked_networks(blocked)),
             parse_prompt_patterns(app.config.get("PROMPT_BLOCKED_PATTERNS") or ""),
         )
     except ValueError as exc:

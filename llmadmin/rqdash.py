@@ -3,6 +3,14 @@
 rq-dashboard has no auth and its POSTs carry no form token; its script does send the
 ``_csrf_token`` cookie back as an ``X-CSRFToken`` header, so we set that cookie to
 Flask-WTF's token and let CSRFProtect check every POST like any other form.
+
+Escaping: rq-dashboard renders job data with underscore templates, most of them through
+``<%= %>``, which inserts text as HTML. ``templates/rq_dashboard/{queues,workers,jobs,job}.html``
+override its pages (the app's template folder wins over a blueprint's) with every
+interpolation as ``<%- %>`` (escaped), so a description, call string, result or traceback
+is shown as text. Our own jobs also describe themselves with ids and counts only. When
+upgrading rq-dashboard, copy its new templates and replace ``<%=`` again:
+tests/security/test_rq_dashboard.py fails while any page still has one.
 """
 
 from __future__ import annotations

@@ -120,6 +120,15 @@ def rq_dashboard_policy(response) -> str:
     return "; ".join((script, *COMMON_DIRECTIVES))
 
 
+NO_STORE_TYPES = {"text/html", "application/json"}
+
+
+def _signed_in() -> bool:
+    from flask_login import current_user
+
+    return bool(current_user and current_user.is_authenticated)
+
+
 def set_security_headers(response):
     """Add CSP, anti-framing, no-sniffing and referrer headers (a view may set its own CSP)."""
     if request.blueprint == RQ_DASHBOARD_BLUEPRINT:
@@ -131,6 +140,10 @@ def set_security_headers(response):
     headers.setdefault("X-Frame-Options", "DENY")
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "same-origin")
+    if response.mimetype in NO_STORE_TYPES and _signed_in():
+        # A signed-in page or JSON answer holds that person's data: no browser or proxy cache
+        # may keep it (the back button after sign-out, a shared machine, a caching proxy).
+        headers["Cache-Control"] = "no-store"
     if current_app.config.get("SESSION_COOKIE_SECURE"):
         # Served over HTTPS (that is what the setting declares): browsers should never use plain HTTP.
         headers.setdefault("Strict-Transport-Security", "max-age=31536000")

@@ -69,3 +69,69 @@ def yes_no_badge(view, context, model, name):
     return Markup('<span class="badge badge-{}">{}</span>').format(
         "success" if value else "secondary", "yes" if value else "no"
     )
+
+
+# What a member reads about a failed call: our own words per error class, never the endpoint's
+# reply (an internal service's body, an address, a port that answered or not). Admins see all.
+MEMBER_ERROR_TEXT = {
+    "auth": "The model's API key was rejected. Ask the model's maintainer to check it.",
+    "quota_exceeded": "The provider account's quota is used up. Ask the model's maintainer.",
+    "context_too_long": "The prompt is too long for this model. Shorten it or lower max tokens.",
+    "model_not_found": "The model was not found at its endpoint. Ask the model's maintainer.",
+    "rate_limited": "The model endpoint is rate-limiting calls. Run the task again later.",
+    "server_error": "The model endpoint had a server error (HTTP 5xx). Try again later.",
+    "bad_request": "The model endpoint rejected the request (HTTP 4xx). Ask an administrator.",
+    "bad_response": "The model endpoint gave an answer that could not be used. Ask an administrator.",
+    "timeout": "The model endpoint did not answer in time. Try again later.",
+    "connect_timeout": "The model endpoint could not be reached. Ask the model's maintainer.",
+    "connection_error": "The model endpoint could not be reached. Ask the model's maintainer.",
+    "stream_cut": "The model's answer was cut off. Run the task again.",
+    "stream_error": "The model reported an error while answering. Run the task again.",
+    "blocked_url": "The model's address is not allowed by the outbound policy. Ask an administrator.",
+    "circuit_open": "The model is failing repeatedly and is paused. Try again in a few minutes.",
+    "canceled": "The task was canceled.",
+    "worker_lost": "The worker running the task stopped. Run the task again.",
+}
+MEMBER_ERROR_DEFAULT = "The call to the model failed. An administrator can see the details."
+
+
+def _viewer_is_admin() -> bool:
+    from flask_login import current_user
+
+    return bool(current_user and current_user.is_authenticated and current_user.is_admin)
+
+
+def error_for_viewer(kind: str | None, error: str | None) -> str:
+    """Return a task error as the viewer may see it: in full for admins, classified for members."""
+    if not error or _viewer_is_admin():
+        return error or ""
+    return MEMBER_ERROR_TEXT.get(kind or "", MEMBER_ERROR_DEFAULT)
+
+
+def task_error(view, context, model, name):
+    """Show a task's error: the full text to admins, a short classified sentence to members."""
+    text = error_for_viewer(model.error_kind, model.error)
+    if not text:
+        return ""
+    return Markup('<pre class="llm-text" data-field="{}">{}</pre>').format(name, text)
+
+
+def status_class(status: int | None) -> str:
+    """Name an HTTP status by its class ("2xx", "5xx"), or "no reply"."""
+    return f"{status // 100}xx" if status else "no reply"
+
+
+def connection_test(view, context, model, name):
+    """Show a model's last connection test; members get status class and latency, no reply text."""
+    if model.last_test_at is None:
+        return ""
+    ok = model.last_test_error is None
+    admin = _viewer_is_admin()
+    return Markup(
+        '<span class="badge badge-{}">{}</span> {} <small class="text-muted">{}</small>'
+    ).format(
+        "success" if ok else "danger",
+        (model.last_test_status or "no reply") if admin else status_class(model.last_test_status),
+        milliseconds(view, context, model, "last_test_latency_ms"),
+        (model.last_test_error or "") if admin else ("" if ok else "failed"),
+    )

@@ -5,13 +5,17 @@ from __future__ import annotations
 from flask import abort, flash
 from flask_admin.actions import action
 from markupsafe import Markup
-from wtforms import FloatField, PasswordField
-from wtforms.validators import DataRequired, InputRequired, NumberRange, Optional
+from sqlalchemy import inspect
+from wtforms import FloatField, PasswordField, StringField
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+from wtforms.validators import ValidationError as FormError
 
 from llmadmin.admin import export_actions, formatters
 from llmadmin.admin.base import ProtectedView
 from llmadmin.admin.validators import base_url, parse_id, parse_ids, text_field
 from llmadmin.auth import is_admin
+from llmadmin.errors import ValidationError
+from llmadmin.services import audit
 from llmadmin.services import llm_models as model_service
 
 ADMIN_ONLY_VIEWS = {"create_view", "edit_view", "delete_view", "action_view", "ajax_update"}
@@ -26,18 +30,21 @@ def _name_with_label(view, context, model, name):
     return Markup("{}{}").format(model.name, label)
 
 
-def _last_test(view, context, model, name):
-    if model.last_test_at is None:
-        return ""
-    ok = model.last_test_error is None
-    return Markup(
-        '<span class="badge badge-{}">{}</span> {} <small class="text-muted">{}</small>'
-    ).format(
-        "success" if ok else "danger",
-        model.last_test_status or "no reply",
-        formatters.milliseconds(view, context, model, "last_test_latency_ms"),
-        model.last_test_error or "",
-    )
+def _key_destination(form, field):
+    """A stored key follows a changed scheme/host/port only if retyped or the new host is confirmed."""
+    model = getattr(form, "_obj", None)
+    if model is None or form.base_url.errors:
+        return
+    try:
+        form._key_kept_for_new_host = model_service.check_key_destination(
+            model.base_url,
+            form.base_url.data,
+            has_key=bool(model.api_key_encrypted),
+            new_key=form.new_api_key.data,
+            confirm_host=field.data,
+        )
+    except ValidationError as exc:
+        raise FormError(str(exc)) from exc
 
 
 def _number(label, minimum, maximum, optional=False):
@@ -113,7 +120,7 @@ class LLMModelView(export_actions.ExportActionsMixin, ProtectedView):
         "name": _name_with_label,
         "enabled": formatters.yes_no_badge,
         "stream": formatters.yes_no_badge,
-        "last_test": _last_test,
+        "last_test": formatters.connection_test,
     }
     column_formatters_detail = column_formatters
     column_labels = {
@@ -132,6 +139,7 @@ class LLMModelView(export_actions.ExportActionsMixin, ProtectedView):
         "name",
         "base_url",
         "new_api_key",
+        "keep_key_for_host",
         "model_name",
         "maintainer",
         "enabled",
@@ -155,7 +163,15 @@ class LLMModelView(export_actions.ExportActionsMixin, ProtectedView):
             "API key",
             validators=[Optional(), text_field("API key", required=False, max_chars=500)],
             description="Stored encrypted and never shown again. Leave empty to keep the current key.",
-        )
+        ),
+        "keep_key_for_host": StringField(
+            "Keep the stored key for the new host",
+            # No Optional(): the check must also run (and refuse) when this field is empty.
+            validators=[Length(max=300), _key_destination],
+            description="Only needed when you change the base URL's scheme, host or port and "
+            "leave the API key empty: type the new host (e.g. api.example.com or "
+            "10.0.0.5:8000) to send the stored key there. Otherwise type the key again.",
+        ),
     }
     form_args = {
         "name": {
@@ -220,7 +236,23 @@ class LLMModelView(export_actions.ExportActionsMixin, ProtectedView):
     def is_action_allowed(self, name):
         return is_admin() and super().is_action_allowed(name)
 
+    def edit_form(self, obj=None):
+        form = super().edit_form(obj)
+        form._obj = obj  # the stored URL, for the key-destination check
+        return form
+
     def on_model_change(self, form, model, is_created):
+        if getattr(form, "_key_kept_for_new_host", False):
+            old_url = inspect(model).attrs.base_url.history.deleted
+            audit.record(
+                "api_key_new_host",
+                "llm_model",
+                model.id,
+                f"Kept the stored API key for a new address: "
+                f"{model_service.host_label(old_url[0]) if old_url else '?'} -> "
+                f"{model_service.host_label(model.base_url)}",
+                commit=False,
+            )
         model_service.set_api_key(model, form.new_api_key.data)
 
     def delete_model(self, model):

@@ -15,6 +15,7 @@ from llmadmin.admin.validators import parse_id, parse_ids, text_field
 from llmadmin.errors import NotFound, ValidationError
 from llmadmin.models.person import ROLES
 from llmadmin.services import people as people_service
+from llmadmin.services import sessions
 
 
 def _strip(value):
@@ -109,8 +110,22 @@ class PersonView(export_actions.ExportActionsMixin, ProtectedView):
         return True
 
     bulk_services = {
-        "delete": lambda ids, person_id, **kw: people_service.delete_people(ids, keep=person_id)
+        "delete": lambda ids, person_id, **kw: people_service.delete_people(ids, keep=person_id),
+        "sign_out": lambda ids, person_id, **kw: sessions.end_all_for(ids),
     }
+
+    @action(
+        "sign_out",
+        "Sign out everywhere",
+        "End every session of the selected people, remembered ones too? They must sign in again.",
+    )
+    def action_sign_out(self, ids):
+        ended = sessions.end_all_for(parse_ids(ids), keep_token=current_user.login_token)
+        flash(
+            f"{ended} session(s) ended; the selected people must sign in again "
+            "(your own current session is kept).",
+            "success",
+        )
 
     @action(
         "delete",

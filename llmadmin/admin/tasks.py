@@ -119,7 +119,7 @@ class TaskView(export_actions.ExportActionsMixin, ScopedView):
         "prompt": formatters.preformatted,
         "system_prompt": formatters.preformatted,
         "result": formatters.preformatted,
-        "error": formatters.preformatted,
+        "error": formatters.task_error,
         "latency_ms": formatters.milliseconds,
     }
     column_descriptions = {
@@ -312,7 +312,9 @@ class TaskView(export_actions.ExportActionsMixin, ScopedView):
         }
         if request.args.get("with_result") and len(rows) == 1:
             payload[str(rows[0].id)]["result"] = rows[0].result or ""
-            payload[str(rows[0].id)]["error"] = rows[0].error or ""
+            payload[str(rows[0].id)]["error"] = formatters.error_for_viewer(
+                rows[0].error_kind, rows[0].error
+            )
         return jsonify(payload)
 
 

@@ -1,8 +1,9 @@
 """Turn Python values into cell text that is safe to open in a spreadsheet.
 
 Formula injection (OWASP "CSV Injection"): a text cell starting with ``=``, ``+``, ``-``,
-``@``, tab or carriage return is prefixed with ``'``, so Excel, LibreOffice and Sheets show
-it as text instead of running it. Numbers are never touched: ``-5`` the integer stays a
+``@``, tab, carriage return or line feed — also after leading spaces, and also in their
+fullwidth forms ``＝ ＋ － ＠`` that some spreadsheets (and IMEs) treat alike — is prefixed with
+``'``, so Excel, LibreOffice and Sheets show it as text instead of running it. Numbers are never touched: ``-5`` the integer stays a
 number, ``"-5"`` the string becomes ``'-5``. XLSX cells get the same prefix although they are
 written as typed strings that Excel never evaluates: both formats then carry identical text,
 and a user who re-saves the XLSX as CSV does not re-arm the payload.
@@ -15,7 +16,11 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
-FORMULA_PREFIXES = "=+-@\t\r"
+FORMULA_PREFIXES = "=+-@\t\r\n\uff1d\uff0b\uff0d\uff20"
+# Spreadsheets skip these before reading "=...", so " =1+1" is a formula too.
+LEADING_BLANKS = " \u3000"
+# Any first character that may start a formula, directly or after blanks (the hot-loop test).
+_SUSPECT_FIRST = FORMULA_PREFIXES + LEADING_BLANKS
 EXCEL_MAX_CELL_CHARS = 32_767  # Excel counts UTF-16 code units
 TRUNCATION_MARKER = "…[truncated]"
 
@@ -26,8 +31,10 @@ _XML_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff
 
 def neutralize_formula(text: str) -> str:
     """Prefix ``'`` to text that a spreadsheet would otherwise read as a formula."""
-    if text and text[0] in FORMULA_PREFIXES:
-        return "'" + text
+    if text and text[0] in _SUSPECT_FIRST:
+        rest = text.lstrip(LEADING_BLANKS)
+        if rest and rest[0] in FORMULA_PREFIXES:
+            return "'" + text
     return text
 
 
@@ -111,7 +118,13 @@ def csv_cell(value: object) -> str:
     return render(value)
 
 
-def csv_row(row, _get=_CSV_BY_TYPE.get, _other=_csv_other, _prefixes=FORMULA_PREFIXES) -> list:
+def csv_row(
+    row,
+    _get=_CSV_BY_TYPE.get,
+    _other=_csv_other,
+    _suspect=_SUSPECT_FIRST,
+    _neutral=neutralize_formula,
+) -> list:
     """``[csv_cell(v) for v in row]``, inlined for the common types (the export's hot loop).
 
     None, int and float pass through: the csv module writes them exactly as ``csv_cell``
@@ -122,7 +135,7 @@ def csv_row(row, _get=_CSV_BY_TYPE.get, _other=_csv_other, _prefixes=FORMULA_PRE
     for value in row:
         kind = type(value)
         if kind is str:
-            append("'" + value if value and value[0] in _prefixes else value)
+            append(_neutral(value) if value and value[0] in _suspect else value)
         elif kind is int or kind is float or value is None:
             append(value)
         elif kind is datetime and value.tzinfo is None:

@@ -4,7 +4,16 @@ from llmadmin.models.audit import AuditEntry
 from llmadmin.models.code_outbox import CodeOutboxEntry
 from llmadmin.models.download import Download
 from llmadmin.models.llm_model import LLMModel
+from llmadmin.models.login_session import LoginSession
 from llmadmin.models.person import Person
 from llmadmin.models.task import Task
 
-__all__ = ["AuditEntry", "CodeOutboxEntry", "Download", "LLMModel", "Person", "Task"]
+__all__ = [
+    "AuditEntry",
+    "CodeOutboxEntry",
+    "Download",
+    "LLMModel",
+    "LoginSession",
+    "Person",
+    "Task",
+]

@@ -1,5 +1,7 @@
 """People: the company's staff, who are also the login accounts."""
 
+import secrets
+
 from flask_login import UserMixin
 from sqlalchemy import Boolean, DateTime, Integer, String
 from sqlalchemy import false as sa_false
@@ -30,6 +32,13 @@ class Person(UserMixin, db.Model):
     )
     created_at: Mapped[object] = mapped_column(DateTime, nullable=False, default=utcnow, index=True)
 
+    # The token of the signed-in session this object was loaded for (services/sessions), not a column.
+    login_token = None
+
+    def get_id(self) -> str | None:
+        """Flask-Login's id for the cookies: the session token, never the guessable, unrevocable row id."""
+        return self.login_token
+
     @property
     def is_admin(self) -> bool:
         return self.role == ROLE_ADMIN
@@ -43,8 +52,31 @@ class Person(UserMixin, db.Model):
         self.password_hash = generate_password_hash(password)
 
     def check_password(self, password: str) -> bool:
-        """Tell whether ``password`` matches the stored hash."""
-        return bool(self.password_hash) and check_password_hash(self.password_hash, password)
+        """Tell whether ``password`` matches the stored hash (as slowly when there is none)."""
+        if not self.password_hash:
+            return spend_password_check(password)
+        return check_password_hash(self.password_hash, password)
 
     def __str__(self) -> str:
         return f"{self.name} <{self.email}>" if self.email else self.name
+
+
+# One throw-away hash per hashing function in use (tests swap in a cheaper one).
+_DUMMY_HASHES: dict = {}
+
+
+def spend_password_check(password: str) -> bool:
+    """Check ``password`` against a throw-away hash and return False.
+
+    A sign-in for an unknown email (or an account without a password) then costs the same
+    hash work as a wrong password for a real account, so response times do not tell which
+    email addresses have accounts. The hash is made with the configured hashing function.
+    """
+    hasher = generate_password_hash
+    dummy = _DUMMY_HASHES.get(hasher)
+    if dummy is None:
+        if len(_DUMMY_HASHES) > 8:
+            _DUMMY_HASHES.clear()
+        dummy = _DUMMY_HASHES[hasher] = hasher(secrets.token_urlsafe(16))
+    check_password_hash(dummy, password)
+    return False

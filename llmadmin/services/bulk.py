@@ -49,7 +49,8 @@ def queue_bulk_action(
         list_args,
         person_id,
         extra,
-        description=f"{action} on all {count} matching rows",
+        # Shown in the RQ dashboard: numbers only, never the (posted) action or list name.
+        description=f"bulk action on {count} matching row(s) for person #{person_id}",
     )
     return count
 

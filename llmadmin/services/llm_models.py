@@ -44,8 +44,9 @@ def validate_base_url(url: str | None) -> str:
         raise ValidationError("Put the API key in the API key field, not in the URL.")
     if parts.query or parts.fragment:
         raise ValidationError("The base URL must not have a query string or fragment.")
-    _check_host_label(parts.hostname)
-    policy.check_outbound_url(url)  # OUTBOUND_ALLOWLIST (BlockedURL is a ValidationError)
+    url = policy.normalise_url(url)  # 0x7f000001 -> 127.0.0.1: stored as it will be called
+    _check_host_label(urlsplit(url).hostname)
+    policy.check_outbound_url(url)  # blocked networks, OUTBOUND_ALLOWLIST (a ValidationError)
     return url.rstrip("/")
 
 
@@ -58,6 +59,60 @@ def _check_host_label(host: str) -> None:
     for label in host.split("."):
         if not label or len(label) > 63 or not all(c.isalnum() or c == "-" for c in label):
             raise ValidationError(f"The host name {host!r} is not valid.")
+
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def url_origin(url: str | None) -> tuple[str, str, int | None]:
+    """Return (scheme, host, port) of ``url``, the port filled in for http/https."""
+    try:
+        parts = urlsplit((url or "").strip())
+        port = parts.port
+    except ValueError:
+        return ("", (url or "").strip().lower(), None)
+    scheme = parts.scheme.lower()
+    return (scheme, (parts.hostname or "").lower(), port or DEFAULT_PORTS.get(scheme))
+
+
+def host_label(url: str) -> str:
+    """Name the host of ``url`` as the confirmation field expects it: host, or host:port."""
+    scheme, host, port = url_origin(url)
+    shown = f"[{host}]" if ":" in host else host
+    return shown if port == DEFAULT_PORTS.get(scheme) else f"{shown}:{port}"
+
+
+def stored_key_goes_elsewhere(old_url: str | None, new_url: str | None, has_key: bool) -> bool:
+    """Tell whether saving ``new_url`` would send the stored key to another scheme, host or port."""
+    return bool(has_key and old_url and new_url) and url_origin(old_url) != url_origin(new_url)
+
+
+def check_key_destination(
+    old_url: str | None,
+    new_url: str | None,
+    *,
+    has_key: bool,
+    new_key: str | None,
+    confirm_host: str | None,
+) -> bool:
+    """Refuse to send a stored API key to a new scheme, host or port unless confirmed.
+
+    The key was given for ``old_url``'s server; a changed URL alone must not make the next
+    call (or connection test) hand it to another one. Typing the key again, or typing the new
+    host into the confirmation field, is required. Return True when the stored key is kept for
+    a new address (the caller audits that), False when nothing needs confirming.
+    """
+    if (new_key or "").strip() or not stored_key_goes_elsewhere(old_url, new_url, has_key):
+        return False
+    wanted = host_label(new_url)
+    given = (confirm_host or "").strip().lower().rstrip("/")
+    if given and given in {wanted, url_origin(new_url)[1]}:
+        return True
+    raise ValidationError(
+        f"The base URL now points at {wanted} (scheme, host or port changed), and the stored "
+        f"API key was given for {host_label(old_url)}. Type the API key again, or type "
+        f"{wanted} in 'Keep the stored key for the new host' to send the stored key there."
+    )
 
 
 def set_api_key(model: LLMModel, new_key: str | None) -> None:

@@ -66,6 +66,13 @@ def required_for(person: Person) -> bool:
     )
 
 
+def can_send_to(person: Person) -> bool:
+    """Tell whether the configured notifier has somewhere to send ``person``'s codes."""
+    from llmadmin.notifiers import destination_for
+
+    return bool(destination_for(person))
+
+
 def code_key(person_id: int) -> str:
     """Return the Redis key holding the HMAC of ``person_id``'s live code."""
     return f"{current_app.config['QUEUE_PREFIX']}:otp:{person_id}:code"

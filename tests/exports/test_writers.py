@@ -17,6 +17,8 @@ import pytest
 from llmadmin.exports import (
     WriteResult,
     atomic_write,
+    csv_cell,
+    excel_text,
     md5_of_file,
     safe_member_name,
     sanitize_filename,
@@ -120,6 +122,18 @@ def test_csv_neutralises_formula_strings_but_not_numbers(tmp_path):
         "'=1+1", "'+1", "'-1", "'@SUM(A1)", "'\tx", "'\rx", "'-5", "safe", "a=b",
         "-5", "-1.5", "-2.50",
     ]  # fmt: skip
+
+
+def test_csv_neutralises_line_feeds_leading_spaces_and_fullwidth_signs(tmp_path):
+    texts = ["\n=1+1", "  =1+1", " +1", "\u3000-1", " @x", "＝1+1", "＋1", "－1", "＠SUM(A1)"]
+    safe = ["  plain", " ", "a\n=b", "x＝1"]
+    row = (*texts, *safe)
+    path = tmp_path / "f.csv"
+    write_csv(path, [f"c{i}" for i in range(len(row))], iter([row]))
+
+    assert read_csv(path)[1] == ["'" + t for t in texts] + safe
+    assert [csv_cell(t) for t in texts] == ["'" + t for t in texts]
+    assert [excel_text(t) for t in texts] == ["'" + t for t in texts]
 
 
 def test_csv_chinese_none_and_datetimes(tmp_path):

@@ -236,3 +236,83 @@ def test_exports_of_the_models_list_mask_the_key(app, admin_user, tmp_path, fmt)
         content = path.read_text(encoding="utf-8-sig")
     assert "Keyed" in content and "sk-…ghij" in content
     assert API_KEY not in content
+
+
+# --- issue 13, finding 6: a stored key does not follow a changed host -----------------------
+
+
+def saved_model(admin_client) -> LLMModel:
+    assert (
+        post_form(admin_client, "/admin/llmmodel/new/", model_form(new_api_key=API_KEY)).status_code
+        == 302
+    )
+    return db.session.execute(db.select(LLMModel)).scalar_one()
+
+
+def edit(admin_client, model, **fields):
+    url = f"/admin/llmmodel/edit/?id={model.id}"
+    return post_form(admin_client, url, model_form(**{"new_api_key": "", **fields}), token_from=url)
+
+
+def stored_url(model) -> str:
+    db.session.expire_all()
+    return db.session.get(LLMModel, model.id).base_url
+
+
+@pytest.mark.parametrize(
+    "new_url",
+    [
+        "https://collector.evil.example/v1",  # another host
+        "https://api.deepseek.com:8443/v1",  # another port
+        "http://api.deepseek.com/v1",  # another scheme
+    ],
+)
+def test_changing_only_the_address_does_not_carry_the_stored_key_there(admin_client, new_url):
+    model = saved_model(admin_client)
+    response = edit(admin_client, model, base_url=new_url)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "Type the API key again" in page
+    assert stored_url(model) == "https://api.deepseek.com/v1"  # nothing saved: no test can send it
+
+
+def test_a_new_path_on_the_same_host_keeps_the_key(admin_client):
+    model = saved_model(admin_client)
+    assert edit(admin_client, model, base_url="https://api.deepseek.com/beta").status_code == 302
+    assert stored_url(model) == "https://api.deepseek.com/beta"
+
+
+def test_typing_the_key_again_allows_the_new_host(admin_client):
+    model = saved_model(admin_client)
+    response = edit(
+        admin_client,
+        model,
+        base_url="https://api.other.example/v1",
+        new_api_key="sk-new-key-123456",
+    )
+    assert response.status_code == 302
+    assert stored_url(model) == "https://api.other.example/v1"
+
+
+def test_keeping_the_key_needs_the_new_host_named_and_is_audited(admin_client):
+    model = saved_model(admin_client)
+    wrong = edit(
+        admin_client,
+        model,
+        base_url="https://api.other.example:8443/v1",
+        keep_key_for_host="api.deepseek.com",
+    )
+    assert wrong.status_code == 200 and "api.other.example:8443" in wrong.get_data(as_text=True)
+    response = edit(
+        admin_client,
+        model,
+        base_url="https://api.other.example:8443/v1",
+        keep_key_for_host="api.other.example:8443",
+    )
+    assert response.status_code == 302
+    assert stored_url(model) == "https://api.other.example:8443/v1"
+    [entry] = db.session.execute(
+        db.select(AuditEntry).where(AuditEntry.action == "api_key_new_host")
+    ).scalars()
+    assert "api.deepseek.com -> api.other.example:8443" in entry.summary
+    assert API_KEY not in (entry.summary or "")

@@ -263,3 +263,65 @@ def test_rq_dashboard_works_under_its_policy(browser, live, admin_user):
         "the dashboard's underscore templates did not render"
     )
     assert chrome.evaluate("window.__violations") == []
+
+
+DASH_HOSTILE = (
+    "<b id=wk>bold</b><img src=x onerror=\"window.__xss='rq';fetch('/__xss_hit?via=rq')\">"
+)
+
+
+def hostile_jobs(r):
+    """Jobs as RQ stores them, every shown field hostile: a busy worker on one, a failed one."""
+    from rq import Worker
+    from rq.job import Job
+    from rq.registry import FailedJobRegistry
+    from rq.results import Result
+
+    from llmadmin.queues import get_queue
+
+    queue = get_queue("llm")
+    running = queue.enqueue(
+        "llmadmin.jobs.tasks.test_model_connection",
+        DASH_HOSTILE,
+        description=DASH_HOSTILE,
+        job_id="hostile-running",
+    )
+    failed = Job.create(
+        "llmadmin.jobs.tasks.test_model_connection",
+        args=[DASH_HOSTILE],
+        description=DASH_HOSTILE,
+        connection=queue.connection,
+        id="hostile-failed",
+        origin=queue.name,
+    )
+    failed.save()
+    Result.create(failed, Result.Type.SUCCESSFUL, ttl=600, return_value={"error": DASH_HOSTILE})
+    Result.create_failure(failed, ttl=600, exc_string=f"Traceback: {DASH_HOSTILE}")
+    FailedJobRegistry(queue=queue).add(failed, ttl=600)
+    worker = Worker([queue], connection=queue.connection, name="probe-worker")
+    worker.register_birth()
+    worker.set_current_job_id(running.id)
+    return queue, worker
+
+
+def test_rq_dashboard_shows_hostile_job_text_as_text(browser, live, admin_user, r):
+    chrome = chromium_or_fail() and browser
+    queue, worker = hostile_jobs(r)
+    try:
+        sign_in(chrome, live)
+        pages = (
+            ("/admin/rq/0/view/workers", "#workers tbody tr[data-role=worker]"),
+            ("/admin/rq/0/view/job/hostile-failed", "#job-data .description-scroll"),
+            (f"/admin/rq/0/view/jobs/{queue.name}/failed/8/asc/1", "#jobs tbody tr[data-role=job]"),
+        )
+        for url, rendered in pages:
+            chrome.navigate(live.url + url)
+            assert chrome.wait_until(f"!!document.querySelector({json.dumps(rendered)})"), url
+            assert chrome.evaluate("document.getElementById('wk') === null"), url
+            assert chrome.evaluate("document.querySelectorAll('img[src=x]').length") == 0, url
+            html = chrome.evaluate("document.querySelector('.container').innerHTML")
+            assert "&lt;b id=wk&gt;" in html, url  # shown, as text
+            assert_nothing_ran(chrome, live, url)
+            assert chrome.evaluate("window.__violations") == [], url
+    finally:
+        worker.register_death()

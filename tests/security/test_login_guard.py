@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from llmadmin import config as settings
+from llmadmin.extensions import db
 from llmadmin.services import login_guard
 from tests.conftest import csrf_token, make_test_app
 from tests.security.conftest import age, flash_text, page_text
@@ -29,32 +30,35 @@ def fail(client, email: str, times: int, ip: str = "127.0.0.1") -> None:
         assert "Wrong email or password." in flash_text(page_text(response))
 
 
-def test_five_failures_lock_the_account_with_the_wait_time(client, member_user):
+def test_five_failures_lock_the_account_for_that_client_with_the_wait_time(client, member_user):
     fail(client, "member@example.com", 5)
     response = attempt(client, "member@example.com", "member-password")
     message = flash_text(page_text(response))
-    assert "Too many failed sign-ins for this account. Try again in 15 minutes." in message
+    assert (
+        "Too many failed sign-ins for this account from your network address. "
+        "Try again in 15 minutes" in message
+    )
     assert not signed_in(client)
 
 
 def test_a_lockout_does_not_check_the_password_and_is_not_extended(app, client, member_user, r):
     fail(client, "member@example.com", 5)
-    key = login_guard.account_key("member@example.com")
+    key = login_guard.pair_key("member@example.com", "127.0.0.1")
     age(r, key, 14 * 60)  # 14 of the 15 minutes have passed
     response = attempt(client, "member@example.com", "still-wrong")
-    assert "Try again in 60 seconds." in flash_text(page_text(response))
+    assert "Try again in 60 seconds" in flash_text(page_text(response))
     assert 55 <= r.ttl(key) <= 60  # refused attempts do not renew the lockout
 
 
 def test_the_account_opens_again_when_the_window_has_passed(client, member_user, r):
     fail(client, "member@example.com", 5)
-    age(r, login_guard.account_key("member@example.com"), 15 * 60)
+    age(r, login_guard.pair_key("member@example.com", "127.0.0.1"), 15 * 60)
     response = attempt(client, "member@example.com", "member-password")
     assert response.status_code == 302 and signed_in(client)
 
 
 def test_each_failure_renews_the_window(client, member_user, r):
-    key = login_guard.account_key("member@example.com")
+    key = login_guard.pair_key("member@example.com", "127.0.0.1")
     fail(client, "member@example.com", 4)
     age(r, key, 10 * 60)
     fail(client, "member@example.com", 1)
@@ -68,6 +72,7 @@ def test_success_clears_the_account_counter(client, member_user, r):
     fail(client, "member@example.com", 4)
     assert attempt(client, "member@example.com", "member-password").status_code == 302
     assert r.get(login_guard.account_key("member@example.com")) is None
+    assert r.get(login_guard.pair_key("member@example.com", "127.0.0.1")) is None
     client.post("/logout", data={"csrf_token": csrf_token(client, "/admin/")})
     fail(client, "member@example.com", 4)  # a fresh allowance of failures
     assert attempt(client, "member@example.com", "member-password").status_code == 302
@@ -123,7 +128,7 @@ def test_limits_follow_the_settings(app, client, member_user):
     app.config["LOGIN_LOCKOUT_SECONDS"] = 60
     fail(client, "member@example.com", 2)
     response = attempt(client, "member@example.com", "member-password")
-    assert "Try again in 60 seconds." in flash_text(page_text(response))
+    assert "Try again in 60 seconds" in flash_text(page_text(response))
 
 
 def test_redis_down_lets_the_password_decide(app, client, member_user, monkeypatch):
@@ -198,3 +203,88 @@ def test_create_app_stops_with_a_clear_error_without_a_secret_key(monkeypatch):
         RuntimeError, match="SECRET_KEY must be set when LLMADMIN_ENV is not 'development'"
     ):
         create_app()
+
+
+# --- issue 13, finding 4: failures from elsewhere do not lock the owner out -----------------
+
+
+def test_failures_from_another_address_do_not_lock_the_owner_out(client, member_user):
+    fail(client, "member@example.com", 5, ip="203.0.113.9")
+    assert "Too many failed" in flash_text(
+        page_text(attempt(client, "member@example.com", "member-password", ip="203.0.113.9"))
+    )
+    response = attempt(client, "member@example.com", "member-password", ip="10.0.0.7")
+    assert response.status_code == 302 and signed_in(client)
+
+
+def test_many_failures_from_everywhere_ask_the_owner_for_a_code_not_lock_them_out(
+    app, client, member_user, r
+):
+    from llmadmin.models import AuditEntry
+
+    for n in range(10):  # ten addresses, one failure each: no client reaches its own limit
+        fail(client, "member@example.com", 1, ip=f"198.51.100.{n}")
+    response = attempt(client, "member@example.com", "member-password", ip="10.0.0.7")
+    assert response.status_code == 302 and response.headers["Location"].endswith("/login/code")
+    assert not signed_in(client)
+    assert "a code is needed too" in flash_text(page_text(client.get("/login/code")))
+    steps = db.session.execute(
+        db.select(AuditEntry).where(AuditEntry.action == "login_step_up")
+    ).scalars()
+    assert len(list(steps)) == 1
+    failures = db.session.execute(
+        db.select(AuditEntry).where(AuditEntry.action == "login_failed")
+    ).scalars()
+    assert len(list(failures)) == 10  # every failure is still audited
+
+
+def test_the_step_up_follows_its_setting(app, client, member_user):
+    app.config["LOGIN_STEP_UP_FAILURES"] = 2
+    fail(client, "member@example.com", 1, ip="198.51.100.1")
+    assert attempt(client, "member@example.com", "member-password").status_code == 302
+    assert signed_in(client)  # one failure: no code asked for
+
+
+# --- issue 13, finding 3: no user enumeration by timing ------------------------------------
+
+
+def test_unknown_and_existing_emails_cost_the_same_time(app, client, monkeypatch):
+    """Median times of 20 wrong passwords each, interleaved: their ratio is near 1.
+
+    A deliberately slow hash (PBKDF2, 60,000 rounds) makes the hash dominate the request, as
+    scrypt does in production; before the fix, unknown emails skipped it.
+    """
+    import statistics
+    import time
+
+    from werkzeug.security import generate_password_hash
+
+    import llmadmin.models.person as person_module
+    from llmadmin.services.people import create_user
+
+    monkeypatch.setattr(
+        person_module,
+        "generate_password_hash",
+        lambda password: generate_password_hash(password, method="pbkdf2:sha256:60000"),
+    )
+    create_user("real@example.com", "real-password")
+    app.config.update(LOGIN_MAX_FAILURES_PER_ACCOUNT=1000, LOGIN_MAX_FAILURES_PER_IP=1000)
+    app.config["LOGIN_STEP_UP_FAILURES"] = 1000
+    token = csrf_token(client)
+
+    def timed(email: str) -> float:
+        started = time.perf_counter()
+        response = client.post(
+            "/login", data={"email": email, "password": "wrong-password", "csrf_token": token}
+        )
+        elapsed = time.perf_counter() - started
+        assert "Wrong email or password." in flash_text(page_text(response))
+        return elapsed
+
+    timed("real@example.com"), timed("nobody@example.com")  # warm-up (the throw-away hash)
+    existing, unknown = [], []
+    for _ in range(20):
+        existing.append(timed("real@example.com"))
+        unknown.append(timed("nobody@example.com"))
+    ratio = statistics.median(existing) / statistics.median(unknown)
+    assert 0.5 <= ratio <= 2, f"existing/unknown median time ratio {ratio:.2f}"

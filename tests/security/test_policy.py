@@ -351,3 +351,123 @@ def test_no_patterns_means_no_check(app, sim_model):
     task_service.create_task(
         prompt="password: fine here", model_id=sim_model.id, creator_id=None, run=False
     )
+
+
+# --- issue 13, finding 7: default outbound blocks, numeric forms, what members see -----------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data",
+        "http://169.254.170.2/v2/credentials",
+        "http://[fd00:ec2::254]/latest",
+        "http://[fe80::1]/v1",
+        "http://100.100.100.200/latest/meta-data",  # Alibaba Cloud metadata
+        "http://0xa9fea9fe/v1",  # 169.254.169.254 in hex
+        "http://2852039166/v1",  # ... as one decimal number
+        "http://0251.0376.0251.0376/v1",  # ... in octal
+        "http://169.254.43518/v1",  # ... as two parts
+        "http://[::ffff:169.254.169.254]/v1",
+    ],
+)
+def test_metadata_and_link_local_addresses_are_blocked_without_any_setting(app, url):
+    with pytest.raises(policy.BlockedURL, match="link-local and cloud-metadata"):
+        policy.check_outbound_url(url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:11434/v1",
+        "http://10.1.2.3:8000/v1",
+        "http://192.168.1.20/v1",
+        "http://172.16.0.9/v1",
+        "http://[fd12:3456::1]/v1",
+        "http://llm.corp.internal/v1",
+    ],
+)
+def test_private_networks_keep_working_without_configuration(app, dns, url):
+    dns["llm.corp.internal"] = ["10.20.30.40"]
+    policy.check_outbound_url(url)
+
+
+def test_a_name_resolving_to_a_metadata_address_is_blocked(app, dns):
+    dns["metadata.google.internal"] = ["169.254.169.254"]
+    with pytest.raises(policy.BlockedURL, match="metadata.google.internal"):
+        policy.check_outbound_url("http://metadata.google.internal/computeMetadata/v1")
+
+
+def test_numeric_host_forms_are_normalised_before_the_allowlist(app, dns):
+    allow(app, "10.0.0.0/8")
+    policy.check_outbound_url("http://0x0a000001/v1")  # 10.0.0.1
+    with pytest.raises(policy.BlockedURL, match="127.0.0.1"):
+        policy.check_outbound_url("http://0x7f000001/v1")
+
+
+def test_a_saved_numeric_host_is_stored_in_its_usual_form(app, admin_client):
+    response = post_form(
+        admin_client, "/admin/llmmodel/new/", model_form(base_url="http://0x7f000001:8000/v1")
+    )
+    assert response.status_code == 302
+    assert db.session.execute(db.select(LLMModel.base_url)).scalar_one() == (
+        "http://127.0.0.1:8000/v1"
+    )
+    response = post_form(
+        admin_client, "/admin/llmmodel/new/", model_form(base_url="http://169.254.169.254/v1")
+    )
+    assert response.status_code == 200
+    assert "link-local and cloud-metadata" in " ".join(
+        field_errors(response.get_data(as_text=True), "base_url")
+    )
+
+
+def test_the_blocked_networks_follow_their_setting(database_uri, redis_url):
+    app = make_test_app(database_uri, redis_url, OUTBOUND_BLOCKED_NETWORKS=["10.9.0.0/16"])
+    with app.app_context():
+        with pytest.raises(policy.BlockedURL):
+            policy.check_outbound_url("http://10.9.1.1/v1")
+        policy.check_outbound_url("http://169.254.169.254/v1")  # replaced, not added to
+    with pytest.raises(RuntimeError, match="OUTBOUND_BLOCKED_NETWORKS"):
+        make_test_app(database_uri, redis_url, OUTBOUND_BLOCKED_NETWORKS=["not-a-network"])
+
+
+UPSTREAM_BODY = "INTERNAL-ONLY: db01.corp password=hunter2"
+
+
+def test_members_see_a_classified_connection_test_admins_the_details(
+    app, client, admin_user, member_user, sim_model
+):
+    from llmadmin.models.base import utcnow
+    from tests.conftest import login
+
+    sim_model.last_test_at = utcnow()
+    sim_model.last_test_status = 500
+    sim_model.last_test_latency_ms = 12.0
+    sim_model.last_test_error = (
+        f'The model endpoint had a server error (HTTP 500) ("{UPSTREAM_BODY}")'
+    )
+    db.session.commit()
+    login(client, "member@example.com", "member-password")
+    for url in ("/admin/llmmodel/", f"/admin/llmmodel/details/?id={sim_model.id}"):
+        page = client.get(url).get_data(as_text=True)
+        assert UPSTREAM_BODY not in page, url
+        assert "5xx" in page and "12 ms" in page, url
+    admin = app.test_client()
+    login(admin, "admin@example.com", "admin-password")
+    assert UPSTREAM_BODY in admin.get("/admin/llmmodel/").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("kind", ["connection_error", "connect_timeout", "server_error"])
+def test_members_see_a_classified_task_error_admins_the_details(
+    app, member_client, admin_user, member_user, sim_model, kind
+):
+    task = make_task(member_user, sim_model, status=FAILURE)
+    task.error = f"Could not reach 10.0.0.5:6379 ({UPSTREAM_BODY})"
+    task.error_kind = kind
+    db.session.commit()
+    page = member_client.get(f"/admin/task/details/?id={task.id}").get_data(as_text=True)
+    assert UPSTREAM_BODY not in page and "10.0.0.5" not in page
+    assert ("could not be reached" in page) == (kind != "server_error")
+    status = member_client.get(f"/admin/task/status.json?ids={task.id}&with_result=1").get_json()
+    assert UPSTREAM_BODY not in status[str(task.id)]["error"]
