@@ -16,11 +16,13 @@ tests/security/test_rq_dashboard.py fails while any page still has one.
 from __future__ import annotations
 
 import rq_dashboard
-from flask import abort, request
+from flask import abort, current_app, request
 from flask_wtf.csrf import generate_csrf
 from rq.exceptions import NoSuchJobError
 
 from llmadmin.auth import require_admin
+from llmadmin.errorpages import render_error
+from llmadmin.queues import get_redis
 
 DASHBOARD_URL = "/admin/rq"
 STATE_CHANGING_ENDPOINTS = {"rq_dashboard.requeue_all"}
@@ -42,7 +44,6 @@ def init_app(app) -> None:
 
 
 def _no_such_job(exc: NoSuchJobError):
-    from llmadmin.errorpages import render_error
 
     return render_error(404, "This job no longer exists (it finished, expired or was deleted).")
 
@@ -55,9 +56,6 @@ def _guard():
         abort(405)
     # Use our own client so the embedded server is started on demand and the
     # connection matches the one the app and the workers use.
-    from flask import current_app
-
-    from llmadmin.queues import get_redis
 
     current_app.redis_conn = get_redis()
 

@@ -31,6 +31,9 @@ import secrets
 from functools import lru_cache
 
 from flask import current_app, has_request_context, request
+from flask_login import current_user
+
+from llmadmin import notifiers, policy
 
 NONCE_ENVIRON_KEY = "llmadmin.csp_nonce"
 RQ_DASHBOARD_BLUEPRINT = "rq_dashboard"
@@ -124,7 +127,6 @@ NO_STORE_TYPES = {"text/html", "application/json"}
 
 
 def _signed_in() -> bool:
-    from flask_login import current_user
 
     return bool(current_user and current_user.is_authenticated)
 
@@ -155,7 +157,6 @@ def init_app(app) -> None:
 
     Call after ``init_admin``: the admin gets the nonce generator and the Code outbox panel.
     """
-    from llmadmin import notifiers, policy
 
     policy.init_app(app)
     notifiers.init_app(app)

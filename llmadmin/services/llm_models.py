@@ -10,8 +10,9 @@ from urllib.parse import urlsplit
 from sqlalchemy import delete, select, update
 
 from llmadmin import crypto, policy, queues
-from llmadmin.errors import NotFound, ValidationError
+from llmadmin.errors import LLMError, NotFound, ValidationError
 from llmadmin.extensions import db
+from llmadmin.llm import ChatRequest, build_messages, chat_blocking
 from llmadmin.models import LLMModel, Task
 from llmadmin.models.base import utcnow
 
@@ -177,8 +178,6 @@ def request_connection_test(model_ids: list[int]) -> int:
 
 def test_connection(model_id: int) -> dict:
     """Send a one-line prompt to the model and store status, latency and error on it."""
-    from llmadmin.errors import LLMError
-    from llmadmin.llm import ChatRequest, build_messages, chat_blocking
 
     model = db.session.get(LLMModel, model_id)
     if model is None:

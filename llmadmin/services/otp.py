@@ -20,6 +20,7 @@ from llmadmin import crypto, notifiers, queues
 from llmadmin.errors import LLMAdminError, QueueUnavailable
 from llmadmin.extensions import db
 from llmadmin.models import Person
+from llmadmin.notifiers import destination_for
 from llmadmin.queues import get_redis
 from llmadmin.services.login_guard import REDIS_ERRORS
 
@@ -68,7 +69,6 @@ def required_for(person: Person) -> bool:
 
 def can_send_to(person: Person) -> bool:
     """Tell whether the configured notifier has somewhere to send ``person``'s codes."""
-    from llmadmin.notifiers import destination_for
 
     return bool(destination_for(person))
 
