@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import logging
-from urllib.parse import urlencode
 
 from flask import abort, flash, redirect, request, url_for
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.helpers import get_redirect_target
 from flask_login import current_user
 
+from llmadmin.admin import selection_args
 from llmadmin.errors import LLMAdminError, QueueUnavailable
 from llmadmin.extensions import db
-from llmadmin.services import audit
+from llmadmin.services import audit, bulk, selections
+from llmadmin.services.selections import Selection
 
 logger = logging.getLogger(__name__)
 
@@ -29,8 +30,6 @@ class ProtectedView(ModelView):
     page_size_options = (20, 50, 100)
     list_template = "admin/model/llmadmin_list.html"
     details_template = "admin/model/llmadmin_details.html"
-    # Services that the bulk "all matching rows" path may call: action name -> callable(ids, person_id)
-    bulk_services: dict = {}
 
     def is_accessible(self) -> bool:
         if not current_user.is_authenticated:
@@ -87,21 +86,14 @@ class ProtectedView(ModelView):
             return redirect(get_redirect_target() or self.get_url(".index_view"))
 
     def _queue_all_matching(self):
-        from llmadmin.services.bulk import queue_bulk_action
-
         action = request.form.get("action", "")
         back = get_redirect_target() or self.get_url(".index_view")
-        if action not in self.bulk_services or not self.is_action_allowed(action):
+        if not bulk.supports(self.endpoint, action) or not self.is_action_allowed(action):
             flash("This action cannot be applied to all matching rows.", "error")
             return redirect(back)
         try:
-            count = queue_bulk_action(
-                self.endpoint,
-                action,
-                request.form.get("list_args", ""),
-                current_user.id,
-                extra=self.bulk_extra(action),
-            )
+            selection = self.selection_from_form()
+            count = bulk.queue_bulk_action(selection, action, extra=self.bulk_extra(action))
         except LLMAdminError as exc:
             flash(str(exc), "error")
             return redirect(back)
@@ -109,7 +101,8 @@ class ProtectedView(ModelView):
             f"action:{action}",
             self.endpoint,
             None,
-            f"{self.action_label(action)} on all {count} rows matching: {request.form.get('list_args', '')}",
+            f"{self.action_label(action)} on all {count} rows matching: "
+            + selections.describe(selection),
         )
         flash(
             f"“{self.action_label(action)}” is being applied to all {count:,} matching rows "
@@ -126,31 +119,15 @@ class ProtectedView(ModelView):
         data = self._actions_data.get(action)
         return str(data[1]) if data else action
 
-    def matching_query(self, sorted_like_the_list: bool = False):
-        """The SQLAlchemy query of every row the current list URL shows (all pages).
-
-        Unsorted unless ``sorted_like_the_list``: then in the list's order (its sort column,
-        or the view's default), so an export reads like the page it came from.
-        """
-        view_args = self._get_list_extra_args()
-        sort_column, sort_desc = None, False
-        if sorted_like_the_list:
-            found = self._get_column_by_idx(view_args.sort)
-            sort_column, sort_desc = (found[0] if found else None), bool(view_args.sort_desc)
-        _count, query = self.get_list(
-            None,
-            sort_column,
-            sort_desc,
-            view_args.search,
-            view_args.filters,
-            execute=False,
-            page_size=False,
+    def selection_from_form(self) -> Selection:
+        """The selection of all rows matching the list URL posted as ``list_args``."""
+        return selection_args.selection_from_query_string(
+            self, request.form.get("list_args", ""), current_user.id
         )
-        return query if sorted_like_the_list else query.order_by(None)
 
-    def list_args_string(self) -> str:
-        """The current list URL's query string, stored for a later bulk expansion."""
-        return urlencode(list(request.args.items(multi=True)))
+    def current_selection(self, ids=None) -> Selection:
+        """The selection of the list URL being shown (or of the ticked ``ids``)."""
+        return selection_args.selection_from_args(self, request.args, current_user.id, ids=ids)
 
 
 class ScopedView(ProtectedView):

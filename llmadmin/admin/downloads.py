@@ -111,10 +111,6 @@ class DownloadView(ScopedView):
         }
     }
 
-    # "All matching rows" goes through ProtectedView's bulk path, which re-applies the
-    # per-person scope in the worker; files are removed after each chunk's commit.
-    bulk_services = {"delete": lambda ids, person_id, **kw: download_cleanup.delete_downloads(ids)}
-
     @action("delete", "Delete", "Delete the selected downloads and their files?")
     def action_delete(self, ids):
         count = download_cleanup.delete_downloads(self.visible_ids(ids))

@@ -229,13 +229,6 @@ class LLMModelView(export_actions.ExportActionsMixin, ProtectedView):
             flash(f"Kept {kept} task(s) that used it (now without a model).", "info")
         return True
 
-    bulk_services = {
-        "delete": lambda ids, person_id, **kw: model_service.delete_models(ids),
-        "test": lambda ids, person_id, **kw: model_service.request_connection_test(ids),
-        "enable": lambda ids, person_id, **kw: model_service.set_enabled(ids, True),
-        "disable": lambda ids, person_id, **kw: model_service.set_enabled(ids, False),
-    }
-
     @action(
         "delete", "Delete", "Delete the selected models? Their tasks are kept, without a model."
     )

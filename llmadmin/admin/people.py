@@ -108,10 +108,6 @@ class PersonView(export_actions.ExportActionsMixin, ProtectedView):
             flash(note, "info")
         return True
 
-    bulk_services = {
-        "delete": lambda ids, person_id, **kw: people_service.delete_people(ids, keep=person_id)
-    }
-
     @action(
         "delete",
         "Delete",

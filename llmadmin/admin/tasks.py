@@ -151,16 +151,6 @@ class TaskView(export_actions.ExportActionsMixin, ScopedView):
     }
     form_widget_args = {"prompt": {"rows": 8}, "system_prompt": {"rows": 3}}
 
-    bulk_services = {
-        "run": lambda ids, person_id, **kw: task_service.run_tasks(ids),
-        "retry": lambda ids, person_id, **kw: task_service.retry_failed(ids),
-        "cancel": lambda ids, person_id, **kw: task_service.cancel_tasks(ids),
-        "delete": lambda ids, person_id, **kw: task_service.delete_tasks(ids),
-        "duplicate": lambda ids, person_id, model_id=None, **kw: task_service.duplicate_tasks(
-            ids, model_id, person_id
-        ),
-    }
-
     # --- forms ------------------------------------------------------------------------
     def get_create_form(self):
         """The scaffolded form plus a one-time token: the same form posted twice makes one task."""

@@ -337,11 +337,14 @@ def test_duplicating_old_tasks_is_refused_with_the_reason(app, admin_client, adm
 
 def test_bulk_duplicate_of_all_matching_rows_is_refused(app, admin_user, sim_model):
     from llmadmin.services.bulk import apply_bulk_action
+    from llmadmin.services.selections import Selection
 
     make_task(admin_user, sim_model, prompt="password: x")
     block(app, *RULES)
     with pytest.raises(ValidationError, match="credentials must not be sent"):
-        apply_bulk_action("task", "duplicate", "", admin_user.id, {"model_id": sim_model.id})
+        apply_bulk_action(
+            Selection("task", admin_user.id).to_dict(), "duplicate", {"model_id": sim_model.id}
+        )
     db.session.rollback()
     assert db.session.execute(db.select(db.func.count(Task.id))).scalar_one() == 1
 
