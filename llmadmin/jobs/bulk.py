@@ -1,13 +1,13 @@
-"""Job: apply an admin action to all rows matching a stored selection."""
+"""Job: apply a stored bulk operation (an admin action on all matching rows)."""
 
 from __future__ import annotations
 
 from llmadmin.jobs.context import app_context
 
 
-def apply_bulk_action(selection: dict, action: str, extra: dict) -> int:
-    """Expand the stored selection in the worker and apply the action in chunks."""
-    from llmadmin.services import bulk
+def apply_bulk_operation(operation_id: int) -> str:
+    """Claim the PENDING operation and apply it in chunks (a duplicate delivery is a no-op)."""
+    from llmadmin.services.bulk import run_operation
 
     with app_context():
-        return bulk.apply_bulk_action(selection, action, extra)
+        return run_operation(operation_id)

@@ -25,10 +25,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from llmadmin.errors import LLMAdminError, QueueUnavailable, SelectionDenied, ValidationError
 from llmadmin.extensions import db
-from llmadmin.models import Download
+from llmadmin.models import BulkOperation, Download
 from llmadmin.models.base import utcnow
 from llmadmin.models.download import FAILURE, PENDING, RUNNING, SUCCESS
-from llmadmin.services import selections
+from llmadmin.services import bulk_state, selections
 from llmadmin.services.export_sources import BUNDLE_TEXTS, SOURCES, Column
 from llmadmin.services.selections import Selection
 
@@ -106,6 +106,18 @@ def create_export(
         job_id=uuid.uuid4().hex,
     )
     db.session.add(row)
+    db.session.add(
+        BulkOperation(  # the Bulk operations panel lists exports too, linked to this row
+            creator_id=selection.person_id,
+            list_name=selection.list_name,
+            action=f"export_{fmt}",
+            selection=json.dumps(selection.to_dict()),
+            arguments="{}",
+            description=selections.describe(selection)[:300],
+            status=bulk_state.PENDING,
+            download=row,
+        )
+    )
     db.session.commit()
     return row, enqueue_export(row.id, row.job_id)
 
@@ -146,6 +158,7 @@ def run_export(download_id: int) -> str:
     ):
         logger.info("download %s not PENDING any more: duplicate delivery ignored", download_id)
         return "skipped"
+    bulk_state.follow_download(download_id, bulk_state.RUNNING)
     row = db.session.get(Download, download_id)
     if row is None:
         return "skipped"  # deleted right after the claim
@@ -162,10 +175,15 @@ def run_export(download_id: int) -> str:
         db.session.rollback()
         _remove_quietly(target)
         logger.exception("download %s failed", download_id)
-        transition(download_id, FAILURE, error=describe_failure(exc), finished_at=utcnow())
+        error = describe_failure(exc)
+        transition(download_id, FAILURE, error=error, finished_at=utcnow())
+        bulk_state.follow_download(download_id, bulk_state.FAILURE, error=error)
         return FAILURE
     if not _record_success(download_id, relative, target, count, size, md5, started):
         return "discarded"
+    bulk_state.follow_download(
+        download_id, bulk_state.SUCCESS, matched=count, processed=count, changed=count
+    )
     logger.info("download %s written: %d rows, %d bytes", download_id, count, size)
     return SUCCESS
 
