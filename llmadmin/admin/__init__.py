@@ -19,12 +19,13 @@ class AdminOnlyLink(MenuLink):
 def init_admin(app) -> Admin:
     """Register every panel on a new Admin bound to ``app``."""
     from llmadmin.admin.audit import AuditView
+    from llmadmin.admin.bulk_operations import BulkOperationView
     from llmadmin.admin.downloads import DownloadView
     from llmadmin.admin.home import HomeView
     from llmadmin.admin.llm_models import LLMModelView
     from llmadmin.admin.people import PersonView
     from llmadmin.admin.tasks import TaskView
-    from llmadmin.models import AuditEntry, Download, LLMModel, Person, Task
+    from llmadmin.models import AuditEntry, BulkOperation, Download, LLMModel, Person, Task
 
     admin = Admin(
         app,
@@ -35,6 +36,9 @@ def init_admin(app) -> Admin:
     admin.add_view(TaskView(Task, db, name="Tasks", endpoint="task"))
     admin.add_view(LLMModelView(LLMModel, db, name="LLM Models", endpoint="llmmodel"))
     admin.add_view(DownloadView(Download, db, name="Download Center", endpoint="download"))
+    admin.add_view(
+        BulkOperationView(BulkOperation, db, name="Bulk operations", endpoint="bulkoperation")
+    )
     admin.add_view(PersonView(Person, db, name="People", endpoint="person"))
     admin.add_view(AuditView(AuditEntry, db, name="Audit Log", endpoint="audit"))
     admin.add_link(AdminOnlyLink(name="RQ Dashboard", url="/admin/rq/"))

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import logging
 
-from flask import abort, flash, redirect, request, url_for
+from flask import abort, flash, g, redirect, request, url_for
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.helpers import get_redirect_target
 from flask_login import current_user
+from markupsafe import Markup
 
 from llmadmin.admin import selection_args
 from llmadmin.errors import LLMAdminError, QueueUnavailable
 from llmadmin.extensions import db
-from llmadmin.services import audit, bulk, selections
+from llmadmin.services import audit, bulk
 from llmadmin.services.selections import Selection
 
 logger = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ class ProtectedView(ModelView):
     page_size = 20
     page_size_options = (20, 50, 100)
     list_template = "admin/model/llmadmin_list.html"
+    live_status = False  # the list refreshes its status badges (and counts) via status.json
     details_template = "admin/model/llmadmin_details.html"
 
     def is_accessible(self) -> bool:
@@ -93,23 +95,42 @@ class ProtectedView(ModelView):
             return redirect(back)
         try:
             selection = self.selection_from_form()
-            count = bulk.queue_bulk_action(selection, action, extra=self.bulk_extra(action))
+            operation, queued = bulk.start_operation(selection, action, self.bulk_extra(action))
         except LLMAdminError as exc:
             flash(str(exc), "error")
             return redirect(back)
         audit.record(
             f"action:{action}",
             self.endpoint,
-            None,
-            f"{self.action_label(action)} on all {count} rows matching: "
-            + selections.describe(selection),
+            str(operation.id),
+            f"{self.action_label(action)} on all {operation.matched} rows matching: "
+            + operation.description,
         )
-        flash(
-            f"“{self.action_label(action)}” is being applied to all {count:,} matching rows "
-            "in the background.",
-            "success",
-        )
+        label, count = self.action_label(action), f"{operation.matched:,}"
+        if queued:
+            message = f"“{label}” is being applied to all {count} matching rows in the background."
+        else:
+            message = (
+                f"“{label}” on all {count} matching rows waits: the job queue is unreachable "
+                "right now, and it starts automatically when it is back."
+            )
+        flash_operation(message, operation.id, "success" if queued else "warning")
         return redirect(back)
+
+    def run_ticked(self, action: str, ids, **arguments):
+        """Apply ``action`` to ticked ids now through the bulk registry, recording the operation.
+
+        Return the service's answer; ``flash_ticked`` links to the recorded row.
+        """
+        operation, result = bulk.run_ticked(
+            self.endpoint, action, ids, current_user.id, arguments or None
+        )
+        g.bulk_operation_id = operation.id  # views are shared: keep it per request
+        return result
+
+    def flash_ticked(self, message: str, category: str = "success") -> None:
+        """Flash ``message`` with a link to the operation ``run_ticked`` recorded."""
+        flash_operation(message, g.get("bulk_operation_id"), category)
 
     def bulk_extra(self, action: str) -> dict:
         """Extra arguments an action needs in bulk (e.g. the target model of a duplicate)."""
@@ -173,6 +194,17 @@ class ScopedView(ProtectedView):
 
 
 MAX_ID = 2**31 - 1
+
+
+def flash_operation(message: str, operation_id: int | None, category: str = "success") -> None:
+    """Flash ``message`` followed by a link to its row in the Bulk operations panel."""
+    if operation_id is None:
+        flash(message, category)
+        return
+    link = Markup(' <a href="{}">Bulk operation #{}</a>').format(
+        url_for("bulkoperation.details_view", id=operation_id), operation_id
+    )
+    flash(Markup("{}{}").format(message, link), category)
 
 
 def _int_or_404(value) -> int:
