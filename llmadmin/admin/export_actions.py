@@ -76,6 +76,11 @@ class ExportActionsMixin:
             flash(str(exc), "error")
             return redirect(back)
         center = Markup('<a href="{}">Download Center</a>').format(url_for("download.index_view"))
+        operation_id = download_service.operation_of(download.id)
+        if operation_id is not None:
+            center += Markup(' (<a href="{}">Bulk operation #{}</a>)').format(
+                url_for("bulkoperation.details_view", id=operation_id), operation_id
+            )
         if queued:
             flash(
                 Markup(

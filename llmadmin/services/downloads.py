@@ -122,6 +122,13 @@ def create_export(
     return row, enqueue_export(row.id, row.job_id)
 
 
+def operation_of(download_id: int) -> int | None:
+    """Return the id of the bulk operation that records this export."""
+    return db.session.execute(
+        select(BulkOperation.id).where(BulkOperation.download_id == download_id)
+    ).scalar()
+
+
 def enqueue_export(download_id: int, job_id: str) -> bool:
     """Enqueue the export job; False when Redis is down (the sweep re-sends it later)."""
     from llmadmin.jobs.exports import export_download

@@ -182,8 +182,9 @@ def test_ticked_rows_are_recorded_and_the_flash_links_to_the_row(admin_client, a
 def test_an_export_is_recorded_and_follows_its_download(admin_client, admin_user, app, tmp_path):
     app.config["DOWNLOAD_DIR"] = str(tmp_path)
     add_tasks(admin_user, 3, SUCCESS)
-    post_all_matching(admin_client, "export_csv", "")
+    page = post_all_matching(admin_client, "export_csv", "").get_data(as_text=True)
     row = only_operation()
+    assert f"/admin/bulkoperation/details/?id={row.id}" in page
     assert row.action == "export_csv" and row.download_id is not None and row.status == "PENDING"
     (job,) = get_queue("reports").get_jobs()
     assert job.func(*job.args) == "SUCCESS"
