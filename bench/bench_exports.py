@@ -219,21 +219,15 @@ def case_ours(case: str) -> dict:
     from llmadmin.models import Download, Person
     from llmadmin.models.base import utcnow
     from llmadmin.services import downloads as service
-    from llmadmin.services.bulk import find_view
+    from llmadmin.services.selections import Selection
 
     admin = db.session.execute(
         db.select(Person).where(Person.email == "bench@example.com")
     ).scalar_one()
-    list_args = ""
+    filters = ()
     fmt = "csv" if case == "csv_zip_rows" else case
     if case in ("zip", "csv_zip_rows"):  # the same rows: the first --zip-rows, by a status filter
-        view = find_view("task")
-        key = next(
-            k
-            for k, (_i, f) in view._filter_args.items()
-            if str(f.name) == "Status" and type(f).__name__ == "FilterEqual"
-        )
-        list_args = f"flt0_{key}=FAILURE"
+        filters = (("status", "equals", "FAILURE"),)
     row = Download(
         name=f"bench {fmt}",
         file_name=service.export_file_name("Tasks", fmt, utcnow()),
@@ -241,7 +235,7 @@ def case_ours(case: str) -> dict:
         source="tasks",
         status="PENDING",
         creator_id=admin.id,
-        selection=json.dumps({"endpoint": "task", "list_args": list_args}),
+        selection=json.dumps(Selection("task", admin.id, filters=filters).to_dict()),
     )
     db.session.add(row)
     db.session.commit()

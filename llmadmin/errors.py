@@ -13,6 +13,10 @@ class NotFound(LLMAdminError):
     """A row does not exist or is not visible to the current person."""
 
 
+class SelectionDenied(LLMAdminError):
+    """The person behind a stored selection may no longer read or act on its list."""
+
+
 class InvalidTransition(LLMAdminError):
     """A task or download cannot move from its current status to the requested one."""
 

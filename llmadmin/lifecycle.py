@@ -1,4 +1,4 @@
-"""The one place where the status of a task or a download changes.
+"""The one place where the status of a task, a download or a bulk operation changes.
 
 Each kind of row has a ``StateMachine``: a table of which statuses a status may be
 reached from, and timestamps that go with it. Every change is a conditional UPDATE
@@ -25,8 +25,9 @@ from sqlalchemy.sql.dml import Update
 from llmadmin.database import in_batches
 from llmadmin.errors import InvalidTransition
 from llmadmin.extensions import db
-from llmadmin.models import Download, Task
+from llmadmin.models import BulkOperation, Download, Task
 from llmadmin.models.base import utcnow
+from llmadmin.models.bulk_operation import BulkStatus
 from llmadmin.models.download import DownloadStatus
 from llmadmin.models.task import TaskStatus
 
@@ -155,7 +156,30 @@ DOWNLOADS = StateMachine(
     },
 )
 
-MACHINES: dict[str, StateMachine] = {m.table.name: m for m in (TASKS, DOWNLOADS)}
+
+def _bulk_stamps(to_status) -> dict:
+    now = utcnow()
+    stamps = {"updated_at": now}
+    if to_status == BulkStatus.RUNNING:
+        stamps["started_at"] = now
+    if to_status in (BulkStatus.SUCCESS, BulkStatus.FAILURE):
+        stamps["finished_at"] = now
+    return stamps
+
+
+_B = BulkStatus
+BULK_OPERATIONS = StateMachine(
+    BulkOperation,
+    {
+        _B.PENDING: (_B.RUNNING,),  # the sweep hands a row whose worker died back to the queue
+        _B.RUNNING: (_B.PENDING,),  # a job claims its row
+        _B.SUCCESS: (_B.RUNNING,),
+        _B.FAILURE: (_B.PENDING, _B.RUNNING),
+    },
+    _bulk_stamps,
+)
+
+MACHINES: dict[str, StateMachine] = {m.table.name: m for m in (TASKS, DOWNLOADS, BULK_OPERATIONS)}
 
 
 def transition(task_ids: Iterable[int], to_status, **options) -> list[int]:

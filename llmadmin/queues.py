@@ -164,7 +164,6 @@ JOBS: dict[str, JobSpec] = {
     "llmadmin.jobs.exports.export_download": JobSpec("reports", {"job_timeout": None}),
     "llmadmin.jobs.exports.remove_download_files": JobSpec("reports"),
     "llmadmin.jobs.bulk.apply_bulk_operation": JobSpec("llm", {"job_timeout": None}),
-    "llmadmin.jobs.bulk.apply_bulk_action": JobSpec("llm", {"job_timeout": None}),
 }
 
 

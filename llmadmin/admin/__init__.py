@@ -7,6 +7,7 @@ from flask_admin.menu import MenuLink
 from flask_admin.theme import Bootstrap4Theme
 
 from llmadmin.admin.audit import AuditView
+from llmadmin.admin.bulk_operations import BulkOperationView
 from llmadmin.admin.downloads import DownloadView
 from llmadmin.admin.home import HomeView
 from llmadmin.admin.llm_models import LLMModelView
@@ -15,7 +16,15 @@ from llmadmin.admin.people import PersonView
 from llmadmin.admin.tasks import TaskView
 from llmadmin.auth import is_admin
 from llmadmin.extensions import db
-from llmadmin.models import AuditEntry, CodeOutboxEntry, Download, LLMModel, Person, Task
+from llmadmin.models import (
+    AuditEntry,
+    BulkOperation,
+    CodeOutboxEntry,
+    Download,
+    LLMModel,
+    Person,
+    Task,
+)
 
 
 class AdminOnlyLink(MenuLink):
@@ -36,6 +45,9 @@ def init_admin(app) -> Admin:
     admin.add_view(TaskView(Task, db, name="Tasks", endpoint="task"))
     admin.add_view(LLMModelView(LLMModel, db, name="LLM Models", endpoint="llmmodel"))
     admin.add_view(DownloadView(Download, db, name="Download Center", endpoint="download"))
+    admin.add_view(
+        BulkOperationView(BulkOperation, db, name="Bulk operations", endpoint="bulkoperation")
+    )
     admin.add_view(PersonView(Person, db, name="People", endpoint="person"))
     admin.add_view(AuditView(AuditEntry, db, name="Audit Log", endpoint="audit"))
     if app.config["OTP_NOTIFIER"] == "log":  # development: codes are read here, not from an inbox

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import logging
-from urllib.parse import urlencode
 
-from flask import abort, flash, redirect, request, url_for
+from flask import abort, flash, g, redirect, request, url_for
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.helpers import get_redirect_target
 from flask_login import current_user
+from markupsafe import Markup
 
+from llmadmin.admin import selection_args
+from llmadmin.admin.validators import parse_id
 from llmadmin.errors import LLMAdminError, QueueUnavailable
 from llmadmin.extensions import db
-from llmadmin.services import audit
+from llmadmin.services import audit, bulk
+from llmadmin.services.selections import Selection
 
 logger = logging.getLogger(__name__)
 
@@ -28,9 +31,8 @@ class ProtectedView(ModelView):
     page_size = 20
     page_size_options = (20, 50, 100)
     list_template = "admin/model/llmadmin_list.html"
+    live_status = False  # the list refreshes its status badges (and counts) via status.json
     details_template = "admin/model/llmadmin_details.html"
-    # Services that the bulk "all matching rows" path may call: action name -> callable(ids, person_id)
-    bulk_services: dict = {}
 
     def is_accessible(self) -> bool:
         if not current_user.is_authenticated:
@@ -43,7 +45,7 @@ class ProtectedView(ModelView):
         abort(403)
 
     def get_one(self, id):
-        return super().get_one(str(_int_or_404(id)))
+        return super().get_one(str(parse_id(id)))
 
     def _get_list_extra_args(self):
         """Clamp the page number and drop NUL bytes so odd URLs never reach the database."""
@@ -87,36 +89,49 @@ class ProtectedView(ModelView):
             return redirect(get_redirect_target() or self.get_url(".index_view"))
 
     def _queue_all_matching(self):
-        from llmadmin.services.bulk import queue_bulk_action
-
         action = request.form.get("action", "")
         back = get_redirect_target() or self.get_url(".index_view")
-        if action not in self.bulk_services or not self.is_action_allowed(action):
+        if not bulk.supports(self.endpoint, action) or not self.is_action_allowed(action):
             flash("This action cannot be applied to all matching rows.", "error")
             return redirect(back)
         try:
-            count = queue_bulk_action(
-                self.endpoint,
-                action,
-                request.form.get("list_args", ""),
-                current_user.id,
-                extra=self.bulk_extra(action),
-            )
+            selection = self.selection_from_form()
+            operation, queued = bulk.start_operation(selection, action, self.bulk_extra(action))
         except LLMAdminError as exc:
             flash(str(exc), "error")
             return redirect(back)
         audit.record(
             f"action:{action}",
             self.endpoint,
-            None,
-            f"{self.action_label(action)} on all {count} rows matching: {request.form.get('list_args', '')}",
+            str(operation.id),
+            f"{self.action_label(action)} on all {operation.matched} rows matching: "
+            + operation.description,
         )
-        flash(
-            f"“{self.action_label(action)}” is being applied to all {count:,} matching rows "
-            "in the background.",
-            "success",
-        )
+        label, count = self.action_label(action), f"{operation.matched:,}"
+        if queued:
+            message = f"“{label}” is being applied to all {count} matching rows in the background."
+        else:
+            message = (
+                f"“{label}” on all {count} matching rows waits: the job queue is unreachable "
+                "right now, and it starts automatically when it is back."
+            )
+        flash_operation(message, operation.id, "success" if queued else "warning")
         return redirect(back)
+
+    def run_ticked(self, action: str, ids, **arguments):
+        """Apply ``action`` to ticked ids now through the bulk registry, recording the operation.
+
+        Return the service's answer; ``flash_ticked`` links to the recorded row.
+        """
+        operation, result = bulk.run_ticked(
+            self.endpoint, action, ids, current_user.id, arguments or None
+        )
+        g.bulk_operation_id = operation.id  # views are shared: keep it per request
+        return result
+
+    def flash_ticked(self, message: str, category: str = "success") -> None:
+        """Flash ``message`` with a link to the operation ``run_ticked`` recorded."""
+        flash_operation(message, g.get("bulk_operation_id"), category)
 
     def bulk_extra(self, action: str) -> dict:
         """Extra arguments an action needs in bulk (e.g. the target model of a duplicate)."""
@@ -126,31 +141,15 @@ class ProtectedView(ModelView):
         data = self._actions_data.get(action)
         return str(data[1]) if data else action
 
-    def matching_query(self, sorted_like_the_list: bool = False):
-        """The SQLAlchemy query of every row the current list URL shows (all pages).
-
-        Unsorted unless ``sorted_like_the_list``: then in the list's order (its sort column,
-        or the view's default), so an export reads like the page it came from.
-        """
-        view_args = self._get_list_extra_args()
-        sort_column, sort_desc = None, False
-        if sorted_like_the_list:
-            found = self._get_column_by_idx(view_args.sort)
-            sort_column, sort_desc = (found[0] if found else None), bool(view_args.sort_desc)
-        _count, query = self.get_list(
-            None,
-            sort_column,
-            sort_desc,
-            view_args.search,
-            view_args.filters,
-            execute=False,
-            page_size=False,
+    def selection_from_form(self) -> Selection:
+        """The selection of all rows matching the list URL posted as ``list_args``."""
+        return selection_args.selection_from_query_string(
+            self, request.form.get("list_args", ""), current_user.id
         )
-        return query if sorted_like_the_list else query.order_by(None)
 
-    def list_args_string(self) -> str:
-        """The current list URL's query string, stored for a later bulk expansion."""
-        return urlencode(list(request.args.items(multi=True)))
+    def current_selection(self, ids=None) -> Selection:
+        """The selection of the list URL being shown (or of the ticked ``ids``)."""
+        return selection_args.selection_from_args(self, request.args, current_user.id, ids=ids)
 
 
 class ScopedView(ProtectedView):
@@ -172,16 +171,24 @@ class ScopedView(ProtectedView):
     def get_one(self, id):
         row = (
             self._scope(db.session.query(self.model))
-            .filter(self.model.id == _int_or_404(id))
+            .filter(self.model.id == parse_id(id))
             .one_or_none()
         )
         if row is None:
             abort(404)
         return row
 
+    def rows_for_live_status(self, limit: int = 200) -> list:
+        """The rows a list's live refresh asks for (``?ids=1,2,3``), within this person's scope."""
+        wanted = [
+            int(i) for i in request.args.get("ids", "").split(",") if i.isdigit() and len(i) < 10
+        ]
+        query = self._scope(db.session.query(self.model)).filter(self.model.id.in_(wanted[:limit]))
+        return query.all()
+
     def visible_ids(self, ids) -> list[int]:
         """Return ``ids`` if every one is visible to the current person, else 404."""
-        wanted = {_int_or_404(i) for i in ids}
+        wanted = {parse_id(i) for i in ids}
         if not wanted:
             return []
         found = {
@@ -195,15 +202,12 @@ class ScopedView(ProtectedView):
         return sorted(found)
 
 
-MAX_ID = 2**31 - 1
-
-
-def _int_or_404(value) -> int:
-    """Parse a row id from a URL or form; anything else (or out of range) is a 404."""
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        abort(404)
-    if not 0 < number <= MAX_ID:
-        abort(404)
-    return number
+def flash_operation(message: str, operation_id: int | None, category: str = "success") -> None:
+    """Flash ``message`` followed by a link to its row in the Bulk operations panel."""
+    if operation_id is None:
+        flash(message, category)
+        return
+    link = Markup(' <a href="{}">Bulk operation #{}</a>').format(
+        url_for("bulkoperation.details_view", id=operation_id), operation_id
+    )
+    flash(Markup("{}{}").format(message, link), category)

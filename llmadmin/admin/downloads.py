@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import flash, url_for
+from flask import url_for
 from flask_admin.actions import action
 from markupsafe import Markup
 
@@ -10,7 +10,6 @@ from llmadmin.admin import formatters
 from llmadmin.admin.base import ScopedView
 from llmadmin.admin.validators import text_field
 from llmadmin.models.download import STATUSES, SUCCESS
-from llmadmin.services import download_cleanup
 
 
 def _file_link(view, context, model, name):
@@ -111,11 +110,9 @@ class DownloadView(ScopedView):
         }
     }
 
-    # "All matching rows" goes through ProtectedView's bulk path, which re-applies the
-    # per-person scope in the worker; files are removed after each chunk's commit.
-    bulk_services = {"delete": lambda ids, person_id, **kw: download_cleanup.delete_downloads(ids)}
-
     @action("delete", "Delete", "Delete the selected downloads and their files?")
     def action_delete(self, ids):
-        count = download_cleanup.delete_downloads(self.visible_ids(ids))
-        flash(f"{count} download(s) deleted; their files are removed in the background.", "success")
+        count = self.run_ticked("delete", self.visible_ids(ids))
+        self.flash_ticked(
+            f"{count} download(s) deleted; their files are removed in the background."
+        )

@@ -1,15 +1,13 @@
 """Export actions for list views: queue a CSV / XLSX / ZIP file in the Download Center.
 
 Both "ticked rows" and "all rows matching the search and filters" are handled here
-rather than through ``ProtectedView.bulk_services``: a bulk service is applied to chunks
-of ids after the request counted them, while an export must produce *one* file and the
-request must not count or read the rows at all. So the request stores the ticked ids or
-the list's query string on a PENDING Download row, and the worker expands it.
+rather than through the bulk action registry (``services.bulk.ACTIONS``): a bulk service
+is applied to chunks of ids, while an export must produce *one* file and the request
+must not count or read the rows at all. So the request stores the list's selection
+(``services.selections``) on a PENDING Download row, and the worker expands it.
 """
 
 from __future__ import annotations
-
-from urllib.parse import parse_qsl
 
 from flask import flash, redirect, request, url_for
 from flask_admin.actions import action
@@ -17,12 +15,13 @@ from flask_admin.helpers import get_redirect_target
 from flask_login import current_user
 from markupsafe import Markup
 
+from llmadmin.admin.validators import parse_ids
 from llmadmin.errors import ValidationError
 from llmadmin.services import downloads as download_service
 from llmadmin.services import export_sources
+from llmadmin.services.selections import Selection
 
 PREFIX = "export_"
-OPERATION_SIGNS = {"equals": "=", "not equal": "≠", "greater than": ">", "smaller than": "<"}
 
 
 class ExportActionsMixin:
@@ -65,20 +64,24 @@ class ExportActionsMixin:
         if not self.is_action_allowed(PREFIX + fmt):
             flash("This export is not available here.", "error")
             return redirect(back)
-        if ids is None:
-            list_args = request.form.get("list_args", "")[:4000]
-            selection = {"list_args": list_args, "description": self.describe_list_args(list_args)}
-        else:
-            ids = self.visible_ids(ids) if hasattr(self, "visible_ids") else _ints(ids)
-            selection = {"ids": ids, "description": f"{len(ids):,} ticked row(s)"}
         try:
+            if ids is None:
+                selection = self.selection_from_form()
+            else:
+                ids = self.visible_ids(ids) if hasattr(self, "visible_ids") else parse_ids(ids)
+                selection = Selection(self.endpoint, current_user.id, ids=tuple(sorted(set(ids))))
             download, queued = download_service.create_export(
-                self.export_source_key(), fmt, current_user.id, **selection
+                self.export_source_key(), fmt, selection
             )
         except ValidationError as exc:
             flash(str(exc), "error")
             return redirect(back)
         center = Markup('<a href="{}">Download Center</a>').format(url_for("download.index_view"))
+        operation_id = download_service.operation_of(download.id)
+        if operation_id is not None:
+            center += Markup(' (<a href="{}">Bulk operation #{}</a>)').format(
+                url_for("bulkoperation.details_view", id=operation_id), operation_id
+            )
         if queued:
             flash(
                 Markup(
@@ -95,29 +98,3 @@ class ExportActionsMixin:
                 "warning",
             )
         return redirect(back)
-
-    def describe_list_args(self, list_args: str) -> str:
-        """Describe a list URL's search and filters for people, e.g. ``status=FAILURE``."""
-        parts = []
-        for key, value in parse_qsl(list_args):
-            if key == "search" and value:
-                parts.append(f"search “{value}”")
-            elif key.startswith("flt") and "_" in key:
-                found = (self._filter_args or {}).get(key[3:].split("_", 1)[1])
-                if found:
-                    parts.append(_describe_filter(found[1], value))
-        return ", ".join(parts) or "all rows"
-
-
-def _describe_filter(flt, value: str) -> str:
-    segments = [s.strip() for s in str(flt.name).split("/")]
-    label = segments[0] if len(segments) == 1 else f"{segments[0]} {segments[-1]}"
-    operation = str(flt.operation())
-    sign = OPERATION_SIGNS.get(operation)
-    return f"{label.lower()}{sign}{value}" if sign else f"{label.lower()} {operation} {value}"
-
-
-def _ints(ids) -> list[int]:
-    from llmadmin.admin.base import _int_or_404
-
-    return [_int_or_404(i) for i in ids]

@@ -261,35 +261,27 @@ class LLMModelView(export_actions.ExportActionsMixin, ProtectedView):
             flash(f"Kept {kept} task(s) that used it (now without a model).", "info")
         return True
 
-    bulk_services = {
-        "delete": lambda ids, person_id, **kw: model_service.delete_models(ids),
-        "test": lambda ids, person_id, **kw: model_service.request_connection_test(ids),
-        "enable": lambda ids, person_id, **kw: model_service.set_enabled(ids, True),
-        "disable": lambda ids, person_id, **kw: model_service.set_enabled(ids, False),
-    }
-
     @action(
         "delete", "Delete", "Delete the selected models? Their tasks are kept, without a model."
     )
     def action_delete(self, ids):
         # Flask-Admin's own bulk delete compares the integer key with the posted strings,
         # which PostgreSQL refuses; the service takes parsed ids.
-        deleted, kept = model_service.delete_models(parse_ids(ids))
+        deleted, kept = self.run_ticked("delete", parse_ids(ids))
         note = f" Kept {kept} task(s) that used them (now without a model)." if kept else ""
-        flash(f"{deleted} model(s) deleted.{note}", "success")
+        self.flash_ticked(f"{deleted} model(s) deleted.{note}")
 
     @action("test", "Test connection", None)
     def action_test(self, ids):
-        n = model_service.request_connection_test(parse_ids(ids))
-        flash(
-            f"Connection test queued for {n} model(s); refresh in a moment to see the result.",
-            "success",
+        n = self.run_ticked("test", parse_ids(ids))
+        self.flash_ticked(
+            f"Connection test queued for {n} model(s); refresh in a moment to see the result."
         )
 
     @action("enable", "Enable", None)
     def action_enable(self, ids):
-        flash(f"{model_service.set_enabled(parse_ids(ids), True)} model(s) enabled.", "success")
+        self.flash_ticked(f"{self.run_ticked('enable', parse_ids(ids))} model(s) enabled.")
 
     @action("disable", "Disable", "Disable the selected models? Their queued tasks will fail.")
     def action_disable(self, ids):
-        flash(f"{model_service.set_enabled(parse_ids(ids), False)} model(s) disabled.", "success")
+        self.flash_ticked(f"{self.run_ticked('disable', parse_ids(ids))} model(s) disabled.")

@@ -12,7 +12,7 @@ from wtforms.validators import ValidationError as FormError
 from llmadmin.admin import export_actions, formatters
 from llmadmin.admin.base import ProtectedView
 from llmadmin.admin.validators import parse_id, parse_ids, text_field
-from llmadmin.errors import NotFound, ValidationError
+from llmadmin.errors import ValidationError
 from llmadmin.models.person import ROLES
 from llmadmin.services import people as people_service
 from llmadmin.services import sessions
@@ -109,11 +109,6 @@ class PersonView(export_actions.ExportActionsMixin, ProtectedView):
             flash(note, "info")
         return True
 
-    bulk_services = {
-        "delete": lambda ids, person_id, **kw: people_service.delete_people(ids, keep=person_id),
-        "sign_out": lambda ids, person_id, **kw: sessions.end_all_for(ids),
-    }
-
     @action(
         "sign_out",
         "Sign out everywhere",
@@ -136,16 +131,10 @@ class PersonView(export_actions.ExportActionsMixin, ProtectedView):
         ids = parse_ids(ids)
         if current_user.id in ids:
             flash("You cannot delete your own account; it was left out.", "error")
-        kept = {"models": 0, "tasks": 0, "downloads": 0}
-        deleted = 0
-        for person_id in ids:
-            if person_id == current_user.id:
-                continue
-            try:
-                counts = people_service.delete_person(person_id)
-            except NotFound:
-                continue  # already deleted (another tab, another admin)
-            deleted += 1
-            for key, n in counts.items():
-                kept[key] += n
-        flash(f"{deleted} person(s) deleted. " + people_service.describe_kept(kept), "success")
+        others = [i for i in ids if i != current_user.id]
+        deleted, kept = self.run_ticked("delete", others) if others else (0, {})
+        message = f"{deleted} person(s) deleted. " + people_service.describe_kept(kept)
+        if others:
+            self.flash_ticked(message)
+        else:
+            flash(message, "success")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from flask import flash, redirect, request, url_for
+from flask import flash, jsonify, redirect, request, url_for
 from flask_admin import expose
 from flask_admin.actions import action
 from flask_admin.contrib.sqla.filters import FilterInList
@@ -34,6 +34,7 @@ class TaskView(export_actions.ExportActionsMixin, ScopedView):
     """Tasks: members see their own, admins everything."""
 
     create_modal = True
+    live_status = True
     can_export = False
     # The name is optional in the form (it defaults to the prompt's first line).
     form_optional_types = (Boolean, String)
@@ -151,16 +152,6 @@ class TaskView(export_actions.ExportActionsMixin, ScopedView):
     }
     form_widget_args = {"prompt": {"rows": 8}, "system_prompt": {"rows": 3}}
 
-    bulk_services = {
-        "run": lambda ids, person_id, **kw: task_service.run_tasks(ids),
-        "retry": lambda ids, person_id, **kw: task_service.retry_failed(ids),
-        "cancel": lambda ids, person_id, **kw: task_service.cancel_tasks(ids),
-        "delete": lambda ids, person_id, **kw: task_service.delete_tasks(ids),
-        "duplicate": lambda ids, person_id, model_id=None, **kw: task_service.duplicate_tasks(
-            ids, model_id, person_id
-        ),
-    }
-
     # --- forms ------------------------------------------------------------------------
     def get_create_form(self):
         """The scaffolded form plus a one-time token: the same form posted twice makes one task."""
@@ -230,15 +221,15 @@ class TaskView(export_actions.ExportActionsMixin, ScopedView):
     # --- actions ----------------------------------------------------------------------
     @action("run", "Run / Re-run", "Run the selected tasks again? Existing results are replaced.")
     def action_run(self, ids):
-        flash(task_service.run_tasks(self.visible_ids(ids)).describe("queued"), "success")
+        self.flash_ticked(self.run_ticked("run", self.visible_ids(ids)).describe("queued"))
 
     @action("retry", "Retry failed", None)
     def action_retry(self, ids):
-        flash(task_service.retry_failed(self.visible_ids(ids)).describe("queued again"), "success")
+        self.flash_ticked(self.run_ticked("retry", self.visible_ids(ids)).describe("queued again"))
 
     @action("cancel", "Cancel", "Cancel the selected tasks?")
     def action_cancel(self, ids):
-        flash(task_service.cancel_tasks(self.visible_ids(ids)).describe("canceled"), "success")
+        self.flash_ticked(self.run_ticked("cancel", self.visible_ids(ids)).describe("canceled"))
 
     @action("duplicate", "Duplicate to another model…", None)
     def action_duplicate(self, ids):
@@ -255,7 +246,7 @@ class TaskView(export_actions.ExportActionsMixin, ScopedView):
         "delete", "Delete", "Delete the selected tasks? Queued and running ones are canceled first."
     )
     def action_delete(self, ids):
-        flash(task_service.delete_tasks(self.visible_ids(ids)).describe("deleted"), "success")
+        self.flash_ticked(self.run_ticked("delete", self.visible_ids(ids)).describe("deleted"))
 
     def bulk_extra(self, action):
         if action == "duplicate":
@@ -275,34 +266,29 @@ class TaskView(export_actions.ExportActionsMixin, ScopedView):
         form.model_id.choices = [(m.id, str(m)) for m in models]
         if request.method == "POST" and form.validate():
             try:
-                outcome = task_service.duplicate_tasks(
+                outcome = self.run_ticked(
+                    "duplicate",
                     ids,
-                    form.model_id.data,
-                    current_user.id,
+                    model_id=form.model_id.data,
                     submission_key=form.submission_key.data,
                 )
             except ValidationError as exc:
                 flash(str(exc), "error")
             else:
                 if ids and not outcome.changed and not outcome.waiting:
-                    flash(
+                    self.flash_ticked(
                         "This form was already submitted: the copies exist; nothing new was created.",
                         "info",
                     )
                 else:
-                    flash(outcome.describe("duplicated and queued"), "success")
+                    self.flash_ticked(outcome.describe("duplicated and queued"))
                 return redirect(back)
         return self.render("admin/task_duplicate.html", form=form, ids=ids, back=back)
 
     @expose("/status.json")
     def status_json(self):
         """Statuses (and streamed output of one task) for live refresh without reloading."""
-        from flask import jsonify
-
-        wanted = [
-            int(i) for i in request.args.get("ids", "").split(",") if i.isdigit() and len(i) < 10
-        ][:200]
-        rows = self._scope(db.session.query(Task)).filter(Task.id.in_(wanted)).all()
+        rows = self.rows_for_live_status()
         payload = {
             str(t.id): {
                 "status": t.status,

@@ -1,15 +1,13 @@
-"""Job: apply an admin action to all rows matching a stored search and filters."""
+"""Job: apply a stored bulk operation (an admin action on all matching rows)."""
 
 from __future__ import annotations
 
 from llmadmin.jobs.context import app_context
+from llmadmin.services.bulk import run_operation
 
 
-def apply_bulk_action(
-    endpoint: str, action: str, list_args: str, person_id: int, extra: dict
-) -> int:
-    """Expand the selection in the worker and apply the action in chunks."""
-    from llmadmin.services import bulk
+def apply_bulk_operation(operation_id: int) -> str:
+    """Claim the PENDING operation and apply it in chunks (a duplicate delivery is a no-op)."""
 
     with app_context():
-        return bulk.apply_bulk_action(endpoint, action, list_args, person_id, extra)
+        return run_operation(operation_id)

@@ -1,6 +1,7 @@
 """ORM models, one module per domain."""
 
 from llmadmin.models.audit import AuditEntry
+from llmadmin.models.bulk_operation import BulkOperation
 from llmadmin.models.code_outbox import CodeOutboxEntry
 from llmadmin.models.download import Download
 from llmadmin.models.llm_model import LLMModel
@@ -10,6 +11,7 @@ from llmadmin.models.task import Task
 
 __all__ = [
     "AuditEntry",
+    "BulkOperation",
     "CodeOutboxEntry",
     "Download",
     "LLMModel",

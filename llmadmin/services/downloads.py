@@ -1,8 +1,9 @@
 """Download Center: queue exports, write them in the worker, delete their files.
 
-The request only records *what* to export (ticked ids, or the list URL's query string)
-and enqueues ``jobs.exports.export_download(id)`` after the commit. The worker rebuilds
-the query with the requester's own permissions, streams it into a temporary file and
+The request only records *what* to export (a stored ``Selection``: ticked ids, or the
+list's search, filters and sort) and enqueues ``jobs.exports.export_download(id)`` after
+the commit. The worker turns the selection into a query with the requester's own scope
+(``services.selections``), streams it into a temporary file and
 moves the finished file into place, so a row never points at a partial file.
 """
 
@@ -15,36 +16,30 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import Any
+from urllib.parse import parse_qsl
 
-from flask import current_app, g
-from flask_login import login_user
-from sqlalchemy import select, update
+from flask import current_app
+from sqlalchemy import Select, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from llmadmin import queues
-from llmadmin.errors import LLMAdminError, QueueUnavailable, ValidationError
-from llmadmin.exports import atomic_write
+from llmadmin.errors import LLMAdminError, QueueUnavailable, SelectionDenied, ValidationError
+from llmadmin.exports import atomic_write, sanitize_filename
 from llmadmin.exports.formats import FORMATS, WriteJob
 from llmadmin.extensions import db
 from llmadmin.lifecycle import DOWNLOADS
-from llmadmin.models import Download, Person
+from llmadmin.models import BulkOperation, Download
 from llmadmin.models.base import utcnow
 from llmadmin.models.download import FAILURE, PENDING, RUNNING, SUCCESS
-from llmadmin.services import download_files
+from llmadmin.services import bulk_state, download_files, selections
 from llmadmin.services.export_sources import BUNDLE_TEXTS, SOURCES, Column
+from llmadmin.services.selections import Selection
 
 logger = logging.getLogger(__name__)
 
 PROGRESS_EVERY = 5000  # rows between progress updates (each its own short transaction)
 YIELD_PER = 2000  # rows fetched per round trip from the server-side cursor
-MAX_TICKED_IDS = 10_000
-
-
-class ExportDenied(LLMAdminError):
-    """The requester may no longer read the rows of this export."""
 
 
 class ExportCanceled(LLMAdminError):
@@ -64,55 +59,61 @@ def transition(download_id: int, to_status: str, *, where=None, **values) -> boo
 
 def export_file_name(label: str, fmt: str, when: datetime) -> str:
     """Return the generated, timestamped file name the person downloads."""
-    from llmadmin.exports import sanitize_filename
 
     stem = "-".join(label.split())
     return sanitize_filename(f"{stem}-export-{when:%Y%m%d-%H%M%S}.{fmt}")
 
 
 def create_export(
-    source_key: str,
-    fmt: str,
-    person_id: int,
-    *,
-    ids: list[int] | None = None,
-    list_args: str | None = None,
-    description: str = "",
+    source_key: str, fmt: str, selection: Selection, description: str | None = None
 ) -> tuple[Download, bool]:
-    """Record a PENDING download and enqueue its job; return it and whether it was queued.
+    """Record a PENDING download of ``selection`` and enqueue its job; return it and whether it was queued.
 
     Never counts or reads the rows: that is the worker's job, so this is fast at any size.
     """
     source = SOURCES.get(source_key)
     if source is None or fmt not in source.formats:
         raise ValidationError(f"{fmt.upper()} exports are not available for this list.")
-    if (ids is None) == (list_args is None):
-        raise ValidationError("Choose either the ticked rows or all matching rows.")
-    selection: dict[str, Any] = {"endpoint": source.endpoint}
-    if ids is not None:
-        selection["ids"] = sorted({int(i) for i in ids})
-        if not selection["ids"]:
-            raise ValidationError("Tick at least one row to export.")
-        if len(selection["ids"]) > MAX_TICKED_IDS:
-            raise ValidationError("Too many ticked rows; use “all matching rows” instead.")
-    else:
-        selection["list_args"] = list_args
+    if selection.list_name != source.endpoint:
+        raise ValidationError("This selection belongs to another list.")
+    if selection.ids is not None and not selection.ids:
+        raise ValidationError("Tick at least one row to export.")
+    selections.validate(selection)
     now = utcnow()
-    name = f"{source.label} export — {description or 'all rows'}"
+    name = f"{source.label} export — {description or selections.describe(selection)}"
     row = Download(
         name=name[:300],
         file_name=export_file_name(source.label, fmt, now),
         file_format=fmt,
         source=source_key,
-        selection=json.dumps(selection),
+        selection=json.dumps(selection.to_dict()),
         status=PENDING,
-        creator_id=person_id,
+        creator_id=selection.person_id,
         created_at=now,
         job_id=uuid.uuid4().hex,
     )
     db.session.add(row)
+    db.session.add(
+        BulkOperation(  # the Bulk operations panel lists exports too, linked to this row
+            creator_id=selection.person_id,
+            list_name=selection.list_name,
+            action=f"export_{fmt}",
+            selection=json.dumps(selection.to_dict()),
+            arguments="{}",
+            description=selections.describe(selection)[:300],
+            status=bulk_state.PENDING,
+            download=row,
+        )
+    )
     db.session.commit()
     return row, enqueue_export(row.id, row.job_id)
+
+
+def operation_of(download_id: int) -> int | None:
+    """Return the id of the bulk operation that records this export."""
+    return db.session.execute(
+        select(BulkOperation.id).where(BulkOperation.download_id == download_id)
+    ).scalar()
 
 
 def enqueue_export(download_id: int, job_id: str) -> bool:
@@ -146,6 +147,7 @@ def run_export(download_id: int) -> str:
     ):
         logger.info("download %s not PENDING any more: duplicate delivery ignored", download_id)
         return "skipped"
+    bulk_state.follow_download(download_id, bulk_state.RUNNING)
     row = db.session.get(Download, download_id)
     if row is None:
         return "skipped"  # deleted right after the claim
@@ -162,10 +164,15 @@ def run_export(download_id: int) -> str:
         db.session.rollback()
         download_files.remove_quietly(target)
         logger.exception("download %s failed", download_id)
-        transition(download_id, FAILURE, error=describe_failure(exc), finished_at=utcnow())
+        error = describe_failure(exc)
+        transition(download_id, FAILURE, error=error, finished_at=utcnow())
+        bulk_state.follow_download(download_id, bulk_state.FAILURE, error=error)
         return FAILURE
     if not _record_success(download_id, relative, target, count, size, md5, started):
         return "discarded"
+    bulk_state.follow_download(
+        download_id, bulk_state.SUCCESS, matched=count, processed=count, changed=count
+    )
     logger.info("download %s written: %d rows, %d bytes", download_id, count, size)
     return SUCCESS
 
@@ -217,42 +224,40 @@ def describe_failure(exc: BaseException) -> str:
     return f"The export failed unexpectedly ({type(exc).__name__}: {exc}); nothing was kept."[:2000]
 
 
-@contextmanager
-def acting_as(person: Person, query_string: str = ""):
-    """Run code as ``person`` inside a fake request for the list URL ``query_string``."""
-    missing = object()
-    previous = g.pop("_login_user", missing)
-    with current_app.test_request_context(f"/?{query_string}"):
-        login_user(person)
-        try:
-            yield
-        finally:
-            g.pop("_login_user", None)  # the app context outlives the fake request
-            if previous is not missing:
-                g._login_user = previous
+def stored_selection(row: Download) -> Selection:
+    """Return the selection a download was asked for.
+
+    Rows written before stored selections hold ``{"endpoint", "ids"}`` or
+    ``{"endpoint", "list_args"}``: ticked ids and unfiltered lists are read as such; a
+    filtered list URL can no longer be read without the admin views, so it is refused.
+    """
+    data = json.loads(row.selection or "{}")
+    if "list" in data:
+        return Selection.from_dict(data)
+    if row.creator_id is None:
+        raise SelectionDenied("The person who asked for this export was deleted or deactivated.")
+    endpoint = data.get("endpoint") or SOURCES[row.source].endpoint
+    if "ids" in data:
+        return Selection(endpoint, row.creator_id, ids=tuple(sorted(set(data["ids"] or ()))))
+    if set(dict(parse_qsl(data.get("list_args") or ""))) <= {"page", "page_size"}:
+        return Selection(endpoint, row.creator_id)
+    raise ValidationError(
+        "This export was queued before an upgrade and its filters cannot be read again; "
+        "nothing was kept. Export again from the list."
+    )
 
 
-def export_query(row: Download):
+def export_query(row: Download) -> tuple[Select, list[Column]]:
     """Build (not run) the query of exactly the rows this download may contain."""
-    from llmadmin.services.bulk import find_view
-
-    selection = json.loads(row.selection or "{}")
-    person = db.session.get(Person, row.creator_id) if row.creator_id else None
-    if person is None or not person.active:
-        raise ExportDenied("The person who asked for this export was deleted or deactivated.")
+    selection = stored_selection(row)
+    model = selections.spec_for(selection.list_name).model
     columns, joins = SOURCES[row.source].columns()
-    with acting_as(person, selection.get("list_args") or ""):
-        view = find_view(selection["endpoint"])
-        if not view.is_accessible():
-            raise ExportDenied("You no longer have access to this list.")
-        if "list_args" in selection:
-            query = view.matching_query(sorted_like_the_list=True)
-        else:
-            query = view.get_query().filter(view.model.id.in_(selection.get("ids") or []))
-    query = query.with_entities(*(c.expr for c in columns))
+    stmt = selections.build_query(
+        selection, [c.expr for c in columns], ordered=selection.all_matching, acting=True
+    )
     for target, onclause in joins:
-        query = query.outerjoin(target, onclause)
-    return query.order_by(view.model.id), columns
+        stmt = stmt.outerjoin(target, onclause)
+    return stmt.order_by(model.id), columns
 
 
 def iter_rows(query, columns: list[Column]) -> Iterator[tuple]:
@@ -263,7 +268,7 @@ def iter_rows(query, columns: list[Column]) -> Iterator[tuple]:
     """
     converters = [(i, c.convert) for i, c in enumerate(columns) if c.convert]
     connection = db.session.connection()
-    result = connection.execution_options(yield_per=YIELD_PER).execute(query.statement)
+    result = connection.execution_options(yield_per=YIELD_PER).execute(query)
     try:
         if not converters:
             yield from result  # Row objects are tuples already

@@ -78,15 +78,17 @@ def delete_person(person_id: int) -> dict[str, int]:
     return counts
 
 
-def delete_people(person_ids: list[int], keep: int | None = None) -> dict[str, int]:
-    """Delete several people (never ``keep``, the person acting); return what was kept."""
+def delete_people(person_ids: list[int], keep: int | None = None) -> tuple[int, dict[str, int]]:
+    """Delete several people (never ``keep``, the person acting); return (deleted, what was kept)."""
     kept = {"models": 0, "tasks": 0, "downloads": 0}
+    deleted = 0
     for person_id in person_ids:
         if person_id == keep or db.session.get(Person, person_id) is None:
             continue
         for key, n in delete_person(person_id).items():
             kept[key] += n
-    return kept
+        deleted += 1
+    return deleted, kept
 
 
 def describe_kept(counts: dict[str, int]) -> str:

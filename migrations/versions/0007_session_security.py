@@ -1,7 +1,7 @@
 """login_session: server-side sign-in sessions, so sign-out and password changes end them
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-11-29 17:55:59
 
 Existing cookies name a person id, not a session token, so everyone signs in again once
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0007'
-down_revision = '0005'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 

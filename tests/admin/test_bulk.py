@@ -4,11 +4,11 @@ from rq.job import Job
 
 from llmadmin.extensions import db
 from llmadmin.lifecycle import transition
-from llmadmin.models import Task
+from llmadmin.models import BulkOperation, Task
 from llmadmin.models.task import CANCELED, FAILURE, PENDING, SUCCESS
 from llmadmin.queues import get_queue, get_redis
 from llmadmin.services import tasks as svc
-from llmadmin.services.bulk import apply_bulk_action
+from llmadmin.services.bulk import run_operation
 from tests.conftest import post_form
 
 
@@ -31,9 +31,12 @@ def _make(model, creator_id, status, n, name="t"):
 def _run_queued_bulk_job():
     queue = get_queue("llm")
     jobs = [Job.fetch(j, connection=get_redis()) for j in queue.job_ids]
-    bulk = [j for j in jobs if j.func_name.endswith("apply_bulk_action")]
+    bulk = [j for j in jobs if j.func_name == "llmadmin.jobs.bulk.apply_bulk_operation"]
     assert len(bulk) == 1
-    return apply_bulk_action(*bulk[0].args)
+    (operation_id,) = bulk[0].args
+    assert run_operation(operation_id) == "SUCCESS"
+    db.session.expire_all()
+    return db.session.get(BulkOperation, operation_id).processed
 
 
 def test_all_matching_cancel_acts_on_exactly_the_filtered_set(

@@ -128,11 +128,29 @@ def queued_jobs(kind: str = "reports") -> list:
     return get_queue(kind).get_jobs()
 
 
+def admin_view(endpoint: str):
+    """Return the app's admin view registered under ``endpoint`` (tests only)."""
+    from flask import current_app
+
+    admin = current_app.extensions["llmadmin.admin"]
+    return next(v for v in admin._views if getattr(v, "endpoint", None) == endpoint)
+
+
+def selection_for(source_key: str, person, *, ids=None, list_args=None):
+    """Return the Selection the admin stores for ticked ``ids`` or a list URL's ``list_args``."""
+    from llmadmin.admin.selection_args import selection_from_query_string
+    from llmadmin.services.export_sources import SOURCES
+    from llmadmin.services.selections import Selection
+
+    endpoint = SOURCES[source_key].endpoint
+    if ids is not None:
+        return Selection(endpoint, person.id, ids=tuple(sorted(set(ids))))
+    return selection_from_query_string(admin_view(endpoint), list_args or "", person.id)
+
+
 def filter_arg(endpoint: str, name: str, operation: str) -> str:
     """Return the list URL argument of a filter, e.g. ``flt0_status_equals`` (or ``flt0_3``)."""
-    from llmadmin.services.bulk import find_view
-
-    view = find_view(endpoint)
+    view = admin_view(endpoint)
     key = next(
         k
         for k, (_i, f) in view._filter_args.items()

@@ -44,7 +44,9 @@ def test_ticked_rows_create_a_pending_download_and_enqueue_after_commit(admin_cl
     row = only_download()
     assert row.status == PENDING and row.file_format == "xlsx" and row.creator_id == admin_user.id
     assert row.name == "Tasks export — 2 ticked row(s)"
-    assert json.loads(row.selection) == {"endpoint": "task", "ids": [tasks[0].id, tasks[2].id]}
+    stored = json.loads(row.selection)
+    assert stored["list"] == "task" and stored["ids"] == [tasks[0].id, tasks[2].id]
+    assert stored["person_id"] == admin_user.id
     (job,) = queued_jobs()
     assert job.func_name == "llmadmin.jobs.exports.export_download" and job.args == (row.id,)
     assert job.id == row.job_id
@@ -64,7 +66,10 @@ def test_all_matching_rows_store_the_list_query_and_export_the_filtered_set(
     assert r.status_code == 302
     row = only_download()
     assert row.name == "Tasks export — status=FAILURE"
-    assert json.loads(row.selection) == {"endpoint": "task", "list_args": list_args}
+    stored = json.loads(row.selection)
+    assert stored["list"] == "task" and stored["ids"] is None
+    assert stored["filters"] == [["status", "equals", "FAILURE"]]
+    assert (stored["sort"], stored["sort_desc"]) == ("name", True)  # sort=1: the name column
     (job,) = queued_jobs()
     assert job.func(*job.args) == SUCCESS  # run the job synchronously
     db.session.expire_all()
@@ -84,9 +89,9 @@ def test_the_request_never_counts_or_reads_the_matching_rows(admin_client, admin
     def forbidden(*args, **kwargs):
         raise AssertionError("the request must not count or read the matching rows")
 
-    from llmadmin.admin.base import ProtectedView
+    from llmadmin.services import selections
 
-    monkeypatch.setattr(ProtectedView, "matching_query", forbidden)
+    monkeypatch.setattr(selections, "build_query", forbidden)
     monkeypatch.setattr(Query, "count", forbidden)
     r = post_action(admin_client, "task", "export_csv", [], all_matching="1", list_args="search=x")
     assert r.status_code == 302

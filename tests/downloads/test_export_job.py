@@ -16,15 +16,17 @@ from llmadmin.services import download_files
 from llmadmin.services import downloads as service
 from tests.downloads.conftest import (
     add_tasks,
+    admin_view,
     filter_arg,
     read_csv,
     read_xlsx_cells,
     read_zip_csv,
+    selection_for,
 )
 
 
 def queue(source, fmt, person, **selection):
-    row, _queued = service.create_export(source, fmt, person.id, **selection)
+    row, _queued = service.create_export(source, fmt, selection_for(source, person, **selection))
     return row.id
 
 
@@ -82,13 +84,11 @@ def test_all_matching_exports_exactly_the_filtered_set(admin_client, admin_user,
 
 
 def test_all_matching_export_follows_the_lists_sort(admin_client, admin_user):
-    from llmadmin.services.bulk import find_view
-
     tasks = add_tasks(admin_user, n=4)
     for task, name in zip(tasks, ["b", "d", "a", "c"], strict=True):
         task.name = name
     db.session.commit()
-    columns = [name for name, _label in find_view("task")._list_columns]
+    columns = [name for name, _label in admin_view("task")._list_columns]
     by_name = columns.index("name")
     for desc, expected in (("", ["a", "b", "c", "d"]), ("&desc=1", ["d", "c", "b", "a"])):
         _, row = run(queue("tasks", "csv", admin_user, list_args=f"sort={by_name}{desc}"))
@@ -290,17 +290,21 @@ def test_create_export_validates_and_stores_the_selection(admin_user):
     from llmadmin.errors import ValidationError
 
     with pytest.raises(ValidationError):
-        service.create_export("people", "zip", admin_user.id, list_args="")
+        service.create_export("people", "zip", selection_for("people", admin_user, list_args=""))
     with pytest.raises(ValidationError):
-        service.create_export("tasks", "csv", admin_user.id, ids=[])
+        service.create_export("tasks", "csv", selection_for("tasks", admin_user, ids=[]))
+    with pytest.raises(ValidationError):  # a selection of another list
+        service.create_export("tasks", "csv", selection_for("people", admin_user, list_args=""))
     list_args = filter_arg("task", "Status", "equals") + "=FAILURE"
     row, queued = service.create_export(
-        "tasks", "csv", admin_user.id, list_args=list_args, description="status=FAILURE"
+        "tasks", "csv", selection_for("tasks", admin_user, list_args=list_args)
     )
     assert queued and row.status == PENDING and row.creator_id == admin_user.id
     assert row.name == "Tasks export — status=FAILURE"
     assert row.file_name.startswith("Tasks-export-") and row.file_name.endswith(".csv")
-    assert json.loads(row.selection) == {"endpoint": "task", "list_args": list_args}
+    stored = json.loads(row.selection)
+    assert stored["list"] == "task" and stored["person_id"] == admin_user.id
+    assert stored["filters"] == [["status", "equals", "FAILURE"]] and stored["ids"] is None
 
 
 def test_running_rows_are_not_claimed_twice(admin_user):
@@ -308,3 +312,23 @@ def test_running_rows_are_not_claimed_twice(admin_user):
     assert service.transition(download_id, RUNNING)
     assert not service.transition(download_id, RUNNING)
     assert service.run_export(download_id) == "skipped"
+
+
+def test_rows_stored_before_selections_are_still_read(admin_user):
+    """Downloads queued before the upgrade held the endpoint plus ids or the list's URL."""
+    tasks = add_tasks(admin_user, n=3)
+
+    def legacy(selection: dict) -> int:
+        row, _queued = service.create_export(
+            "tasks", "csv", selection_for("tasks", admin_user, list_args="")
+        )
+        row.selection = json.dumps(selection)
+        db.session.commit()
+        return row.id
+
+    _, row = run(legacy({"endpoint": "task", "ids": [tasks[0].id, tasks[2].id]}))
+    assert row.status == SUCCESS and row.row_count == 2
+    _, row = run(legacy({"endpoint": "task", "list_args": "page=2"}))
+    assert row.status == SUCCESS and row.row_count == 3
+    _, row = run(legacy({"endpoint": "task", "list_args": "flt0_status_equals=FAILURE"}))
+    assert row.status == FAILURE and "Export again" in row.error

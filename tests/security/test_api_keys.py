@@ -218,10 +218,13 @@ def test_exports_of_the_models_list_mask_the_key(app, admin_user, tmp_path, fmt)
     from llmadmin.jobs.exports import export_download
     from llmadmin.models import Download
     from llmadmin.services import downloads as download_service
+    from llmadmin.services.selections import Selection
 
     app.config["DOWNLOAD_DIR"] = str(tmp_path)
     model = add_keyed_model(app)
-    row, _ = download_service.create_export("llm_models", fmt, admin_user.id, ids=[model.id])
+    row, _ = download_service.create_export(
+        "llm_models", fmt, Selection("llmmodel", admin_user.id, ids=(model.id,))
+    )
     export_download(row.id)
     db.session.expire_all()
     row = db.session.get(Download, row.id)

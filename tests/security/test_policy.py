@@ -336,13 +336,18 @@ def test_duplicating_old_tasks_is_refused_with_the_reason(app, admin_client, adm
 
 
 def test_bulk_duplicate_of_all_matching_rows_is_refused(app, admin_user, sim_model):
-    from llmadmin.services.bulk import apply_bulk_action
+    from llmadmin.models import BulkOperation
+    from llmadmin.services.bulk import run_operation, start_operation
+    from llmadmin.services.selections import Selection
 
     make_task(admin_user, sim_model, prompt="password: x")
     block(app, *RULES)
-    with pytest.raises(ValidationError, match="credentials must not be sent"):
-        apply_bulk_action("task", "duplicate", "", admin_user.id, {"model_id": sim_model.id})
-    db.session.rollback()
+    operation, _queued = start_operation(
+        Selection("task", admin_user.id), "duplicate", {"model_id": sim_model.id}
+    )
+    assert run_operation(operation.id) == "FAILURE"
+    db.session.expire_all()
+    assert "credentials must not be sent" in db.session.get(BulkOperation, operation.id).error
     assert db.session.execute(db.select(db.func.count(Task.id))).scalar_one() == 1
 
 

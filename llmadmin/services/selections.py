@@ -1,0 +1,427 @@
+"""Stored selections: a list's ticked ids, search, filters and sort as plain data.
+
+A person's view of a list (what the admin shows, what an export writes, what a bulk action
+changes) is saved as a ``Selection`` and turned back into a SQLAlchemy ``select`` here,
+with the same per-person scope as the admin lists, in a request or in a worker alike.
+Nothing here knows about Flask requests, logins or admin views: the admin maps its own
+filter objects onto ``LISTS`` (a test checks that every filter it offers maps).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, Unicode, cast, not_, or_, select
+from sqlalchemy.orm import aliased
+
+from llmadmin.errors import SelectionDenied, ValidationError
+from llmadmin.extensions import db
+from llmadmin.models import Download, LLMModel, Person, Task
+
+MAX_TICKED_IDS = 10_000
+DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"  # what the admin's date filters send
+
+# filter kind -> the operations the admin lists offer for it
+OPERATIONS: dict[str, tuple[str, ...]] = {
+    "text": (
+        "equals",
+        "not_equal",
+        "contains",
+        "not_contains",
+        "empty",
+        "in_list",
+        "not_in_list",
+    ),
+    "bool": ("equals", "not_equal"),
+    "datetime": (
+        "equals",
+        "not_equal",
+        "greater",
+        "smaller",
+        "between",
+        "not_between",
+        "empty",
+    ),
+}
+SIGNS = {"equals": "=", "not_equal": "≠", "greater": ">", "smaller": "<"}
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which rows of a list a person means: ticked ids, or search + filters (+ sort)."""
+
+    list_name: str
+    person_id: int
+    ids: tuple[int, ...] | None = None
+    search: str = ""
+    filters: tuple[tuple[str, str, str], ...] = ()
+    sort: str | None = None
+    sort_desc: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return plain JSON-able data."""
+        return {
+            "list": self.list_name,
+            "person_id": self.person_id,
+            "ids": list(self.ids) if self.ids is not None else None,
+            "search": self.search,
+            "filters": [list(f) for f in self.filters],
+            "sort": self.sort,
+            "sort_desc": self.sort_desc,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Selection:
+        """Rebuild a selection from ``to_dict``'s data, validating it against ``LISTS``."""
+        try:
+            ids = data.get("ids")
+            selection = cls(
+                list_name=str(data["list"]),
+                person_id=int(data["person_id"]),
+                ids=tuple(sorted({int(i) for i in ids})) if ids is not None else None,
+                search=str(data.get("search") or ""),
+                filters=tuple((str(f), str(o), str(v)) for f, o, v in data.get("filters") or ()),
+                sort=data.get("sort") or None,
+                sort_desc=bool(data.get("sort_desc")),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValidationError("The stored selection is unreadable.") from exc
+        validate(selection)
+        return selection
+
+    @property
+    def all_matching(self) -> bool:
+        return self.ids is None
+
+
+# --- the registry: what each list searches, filters and sorts on --------------------------
+
+
+@dataclass(frozen=True)
+class FilterField:
+    ref: str  # "status" or "model.name": a column, or a relationship then a column
+    kind: str  # a key of OPERATIONS
+    label: str  # how a person reads it: "status", "model name"
+
+
+@dataclass(frozen=True)
+class ListSpec:
+    model: type
+    owner: str | None  # column holding the person a member must be; None: everyone sees all
+    admin_only: bool  # members may not read the list at all
+    actions_admin_only: bool  # members may read but not act (bulk actions, exports)
+    search: tuple[str, ...]  # refs searched, each term must match one of them
+    filters: dict[str, FilterField]
+    sort: dict[str, str]  # sort name (the admin's column name) -> ref
+    default_sort: tuple[str, bool]  # ref, descending
+    noun: str = "rows"
+
+
+def _text(ref: str, label: str) -> FilterField:
+    return FilterField(ref, "text", label)
+
+
+def _bool(ref: str, label: str) -> FilterField:
+    return FilterField(ref, "bool", label)
+
+
+def _when(ref: str, label: str) -> FilterField:
+    return FilterField(ref, "datetime", label)
+
+
+LISTS: dict[str, ListSpec] = {
+    "task": ListSpec(
+        model=Task,
+        owner="creator_id",
+        admin_only=False,
+        actions_admin_only=False,
+        search=("name", "prompt"),
+        filters={
+            "status": _text("status", "status"),
+            "model": _text("model.name", "model name"),
+            "creator": _text("creator.name", "creator name"),
+            "created_at": _when("created_at", "created at"),
+            "finished_at": _when("finished_at", "finished at"),
+            "error_kind": _text("error_kind", "error class"),
+        },
+        sort={
+            **{c: c for c in ("id", "name", "status", "attempts", "latency_ms", "cost")},
+            **{c: c for c in ("created_at", "finished_at")},
+            "model": "model.name",
+            "creator": "creator.name",
+        },
+        default_sort=("id", True),
+        noun="tasks",
+    ),
+    "llmmodel": ListSpec(
+        model=LLMModel,
+        owner=None,
+        admin_only=False,
+        actions_admin_only=True,
+        search=("name", "model_name", "base_url"),
+        filters={
+            "enabled": _bool("enabled", "enabled"),
+            "simulated": _bool("simulated", "simulated"),
+            "model_name": _text("model_name", "model name at provider"),
+            "maintainer": _text("maintainer.name", "maintainer name"),
+            "created_at": _when("created_at", "created at"),
+        },
+        sort={
+            c: c
+            for c in (
+                "id",
+                "name",
+                "model_name",
+                "enabled",
+                "max_concurrency",
+                "rpm_limit",
+                "updated_at",
+            )
+        },
+        default_sort=("id", False),
+        noun="models",
+    ),
+    "person": ListSpec(
+        model=Person,
+        owner=None,
+        admin_only=True,
+        actions_admin_only=True,
+        search=("name", "email", "phone"),
+        filters={
+            "active": _bool("active", "active"),
+            "role": _text("role", "role"),
+            "otp_required": _bool("otp_required", "one-time code at sign-in"),
+            "created_at": _when("created_at", "created at"),
+        },
+        sort={c: c for c in ("id", "name", "email", "role", "active", "created_at")},
+        default_sort=("id", True),
+        noun="people",
+    ),
+    "download": ListSpec(
+        model=Download,
+        owner="creator_id",
+        admin_only=False,
+        actions_admin_only=False,
+        search=("name", "file_name"),
+        filters={
+            "status": _text("status", "status"),
+            "name": _text("name", "task name"),
+            "file_name": _text("file_name", "file name"),
+            "creator": _text("creator.name", "creator name"),
+            "created_at": _when("created_at", "created at"),
+            "finished_at": _when("finished_at", "finished at"),
+            "file_format": _text("file_format", "format"),
+        },
+        sort={
+            c: c
+            for c in (
+                "id",
+                "name",
+                "file_name",
+                "status",
+                "row_count",
+                "size_bytes",
+                "created_at",
+                "finished_at",
+                "expires_at",
+            )
+        },
+        default_sort=("id", True),
+        noun="downloads",
+    ),
+}
+
+
+def spec_for(list_name: str) -> ListSpec:
+    """Return the registry entry of ``list_name`` or refuse an unknown list."""
+    spec = LISTS.get(list_name)
+    if spec is None:
+        raise ValidationError(f"Unknown list {list_name!r}.")
+    return spec
+
+
+def validate(selection: Selection) -> None:
+    """Refuse a selection that names an unknown list, filter, operation, value or sort."""
+    spec = spec_for(selection.list_name)
+    if selection.ids is not None and len(selection.ids) > MAX_TICKED_IDS:
+        raise ValidationError("Too many ticked rows; use “all matching rows” instead.")
+    for name, operation, value in selection.filters:
+        found = spec.filters.get(name)
+        if found is None or operation not in OPERATIONS[found.kind]:
+            raise ValidationError(f"The list cannot be filtered by {name} {operation}.")
+        _clean(found.kind, operation, value)
+    if selection.sort is not None and selection.sort not in spec.sort:
+        raise ValidationError(f"The list cannot be sorted by {selection.sort}.")
+
+
+# --- from a selection to a query ----------------------------------------------------------
+
+
+def check_access(selection: Selection, *, acting: bool = False) -> Person:
+    """Return the person behind the selection if they may still read (or act on) the list."""
+    spec = spec_for(selection.list_name)
+    person = db.session.get(Person, selection.person_id)
+    if person is None or not person.active:
+        raise SelectionDenied(
+            "The person who asked for this was deleted or deactivated; nothing was done."
+        )
+    if not person.is_admin and (spec.admin_only or (acting and spec.actions_admin_only)):
+        raise SelectionDenied("You no longer have access to this list.")
+    return person
+
+
+def build_query(
+    selection: Selection,
+    columns: Iterable[Any] | None = None,
+    *,
+    ordered: bool = True,
+    acting: bool = False,
+) -> Select:
+    """Return the ``select`` of the selection's rows (or ``columns``), scoped to its person.
+
+    ``ordered`` sorts like the list (its sort field or the default); ``acting`` also refuses
+    members on lists where only admins may act.
+    """
+    validate(selection)
+    spec = spec_for(selection.list_name)
+    person = check_access(selection, acting=acting)
+    builder = _Builder(spec, select(*(columns or [spec.model])).select_from(spec.model))
+    model = spec.model
+    if spec.owner and not person.is_admin:
+        builder.where(getattr(model, spec.owner) == person.id)
+    if selection.ids is not None:
+        builder.where(model.id.in_(selection.ids))
+    for term in selection.search.split(" "):  # Flask-Admin splits on spaces, not tabs
+        if term:
+            pattern = like_term(term)
+            builder.where(
+                or_(*(cast(builder.column(ref), Unicode).ilike(pattern) for ref in spec.search))
+            )
+    for name, operation, value in selection.filters:
+        found = spec.filters[name]
+        builder.where(_condition(builder.column(found.ref), found.kind, operation, value))
+    if ordered:
+        ref, desc = (
+            (spec.sort[selection.sort], selection.sort_desc)
+            if selection.sort
+            else spec.default_sort
+        )
+        column = builder.column(ref)
+        builder.stmt = builder.stmt.order_by(column.desc() if desc else column)
+    return builder.stmt
+
+
+def matching_ids(selection: Selection, after: int = 0, limit: int | None = None) -> list[int]:
+    """Return the ids of the selection's rows after ``after``, in id order."""
+    model = spec_for(selection.list_name).model
+    stmt = build_query(selection, [model.id], ordered=False, acting=True)
+    stmt = stmt.where(model.id > after).order_by(model.id)
+    if limit:
+        stmt = stmt.limit(limit)
+    return list(db.session.execute(stmt).scalars())
+
+
+def count_matching(selection: Selection) -> int:
+    """Count the selection's rows."""
+    model = spec_for(selection.list_name).model
+    inner = build_query(selection, [model.id], ordered=False, acting=True).subquery()
+    return db.session.execute(select(db.func.count()).select_from(inner)).scalar_one()
+
+
+class _Builder:
+    """A ``select`` plus the outer joins it made, one aliased join per relationship path."""
+
+    def __init__(self, spec: ListSpec, stmt: Select) -> None:
+        self.spec, self.stmt, self.joins = spec, stmt, {}
+
+    def where(self, condition) -> None:
+        self.stmt = self.stmt.where(condition)
+
+    def column(self, ref: str):
+        *path, name = ref.split(".")
+        entity = self.spec.model
+        for depth, hop in enumerate(path):
+            key = ".".join(path[: depth + 1])
+            if key not in self.joins:
+                relationship = getattr(entity, hop)
+                target = aliased(relationship.property.mapper.class_)
+                self.stmt = self.stmt.outerjoin(target, relationship.of_type(target))
+                self.joins[key] = target
+            entity = self.joins[key]
+        return getattr(entity, name)
+
+
+def like_term(term: str) -> str:
+    """Flask-Admin's LIKE pattern: ``^x`` starts with, ``=x`` exactly, else contains."""
+    if term.startswith("^"):
+        return f"{term[1:]}%"
+    if term.startswith("="):
+        return term[1:]
+    return f"%{term}%"
+
+
+def _clean(kind: str, operation: str, value: str):
+    """Parse a filter value as the admin's filter classes do; refuse what they refuse."""
+    try:
+        if operation == "empty" or kind == "bool":
+            if value not in ("0", "1"):
+                raise ValueError(value)
+            return value == "1"
+        if operation in ("in_list", "not_in_list"):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        if kind == "datetime" and operation in ("between", "not_between"):
+            start, end = (datetime.strptime(v, DATETIME_FORMAT) for v in value.split(" to "))
+            return start, end
+        if kind == "datetime":
+            return datetime.strptime(value, DATETIME_FORMAT)
+    except ValueError as exc:
+        raise ValidationError(f"Invalid filter value: {value}") from exc
+    return value
+
+
+def _condition(column, kind: str, operation: str, value: str):
+    clean = _clean(kind, operation, value)
+    if operation == "empty":
+        return column.is_(None) if clean else column.is_not(None)
+    if operation == "equals":
+        return column == clean
+    if operation == "not_equal":
+        return column != clean
+    if operation == "contains":
+        return column.ilike(like_term(clean))
+    if operation == "not_contains":
+        return ~column.ilike(like_term(clean))
+    if operation == "greater":
+        return column > clean
+    if operation == "smaller":
+        return column < clean
+    if operation == "in_list":
+        return column.in_(clean)
+    if operation == "not_in_list":
+        return or_(~column.in_(clean), column.is_(None))
+    if operation == "between":
+        return column.between(*clean)
+    if operation == "not_between":
+        return not_(column.between(*clean))
+    raise ValidationError(f"Unknown filter operation {operation!r}.")
+
+
+# --- for people ---------------------------------------------------------------------------
+
+
+def describe(selection: Selection) -> str:
+    """Describe the selection for people, e.g. ``status=FAILURE, search “x”``."""
+    if selection.ids is not None:
+        return f"{len(selection.ids):,} ticked row(s)"
+    spec = spec_for(selection.list_name)
+    parts = [f"search “{selection.search}”"] if selection.search else []
+    for name, operation, value in selection.filters:
+        label = spec.filters[name].label if name in spec.filters else name
+        sign = SIGNS.get(operation)
+        parts.append(
+            f"{label}{sign}{value}" if sign else f"{label} {operation.replace('_', ' ')} {value}"
+        )
+    return ", ".join(parts) or "all rows"
