@@ -7,10 +7,10 @@ from flask_admin import AdminIndexView, expose
 from flask_login import current_user
 from sqlalchemy import func, select
 
+from llmadmin import queues
 from llmadmin.extensions import db
 from llmadmin.models import Task
 from llmadmin.models.task import FAILURE, STATUSES
-from llmadmin.queues import redis_available
 
 
 class HomeView(AdminIndexView):
@@ -43,5 +43,5 @@ class HomeView(AdminIndexView):
             "admin/home.html",
             counts={s: counts.get(s, 0) for s in STATUSES},
             failures=failures,
-            queue_ok=redis_available(),
+            queue_ok=queues.redis_available(),
         )

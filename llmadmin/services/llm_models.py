@@ -9,10 +9,10 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import delete, select, update
 
-from llmadmin import crypto, policy, queues
+from llmadmin import crypto, llm, policy, queues
 from llmadmin.errors import LLMError, NotFound, ValidationError
 from llmadmin.extensions import db
-from llmadmin.llm import ChatRequest, build_messages, chat_blocking
+from llmadmin.llm import ChatRequest, build_messages
 from llmadmin.models import LLMModel, Task
 from llmadmin.models.base import utcnow
 
@@ -196,7 +196,7 @@ def test_connection(model_id: int) -> dict:
             timeout=min(60.0, float(model.timeout_seconds)),
             stream=False,
         )
-        status = chat_blocking(request).status_code
+        status = llm.chat_blocking(request).status_code
     except LLMError as exc:
         status, error = exc.status_code, exc.message
     except crypto.SecretUnreadable as exc:

@@ -51,7 +51,7 @@ def test_an_all_matching_bulk_job_is_described_by_numbers_only(app, admin_client
     )
     assert response.status_code == 302
     [job] = only_jobs(r)
-    assert re.fullmatch(r"bulk action on \d+ matching row\(s\) for person #\d+", job.description)
+    assert re.fullmatch(r"bulk operation #\d+", job.description)
 
 
 @pytest.fixture
