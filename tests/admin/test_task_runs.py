@@ -7,7 +7,7 @@ import re
 import pytest
 
 from llmadmin.extensions import db
-from llmadmin.models import BulkOperation, Task, TaskRun
+from llmadmin.models import BulkOperation, TaskRun
 from llmadmin.models.task import QUEUED, SUCCESS
 from llmadmin.services import bulk
 from tests.admin.helpers import (  # noqa: F401 (fixtures)
