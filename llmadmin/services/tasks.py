@@ -17,7 +17,15 @@ from llmadmin.extensions import db
 from llmadmin.lifecycle import transition
 from llmadmin.models import LLMModel, Person, Task
 from llmadmin.models.base import utcnow
-from llmadmin.models.task import CANCELED, FAILURE, FINAL_STATUSES, PENDING, QUEUED, RUNNING
+from llmadmin.models.task import (
+    CANCELED,
+    FAILURE,
+    FINAL_STATUSES,
+    PENDING,
+    QUEUED,
+    RUNNING,
+    SUCCESS,
+)
 from llmadmin.services.jobs_control import stop_jobs_without_live_tasks
 from llmadmin.services.task_params import PARAM_FIELDS, clean_params
 
@@ -284,7 +292,8 @@ def note_edit(task: Task) -> bool:
     """
     state = inspect(task)
     changed = [name for name in INPUT_FIELDS if state.attrs[name].history.has_changes()]
-    if changed and task.status in FINAL_STATUSES:
+    shown = task.status in (SUCCESS, FAILURE) or task.result is not None
+    if changed and shown:
         task.result_outdated = True
     return bool(task.result_outdated)
 
