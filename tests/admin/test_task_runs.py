@@ -222,3 +222,13 @@ def test_duplicate_with_a_bad_parameter_copies_nothing(admin_client, admin_user,
 def test_the_list_offers_an_export_with_all_runs(admin_client):
     page = text(admin_client.get("/admin/task/"))
     assert "Export CSV with all runs" in page and "Re-run with other parameters" in page
+
+
+def test_json_mode_output_that_is_not_json_is_flagged_in_the_list_and_details(
+    admin_client, admin_user, sim_model
+):
+    task = make_task(admin_user, sim_model, result="{not: json}")
+    task.response_format, task.output_is_json = '{"type": "json_object"}', False
+    db.session.commit()
+    assert ">not JSON</span>" in text(admin_client.get("/admin/task/"))
+    assert "not valid JSON" in text(admin_client.get(f"/admin/task/details/?id={task.id}"))
