@@ -13,6 +13,7 @@ from llmadmin.services import audit
 from llmadmin.services.demo import seed_demo
 from llmadmin.services.keys import rotate_stored_keys
 from llmadmin.services.people import create_user
+from llmadmin.services.task_params import ParamError
 from llmadmin.services.tasks import create_task
 
 
@@ -56,9 +57,20 @@ def seed_demo_command(simulator_url: str | None, admin_email: str, admin_passwor
 @click.option("--system-prompt", default=None)
 @click.option("--name", default=None)
 @click.option("--creator-id", type=click.IntRange(1, 2**31 - 1), default=None)
-def create_task_command(model_id, prompt, system_prompt, name, creator_id) -> None:
+@click.option("--temperature", default=None, help="0 to 2 (default: the model's).")
+@click.option("--max-tokens", default=None, help="1 to 1,000,000 (default: the model's).")
+@click.option("--top-p", default=None, help="0 to 1 (default: not sent).")
+@click.option("--stop", multiple=True, help="A stop sequence (up to 4: repeat the option).")
+@click.option("--seed", default=None, help="A whole number (default: not sent).")
+@click.option(
+    "--response-format",
+    default=None,
+    help='"text", "json_object" or a JSON schema object (default: not sent).',
+)
+def create_task_command(model_id, prompt, system_prompt, name, creator_id, **params) -> None:
     """Create a task and queue it."""
 
+    params["stop"] = list(params["stop"]) or None
     try:
         task = create_task(
             prompt=prompt,
@@ -66,7 +78,10 @@ def create_task_command(model_id, prompt, system_prompt, name, creator_id) -> No
             creator_id=creator_id,
             name=name,
             system_prompt=system_prompt,
+            params=params,
         )
+    except ParamError as exc:
+        raise click.BadParameter(str(exc), param_hint=f"--{exc.field.replace('_', '-')}") from exc
     except LLMAdminError as exc:
         _fail(exc)
     click.echo(f"Task #{task.id} {task.status}")

@@ -137,3 +137,50 @@ def test_the_schema_check_notices_drift(migration_app):
         conn.execute(text("DROP INDEX ix_task_status"))
     differences = schema_differences(migration_app)
     assert [d[0] for d in differences] == ["add_index"]
+
+
+def test_0009_backfills_one_run_per_finished_task(migration_app):
+    """Old rows keep working: each SUCCESS / FAILURE task gets the run its columns describe."""
+    flask_db(migration_app, "upgrade", "0007")
+    with migration_app.app_context(), db.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO llm_model (id, name, base_url, model_name, enabled, simulated, stream,"
+                " temperature, max_tokens, timeout_seconds, max_concurrency, rpm_limit,"
+                " max_attempts, breaker_threshold, breaker_cooldown_seconds, created_at,"
+                " updated_at) VALUES (1, 'Old', 'http://x/v1', 'm', true, false, false, 0.7,"
+                " 64, 60, 4, 0, 3, 5, 30, '2026-01-01', '2026-01-01')"
+            )
+        )
+        for task_id, status, result in (
+            (1, "SUCCESS", "done"),
+            (2, "FAILURE", None),
+            (3, "PENDING", None),
+        ):
+            conn.execute(
+                text(
+                    "INSERT INTO task (id, name, model_id, prompt, status, result, error, attempts,"
+                    " created_at, finished_at) VALUES (:id, 't', 1, 'p', :status, :result,"
+                    " :error, 2, '2026-01-01', '2026-01-02')"
+                ),
+                {
+                    "id": task_id,
+                    "status": status,
+                    "result": result,
+                    "error": "HTTP 500" if status == "FAILURE" else None,
+                },
+            )
+    flask_db(migration_app, "upgrade")
+    with migration_app.app_context(), db.engine.connect() as conn:
+        runs = conn.execute(
+            text(
+                "SELECT task_id, status, result, error, attempts, model_label, params"
+                " FROM task_run ORDER BY task_id"
+            )
+        ).all()
+        outdated = conn.execute(text("SELECT DISTINCT result_outdated FROM task")).scalars().all()
+    assert [tuple(r) for r in runs] == [
+        (1, "SUCCESS", "done", None, 2, "Old", None),
+        (2, "FAILURE", None, "HTTP 500", 2, "Old", None),
+    ]
+    assert [bool(v) for v in outdated] == [False]

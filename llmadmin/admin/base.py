@@ -96,7 +96,16 @@ class ProtectedView(ModelView):
             return redirect(back)
         try:
             selection = self.selection_from_form()
-            operation, queued = bulk.start_operation(selection, action, self.bulk_extra(action))
+            arguments = self.bulk_extra(action)
+        except LLMAdminError as exc:
+            flash(str(exc), "error")
+            return redirect(back)
+        return self.start_all_matching(selection, action, arguments, back)
+
+    def start_all_matching(self, selection: Selection, action: str, arguments: dict, back: str):
+        """Store and enqueue ``action`` on all rows of ``selection``; flash and go ``back``."""
+        try:
+            operation, queued = bulk.start_operation(selection, action, arguments)
         except LLMAdminError as exc:
             flash(str(exc), "error")
             return redirect(back)

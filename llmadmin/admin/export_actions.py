@@ -28,6 +28,8 @@ class ExportActionsMixin:
     """List the export actions; put the mixin before ProtectedView/ScopedView in the bases."""
 
     export_source = ""  # key of services.downloads.SOURCES; found from the endpoint when empty
+    # More exports of the same rows: action name -> (SOURCES key, format).
+    extra_exports: dict[str, tuple[str, str]] = {}
 
     def export_source_key(self) -> str:
         """Return the SOURCES key that says what this list exports."""
@@ -45,10 +47,17 @@ class ExportActionsMixin:
     def action_export_zip(self, ids):
         return self.queue_export("zip", ids)
 
+    def export_target(self, name: str) -> tuple[str, str]:
+        """Return the (SOURCES key, format) an export action's name stands for."""
+        if name in self.extra_exports:
+            return self.extra_exports[name]
+        return self.export_source_key(), name[len(PREFIX) :]
+
     def is_action_allowed(self, name):
         if name.startswith(PREFIX):
-            source = export_sources.SOURCES.get(self.export_source_key())
-            if source is None or name[len(PREFIX) :] not in source.formats:
+            key, fmt = self.export_target(name)
+            source = export_sources.SOURCES.get(key)
+            if source is None or fmt not in source.formats:
                 return False
         return super().is_action_allowed(name)
 
@@ -59,20 +68,22 @@ class ExportActionsMixin:
         return super().handle_action(return_view)
 
     def queue_export(self, fmt: str, ids):
-        """Record the export (ticked ``ids``, or all matching rows when None) and enqueue it."""
+        """Record the export (ticked ``ids``, or all matching rows when None) and enqueue it.
+
+        ``fmt`` is the action's name without its prefix: a format, or an ``extra_exports`` entry.
+        """
         back = get_redirect_target() or self.get_url(".index_view")
         if not self.is_action_allowed(PREFIX + fmt):
             flash("This export is not available here.", "error")
             return redirect(back)
+        source_key, fmt = self.export_target(PREFIX + fmt)
         try:
             if ids is None:
                 selection = self.selection_from_form()
             else:
                 ids = self.visible_ids(ids) if hasattr(self, "visible_ids") else parse_ids(ids)
                 selection = Selection(self.endpoint, current_user.id, ids=tuple(sorted(set(ids))))
-            download, queued = download_service.create_export(
-                self.export_source_key(), fmt, selection
-            )
+            download, queued = download_service.create_export(source_key, fmt, selection)
         except ValidationError as exc:
             flash(str(exc), "error")
             return redirect(back)

@@ -135,3 +135,39 @@ def connection_test(view, context, model, name):
         milliseconds(view, context, model, "last_test_latency_ms"),
         (model.last_test_error or "") if admin else ("" if ok else "failed"),
     )
+
+
+def task_status(view, context, model, name):
+    """A task's status badge, with flags when its output is outdated or JSON mode's output is not JSON."""
+    badge = status_badge(view, context, model, name)
+    if getattr(model, "result_outdated", False):
+        badge += Markup(' <span class="badge badge-warning" title="{}">outdated</span>').format(
+            "The prompt, model or parameters changed after this output was made."
+        )
+    if getattr(model, "output_is_json", None) is False:
+        badge += Markup(' <span class="badge badge-danger" title="{}">not JSON</span>').format(
+            "JSON mode was asked for, but the output does not parse as JSON."
+        )
+    return badge
+
+
+def outdated_note(view, context, model, name):
+    """Say plainly whether the shown output belongs to the task as it is now."""
+    if not getattr(model, name):
+        return "no"
+    return Markup('<span class="badge badge-warning">outdated</span> {}').format(
+        "The prompt, model or parameters were edited after this output was produced; "
+        "it belongs to the previous version. Run the task again to replace it."
+    )
+
+
+def json_flag(view, context, model, name):
+    """JSON mode's check of the output: valid, not valid, or not asked for."""
+    value = getattr(model, name)
+    if value is None:
+        return ""
+    if value:
+        return Markup('<span class="badge badge-success">valid JSON</span>')
+    return Markup('<span class="badge badge-danger">not valid JSON</span> {}').format(
+        "JSON mode was asked for, but the output does not parse as JSON."
+    )

@@ -2,40 +2,44 @@
 
 from __future__ import annotations
 
-import uuid
-
 from flask import flash, jsonify, redirect, request, url_for
 from flask_admin import expose
 from flask_admin.actions import action
 from flask_admin.contrib.sqla.filters import FilterInList
 from flask_admin.helpers import get_redirect_target
 from flask_login import current_user
-from flask_wtf import FlaskForm
 from sqlalchemy import Boolean, String
-from wtforms import HiddenField, SelectField
+from wtforms import HiddenField
 from wtforms.validators import DataRequired, InputRequired
 
 from llmadmin.admin import export_actions, formatters
 from llmadmin.admin.base import ScopedView
+from llmadmin.admin.task_forms import (
+    new_submission_key,
+    param_fields,
+    params_from,
+)
+from llmadmin.admin.task_param_views import ParamFormViews, enabled_models
 from llmadmin.admin.validators import text_field
 from llmadmin.errors import ValidationError
 from llmadmin.extensions import db
-from llmadmin.models import LLMModel, Person, Task
+from llmadmin.models import Person, Task
 from llmadmin.models.task import ACTIVE_STATUSES, STATUSES
-from llmadmin.services import audit
+from llmadmin.services import audit, task_runs
 from llmadmin.services import tasks as task_service
+from llmadmin.services.task_params import PARAM_FIELDS, display_value
 
 
-def _enabled_models():
-    return db.session.query(LLMModel).filter(LLMModel.enabled.is_(True)).order_by(LLMModel.name)
-
-
-class TaskView(export_actions.ExportActionsMixin, ScopedView):
+class TaskView(export_actions.ExportActionsMixin, ParamFormViews, ScopedView):
     """Tasks: members see their own, admins everything."""
 
     create_modal = True
     live_status = True
     can_export = False
+    extra_exports = {
+        "export_runs_csv": ("task_runs", "csv"),
+        "export_runs_xlsx": ("task_runs", "xlsx"),
+    }
     # The name is optional in the form (it defaults to the prompt's first line).
     form_optional_types = (Boolean, String)
     column_list = (
@@ -62,7 +66,15 @@ class TaskView(export_actions.ExportActionsMixin, ScopedView):
         "source_task",
         "system_prompt",
         "prompt",
+        "temperature",
+        "max_tokens",
+        "top_p",
+        "stop",
+        "seed",
+        "response_format",
         "result",
+        "result_outdated",
+        "output_is_json",
         "error",
         "error_kind",
         "attempts",
@@ -98,6 +110,8 @@ class TaskView(export_actions.ExportActionsMixin, ScopedView):
         "created_at",
         "finished_at",
         "error_kind",
+        "result_outdated",
+        "output_is_json",
     )
     column_labels = {
         "latency_ms": "Latency",
@@ -109,14 +123,21 @@ class TaskView(export_actions.ExportActionsMixin, ScopedView):
         "error_kind": "Error class",
         "queue_note": "Queue note",
         "result": "Output",
+        "result_outdated": "Output outdated",
+        "output_is_json": "Output is JSON",
+        "top_p": "Top p",
+        "stop": "Stop sequences",
     }
     column_formatters = {
-        "status": formatters.status_badge,
+        "status": formatters.task_status,
         "latency_ms": formatters.milliseconds,
         "name": formatters.truncated,
     }
     column_formatters_detail = {
-        "status": formatters.status_badge,
+        "status": formatters.task_status,
+        "response_format": formatters.preformatted,
+        "result_outdated": formatters.outdated_note,
+        "output_is_json": formatters.json_flag,
         "prompt": formatters.preformatted,
         "system_prompt": formatters.preformatted,
         "result": formatters.preformatted,
@@ -126,15 +147,17 @@ class TaskView(export_actions.ExportActionsMixin, ScopedView):
     column_descriptions = {
         "attempts": "How many times a worker started the task.",
         "cost": "From the model's prices per 1K tokens, when set.",
+        "result_outdated": "The prompt, model or parameters changed after this output was made.",
+        "output_is_json": "JSON mode only: whether the output parses as JSON.",
     }
-    form_columns = ("name", "creator", "model", "system_prompt", "prompt")
+    form_columns = ("name", "creator", "model", "system_prompt", "prompt", *PARAM_FIELDS)
     form_args = {
         "name": {
             "description": "Optional; defaults to the first line of the prompt.",
             "validators": [text_field("Name", required=False, max_chars=200)],
         },
         "model": {
-            "query_factory": _enabled_models,
+            "query_factory": enabled_models,
             "validators": [DataRequired("Choose a model.")],
             "description": "Only enabled models are listed.",
         },
@@ -150,7 +173,13 @@ class TaskView(export_actions.ExportActionsMixin, ScopedView):
         },
         "creator": {"description": "Who the task belongs to; defaults to you."},
     }
-    form_widget_args = {"prompt": {"rows": 8}, "system_prompt": {"rows": 3}}
+    form_extra_fields = param_fields()
+    form_widget_args = {
+        "prompt": {"rows": 8},
+        "system_prompt": {"rows": 3},
+        "stop": {"rows": 2},
+        "response_format": {"rows": 3},
+    }
 
     # --- forms ------------------------------------------------------------------------
     def get_create_form(self):
@@ -196,6 +225,7 @@ class TaskView(export_actions.ExportActionsMixin, ScopedView):
                 model_id=form.model.data.id if form.model.data else None,
                 creator_id=creator.id if creator else current_user.id,
                 submission_key=form.submission_key.data,
+                params=params_from(form),
             )
         except ValidationError as exc:
             flash(str(exc), "error")
@@ -206,12 +236,33 @@ class TaskView(export_actions.ExportActionsMixin, ScopedView):
     def _can_see(self, task: Task) -> bool:
         return current_user.is_admin or task.creator_id == current_user.id
 
+    def on_form_prefill(self, form, id):
+        task = self.get_one(id)
+        for name in PARAM_FIELDS:
+            form[name].data = display_value(name, getattr(task, name))
+
     def on_model_change(self, form, model, is_created):
+        # The form wrote its raw parameter text onto the row: replace it with the stored form
+        # before anything can flush (the fields' validators have already accepted it).
+        for name, value in params_from(form).items():
+            setattr(model, name, value)
         if model.status in ACTIVE_STATUSES:
             raise ValidationError("A queued or running task cannot be edited; cancel it first.")
         model.name, model.prompt, model.system_prompt = task_service.validate_task_fields(
             model.name, model.prompt, model.system_prompt
         )
+        if task_service.note_edit(model):
+            flash(
+                "The task's output was produced by its previous version and is marked "
+                "outdated; run the task again for output that matches your changes.",
+                "warning",
+            )
+
+    def render(self, template, **kwargs):
+        if template == self.details_template and isinstance(kwargs.get("model"), Task):
+            kwargs["runs"] = task_runs.history(kwargs["model"].id)
+            kwargs["error_for_viewer"] = formatters.error_for_viewer
+        return super().render(template, **kwargs)
 
     def delete_model(self, model):
         audit.record("delete", "task", model.id, str(model), commit=False)
@@ -219,9 +270,41 @@ class TaskView(export_actions.ExportActionsMixin, ScopedView):
         return True
 
     # --- actions ----------------------------------------------------------------------
-    @action("run", "Run / Re-run", "Run the selected tasks again? Existing results are replaced.")
+    @action(
+        "run",
+        "Run / Re-run",
+        "Run the selected tasks again? Earlier results stay in each task's run history.",
+    )
     def action_run(self, ids):
         self.flash_ticked(self.run_ticked("run", self.visible_ids(ids)).describe("queued"))
+
+    @action("rerun_params", "Re-run with other parameters…", None)
+    def action_rerun_params(self, ids):
+        ids = self.visible_ids(ids)
+        return redirect(
+            url_for(
+                ".rerun_view",
+                ids=",".join(map(str, ids)),
+                url=get_redirect_target() or self.get_url(".index_view"),
+            )
+        )
+
+    def handle_action(self, return_view=None):
+        if request.form.get("action") == "rerun_params" and request.form.get("all_matching") == "1":
+            # The parameters are asked first; the form then starts the bulk operation.
+            back = get_redirect_target() or self.get_url(".index_view")
+            return redirect(
+                url_for(".rerun_view", list_args=request.form.get("list_args", ""), url=back)
+            )
+        return super().handle_action(return_view)
+
+    @action("export_runs_csv", "Export CSV with all runs to Download Center", None)
+    def action_export_runs_csv(self, ids):
+        return self.queue_export("runs_csv", ids)
+
+    @action("export_runs_xlsx", "Export XLSX with all runs to Download Center", None)
+    def action_export_runs_xlsx(self, ids):
+        return self.queue_export("runs_xlsx", ids)
 
     @action("retry", "Retry failed", None)
     def action_retry(self, ids):
@@ -256,35 +339,6 @@ class TaskView(export_actions.ExportActionsMixin, ScopedView):
             return {"model_id": model_id}
         return {}
 
-    @expose("/duplicate/", methods=("GET", "POST"))
-    def duplicate_view(self):
-        """Ask which model to copy the selected tasks to, then copy and queue them."""
-        ids = self.visible_ids([i for i in request.values.get("ids", "").split(",") if i])
-        back = get_redirect_target() or self.get_url(".index_view")
-        models = _enabled_models().all()
-        form = DuplicateForm(request.form if request.method == "POST" else None)
-        form.model_id.choices = [(m.id, str(m)) for m in models]
-        if request.method == "POST" and form.validate():
-            try:
-                outcome = self.run_ticked(
-                    "duplicate",
-                    ids,
-                    model_id=form.model_id.data,
-                    submission_key=form.submission_key.data,
-                )
-            except ValidationError as exc:
-                flash(str(exc), "error")
-            else:
-                if ids and not outcome.changed and not outcome.waiting:
-                    self.flash_ticked(
-                        "This form was already submitted: the copies exist; nothing new was created.",
-                        "info",
-                    )
-                else:
-                    self.flash_ticked(outcome.describe("duplicated and queued"))
-                return redirect(back)
-        return self.render("admin/task_duplicate.html", form=form, ids=ids, back=back)
-
     @expose("/status.json")
     def status_json(self):
         """Statuses (and streamed output of one task) for live refresh without reloading."""
@@ -302,14 +356,3 @@ class TaskView(export_actions.ExportActionsMixin, ScopedView):
                 rows[0].error_kind, rows[0].error
             )
         return jsonify(payload)
-
-
-def new_submission_key() -> str:
-    return uuid.uuid4().hex
-
-
-class DuplicateForm(FlaskForm):
-    model_id = SelectField(
-        "Duplicate to model", coerce=int, validators=[DataRequired("Choose a model.")]
-    )
-    submission_key = HiddenField(default=new_submission_key)

@@ -13,6 +13,8 @@ from sqlalchemy import select
 
 from llmadmin import policy
 from llmadmin.engine.dispatch import dispatch
+from llmadmin.engine.params import PARAM_COLUMNS
+from llmadmin.engine.runs import record_runs
 from llmadmin.errors import QueueUnavailable
 from llmadmin.extensions import db
 from llmadmin.lifecycle import transition
@@ -50,11 +52,11 @@ def steal(job_id: str, model_id: int, free: int) -> list:
 
 
 def prompts(claimed: list[int]) -> list:
-    """Return (id, prompt, system prompt) of ``claimed``."""
+    """Return (id, prompt, system prompt, *call parameters) of ``claimed``."""
     if not claimed:
         return []
     rows = db.session.execute(
-        select(Task.id, Task.prompt, Task.system_prompt).where(Task.id.in_(claimed))
+        select(Task.id, Task.prompt, Task.system_prompt, *PARAM_COLUMNS).where(Task.id.in_(claimed))
     ).all()
     db.session.commit()  # end the read transaction; SQLite must not hold a snapshot open
     return rows
@@ -96,16 +98,19 @@ def requeue_unfinished(
 
 
 def fail_queued(job_id: str, task_ids: list[int], message: str, kind: str) -> None:
-    """Fail the tasks still queued for ``job_id`` with a clear message."""
-    transition(
+    """Fail the tasks still queued for ``job_id`` with a clear message (each keeps the run)."""
+    failed = transition(
         task_ids,
         FAILURE,
         from_statuses=(QUEUED,),
         where=Task.job_id == job_id,
+        commit=False,
         error=message,
         error_kind=kind,
         run_requested_at=None,
     )
+    record_runs([{"id": i, "status": FAILURE, "job_id": job_id} for i in failed])
+    db.session.commit()
 
 
 def fail_blocked_tasks(job_id: str, task_ids: list[int], base_url: str) -> bool:

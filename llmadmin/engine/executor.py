@@ -29,6 +29,7 @@ from llmadmin.engine.breaker import CircuitBreaker
 from llmadmin.engine.heartbeat import Heartbeat
 from llmadmin.engine.limits import ModelLimiter, heartbeat_key
 from llmadmin.engine.model_settings import ModelSettings
+from llmadmin.engine.params import CallParams
 from llmadmin.engine.resilience import backoff_delay  # noqa: F401  (tests import it from here)
 from llmadmin.engine.writer import OutcomeWriter
 from llmadmin.errors import CircuitOpen, LLMError
@@ -267,13 +268,16 @@ class ChunkRunner:
         await self._in_lane(hand_back)
 
     def _start_calls(self, rows) -> None:
-        for task_id, prompt, system_prompt in rows:
+        for row in rows:
+            task_id, prompt, system_prompt = row.id, row.prompt, row.system_prompt
+            params = CallParams.of(row, self.model)  # the task's own, else the model's
+            self.writer.begin(task_id, params)
             try:  # the prompt policy may have changed since the task was written (a re-run)
                 policy.check_prompt(prompt, system_prompt)
             except policy.PromptRefused as exc:
                 self.writer.failure(task_id, str(exc), "blocked_prompt", None)
                 continue
-            coro = self._run_one(task_id, build_messages(prompt, system_prompt))
+            coro = self._run_one(task_id, build_messages(prompt, system_prompt), params)
             self.inflight[task_id] = asyncio.ensure_future(coro)
 
     def _may_steal(self) -> bool:
@@ -311,17 +315,16 @@ class ChunkRunner:
                 task.cancel()
                 logger.info("task %s canceled while running; its call was stopped", task_id)
 
-    async def _run_one(self, task_id: int, messages: list[dict]) -> None:
+    async def _run_one(self, task_id: int, messages: list[dict], params: CallParams) -> None:
         model = self.model
         request = ChatRequest(
             base_url=model.base_url,
             api_key=model.api_key,
             model=model.model_name,
             messages=messages,
-            temperature=model.temperature,
-            max_tokens=model.max_tokens,
             timeout=model.timeout,
             stream=model.stream,
+            **params.sent(),
         )
         streamed: list[str] = []
         on_delta = self._delta_saver(task_id, streamed) if model.stream else None

@@ -3,16 +3,20 @@
 Results are collected in memory and written in one transaction every ``interval`` or
 ``max_batch`` outcomes through ``lifecycle.TASKS.transition_batch``: each row only
 ``WHERE status = 'RUNNING' AND job_id = :job``, so a cancel (or a re-queue by the
-reconciler) always wins over a late result.
+reconciler) always wins over a late result. In the same transaction each final outcome
+becomes a ``task_run`` row (``engine/runs.py``): re-running a task keeps its earlier runs.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from decimal import Decimal
 
 from sqlalchemy import and_, bindparam, update
 
+from llmadmin.engine.params import CallParams, output_is_json
+from llmadmin.engine.runs import record_runs
 from llmadmin.extensions import db
 from llmadmin.lifecycle import TASKS
 from llmadmin.llm.request import ChatResult
@@ -31,10 +35,15 @@ OUTCOME_COLUMNS = (
     "prompt_tokens",
     "completion_tokens",
     "cost",
+    "output_is_json",
 )
+# The key of a final row that carries its run's own columns (engine/runs.py RUN_EXTRAS).
+RUN = "run"
 
 
-def success_columns(result: ChatResult, latency_ms: float, cost: Decimal | None) -> dict:
+def success_columns(
+    result: ChatResult, latency_ms: float, cost: Decimal | None, params: CallParams | None = None
+) -> dict:
     """Map a successful call onto task columns: a new column the worker fills goes here."""
     return {
         "result": result.text,
@@ -42,6 +51,15 @@ def success_columns(result: ChatResult, latency_ms: float, cost: Decimal | None)
         "prompt_tokens": result.prompt_tokens,
         "completion_tokens": result.completion_tokens,
         "cost": cost,
+        "output_is_json": output_is_json(result.text, params),  # flags JSON mode's non-JSON
+    }
+
+
+def run_columns(params: CallParams | None, result: ChatResult | None = None) -> dict:
+    """Map a call onto the run row's own columns (what the task row does not hold)."""
+    return {
+        "params": json.dumps(params.sent(), ensure_ascii=False) if params else None,
+        "finish_reason": result.finish_reason if result is not None else None,
     }
 
 
@@ -75,14 +93,21 @@ class OutcomeWriter:
         self.max_batch = max_batch
         self.finals: list[dict] = []
         self.partials: dict[int, str] = {}
+        self.params: dict[int, CallParams] = {}
         self.last_flush = time.monotonic()
         self.written = 0
+
+    def begin(self, task_id: int, params: CallParams) -> None:
+        """Remember the parameters a task's call sends (they go onto its run)."""
+        self.params[task_id] = params
 
     def success(
         self, task_id: int, result: ChatResult, latency_ms: float, cost: Decimal | None
     ) -> None:
         """Record a successful call."""
-        self._final(task_id, SUCCESS, success_columns(result, latency_ms, cost))
+        params = self.params.pop(task_id, None)
+        columns = success_columns(result, latency_ms, cost, params)
+        self._final(task_id, SUCCESS, columns, run_columns(params, result))
 
     def failure(
         self,
@@ -93,16 +118,17 @@ class OutcomeWriter:
         partial_text: str | None = None,
     ) -> None:
         """Record a failed call (keeping any partial streamed text)."""
-        self._final(task_id, FAILURE, failure_columns(message, kind, latency_ms, partial_text))
+        columns = failure_columns(message, kind, latency_ms, partial_text)
+        self._final(task_id, FAILURE, columns, run_columns(self.params.pop(task_id, None)))
 
     def partial(self, task_id: int, text: str) -> None:
         """Remember the latest streamed text of a running task."""
         self.partials[task_id] = text
 
-    def _final(self, task_id: int, status: str, columns: dict) -> None:
+    def _final(self, task_id: int, status: str, columns: dict, run: dict) -> None:
         self.partials.pop(task_id, None)
         row = {"id": task_id, "job_id": self.job_id, "status": status, "finished_at": utcnow()}
-        self.finals.append({**row, **dict.fromkeys(OUTCOME_COLUMNS), **columns})
+        self.finals.append({**row, **dict.fromkeys(OUTCOME_COLUMNS), **columns, RUN: run})
 
     def due(self) -> bool:
         """Tell whether a flush should happen now."""
@@ -139,8 +165,12 @@ class OutcomeWriter:
         try:
             if finals:
                 TASKS.transition_batch(
-                    finals, from_status=RUNNING, match=("job_id",), run_requested_at=None
+                    [{k: v for k, v in row.items() if k != RUN} for row in finals],
+                    from_status=RUNNING,
+                    match=("job_id",),
+                    run_requested_at=None,
                 )
+                record_runs([{**row, **row[RUN]} for row in finals])
             if partials:
                 db.session.execute(
                     _partial_stmt(),

@@ -157,6 +157,9 @@ def _payload(req: ChatRequest) -> dict:
         body["temperature"] = req.temperature
     if req.max_tokens is not None:
         body["max_tokens"] = req.max_tokens
+    for name in ("top_p", "stop", "seed", "response_format"):  # sent only when set
+        if getattr(req, name) is not None:
+            body[name] = getattr(req, name)
     if req.stream:
         body["stream_options"] = {"include_usage": True}
     return body

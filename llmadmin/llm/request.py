@@ -17,6 +17,12 @@ class ChatRequest:
     messages: list[dict]
     temperature: float | None = None
     max_tokens: int | None = None
+    top_p: float | None = None
+    stop: list[str] | None = None
+    seed: int | None = None
+    response_format: dict | None = (
+        None  # OpenAI's: {"type": "json_object"}, {"type": "json_schema", ...}
+    )
     timeout: float = 60.0
     connect_timeout: float | None = None  # None -> min(10, timeout)
     stream: bool = False
@@ -31,6 +37,8 @@ class ChatRequest:
             f"ChatRequest(base_url={display_url(self.base_url)!r}, api_key={mask_key(self.api_key) or None!r}, "
             f"model={self.model!r}, messages=<{len(self.messages)} message(s)>, "
             f"temperature={self.temperature!r}, max_tokens={self.max_tokens!r}, "
+            f"top_p={self.top_p!r}, stop={self.stop!r}, seed={self.seed!r}, "
+            f"response_format={self.response_format!r}, "
             f"timeout={self.timeout!r}, connect_timeout={self.connect_timeout!r}, stream={self.stream!r})"
         )
 

@@ -8,6 +8,7 @@ from llmadmin.models.llm_model import LLMModel
 from llmadmin.models.login_session import LoginSession
 from llmadmin.models.person import Person
 from llmadmin.models.task import Task
+from llmadmin.models.task_run import TaskRun
 
 __all__ = [
     "AuditEntry",
@@ -18,4 +19,5 @@ __all__ = [
     "LoginSession",
     "Person",
     "Task",
+    "TaskRun",
 ]

@@ -3,7 +3,18 @@
 from decimal import Decimal
 from enum import StrEnum
 
-from sqlalchemy import DateTime, Float, ForeignKey, Integer, Numeric, String, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    Numeric,
+    String,
+    Text,
+)
+from sqlalchemy import false as sa_false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from llmadmin.extensions import db
@@ -62,6 +73,19 @@ class Task(db.Model):
     prompt_tokens: Mapped[int | None] = mapped_column(Integer)
     completion_tokens: Mapped[int | None] = mapped_column(Integer)
     cost: Mapped[Decimal | None] = mapped_column(Numeric(14, 6), index=True)
+    # Call parameters (services/task_params.py); empty = the model's setting or not sent.
+    temperature: Mapped[float | None] = mapped_column(Float)
+    max_tokens: Mapped[int | None] = mapped_column(Integer)
+    top_p: Mapped[float | None] = mapped_column(Float)
+    seed: Mapped[int | None] = mapped_column(BigInteger)
+    stop: Mapped[str | None] = mapped_column(Text)  # JSON list of up to 4 strings
+    response_format: Mapped[str | None] = mapped_column(Text)  # JSON, OpenAI's response_format
+    # JSON mode only: whether the output parsed as JSON (None: not JSON mode, or no output).
+    output_is_json: Mapped[bool | None] = mapped_column(Boolean, index=True)
+    # The prompt, model or parameters changed after the shown result was produced.
+    result_outdated: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=False, server_default=sa_false(), index=True
+    )
 
     creator = relationship("Person", foreign_keys=[creator_id], passive_deletes=True)
     model = relationship("LLMModel", foreign_keys=[model_id], passive_deletes=True)

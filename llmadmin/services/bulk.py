@@ -58,16 +58,29 @@ def _first(result, ids) -> tuple[int, int]:
     return result[0], len(ids) - result[0]
 
 
-def _duplicate(ids, person_id, model_id=None, operation_key=None, submission_key=None, **kw):
+def _duplicate(
+    ids, person_id, model_id=None, operation_key=None, submission_key=None, params=None, **kw
+):
     """Copy tasks; the form's token (or the operation's) makes a repeat copy nothing twice."""
     key = submission_key or operation_key
-    return task_service.duplicate_tasks(ids, model_id, person_id, submission_key=key)
+    return task_service.duplicate_tasks(
+        ids, model_id, person_id, submission_key=key, overrides=params
+    )
+
+
+def _run(ids, person_id, params=None, **kw):
+    """Run or re-run tasks, with the stored parameter overrides (if any) for all of them."""
+    return task_service.run_tasks(ids, overrides=params)
+
+
+def _retry(ids, person_id, params=None, **kw):
+    return task_service.retry_failed(ids, overrides=params)
 
 
 ACTIONS: dict[str, dict[str, BulkAction]] = {
     "task": {
-        "run": BulkAction(lambda ids, person_id, **kw: task_service.run_tasks(ids), _outcome),
-        "retry": BulkAction(lambda ids, person_id, **kw: task_service.retry_failed(ids), _outcome),
+        "run": BulkAction(_run, _outcome),
+        "retry": BulkAction(_retry, _outcome),
         "cancel": BulkAction(lambda ids, person_id, **kw: task_service.cancel_tasks(ids), _outcome),
         "delete": BulkAction(lambda ids, person_id, **kw: task_service.delete_tasks(ids), _outcome),
         "duplicate": BulkAction(_duplicate, _outcome),

@@ -251,13 +251,14 @@ def export_query(row: Download) -> tuple[Select, list[Column]]:
     """Build (not run) the query of exactly the rows this download may contain."""
     selection = stored_selection(row)
     model = selections.spec_for(selection.list_name).model
-    columns, joins = SOURCES[row.source].columns()
+    source = SOURCES[row.source]
+    columns, joins = source.columns()
     stmt = selections.build_query(
         selection, [c.expr for c in columns], ordered=selection.all_matching, acting=True
     )
     for target, onclause in joins:
         stmt = stmt.outerjoin(target, onclause)
-    return stmt.order_by(model.id), columns
+    return stmt.order_by(model.id, *source.then_by()), columns
 
 
 def iter_rows(query, columns: list[Column]) -> Iterator[tuple]:

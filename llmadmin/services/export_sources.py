@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy.orm import aliased
 
 from llmadmin import crypto
-from llmadmin.models import LLMModel, Person, Task
+from llmadmin.models import LLMModel, Person, Task, TaskRun
 
 # --- what each list exports (never a secret) ---------------------------------------------
 
@@ -31,6 +31,7 @@ class Source:
     endpoint: str  # the admin view whose query (and per-person scope) selects the rows
     formats: tuple[str, ...]
     columns: Callable[[], tuple[list[Column], list[tuple]]]  # -> columns, outer joins
+    then_by: Callable[[], tuple] = tuple  # order within one list row (e.g. its runs)
 
 
 def _task_columns():
@@ -53,9 +54,51 @@ def _task_columns():
         Column("Finished at", Task.finished_at),
         Column("System prompt", Task.system_prompt),
         Column("Prompt", Task.prompt),
+        *_param_columns(),
+        Column("Output is JSON", Task.output_is_json),
+        Column("Output outdated", Task.result_outdated),
         Column("Output", Task.result),
     ]
     return columns, [(model, Task.model_id == model.id), (creator, Task.creator_id == creator.id)]
+
+
+def _param_columns() -> list[Column]:
+    return [
+        Column("Temperature", Task.temperature),
+        Column("Max tokens", Task.max_tokens),
+        Column("Top p", Task.top_p),
+        Column("Stop", Task.stop),
+        Column("Seed", Task.seed),
+        Column("Response format", Task.response_format),
+    ]
+
+
+def _task_run_columns():
+    """Every run of the selected tasks: one line per run (a task never run: one empty line)."""
+    run = TaskRun  # not aliased: ``then_by`` names it too
+    columns = [
+        Column("Task ID", Task.id),
+        Column("Task name", Task.name),
+        Column("Run ID", run.id),
+        Column("Run status", run.status),
+        Column("Model", run.model_label),
+        Column("Parameters", run.params),
+        Column("Attempts", run.attempts),
+        Column("Finish reason", run.finish_reason),
+        Column("Latency (ms)", run.latency_ms),
+        Column("Prompt tokens", run.prompt_tokens),
+        Column("Output tokens", run.completion_tokens),
+        Column("Cost", run.cost),
+        Column("Output is JSON", run.output_is_json),
+        Column("Error class", run.error_kind),
+        Column("Error", run.error),
+        Column("Started at", run.started_at),
+        Column("Finished at", run.finished_at),
+        Column("System prompt (current)", Task.system_prompt),
+        Column("Prompt (current)", Task.prompt),
+        Column("Output", run.result),
+    ]
+    return columns, [(run, run.task_id == Task.id)]
 
 
 def _masked_key(token: str | None) -> str:
@@ -108,6 +151,10 @@ def _person_columns():  # password_hash is never exported
 
 SOURCES: dict[str, Source] = {
     "tasks": Source("Tasks", "task", ("csv", "xlsx", "zip"), _task_columns),
+    # The same rows with all their runs instead of the latest only.
+    "task_runs": Source(
+        "Task runs", "task", ("csv", "xlsx"), _task_run_columns, lambda: (TaskRun.id,)
+    ),
     "llm_models": Source("LLM Models", "llmmodel", ("csv", "xlsx"), _model_columns),
     "people": Source("People", "person", ("csv", "xlsx"), _person_columns),
 }

@@ -27,6 +27,7 @@ from sqlalchemy import select
 from llmadmin.engine.dispatch import dispatch
 from llmadmin.engine.heartbeat import HEARTBEAT_SECONDS
 from llmadmin.engine.limits import heartbeat_key
+from llmadmin.engine.runs import record_runs
 from llmadmin.extensions import db
 from llmadmin.lifecycle import transition
 from llmadmin.models import Task
@@ -115,16 +116,20 @@ def _requeue_or_fail(lost: list[tuple[int, str, int]], status: str) -> tuple[lis
     failed: list[int] = []
     for task_id, job_id, attempts in lost:
         if status == RUNNING and attempts >= max_runs:
-            failed += transition(
+            gave_up = transition(
                 [task_id],
                 FAILURE,
                 from_statuses=(RUNNING,),
                 where=Task.job_id == job_id,
+                commit=False,
                 error=f"Worker lost: the worker running this task stopped {attempts} time(s) "
                 "(killed or machine lost); giving up.",
                 error_kind="worker_lost",
                 run_requested_at=None,
             )
+            record_runs([{"id": i, "status": FAILURE, "job_id": job_id} for i in gave_up])
+            db.session.commit()
+            failed += gave_up
         else:
             requeued += transition(
                 [task_id],

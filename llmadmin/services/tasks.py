@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 
 from flask import current_app
-from sqlalchemy import delete, select
+from sqlalchemy import delete, inspect, select, update
 from sqlalchemy.exc import IntegrityError
 
 from llmadmin import policy
@@ -17,8 +17,17 @@ from llmadmin.extensions import db
 from llmadmin.lifecycle import transition
 from llmadmin.models import LLMModel, Person, Task
 from llmadmin.models.base import utcnow
-from llmadmin.models.task import CANCELED, FAILURE, FINAL_STATUSES, PENDING, QUEUED, RUNNING
+from llmadmin.models.task import (
+    CANCELED,
+    FAILURE,
+    FINAL_STATUSES,
+    PENDING,
+    QUEUED,
+    RUNNING,
+    SUCCESS,
+)
 from llmadmin.services.jobs_control import stop_jobs_without_live_tasks
+from llmadmin.services.task_params import PARAM_FIELDS, clean_params
 
 logger = logging.getLogger(__name__)
 
@@ -95,16 +104,19 @@ def create_task(
     system_prompt: str | None = None,
     run: bool = True,
     submission_key: str | None = None,
+    params: dict | None = None,
 ) -> Task:
     """Create a task (and queue it unless ``run`` is False).
 
-    With a ``submission_key`` (a form's one-time token) a second post of the same form
-    returns the task the first one created instead of creating another.
+    ``params`` holds call parameters (``services.task_params.PARAM_FIELDS``); empty ones
+    default from the model. With a ``submission_key`` (a form's one-time token) a second
+    post of the same form returns the task the first one created instead of creating another.
     """
     earlier = find_submitted(submission_key)
     if earlier is not None:
         return earlier
     name, prompt, system_prompt = validate_task_fields(name, prompt, system_prompt)
+    cleaned = clean_params(params or {})
     model = db.session.get(LLMModel, model_id) if model_id else None
     if model is None:
         raise ValidationError("Choose a model for the task.")
@@ -119,6 +131,7 @@ def create_task(
         status=PENDING,
         run_requested_at=utcnow() if run else None,
         submission_key=_clean_key(submission_key),
+        **cleaned,
     )
     db.session.add(task)
     try:
@@ -134,8 +147,13 @@ def create_task(
     return task
 
 
-def run_tasks(task_ids: list[int]) -> Outcome:
-    """Run or re-run tasks: anything not queued or running goes back to the queue."""
+def run_tasks(task_ids: list[int], overrides: dict | None = None) -> Outcome:
+    """Run or re-run tasks: anything not queued or running goes back to the queue.
+
+    Earlier runs stay in the task's history (``task_run``). ``overrides`` sets call
+    parameters on every task that is re-run (empty ones leave each task's own).
+    """
+    changes = {k: v for k, v in clean_params(overrides or {}).items() if v is not None}
     ids = _existing(task_ids)
     models_ok = _ids_with_enabled_model(ids)
     reset = transition(
@@ -152,21 +170,32 @@ def run_tasks(task_ids: list[int]) -> Outcome:
         prompt_tokens=None,
         completion_tokens=None,
         cost=None,
+        output_is_json=None,
+        result_outdated=False,
         job_id=None,
         queue_note=None,
+        commit=False,
     )
+    for batch in in_batches(reset) if changes else ():
+        db.session.execute(
+            update(Task)
+            .where(Task.id.in_(batch))
+            .values(**changes)
+            .execution_options(synchronize_session=False)
+        )
+    db.session.commit()
     queued, waiting = dispatch.dispatch(reset)
     return Outcome(changed=queued, waiting=waiting, skipped=len(ids) - len(reset))
 
 
-def retry_failed(task_ids: list[int]) -> Outcome:
+def retry_failed(task_ids: list[int], overrides: dict | None = None) -> Outcome:
     """Re-run only the tasks that failed."""
     failed = (
         db.session.execute(select(Task.id).where(Task.id.in_(task_ids), Task.status == FAILURE))
         .scalars()
         .all()
     )
-    outcome = run_tasks(list(failed))
+    outcome = run_tasks(list(failed), overrides)
     outcome.skipped += len(set(task_ids)) - len(failed)
     return outcome
 
@@ -194,14 +223,21 @@ def cancel_tasks(task_ids: list[int]) -> Outcome:
 
 
 def duplicate_tasks(
-    task_ids: list[int], model_id: int, creator_id: int | None, submission_key: str | None = None
+    task_ids: list[int],
+    model_id: int,
+    creator_id: int | None,
+    submission_key: str | None = None,
+    overrides: dict | None = None,
 ) -> Outcome:
     """Copy tasks onto another model (A/B comparison) and queue the copies.
+
+    The copies keep their source's call parameters, except those in ``overrides``.
 
     With a ``submission_key``, each copy is keyed by it and its source: posting the same
     form again (double click, retried request, a bulk job delivered twice) copies nothing
     twice; the copies already made count as skipped.
     """
+    changes = {k: v for k, v in clean_params(overrides or {}).items() if v is not None}
     model = db.session.get(LLMModel, model_id) if model_id else None
     if model is None:
         raise ValidationError("Choose the model to duplicate the tasks to.")
@@ -230,6 +266,7 @@ def duplicate_tasks(
             status=PENDING,
             run_requested_at=utcnow(),
             submission_key=keys[src.id],
+            **{**{name: getattr(src, name) for name in PARAM_FIELDS}, **changes},
         )
         for src in sources
     ]
@@ -241,6 +278,24 @@ def duplicate_tasks(
         return Outcome(changed=0, skipped=len(set(task_ids)))
     queued, waiting = dispatch.dispatch([c.id for c in copies])
     return Outcome(changed=queued, waiting=waiting, skipped=len(set(task_ids)) - len(sources))
+
+
+# What a task's result was produced from: changing one of these makes the result outdated.
+INPUT_FIELDS = ("prompt", "system_prompt", "model_id", "model", *PARAM_FIELDS)
+
+
+def note_edit(task: Task) -> bool:
+    """Mark a finished task's shown result as outdated when its inputs were just edited.
+
+    Called with the edited, not yet committed row (the admin's edit form); return whether
+    it is outdated now. The result is kept, and its runs keep what they were run with.
+    """
+    state = inspect(task)
+    changed = [name for name in INPUT_FIELDS if state.attrs[name].history.has_changes()]
+    shown = task.status in (SUCCESS, FAILURE) or task.result is not None
+    if changed and shown:
+        task.result_outdated = True
+    return bool(task.result_outdated)
 
 
 def _clean_key(submission_key: str | None) -> str | None:

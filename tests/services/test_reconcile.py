@@ -8,7 +8,7 @@ from rq.job import Job
 from llmadmin.engine.limits import heartbeat_key
 from llmadmin.extensions import db
 from llmadmin.lifecycle import transition
-from llmadmin.models import Task
+from llmadmin.models import Task, TaskRun
 from llmadmin.models.base import utcnow
 from llmadmin.models.task import FAILURE, QUEUED, RUNNING
 from llmadmin.queues import get_queue, get_redis
@@ -109,6 +109,8 @@ def test_lost_task_out_of_attempts_fails_with_reason(app, sim_model):
     assert (
         task.status == FAILURE and task.error_kind == "worker_lost" and "Worker lost" in task.error
     )
+    (run,) = db.session.execute(db.select(TaskRun).where(TaskRun.task_id == task.id)).scalars()
+    assert (run.status, run.error_kind, run.attempts) == (FAILURE, "worker_lost", 2)
 
 
 def test_queued_task_whose_job_vanished_is_requeued(app, sim_model):

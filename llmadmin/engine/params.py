@@ -1,0 +1,66 @@
+"""The parameters one call sends: the task's own, else its model's (temperature, max_tokens).
+
+Stored on the task by ``services.task_params`` (validated there); read here from the
+claimed row, so a chunk of one model may run tasks with different parameters.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+from llmadmin.models import Task
+
+# The task columns a claim reads besides id, prompt and system prompt.
+PARAM_COLUMNS = (
+    Task.temperature,
+    Task.max_tokens,
+    Task.top_p,
+    Task.stop,
+    Task.seed,
+    Task.response_format,
+)
+
+
+@dataclass(frozen=True)
+class CallParams:
+    """What a ChatRequest sends besides the messages; None is not sent."""
+
+    temperature: float | None = None
+    max_tokens: int | None = None
+    top_p: float | None = None
+    stop: list[str] | None = None
+    seed: int | None = None
+    response_format: dict | None = None
+
+    @classmethod
+    def of(cls, row, model) -> CallParams:
+        """Combine a claimed task row with its model's defaults (a ``ModelSettings``)."""
+        return cls(
+            temperature=row.temperature if row.temperature is not None else model.temperature,
+            max_tokens=row.max_tokens if row.max_tokens is not None else model.max_tokens,
+            top_p=row.top_p,
+            stop=json.loads(row.stop) if row.stop else None,
+            seed=row.seed,
+            response_format=json.loads(row.response_format) if row.response_format else None,
+        )
+
+    def sent(self) -> dict:
+        """The parameters as sent (and stored on the run): only those that are set."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @property
+    def json_mode(self) -> bool:
+        """Tell whether the call asks for JSON output (JSON mode or a JSON schema)."""
+        return (self.response_format or {}).get("type") in ("json_object", "json_schema")
+
+
+def output_is_json(text: str | None, params: CallParams | None) -> bool | None:
+    """For a JSON-mode call, whether ``text`` parses as JSON; None otherwise."""
+    if params is None or not params.json_mode or text is None:
+        return None
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
