@@ -31,25 +31,44 @@ OUTCOME_COLUMNS = (
     "prompt_tokens",
     "completion_tokens",
     "cost",
+    "finish_reason",
+    "calls",
 )
 
 
-def success_columns(result: ChatResult, latency_ms: float, cost: Decimal | None) -> dict:
-    """Map a successful call onto task columns: a new column the worker fills goes here."""
+def success_columns(
+    result: ChatResult, latency_ms: float, cost: Decimal | None, calls: int | None = None
+) -> dict:
+    """Map a successful call onto task columns: a new column the worker fills goes here.
+
+    ``cost`` is None when it cannot be known (no prices, or no token counts reported).
+    """
     return {
         "result": result.text,
         "latency_ms": latency_ms,
         "prompt_tokens": result.prompt_tokens,
         "completion_tokens": result.completion_tokens,
         "cost": cost,
+        "finish_reason": (result.finish_reason or None) and str(result.finish_reason)[:32],
+        "calls": calls,
     }
 
 
 def failure_columns(
-    message: str, kind: str, latency_ms: float | None, partial_text: str | None
+    message: str,
+    kind: str,
+    latency_ms: float | None,
+    partial_text: str | None,
+    calls: int | None = None,
 ) -> dict:
     """Map a failed call onto task columns (any text streamed before it failed is kept)."""
-    return {"result": partial_text, "error": message, "error_kind": kind, "latency_ms": latency_ms}
+    return {
+        "result": partial_text,
+        "error": message,
+        "error_kind": kind,
+        "latency_ms": latency_ms,
+        "calls": calls,
+    }
 
 
 def _partial_stmt():
@@ -79,10 +98,15 @@ class OutcomeWriter:
         self.written = 0
 
     def success(
-        self, task_id: int, result: ChatResult, latency_ms: float, cost: Decimal | None
+        self,
+        task_id: int,
+        result: ChatResult,
+        latency_ms: float,
+        cost: Decimal | None,
+        calls: int | None = None,
     ) -> None:
-        """Record a successful call."""
-        self._final(task_id, SUCCESS, success_columns(result, latency_ms, cost))
+        """Record a successful call (``calls``: calls made for it, retries included)."""
+        self._final(task_id, SUCCESS, success_columns(result, latency_ms, cost, calls))
 
     def failure(
         self,
@@ -91,9 +115,11 @@ class OutcomeWriter:
         kind: str,
         latency_ms: float | None,
         partial_text: str | None = None,
+        calls: int | None = None,
     ) -> None:
         """Record a failed call (keeping any partial streamed text)."""
-        self._final(task_id, FAILURE, failure_columns(message, kind, latency_ms, partial_text))
+        columns = failure_columns(message, kind, latency_ms, partial_text, calls)
+        self._final(task_id, FAILURE, columns)
 
     def partial(self, task_id: int, text: str) -> None:
         """Remember the latest streamed text of a running task."""

@@ -152,6 +152,8 @@ def run_tasks(task_ids: list[int]) -> Outcome:
         prompt_tokens=None,
         completion_tokens=None,
         cost=None,
+        finish_reason=None,
+        calls=None,
         job_id=None,
         queue_note=None,
     )
