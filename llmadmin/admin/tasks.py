@@ -44,6 +44,7 @@ class TaskView(export_actions.ExportActionsMixin, ScopedView):
         "model",
         "creator",
         "attempts",
+        "calls",
         "latency_ms",
         "prompt_tokens",
         "completion_tokens",
@@ -64,7 +65,9 @@ class TaskView(export_actions.ExportActionsMixin, ScopedView):
         "result",
         "error",
         "error_kind",
+        "finish_reason",
         "attempts",
+        "calls",
         "job_id",
         "created_at",
         "queued_at",
@@ -97,6 +100,7 @@ class TaskView(export_actions.ExportActionsMixin, ScopedView):
         "created_at",
         "finished_at",
         "error_kind",
+        "finish_reason",
     )
     column_labels = {
         "latency_ms": "Latency",
@@ -108,6 +112,9 @@ class TaskView(export_actions.ExportActionsMixin, ScopedView):
         "error_kind": "Error class",
         "queue_note": "Queue note",
         "result": "Output",
+        "attempts": "Runs",
+        "calls": "Calls",
+        "finish_reason": "Finish reason",
     }
     column_formatters = {
         "status": formatters.status_badge,
@@ -121,10 +128,15 @@ class TaskView(export_actions.ExportActionsMixin, ScopedView):
         "result": formatters.preformatted,
         "error": formatters.task_error,
         "latency_ms": formatters.milliseconds,
+        "finish_reason": formatters.finish_reason,
     }
     column_descriptions = {
-        "attempts": "How many times a worker started the task.",
-        "cost": "From the model's prices per 1K tokens, when set.",
+        "attempts": "How many times a worker started the task (a lost worker's run counts too).",
+        "calls": "Calls made to the model's endpoint for this outcome, retries included.",
+        "cost": "From the model's prices per 1K tokens; blank when the server reported no "
+        "token counts.",
+        "finish_reason": "Why the model stopped: stop, length (cut off by max tokens), "
+        "content_filter, tool_calls.",
     }
     form_columns = ("name", "creator", "model", "system_prompt", "prompt")
     form_args = {
