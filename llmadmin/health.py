@@ -7,7 +7,7 @@ import time
 import redis
 from flask import Blueprint, current_app, jsonify
 from rq import Queue, Worker
-from sqlalchemy import func, select, text
+from sqlalchemy import case, func, select, text
 
 from llmadmin.extensions import csrf, db
 from llmadmin.models import Task
@@ -22,8 +22,14 @@ _BANNER_CACHE_SECONDS = 5.0
 def _database() -> dict:
     try:
         db.session.execute(text("SELECT 1"))
+        # Waiting starts when the task was queued (or asked to run), not when it was created:
+        # a re-run of an old task is not old work.
+        waiting_since = case(
+            (Task.status == QUEUED, func.coalesce(Task.queued_at, Task.run_requested_at)),
+            else_=Task.run_requested_at,
+        )
         oldest = db.session.execute(
-            select(func.min(Task.created_at)).where(
+            select(func.min(func.coalesce(waiting_since, Task.created_at))).where(
                 (Task.status == QUEUED)
                 | ((Task.status == PENDING) & Task.run_requested_at.is_not(None))
             )
