@@ -121,7 +121,8 @@ def _requeue_or_fail(lost: list[tuple[int, str, int]], status: str) -> tuple[lis
                 from_statuses=(RUNNING,),
                 where=Task.job_id == job_id,
                 error=f"Worker lost: the worker running this task stopped {attempts} time(s) "
-                "(killed or machine lost); giving up.",
+                "(killed or machine lost), so it is not run again by itself. Check the workers, "
+                "then run the task again.",
                 error_kind="worker_lost",
                 run_requested_at=None,
             )
