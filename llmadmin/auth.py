@@ -28,8 +28,9 @@ from flask import (
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField, StringField
-from wtforms.validators import DataRequired, Email, Length, Regexp
+from wtforms.validators import DataRequired, Length, Regexp
 
+from llmadmin.emails import login_email
 from llmadmin.extensions import db, login_manager
 from llmadmin.models import Person
 from llmadmin.models.person import spend_password_check
@@ -42,7 +43,8 @@ bp = Blueprint("auth", __name__)
 class LoginForm(FlaskForm):
     email = EmailField(
         "Email",
-        validators=[DataRequired(), Email(), Length(max=255)],
+        # No format check here: any address an account may have is looked up (llmadmin.emails).
+        validators=[DataRequired(), Length(max=255)],
         filters=[lambda value: value.strip() if value else value],
     )
     password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
@@ -96,7 +98,7 @@ def login():
     """Show the login form and sign the person in (or start the one-time code step)."""
     form = LoginForm()
     if form.validate_on_submit():
-        email = form.email.data.strip().lower()
+        email = login_email(form.email.data)
         lockout = login_guard.check(email, request.remote_addr)
         if lockout is not None:
             _audit_failure(email, f"refused: {lockout.scope} locked out for {lockout.seconds} s")

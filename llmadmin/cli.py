@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 from flask import current_app
 
+from llmadmin.emails import login_email
 from llmadmin.engine.dispatch import dispatch_waiting
 from llmadmin.errors import LLMAdminError
 from llmadmin.extensions import db
@@ -133,7 +134,7 @@ def require_code_command(email: str, off: bool) -> None:
     """Ask a person for a one-time sign-in code after the password (or stop with --off)."""
 
     person = db.session.execute(
-        db.select(Person).where(db.func.lower(Person.email) == email.strip().lower())
+        db.select(Person).where(db.func.lower(Person.email) == login_email(email))
     ).scalar_one_or_none()
     if person is None:
         raise click.ClickException(f"No person has the email {email!r}.")

@@ -53,5 +53,15 @@ class LLMError(LLMAdminError):
 class CircuitOpen(LLMError):
     """The model's circuit breaker is open: fail fast instead of calling it."""
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        retry_after: float | None = None,
+        *,
+        threshold: int | None = None,
+        cause: str | None = None,
+    ) -> None:
         super().__init__(message, kind="circuit_open", retryable=False, retry_after=retry_after)
+        self.threshold = threshold
+        # The message of the failure that last counted against the model (any worker's call).
+        self.cause = cause

@@ -7,7 +7,7 @@ import time
 import redis
 from flask import Blueprint, current_app, jsonify
 from rq import Queue, Worker
-from sqlalchemy import func, select, text
+from sqlalchemy import case, func, select, text
 
 from llmadmin import queues
 from llmadmin.extensions import csrf, db
@@ -23,8 +23,14 @@ _BANNER_CACHE_SECONDS = 5.0
 def _database() -> dict:
     try:
         db.session.execute(text("SELECT 1"))
+        # Waiting starts when the task was queued (or asked to run), not when it was created:
+        # a re-run of an old task is not old work.
+        waiting_since = case(
+            (Task.status == QUEUED, func.coalesce(Task.queued_at, Task.run_requested_at)),
+            else_=Task.run_requested_at,
+        )
         oldest = db.session.execute(
-            select(func.min(Task.created_at)).where(
+            select(func.min(func.coalesce(waiting_since, Task.created_at))).where(
                 (Task.status == QUEUED)
                 | ((Task.status == PENDING) & Task.run_requested_at.is_not(None))
             )
@@ -63,6 +69,7 @@ def queue_reachable_cached() -> bool:
     """Tell (cached for a few seconds) whether Redis answers, for the admin banner."""
     cache = current_app.extensions.setdefault("llmadmin.queue_ok", {"at": 0.0, "ok": True})
     if time.monotonic() - cache["at"] > _BANNER_CACHE_SECONDS:
+        # Looked up on the module at call time (tests and the outbox swap it).
         cache.update(at=time.monotonic(), ok=queues.redis_available())
     return cache["ok"]
 

@@ -40,3 +40,45 @@ def test_redis_down_shows_banner_and_browsing_still_works(app, admin_client, mon
     r = admin_client.get("/admin/task/")
     assert r.status_code == 200
     assert "The job queue (Redis) is unreachable" in r.get_data(as_text=True)
+
+
+def test_oldest_pending_age_counts_from_queueing_not_creation(client, app, sim_model):
+    """A re-run of an old task is not old work (it was 493 s right after a re-run)."""
+    from datetime import timedelta
+
+    from llmadmin.extensions import db
+    from llmadmin.models import Task
+    from llmadmin.models.base import utcnow
+
+    task = svc.create_task(prompt="p", model_id=sim_model.id, creator_id=None, run=False)
+    db.session.execute(
+        db.update(Task).where(Task.id == task.id).values(created_at=utcnow() - timedelta(hours=2))
+    )
+    db.session.commit()
+    svc.run_tasks([task.id])  # queued now
+    age = client.get("/healthz").get_json()["database"]["oldest_pending_age_seconds"]
+    assert 0 <= age < 60, age
+
+
+def test_oldest_pending_age_of_a_task_waiting_for_redis_counts_from_the_run_request(
+    client, app, sim_model
+):
+    from datetime import timedelta
+
+    from llmadmin.extensions import db
+    from llmadmin.models import Task
+    from llmadmin.models.base import utcnow
+
+    task = svc.create_task(prompt="p", model_id=sim_model.id, creator_id=None, run=False)
+    now = utcnow()
+    db.session.execute(
+        db.update(Task)
+        .where(Task.id == task.id)
+        .values(
+            created_at=now - timedelta(hours=2),
+            run_requested_at=now - timedelta(seconds=90),
+        )
+    )
+    db.session.commit()
+    age = client.get("/healthz").get_json()["database"]["oldest_pending_age_seconds"]
+    assert 85 <= age < 150, age

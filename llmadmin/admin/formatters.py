@@ -25,7 +25,38 @@ def status_badge(view, context, model, name):
     )
     if note:
         badge += Markup(' <small class="text-muted">{}</small>').format(note.split(":")[0])
-    return badge
+    return badge + finish_flag(getattr(model, "finish_reason", None))
+
+
+# Finish reasons a person must notice: the output is not the whole answer the model would give.
+FINISH_FLAGS = {
+    "length": (
+        "cut off",
+        "The answer was cut off at the model's max tokens: raise max tokens and run it again.",
+    ),
+    "content_filter": (
+        "content filter",
+        "The provider's content filter stopped or removed (part of) the answer.",
+    ),
+}
+
+
+def finish_flag(finish_reason: str | None) -> Markup:
+    """Return a warning badge for a flagged finish reason ("length", "content_filter"), else nothing."""
+    flag = FINISH_FLAGS.get(finish_reason or "")
+    if flag is None:
+        return Markup("")
+    return Markup(
+        ' <span class="badge badge-warning js-finish" data-finish="{}" title="{}">{}</span>'
+    ).format(finish_reason, flag[1], flag[0])
+
+
+def finish_reason(view, context, model, name):
+    """Show why the model stopped, with the warning badge when the answer is incomplete."""
+    value = getattr(model, name)
+    if not value:
+        return ""
+    return Markup("{}{}").format(value, finish_flag(value))
 
 
 def preformatted(view, context, model, name):

@@ -6,12 +6,12 @@ from flask import flash
 from flask_admin.actions import action
 from flask_login import current_user
 from wtforms import PasswordField, SelectField
-from wtforms.validators import DataRequired, Email, Length, Optional, Regexp
+from wtforms.validators import DataRequired, Optional, Regexp
 from wtforms.validators import ValidationError as FormError
 
 from llmadmin.admin import export_actions, formatters
 from llmadmin.admin.base import ProtectedView
-from llmadmin.admin.validators import parse_id, parse_ids, text_field
+from llmadmin.admin.validators import email_address, parse_id, parse_ids, text_field
 from llmadmin.errors import ValidationError
 from llmadmin.models.person import ROLES
 from llmadmin.services import people as people_service
@@ -24,7 +24,6 @@ def _strip(value):
 
 def _unique_email(form, field):
     if field.data:
-        field.data = field.data.lower()
         current = getattr(form, "_obj", None)
         if people_service.email_taken(field.data, exclude_id=getattr(current, "id", None)):
             raise FormError("Another person already uses this email.")
@@ -69,8 +68,7 @@ class PersonView(export_actions.ExportActionsMixin, ProtectedView):
             "filters": [_strip],
             "validators": [
                 Optional(),
-                Email("Give a valid email address."),
-                Length(max=255),
+                email_address,
                 _unique_email,
             ],
             "description": "Also the login name. Must be unique.",

@@ -49,6 +49,7 @@ class TaskView(export_actions.ExportActionsMixin, ParamFormViews, ScopedView):
         "model",
         "creator",
         "attempts",
+        "calls",
         "latency_ms",
         "prompt_tokens",
         "completion_tokens",
@@ -77,7 +78,9 @@ class TaskView(export_actions.ExportActionsMixin, ParamFormViews, ScopedView):
         "output_is_json",
         "error",
         "error_kind",
+        "finish_reason",
         "attempts",
+        "calls",
         "job_id",
         "created_at",
         "queued_at",
@@ -112,6 +115,7 @@ class TaskView(export_actions.ExportActionsMixin, ParamFormViews, ScopedView):
         "error_kind",
         "result_outdated",
         "output_is_json",
+        "finish_reason",
     )
     column_labels = {
         "latency_ms": "Latency",
@@ -127,6 +131,9 @@ class TaskView(export_actions.ExportActionsMixin, ParamFormViews, ScopedView):
         "output_is_json": "Output is JSON",
         "top_p": "Top p",
         "stop": "Stop sequences",
+        "attempts": "Runs",
+        "calls": "Calls",
+        "finish_reason": "Finish reason",
     }
     column_formatters = {
         "status": formatters.task_status,
@@ -143,10 +150,15 @@ class TaskView(export_actions.ExportActionsMixin, ParamFormViews, ScopedView):
         "result": formatters.preformatted,
         "error": formatters.task_error,
         "latency_ms": formatters.milliseconds,
+        "finish_reason": formatters.finish_reason,
     }
     column_descriptions = {
-        "attempts": "How many times a worker started the task.",
-        "cost": "From the model's prices per 1K tokens, when set.",
+        "attempts": "How many times a worker started the task (a lost worker's run counts too).",
+        "calls": "Calls made to the model's endpoint for this outcome, retries included.",
+        "cost": "From the model's prices per 1K tokens; blank when the server reported no "
+        "token counts.",
+        "finish_reason": "Why the model stopped: stop, length (cut off by max tokens), "
+        "content_filter, tool_calls.",
         "result_outdated": "The prompt, model or parameters changed after this output was made.",
         "output_is_json": "JSON mode only: whether the output parses as JSON.",
     }

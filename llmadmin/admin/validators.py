@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import abort, current_app
 from wtforms.validators import ValidationError as FormError
 
+from llmadmin.emails import normalize_email
 from llmadmin.errors import ValidationError
 from llmadmin.services.llm_models import validate_base_url
 from llmadmin.services.tasks import clean_text
@@ -23,6 +24,16 @@ def text_field(
             raise FormError(str(exc)) from exc
 
     return check
+
+
+def email_address(form, field):
+    """Validate an email address with the one rule (``llmadmin.emails``) and store it normalized."""
+    if not field.data:
+        return
+    try:
+        field.data = normalize_email(field.data)
+    except ValidationError as exc:
+        raise FormError(str(exc)) from exc
 
 
 def base_url(form, field):

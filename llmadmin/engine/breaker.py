@@ -15,10 +15,15 @@ HEALTH_FAILURES = frozenset(
     {"server_error", "timeout", "connect_timeout", "connection_error", "stream_cut"}
 )
 
+# The last health failure's message is kept with the breaker's state, so a task that was never
+# sent can still say what is wrong with the model (the messages are sanitized where they are made).
+CAUSE_CHARS = 600
+
 RECORD_FAILURE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local failures = redis.call('HINCRBY', KEYS[1], 'failures', 1)
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'last_error', ARGV[3]) end
 redis.call('PEXPIRE', KEYS[1], 86400000)
 if failures >= tonumber(ARGV[1]) then
   redis.call('HSET', KEYS[1], 'opened_until', now + tonumber(ARGV[2]))
@@ -31,13 +36,14 @@ return 0
 CHECK = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local state = redis.call('HMGET', KEYS[1], 'opened_until', 'failures')
+local state = redis.call('HMGET', KEYS[1], 'opened_until', 'failures', 'last_error')
 local until_ms = tonumber(state[1] or '0')
 local failures = tonumber(state[2] or '0')
-if until_ms == 0 then return {1, 0, failures} end
-if now < until_ms then return {0, until_ms - now, failures} end
-if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', tonumber(ARGV[2])) then return {2, 0, failures} end
-return {0, 1000, failures}
+local last_error = state[3] or ''
+if until_ms == 0 then return {1, 0, failures, ''} end
+if now < until_ms then return {0, until_ms - now, failures, last_error} end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', tonumber(ARGV[2])) then return {2, 0, failures, ''} end
+return {0, 1000, failures, last_error}
 """
 
 
@@ -70,16 +76,21 @@ class CircuitBreaker:
         Return True when there is failure state to clear after a success, so a healthy
         model costs no extra Redis round trip per call.
         """
-        state, wait_ms, failures = await self._check(
+        state, wait_ms, failures, last_error = await self._check(
             keys=[self.key, self.probe_key], args=["1", self.probe_ms]
         )
         if int(state) == 0:
             seconds = max(1, round(int(wait_ms) / 1000))
+            if isinstance(last_error, bytes):
+                last_error = last_error.decode("utf-8", "replace")
+            # States what is, never what will happen: the task holding this may give up.
             raise CircuitOpen(
-                f"Model {self.label} is failing repeatedly, so calls are paused "
-                f"(circuit breaker open after {self.threshold} consecutive failures); "
-                f"it will be tried again in about {seconds} s.",
+                f"Model {self.label} is failing repeatedly, so calls to it are paused for "
+                f"about {seconds} s more (circuit breaker open after {self.threshold} "
+                f"consecutive failures).",
                 retry_after=seconds,
+                threshold=self.threshold,
+                cause=last_error or None,
             )
         return int(state) == 2 or int(failures) > 0
 
@@ -87,11 +98,12 @@ class CircuitBreaker:
         """Close the breaker."""
         await self.redis.delete(self.key, self.probe_key)
 
-    async def record_failure(self, kind: str) -> bool:
-        """Count a health failure; return True when this failure opened the breaker."""
+    async def record_failure(self, kind: str, message: str | None = None) -> bool:
+        """Count a health failure (``message`` is kept as the breaker's cause); return True when it opened."""
         if kind not in HEALTH_FAILURES:
             return False
         opened = await self._fail(
-            keys=[self.key, self.probe_key], args=[self.threshold, self.cooldown_ms]
+            keys=[self.key, self.probe_key],
+            args=[self.threshold, self.cooldown_ms, (message or "")[:CAUSE_CHARS]],
         )
         return bool(int(opened))

@@ -24,7 +24,7 @@ from sqlalchemy import select
 
 from llmadmin import crypto, policy
 from llmadmin.database import is_transient_error
-from llmadmin.engine import chunk_rows, resilience
+from llmadmin.engine import chunk_rows, final_error, resilience
 from llmadmin.engine.breaker import CircuitBreaker
 from llmadmin.engine.heartbeat import Heartbeat
 from llmadmin.engine.limits import ModelLimiter, heartbeat_key
@@ -330,6 +330,7 @@ class ChunkRunner:
         on_delta = self._delta_saver(task_id, streamed) if model.stream else None
         started = time.monotonic()
         attempt, breaker_waited = 0, 0.0
+        last_error: LLMError | None = None  # the task's own last failure: its final error's cause
         while True:
             try:
                 breaker_dirty = await self._with_redis(self.breaker.before_call)
@@ -338,9 +339,11 @@ class ChunkRunner:
                     exc.retry_after, breaker_waited, self.breaker_patience
                 )
                 if wait is None:
-                    self.writer.failure(
-                        task_id, exc.message, exc.kind, (time.monotonic() - started) * 1000
+                    message, kind = final_error.breaker_gave_up(
+                        exc, last_error, attempt, breaker_waited, model.label
                     )
+                    elapsed = (time.monotonic() - started) * 1000
+                    self.writer.failure(task_id, message, kind, elapsed, calls=attempt)
                     return
                 breaker_waited += wait
                 await asyncio.sleep(wait)
@@ -359,19 +362,20 @@ class ChunkRunner:
                     result.prompt_tokens, result.completion_tokens, model.price_in, model.price_out
                 )
                 latency = (time.monotonic() - call_started) * 1000
-                self.writer.success(task_id, result, latency, cost)
+                self.writer.success(task_id, result, latency, cost, calls=attempt)
                 return
             except LLMError as exc:
-                await self._best_effort(self.breaker.record_failure(exc.kind))
+                last_error = exc
+                await self._best_effort(self.breaker.record_failure(exc.kind, exc.message))
                 delay = resilience.retry_delay(exc, attempt, model.max_attempts)
                 if delay is None:
-                    suffix = f" (after {attempt} attempts)" if attempt > 1 else ""
                     self.writer.failure(
                         task_id,
-                        exc.message + suffix,
+                        final_error.after_calls(exc, attempt, model.max_attempts),
                         exc.kind,
                         (time.monotonic() - started) * 1000,
                         "".join(streamed) or None,
+                        calls=attempt,
                     )
                     return
                 streamed.clear()

@@ -23,8 +23,10 @@ RUN_FROM_TASK = (
     "result",
     "error",
     "error_kind",
+    "finish_reason",
     "output_is_json",
     "attempts",
+    "calls",
     "latency_ms",
     "prompt_tokens",
     "completion_tokens",
@@ -33,7 +35,7 @@ RUN_FROM_TASK = (
     "finished_at",
 )
 # Known only to the call, handed over by the writer: the run row's own columns.
-RUN_EXTRAS = ("params", "finish_reason")
+RUN_EXTRAS = ("params",)
 
 
 def _statement():
@@ -43,7 +45,6 @@ def _statement():
         *(_t.c[name] for name in RUN_FROM_TASK),
         model_label,
         bindparam("r_params", type_=Text),
-        bindparam("r_finish_reason", type_=String),
         _t.c.finished_at,
     ).where(
         _t.c.id == bindparam("r_id"),
@@ -55,7 +56,7 @@ def _statement():
 
 
 def record_runs(rows: list[dict]) -> None:
-    """Insert one run per ``{"id", "status", "job_id", "params"?, "finish_reason"?}`` (not committed)."""
+    """Insert one run per ``{"id", "status", "job_id", "params"?}`` (not committed)."""
     if not rows:
         return
     db.session.execute(
@@ -66,7 +67,6 @@ def record_runs(rows: list[dict]) -> None:
                 "r_status": row["status"],
                 "r_job": row["job_id"],
                 "r_params": row.get("params"),
-                "r_finish_reason": row.get("finish_reason"),
             }
             for row in rows
         ],

@@ -36,15 +36,24 @@ OUTCOME_COLUMNS = (
     "completion_tokens",
     "cost",
     "output_is_json",
+    "finish_reason",
+    "calls",
 )
 # The key of a final row that carries its run's own columns (engine/runs.py RUN_EXTRAS).
 RUN = "run"
 
 
 def success_columns(
-    result: ChatResult, latency_ms: float, cost: Decimal | None, params: CallParams | None = None
+    result: ChatResult,
+    latency_ms: float,
+    cost: Decimal | None,
+    params: CallParams | None = None,
+    calls: int | None = None,
 ) -> dict:
-    """Map a successful call onto task columns: a new column the worker fills goes here."""
+    """Map a successful call onto task columns: a new column the worker fills goes here.
+
+    ``cost`` is None when it cannot be known (no prices, or no token counts reported).
+    """
     return {
         "result": result.text,
         "latency_ms": latency_ms,
@@ -52,22 +61,33 @@ def success_columns(
         "completion_tokens": result.completion_tokens,
         "cost": cost,
         "output_is_json": output_is_json(result.text, params),  # flags JSON mode's non-JSON
+        "finish_reason": (result.finish_reason or None) and str(result.finish_reason)[:32],
+        "calls": calls,
     }
 
 
-def run_columns(params: CallParams | None, result: ChatResult | None = None) -> dict:
+def run_columns(params: CallParams | None) -> dict:
     """Map a call onto the run row's own columns (what the task row does not hold)."""
     return {
         "params": json.dumps(params.sent(), ensure_ascii=False) if params else None,
-        "finish_reason": result.finish_reason if result is not None else None,
     }
 
 
 def failure_columns(
-    message: str, kind: str, latency_ms: float | None, partial_text: str | None
+    message: str,
+    kind: str,
+    latency_ms: float | None,
+    partial_text: str | None,
+    calls: int | None = None,
 ) -> dict:
     """Map a failed call onto task columns (any text streamed before it failed is kept)."""
-    return {"result": partial_text, "error": message, "error_kind": kind, "latency_ms": latency_ms}
+    return {
+        "result": partial_text,
+        "error": message,
+        "error_kind": kind,
+        "latency_ms": latency_ms,
+        "calls": calls,
+    }
 
 
 def _partial_stmt():
@@ -102,12 +122,17 @@ class OutcomeWriter:
         self.params[task_id] = params
 
     def success(
-        self, task_id: int, result: ChatResult, latency_ms: float, cost: Decimal | None
+        self,
+        task_id: int,
+        result: ChatResult,
+        latency_ms: float,
+        cost: Decimal | None,
+        calls: int | None = None,
     ) -> None:
-        """Record a successful call."""
+        """Record a successful call (``calls``: calls made for it, retries included)."""
         params = self.params.pop(task_id, None)
-        columns = success_columns(result, latency_ms, cost, params)
-        self._final(task_id, SUCCESS, columns, run_columns(params, result))
+        columns = success_columns(result, latency_ms, cost, params, calls)
+        self._final(task_id, SUCCESS, columns, run_columns(params))
 
     def failure(
         self,
@@ -116,9 +141,10 @@ class OutcomeWriter:
         kind: str,
         latency_ms: float | None,
         partial_text: str | None = None,
+        calls: int | None = None,
     ) -> None:
         """Record a failed call (keeping any partial streamed text)."""
-        columns = failure_columns(message, kind, latency_ms, partial_text)
+        columns = failure_columns(message, kind, latency_ms, partial_text, calls)
         self._final(task_id, FAILURE, columns, run_columns(self.params.pop(task_id, None)))
 
     def partial(self, task_id: int, text: str) -> None:

@@ -63,8 +63,16 @@ def build_messages(
 def compute_cost(
     prompt_tokens: int | None, completion_tokens: int | None, price_in_per_1k, price_out_per_1k
 ) -> Decimal | None:
-    """Return the call's cost from per-1k-token prices, or None when the model has no prices."""
+    """Return the call's cost from per-1k-token prices, or None when it cannot be known.
+
+    Unknown means: the model has no prices, or the server did not report the token count
+    of a priced side (a blank cost, never a made-up 0).
+    """
     if price_in_per_1k is None and price_out_per_1k is None:
+        return None
+    if (price_in_per_1k is not None and prompt_tokens is None) or (
+        price_out_per_1k is not None and completion_tokens is None
+    ):
         return None
     price_in = Decimal(str(price_in_per_1k or 0))
     price_out = Decimal(str(price_out_per_1k or 0))
@@ -151,7 +159,19 @@ async def chat(
     return result
 
 
-def _payload(req: ChatRequest) -> dict:
+# Servers (base URL, model) that refused ``stream_options`` with a 400: asked once, per process.
+_NO_STREAM_OPTIONS: set[tuple[str, str]] = set()
+
+
+class _StreamOptionsRefused(Exception):
+    """The server rejected ``stream_options``; the call is made again without it."""
+
+
+def _asks_usage(req: ChatRequest) -> bool:
+    return req.stream and (req.base_url, req.model) not in _NO_STREAM_OPTIONS
+
+
+def _payload(req: ChatRequest, ask_usage: bool = False) -> dict:
     body: dict = {"model": req.model, "messages": req.messages, "stream": req.stream}
     if req.temperature is not None:
         body["temperature"] = req.temperature
@@ -160,7 +180,8 @@ def _payload(req: ChatRequest) -> dict:
     for name in ("top_p", "stop", "seed", "response_format"):  # sent only when set
         if getattr(req, name) is not None:
             body[name] = getattr(req, name)
-    if req.stream:
+    if ask_usage:
+        # Token counts in a stream arrive only when asked for (OpenAI, vLLM, DeepSeek...).
         body["stream_options"] = {"include_usage": True}
     return body
 
@@ -282,11 +303,39 @@ def _parse_completion(response: httpx.Response, req: ChatRequest) -> ChatResult:
 async def _chat_stream(
     client: httpx.AsyncClient, req: ChatRequest, on_delta: Callable[[str], None] | None
 ) -> ChatResult:
+    """Stream one call, asking for usage; a server that refuses the option is asked without it."""
+    if not _asks_usage(req):
+        return await _stream_once(client, req, on_delta, ask_usage=False)
+    try:
+        return await _stream_once(client, req, on_delta, ask_usage=True)
+    except _StreamOptionsRefused:
+        logger.info(
+            "%s refused stream_options for model %s; streaming without token counts",
+            display_url(req.base_url),
+            req.model,
+        )
+        _NO_STREAM_OPTIONS.add((req.base_url, req.model))
+        return await _stream_once(client, req, on_delta, ask_usage=False)
+
+
+def _refuses_stream_options(response: httpx.Response) -> bool:
+    return response.status_code in (400, 422) and "stream_options" in response.text.lower()
+
+
+async def _stream_once(
+    client: httpx.AsyncClient,
+    req: ChatRequest,
+    on_delta: Callable[[str], None] | None,
+    ask_usage: bool,
+) -> ChatResult:
+    payload = _payload(req, ask_usage)
     async with client.stream(
-        "POST", req.url, json=_payload(req), headers=_headers(req), timeout=_timeouts(req)
+        "POST", req.url, json=payload, headers=_headers(req), timeout=_timeouts(req)
     ) as response:
         if not response.is_success:
             await response.aread()
+            if ask_usage and _refuses_stream_options(response):
+                raise _StreamOptionsRefused
             raise status_error(response, req)
         content_type = response.headers.get("content-type", "")
         if "json" in content_type or "html" in content_type:

@@ -23,9 +23,13 @@ CONTEXT_TOO_LONG = re.compile(
     r"context[ _]length|maximum context|context window|too many tokens"
     r"|prompt is too long|input is too long"
 )
+# How servers say "no such model" in a 400 (a 404 always is): OpenAI, vLLM, Ollama, LiteLLM
+# ("Invalid model name passed in model=…"), Mistral ("Invalid model: …"), DeepSeek ("Model Not
+# Exist"), Moonshot ("Not found the model …"), Together, Gemini, Zhipu ("模型不存在").
 MODEL_MISSING = re.compile(
-    r"model_not_found|unknown model|no such model"
-    r"|model\b.{0,120}(not found|does not exist|not exist)"
+    r"model_not_found|unknown model|no such model|invalid model|not found the model"
+    r"|unable to access model|models/\S+ is not found|模型不存在"
+    r"|model\b.{0,120}(not found|does not exist|not exist|is not available|not deployed)"
 )
 TRANSIENT = re.compile(
     r"overload|server[ _]error|internal|unavailable|timed? ?out|try again|capacity"
@@ -107,37 +111,40 @@ def status_error(response: httpx.Response, req: ChatRequest) -> LLMError:
         )
     if status == 402 or "insufficient_quota" in haystack:
         return error(
-            f"The provider refused the call because the account's quota or balance is "
-            f"used up (HTTP {status}){said}.",
+            f"The provider at {where} refused the call because the account's quota or balance "
+            f"is used up (HTTP {status}) — top it up or use another key{said}.",
             "quota_exceeded",
         )
     if status in (400, 413, 422) and CONTEXT_TOO_LONG.search(haystack):
         return error(
-            f"The prompt is too long for model {req.model} (HTTP {status}) — shorten the "
-            f"prompt or lower max tokens{said}.",
+            f"The prompt is too long for model {req.model} at {where} (HTTP {status}) — "
+            f"shorten the prompt or lower max tokens{said}.",
             "context_too_long",
         )
-    if status == 404 or (status == 400 and MODEL_MISSING.search(haystack)):
+    if status == 404 or (status in (400, 422) and MODEL_MISSING.search(haystack)):
         return error(
             f'Model "{req.model}" was not found at {where} (HTTP {status}) — check the '
-            f"model name and the base URL (it usually ends in /v1){said}.",
+            f"model name (the server lists its models at /v1/models) and the base URL (it "
+            f"usually ends in /v1){said}.",
             "model_not_found",
         )
     if status == 429:
         wait = f", asking to wait {retry_after:g} s" if retry_after is not None else ""
         return error(
-            f"The model endpoint is rate-limiting calls (HTTP 429){wait}{said}.",
+            f"The model endpoint at {where} is rate-limiting calls (HTTP 429){wait}{said}.",
             "rate_limited",
             True,
             retry_after,
         )
     if status == 408:
         return error(
-            f"The model endpoint timed out handling the call (HTTP 408){said}.", "timeout", True
+            f"The model endpoint at {where} timed out handling the call (HTTP 408){said}.",
+            "timeout",
+            True,
         )
     if status >= 500:
         return error(
-            f"The model endpoint had a server error (HTTP {status}){said}.",
+            f"The model endpoint at {where} had a server error (HTTP {status}){said}.",
             "server_error",
             True,
             retry_after,
@@ -150,7 +157,9 @@ def status_error(response: httpx.Response, req: ChatRequest) -> LLMError:
             "bad_response",
         )
     return error(
-        f"The model endpoint rejected the request as invalid (HTTP {status}){said}.", "bad_request"
+        f"The model endpoint at {where} rejected the request as invalid (HTTP {status}) — "
+        f"check the model's settings (temperature, max tokens){said}.",
+        "bad_request",
     )
 
 
@@ -162,7 +171,8 @@ def embedded_error(data: dict, req: ChatRequest, kind: str, status: int = 200) -
     retryable = bool(TRANSIENT.search(haystack))
     where = " in the middle of its streamed answer" if kind == "stream_error" else ""
     return LLMError(
-        f'The model reported an error{where}: "{sanitize(message or haystack, req.api_key)}".',
+        f"The model at {display_url(req.base_url)} reported an error{where}: "
+        f'"{sanitize(message or haystack, req.api_key)}".',
         kind=kind,
         retryable=retryable,
         status_code=status,

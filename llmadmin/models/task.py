@@ -86,6 +86,11 @@ class Task(db.Model):
     result_outdated: Mapped[bool] = mapped_column(
         Boolean, nullable=False, default=False, server_default=sa_false(), index=True
     )
+    # Why the model stopped: "stop", "length" (cut off by max tokens), "content_filter", ...
+    finish_reason: Mapped[str | None] = mapped_column(String(32), index=True)
+    # Calls made to the endpoint for the current outcome (retries included); ``attempts``
+    # counts runs (a worker starting the task), which is what the reconciler limits.
+    calls: Mapped[int | None] = mapped_column(Integer)
 
     creator = relationship("Person", foreign_keys=[creator_id], passive_deletes=True)
     model = relationship("LLMModel", foreign_keys=[model_id], passive_deletes=True)

@@ -34,6 +34,7 @@ class TaskRun(db.Model):
     finish_reason: Mapped[str | None] = mapped_column(String(32))
     output_is_json: Mapped[bool | None] = mapped_column(Boolean)
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    calls: Mapped[int | None] = mapped_column(Integer)  # calls to the endpoint, retries included
     latency_ms: Mapped[float | None] = mapped_column(Float)
     prompt_tokens: Mapped[int | None] = mapped_column(Integer)
     completion_tokens: Mapped[int | None] = mapped_column(Integer)

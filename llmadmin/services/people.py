@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select, update
 
+from llmadmin.emails import normalize_email
 from llmadmin.errors import NotFound, ValidationError
 from llmadmin.extensions import db
 from llmadmin.models import Download, LLMModel, Person, Task
@@ -21,7 +22,11 @@ def validate_password(password: str) -> None:
 
 def email_taken(email: str, exclude_id: int | None = None) -> bool:
     """Tell whether another person already uses ``email`` (case-insensitive)."""
-    stmt = select(Person.id).where(func.lower(Person.email) == email.strip().lower())
+    try:
+        email = normalize_email(email)
+    except ValidationError:
+        email = email.strip().lower()
+    stmt = select(Person.id).where(func.lower(Person.email) == email)
     if exclude_id is not None:
         stmt = stmt.where(Person.id != exclude_id)
     return db.session.execute(stmt).first() is not None
@@ -32,10 +37,7 @@ def create_user(
 ) -> Person:
     """Create a login account (or set the password and role of an existing one)."""
 
-    email = (clean_text(email, "Email", required=True, max_chars=255) or "").strip().lower()
-    local, _, domain = email.partition("@")
-    if not local or "." not in domain or any(c.isspace() for c in email):
-        raise ValidationError("Give a valid email address.")
+    email = normalize_email(clean_text(email, "Email", required=True, max_chars=255))
     name = clean_text(name, "Name", required=False, max_chars=120)
     validate_password(password)
     person = db.session.execute(

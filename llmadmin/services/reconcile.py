@@ -123,7 +123,8 @@ def _requeue_or_fail(lost: list[tuple[int, str, int]], status: str) -> tuple[lis
                 where=Task.job_id == job_id,
                 commit=False,
                 error=f"Worker lost: the worker running this task stopped {attempts} time(s) "
-                "(killed or machine lost); giving up.",
+                "(killed or machine lost), so it is not run again by itself. Check the workers, "
+                "then run the task again.",
                 error_kind="worker_lost",
                 run_requested_at=None,
             )

@@ -1,7 +1,7 @@
 """task_run: every execution of a task is kept; per-task call parameters
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-11-29 18:40:00
 
 Backfills one run per finished (SUCCESS / FAILURE) task from the task's current columns;
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0009'
-down_revision = '0007'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 
@@ -46,6 +46,7 @@ def upgrade():
         sa.Column('finish_reason', sa.String(length=32), nullable=True),
         sa.Column('output_is_json', sa.Boolean(), nullable=True),
         sa.Column('attempts', sa.Integer(), nullable=False),
+        sa.Column('calls', sa.Integer(), nullable=True),
         sa.Column('latency_ms', sa.Float(), nullable=True),
         sa.Column('prompt_tokens', sa.Integer(), nullable=True),
         sa.Column('completion_tokens', sa.Integer(), nullable=True),
@@ -73,11 +74,11 @@ def upgrade():
         """
         INSERT INTO task_run (
             task_id, job_id, model_id, model_label, params, status, result, error, error_kind,
-            attempts, latency_ms, prompt_tokens, completion_tokens, cost,
+            finish_reason, attempts, calls, latency_ms, prompt_tokens, completion_tokens, cost,
             started_at, finished_at, created_at
         )
         SELECT t.id, t.job_id, t.model_id, m.name, NULL, t.status, t.result, t.error,
-               t.error_kind, t.attempts, t.latency_ms, t.prompt_tokens, t.completion_tokens,
+               t.error_kind, t.finish_reason, t.attempts, t.calls, t.latency_ms, t.prompt_tokens, t.completion_tokens,
                t.cost, t.started_at, t.finished_at, COALESCE(t.finished_at, t.created_at)
         FROM task t LEFT JOIN llm_model m ON m.id = t.model_id
         WHERE t.status IN ('SUCCESS', 'FAILURE')

@@ -147,7 +147,26 @@ def test_breaker_counts_only_health_failures_and_opens(app):
         return None
 
     message = _run(app, scenario)
-    assert message and "circuit breaker open after 2 consecutive failures" in message
+    assert message and "(circuit breaker open after 2 consecutive failures)" in message
+
+
+def test_an_open_breaker_names_the_last_failure_and_promises_nothing(app):
+    async def scenario(client):
+        breaker = CircuitBreaker(
+            client, "t", 11, "M", threshold=2, cooldown_seconds=60, probe_seconds=5
+        )
+        await breaker.record_failure("server_error", "HTTP 502 from http://a/v1: first")
+        await breaker.record_failure("server_error", "HTTP 500 from http://a/v1: second")
+        try:
+            await breaker.before_call()
+        except CircuitOpen as exc:
+            return exc
+        return None
+
+    exc = _run(app, scenario)
+    assert exc.cause == "HTTP 500 from http://a/v1: second" and exc.threshold == 2
+    assert "paused for about 60 s more" in exc.message
+    assert "will be tried" not in exc.message
 
 
 def test_half_open_allows_exactly_one_probe(app):

@@ -16,7 +16,7 @@ import pytest
 from werkzeug.serving import make_server
 
 from llmadmin.extensions import db
-from llmadmin.lifecycle import transition
+from llmadmin.lifecycle import TASKS
 from llmadmin.models import Task
 from llmadmin.models.task import CANCELED, QUEUED, RUNNING, SUCCESS
 from tests.conftest import make_test_app
@@ -175,7 +175,11 @@ def test_hostile_text_never_runs_in_the_browser(browser, live, admin_user, sim_m
     # The list page: names are text; the live refresh swaps badges in with innerHTML.
     chrome.navigate(f"{live.url}/admin/task/")
     title = chrome.evaluate("document.title")
-    transition([running], SUCCESS, queue_note=f"re-queued: {HOSTILE_NAME}")
+    # Through the state machine: the lifecycle guard refuses any other status write.
+    TASKS.transition(
+        [running], SUCCESS, from_statuses=(RUNNING,), queue_note=f"re-queued: {HOSTILE_NAME}"
+    )
+    db.session.commit()
     assert live.wait_for_path("/admin/task/status.json?ids="), "the list page's refresh never ran"
     assert chrome.wait_until(
         f"document.querySelector('.js-status[data-id=\"{running}\"]').textContent"
@@ -186,8 +190,8 @@ def test_hostile_text_never_runs_in_the_browser(browser, live, admin_user, sim_m
     assert chrome.evaluate("window.__violations") == []
 
     # A running task's page streams its output in with textContent.
-    transition([running], QUEUED)
-    transition([running], RUNNING)
+    TASKS.transition([running], QUEUED)
+    TASKS.transition([running], RUNNING)
     chrome.navigate(f"{live.url}/admin/task/details/?id={running}")
     assert live.wait_for_path("with_result=1"), "the details page's polling never ran"
     assert chrome.wait_until(
