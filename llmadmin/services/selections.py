@@ -146,6 +146,7 @@ LISTS: dict[str, ListSpec] = {
             "created_at": _when("created_at", "created at"),
             "finished_at": _when("finished_at", "finished at"),
             "error_kind": _text("error_kind", "error class"),
+            "finish_reason": _text("finish_reason", "finish reason"),
             "result_outdated": _bool("result_outdated", "output outdated"),
             "output_is_json": _bool("output_is_json", "output is JSON"),
         },

@@ -181,8 +181,7 @@ def test_connection_test_error_and_logs_never_show_the_key(app, caplog, monkeypa
         reply = httpx.Response(401, json={"error": {"message": f"bad key {API_KEY}"}})
         return real(request, transport=httpx.MockTransport(lambda req: reply))
 
-    # Patched where it is called: services.llm_models imports it by name.
-    monkeypatch.setattr(model_service, "chat_blocking", echoing)
+    monkeypatch.setattr(llm, "chat_blocking", echoing)  # services call it through the module
     with caplog.at_level(logging.DEBUG):
         outcome = model_service.test_connection(model.id)
     assert outcome["status"] == 401 and outcome["error"]
