@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from flask_admin import Admin
 from flask_admin.menu import MenuLink
 from flask_admin.theme import Bootstrap4Theme
@@ -26,15 +28,19 @@ from llmadmin.models import (
     Task,
 )
 
+if TYPE_CHECKING:
+    from flask import Flask
+
 
 class AdminOnlyLink(MenuLink):
     """A menu link only administrators see (the RQ dashboard)."""
 
-    def is_accessible(self):
+    def is_accessible(self) -> bool:
+        """Show the link to administrators only."""
         return is_admin()
 
 
-def init_admin(app) -> Admin:
+def init_admin(app: Flask) -> Admin:
     """Register every panel on a new Admin bound to ``app``."""
     admin = Admin(
         app,

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from markupsafe import Markup
 
 from llmadmin.admin.read_only import ReadOnlyLogView
 
+if TYPE_CHECKING:
+    from flask_admin.model import BaseModelView
+    from jinja2.runtime import Context
 
-def _changes(view, context, model, name):
+    from llmadmin.models import AuditEntry
+
+
+def _changes(
+    view: BaseModelView, context: Context | None, model: AuditEntry, name: str
+) -> Markup | str:
+    """Show an entry's recorded changes as preformatted text."""
     if not model.changes:
         return ""
     return Markup('<pre class="llm-text">{}</pre>').format(model.changes)

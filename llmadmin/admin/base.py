@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING, Any
 
 from flask import abort, flash, g, redirect, request, url_for
 from flask_admin.contrib.sqla import ModelView
@@ -16,6 +17,13 @@ from llmadmin.errors import LLMAdminError, QueueUnavailable
 from llmadmin.extensions import db
 from llmadmin.services import audit, bulk
 from llmadmin.services.selections import Selection
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from flask.typing import ResponseReturnValue
+    from flask_admin.model.base import ViewArgs
+    from sqlalchemy.orm import Query
 
 logger = logging.getLogger(__name__)
 
@@ -35,19 +43,22 @@ class ProtectedView(ModelView):
     details_template = "admin/model/llmadmin_details.html"
 
     def is_accessible(self) -> bool:
+        """Let in logged-in people, and only admins where ``admin_only``."""
         if not current_user.is_authenticated:
             return False
         return current_user.is_admin or not self.admin_only
 
-    def inaccessible_callback(self, name, **kwargs):
+    def inaccessible_callback(self, name: str, **kwargs: Any) -> ResponseReturnValue:
+        """Send anonymous visitors to the login page; refuse others with 403."""
         if not current_user.is_authenticated:
             return redirect(url_for("auth.login", next=request.full_path))
         abort(403)
 
-    def get_one(self, id):
+    def get_one(self, id: Any) -> Any:
+        """Load one row by a validated id (404 for an id that cannot exist)."""
         return super().get_one(str(parse_id(id)))
 
-    def _get_list_extra_args(self):
+    def _get_list_extra_args(self) -> ViewArgs:
         """Clamp the page number and drop NUL bytes so odd URLs never reach the database."""
         view_args = super()._get_list_extra_args()
         if view_args.page is not None and not 0 <= view_args.page <= 10_000_000:
@@ -62,12 +73,14 @@ class ProtectedView(ModelView):
         return view_args
 
     def handle_view_exception(self, exc: Exception) -> bool:
+        """Flash our own errors as messages; leave the rest to Flask-Admin."""
         if isinstance(exc, LLMAdminError):
             flash(str(exc), "error")
             return True
         return super().handle_view_exception(exc)
 
-    def handle_action(self, return_view=None):
+    def handle_action(self, return_view: str | None = None) -> ResponseReturnValue:
+        """Audit a ticked action, send 'all matching' to the bulk queue, flash a queue outage."""
         if request.form.get("all_matching") == "1":
             return self._queue_all_matching()
         action = request.form.get("action", "")
@@ -88,7 +101,8 @@ class ProtectedView(ModelView):
             )
             return redirect(get_redirect_target() or self.get_url(".index_view"))
 
-    def _queue_all_matching(self):
+    def _queue_all_matching(self) -> ResponseReturnValue:
+        """Start the posted action on all rows matching the list, or flash why not."""
         action = request.form.get("action", "")
         back = get_redirect_target() or self.get_url(".index_view")
         if not bulk.supports(self.endpoint, action) or not self.is_action_allowed(action):
@@ -102,7 +116,9 @@ class ProtectedView(ModelView):
             return redirect(back)
         return self.start_all_matching(selection, action, arguments, back)
 
-    def start_all_matching(self, selection: Selection, action: str, arguments: dict, back: str):
+    def start_all_matching(
+        self, selection: Selection, action: str, arguments: dict, back: str
+    ) -> ResponseReturnValue:
         """Store and enqueue ``action`` on all rows of ``selection``; flash and go ``back``."""
         try:
             operation, queued = bulk.start_operation(selection, action, arguments)
@@ -127,7 +143,7 @@ class ProtectedView(ModelView):
         flash_operation(message, operation.id, "success" if queued else "warning")
         return redirect(back)
 
-    def run_ticked(self, action: str, ids, **arguments):
+    def run_ticked(self, action: str, ids: list[int], **arguments: Any) -> Any:
         """Apply ``action`` to ticked ids now through the bulk registry, recording the operation.
 
         Return the service's answer; ``flash_ticked`` links to the recorded row.
@@ -147,6 +163,7 @@ class ProtectedView(ModelView):
         return {}
 
     def action_label(self, action: str) -> str:
+        """Return the label an action shows in the Actions menu (its name if unknown)."""
         data = self._actions_data.get(action)
         return str(data[1]) if data else action
 
@@ -156,7 +173,7 @@ class ProtectedView(ModelView):
             self, request.form.get("list_args", ""), current_user.id
         )
 
-    def current_selection(self, ids=None) -> Selection:
+    def current_selection(self, ids: Iterable[int] | None = None) -> Selection:
         """The selection of the list URL being shown (or of the ticked ``ids``)."""
         return selection_args.selection_from_args(self, request.args, current_user.id, ids=ids)
 
@@ -166,18 +183,22 @@ class ScopedView(ProtectedView):
 
     owner_column = "creator_id"
 
-    def _scope(self, query):
+    def _scope(self, query: Query) -> Query:
+        """Narrow ``query`` to the current person's rows unless they are an admin."""
         if current_user.is_admin:
             return query
         return query.filter(getattr(self.model, self.owner_column) == current_user.id)
 
-    def get_query(self):
+    def get_query(self) -> Query:
+        """Return the list query, scoped to the current person."""
         return self._scope(super().get_query())
 
-    def get_count_query(self):
+    def get_count_query(self) -> Query:
+        """Return the count query, scoped to the current person."""
         return self._scope(super().get_count_query())
 
-    def get_one(self, id):
+    def get_one(self, id: Any) -> Any:
+        """Load one row within the current person's scope, or 404."""
         row = (
             self._scope(db.session.query(self.model))
             .filter(self.model.id == parse_id(id))
@@ -195,7 +216,7 @@ class ScopedView(ProtectedView):
         query = self._scope(db.session.query(self.model)).filter(self.model.id.in_(wanted[:limit]))
         return query.all()
 
-    def visible_ids(self, ids) -> list[int]:
+    def visible_ids(self, ids: Iterable[str | int]) -> list[int]:
         """Return ``ids`` if every one is visible to the current person, else 404."""
         wanted = {parse_id(i) for i in ids}
         if not wanted:

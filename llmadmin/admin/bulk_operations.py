@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from flask import jsonify, url_for
 from flask_admin import expose
 from markupsafe import Markup
@@ -10,10 +12,17 @@ from llmadmin.admin import formatters
 from llmadmin.admin.base import ScopedView
 from llmadmin.models.bulk_operation import BulkStatus
 
+if TYPE_CHECKING:
+    from flask import Response
+    from flask_admin.model import BaseModelView
+    from jinja2.runtime import Context
+
+    from llmadmin.models import BulkOperation
+
 COUNTS = ("matched", "processed", "changed", "skipped")
 
 
-def _count(view, context, model, name):
+def _count(view: BaseModelView, context: Context | None, model: BulkOperation, name: str) -> Markup:
     """A count the list page refreshes in place while the operation runs."""
     value = getattr(model, name)
     return Markup('<span class="js-count" data-id="{}" data-field="{}">{}</span>').format(
@@ -21,7 +30,10 @@ def _count(view, context, model, name):
     )
 
 
-def _download_link(view, context, model, name):
+def _download_link(
+    view: BaseModelView, context: Context | None, model: BulkOperation, name: str
+) -> Markup | str:
+    """Link to the Download Center row an export operation produced."""
     if model.download_id is None:
         return ""
     return Markup('<a href="{}">Download #{}</a>').format(
@@ -29,7 +41,8 @@ def _download_link(view, context, model, name):
     )
 
 
-def _action(view, context, model, name):
+def _action(view: BaseModelView, context: Context | None, model: BulkOperation, name: str) -> str:
+    """Show an action's name with spaces instead of underscores."""
     return model.action.replace("_", " ")
 
 
@@ -77,7 +90,7 @@ class BulkOperationView(ScopedView):
     column_choices = {"status": [(s.value, s.value) for s in BulkStatus]}
 
     @expose("/status.json")
-    def status_json(self):
+    def status_json(self) -> Response:
         """Statuses and counts of the given operations, for live refresh without reloading."""
         rows = self.rows_for_live_status()
         return jsonify(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from flask import url_for
 from flask_admin.actions import action
 from markupsafe import Markup
@@ -11,8 +13,17 @@ from llmadmin.admin.base import ScopedView
 from llmadmin.admin.validators import text_field
 from llmadmin.models.download import STATUSES, SUCCESS
 
+if TYPE_CHECKING:
+    from flask_admin.model import BaseModelView
+    from jinja2.runtime import Context
 
-def _file_link(view, context, model, name):
+    from llmadmin.models import Download
+
+
+def _file_link(
+    view: BaseModelView, context: Context | None, model: Download, name: str
+) -> Markup | str:
+    """Link the file name to its download once the file is ready."""
     if model.status != SUCCESS:
         return model.file_name
     return Markup('<a href="{}">{}</a>').format(
@@ -20,13 +31,16 @@ def _file_link(view, context, model, name):
     )
 
 
-def _progress(view, context, model, name):
+def _progress(view: BaseModelView, context: Context | None, model: Download, name: str) -> str:
+    """Show the final row count, or the rows written so far while running."""
     if model.row_count is not None:
         return f"{model.row_count:,}"
     return f"{model.progress_rows or 0:,}…" if model.status == "RUNNING" else ""
 
 
 class DownloadView(ScopedView):
+    """Exported files: rename, download, delete; members see their own."""
+
     can_create = False
     can_export = False
     list_template = "admin/download_list.html"
@@ -111,7 +125,8 @@ class DownloadView(ScopedView):
     }
 
     @action("delete", "Delete", "Delete the selected downloads and their files?")
-    def action_delete(self, ids):
+    def action_delete(self, ids: list[str]) -> None:
+        """Delete the ticked downloads now; their files go in the background."""
         count = self.run_ticked("delete", self.visible_ids(ids))
         self.flash_ticked(
             f"{count} download(s) deleted; their files are removed in the background."

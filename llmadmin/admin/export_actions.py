@@ -9,6 +9,8 @@ must not count or read the rows at all. So the request stores the list's selecti
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from flask import flash, redirect, request, url_for
 from flask_admin.actions import action
 from flask_admin.helpers import get_redirect_target
@@ -20,6 +22,9 @@ from llmadmin.errors import ValidationError
 from llmadmin.services import downloads as download_service
 from llmadmin.services import export_sources
 from llmadmin.services.selections import Selection
+
+if TYPE_CHECKING:
+    from flask.typing import ResponseReturnValue
 
 PREFIX = "export_"
 
@@ -36,15 +41,18 @@ class ExportActionsMixin:
         return self.export_source or export_sources.source_for_endpoint(self.endpoint)
 
     @action("export_csv", "Export CSV to Download Center", None)
-    def action_export_csv(self, ids):
+    def action_export_csv(self, ids: list[str]) -> ResponseReturnValue:
+        """Queue a CSV export of the ticked rows."""
         return self.queue_export("csv", ids)
 
     @action("export_xlsx", "Export XLSX to Download Center", None)
-    def action_export_xlsx(self, ids):
+    def action_export_xlsx(self, ids: list[str]) -> ResponseReturnValue:
+        """Queue an XLSX export of the ticked rows."""
         return self.queue_export("xlsx", ids)
 
     @action("export_zip", "Export ZIP (CSV + prompt and output files) to Download Center", None)
-    def action_export_zip(self, ids):
+    def action_export_zip(self, ids: list[str]) -> ResponseReturnValue:
+        """Queue a ZIP export (CSV plus prompt and output files) of the ticked rows."""
         return self.queue_export("zip", ids)
 
     def export_target(self, name: str) -> tuple[str, str]:
@@ -53,7 +61,8 @@ class ExportActionsMixin:
             return self.extra_exports[name]
         return self.export_source_key(), name[len(PREFIX) :]
 
-    def is_action_allowed(self, name):
+    def is_action_allowed(self, name: str) -> bool:
+        """Hide export actions whose source or format this list does not offer."""
         if name.startswith(PREFIX):
             key, fmt = self.export_target(name)
             source = export_sources.SOURCES.get(key)
@@ -61,13 +70,14 @@ class ExportActionsMixin:
                 return False
         return super().is_action_allowed(name)
 
-    def handle_action(self, return_view=None):
+    def handle_action(self, return_view: str | None = None) -> ResponseReturnValue:
+        """Send 'all matching' exports to ``queue_export``; other actions go on as usual."""
         name = request.form.get("action", "")
         if name.startswith(PREFIX) and request.form.get("all_matching") == "1":
             return self.queue_export(name[len(PREFIX) :], None)
         return super().handle_action(return_view)
 
-    def queue_export(self, fmt: str, ids):
+    def queue_export(self, fmt: str, ids: list[str] | None) -> ResponseReturnValue:
         """Record the export (ticked ``ids``, or all matching rows when None) and enqueue it.
 
         ``fmt`` is the action's name without its prefix: a format, or an ``extra_exports`` entry.

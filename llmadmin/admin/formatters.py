@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from markupsafe import Markup, escape
+
+if TYPE_CHECKING:
+    from flask_admin.model import BaseModelView
+    from jinja2.runtime import Context
 
 BADGE_CLASSES = {
     "PENDING": "secondary",
@@ -14,7 +20,7 @@ BADGE_CLASSES = {
 }
 
 
-def status_badge(view, context, model, name):
+def status_badge(view: BaseModelView, context: Context | None, model: Any, name: str) -> Markup:
     """Render a status as a coloured badge that the list page can refresh in place."""
     status = getattr(model, name) or ""
     css = BADGE_CLASSES.get(status, "light")
@@ -51,7 +57,9 @@ def finish_flag(finish_reason: str | None) -> Markup:
     ).format(finish_reason, flag[1], flag[0])
 
 
-def finish_reason(view, context, model, name):
+def finish_reason(
+    view: BaseModelView, context: Context | None, model: Any, name: str
+) -> Markup | str:
     """Show why the model stopped, with the warning badge when the answer is incomplete."""
     value = getattr(model, name)
     if not value:
@@ -59,7 +67,9 @@ def finish_reason(view, context, model, name):
     return Markup("{}{}").format(value, finish_flag(value))
 
 
-def preformatted(view, context, model, name):
+def preformatted(
+    view: BaseModelView, context: Context | None, model: Any, name: str
+) -> Markup | str:
     """Show long text with its line breaks kept (escaped: untrusted text never runs)."""
     value = getattr(model, name)
     if value is None:
@@ -67,14 +77,16 @@ def preformatted(view, context, model, name):
     return Markup('<pre class="llm-text" data-field="{}">{}</pre>').format(name, value)
 
 
-def truncated(view, context, model, name, length: int = 80):
+def truncated(
+    view: BaseModelView, context: Context | None, model: Any, name: str, length: int = 80
+) -> Markup:
     """Show the first line of long text in a list cell, the whole text as a tooltip."""
     value = getattr(model, name) or ""
     short = value if len(value) <= length else value[:length] + "…"
     return Markup('<span title="{}">{}</span>').format(value[:1000], short)
 
 
-def milliseconds(view, context, model, name):
+def milliseconds(view: BaseModelView, context: Context | None, model: Any, name: str) -> str:
     """Show a latency in ms or s."""
     value = getattr(model, name)
     if value is None:
@@ -82,7 +94,7 @@ def milliseconds(view, context, model, name):
     return f"{value / 1000:.2f} s" if value >= 1000 else f"{value:.0f} ms"
 
 
-def byte_size(view, context, model, name):
+def byte_size(view: BaseModelView, context: Context | None, model: Any, name: str) -> str:
     """Show a size in human units."""
     value = getattr(model, name)
     if value is None:
@@ -94,7 +106,7 @@ def byte_size(view, context, model, name):
     return ""
 
 
-def yes_no_badge(view, context, model, name):
+def yes_no_badge(view: BaseModelView, context: Context | None, model: Any, name: str) -> Markup:
     """Show a boolean as a small badge."""
     value = getattr(model, name)
     return Markup('<span class="badge badge-{}">{}</span>').format(
@@ -127,6 +139,7 @@ MEMBER_ERROR_DEFAULT = "The call to the model failed. An administrator can see t
 
 
 def _viewer_is_admin() -> bool:
+    """Tell whether the person viewing the page is a logged-in admin."""
     from flask_login import current_user
 
     return bool(current_user and current_user.is_authenticated and current_user.is_admin)
@@ -139,7 +152,7 @@ def error_for_viewer(kind: str | None, error: str | None) -> str:
     return MEMBER_ERROR_TEXT.get(kind or "", MEMBER_ERROR_DEFAULT)
 
 
-def task_error(view, context, model, name):
+def task_error(view: BaseModelView, context: Context | None, model: Any, name: str) -> Markup | str:
     """Show a task's error: the full text to admins, a short classified sentence to members."""
     text = error_for_viewer(model.error_kind, model.error)
     if not text:
@@ -152,7 +165,9 @@ def status_class(status: int | None) -> str:
     return f"{status // 100}xx" if status else "no reply"
 
 
-def connection_test(view, context, model, name):
+def connection_test(
+    view: BaseModelView, context: Context | None, model: Any, name: str
+) -> Markup | str:
     """Show a model's last connection test; members get status class and latency, no reply text."""
     if model.last_test_at is None:
         return ""
@@ -168,7 +183,7 @@ def connection_test(view, context, model, name):
     )
 
 
-def task_status(view, context, model, name):
+def task_status(view: BaseModelView, context: Context | None, model: Any, name: str) -> Markup:
     """A task's status badge, with flags when its output is outdated or JSON mode's output is not JSON."""
     badge = status_badge(view, context, model, name)
     if getattr(model, "result_outdated", False):
@@ -182,7 +197,9 @@ def task_status(view, context, model, name):
     return badge
 
 
-def outdated_note(view, context, model, name):
+def outdated_note(
+    view: BaseModelView, context: Context | None, model: Any, name: str
+) -> Markup | str:
     """Say plainly whether the shown output belongs to the task as it is now."""
     if not getattr(model, name):
         return "no"
@@ -192,7 +209,7 @@ def outdated_note(view, context, model, name):
     )
 
 
-def json_flag(view, context, model, name):
+def json_flag(view: BaseModelView, context: Context | None, model: Any, name: str) -> Markup | str:
     """JSON mode's check of the output: valid, not valid, or not asked for."""
     value = getattr(model, name)
     if value is None:

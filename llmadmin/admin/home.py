@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from flask import redirect, request, url_for
 from flask_admin import AdminIndexView, expose
 from flask_login import current_user
@@ -12,16 +14,24 @@ from llmadmin.extensions import db
 from llmadmin.models import Task
 from llmadmin.models.task import FAILURE, STATUSES
 
+if TYPE_CHECKING:
+    from flask.typing import ResponseReturnValue
+
 
 class HomeView(AdminIndexView):
+    """Show task counts by status and the latest failures, scoped to the person."""
+
     def is_accessible(self) -> bool:
+        """Let in any logged-in person."""
         return current_user.is_authenticated
 
-    def inaccessible_callback(self, name, **kwargs):
+    def inaccessible_callback(self, name: str, **kwargs: Any) -> ResponseReturnValue:
+        """Send anonymous visitors to the login page."""
         return redirect(url_for("auth.login", next=request.full_path))
 
     @expose("/")
-    def index(self):
+    def index(self) -> str:
+        """Render the home page: counts per status, the ten latest failures, queue health."""
         scope = [] if current_user.is_admin else [Task.creator_id == current_user.id]
         counts = dict(
             db.session.execute(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from flask import abort, flash
 from flask_admin.actions import action
 from markupsafe import Markup
@@ -18,19 +20,30 @@ from llmadmin.errors import ValidationError
 from llmadmin.services import audit
 from llmadmin.services import llm_models as model_service
 
+if TYPE_CHECKING:
+    from flask_admin.model import BaseModelView
+    from jinja2.runtime import Context
+    from wtforms import Field, Form
+
+    from llmadmin.models import LLMModel
+
 ADMIN_ONLY_VIEWS = {"create_view", "edit_view", "delete_view", "action_view", "ajax_update"}
 
 
-def _api_key(view, context, model, name):
+def _api_key(view: BaseModelView, context: Context | None, model: LLMModel, name: str) -> str:
+    """Show the API key masked, never in full."""
     return model_service.masked_key(model)
 
 
-def _name_with_label(view, context, model, name):
+def _name_with_label(
+    view: BaseModelView, context: Context | None, model: LLMModel, name: str
+) -> Markup:
+    """Show the model's name, flagged SIMULATED for the demo's simulated models."""
     label = Markup(' <span class="badge badge-warning">SIMULATED</span>') if model.simulated else ""
     return Markup("{}{}").format(model.name, label)
 
 
-def _key_destination(form, field):
+def _key_destination(form: Form, field: Field) -> None:
     """A stored key follows a changed scheme/host/port only if retyped or the new host is confirmed."""
     model = getattr(form, "_obj", None)
     if model is None or form.base_url.errors:
@@ -47,7 +60,8 @@ def _key_destination(form, field):
         raise FormError(str(exc)) from exc
 
 
-def _number(label, minimum, maximum, optional=False):
+def _number(label: str, minimum: float, maximum: float, optional: bool = False) -> dict[str, Any]:
+    """Build form args for a number field that must lie between ``minimum`` and ``maximum``."""
     first = Optional() if optional else InputRequired(f"{label} is required.")
     return {
         "validators": [
@@ -210,7 +224,8 @@ class LLMModelView(export_actions.ExportActionsMixin, ProtectedView):
         "stream": {"description": "Stream answers (SSE): the task page shows the answer growing."},
     }
 
-    def _handle_view(self, name, **kwargs):
+    def _handle_view(self, name: str, **kwargs: Any) -> Any:
+        """Refuse members any write view with 403 (they may only look)."""
         response = super()._handle_view(name, **kwargs)
         if response is None and name in ADMIN_ONLY_VIEWS and not is_admin():
             # Members may look; a write attempt is refused outright rather than
@@ -218,30 +233,37 @@ class LLMModelView(export_actions.ExportActionsMixin, ProtectedView):
             abort(403)
         return response
 
-    def get_one(self, id):
+    def get_one(self, id: Any) -> LLMModel:
+        """Load one model by a validated id (404 for an id that cannot exist)."""
         return super().get_one(str(parse_id(id)))
 
     @property
-    def can_create(self):
+    def can_create(self) -> bool:
+        """Let only admins create models."""
         return is_admin()
 
     @property
-    def can_edit(self):
+    def can_edit(self) -> bool:
+        """Let only admins edit models."""
         return is_admin()
 
     @property
-    def can_delete(self):
+    def can_delete(self) -> bool:
+        """Let only admins delete models."""
         return is_admin()
 
-    def is_action_allowed(self, name):
+    def is_action_allowed(self, name: str) -> bool:
+        """Offer list actions to admins only."""
         return is_admin() and super().is_action_allowed(name)
 
-    def edit_form(self, obj=None):
+    def edit_form(self, obj: LLMModel | None = None) -> Form:
+        """Build the edit form and keep the row on it for the key-destination check."""
         form = super().edit_form(obj)
         form._obj = obj  # the stored URL, for the key-destination check
         return form
 
-    def on_model_change(self, form, model, is_created):
+    def on_model_change(self, form: Form, model: LLMModel, is_created: bool) -> None:
+        """Audit a key kept for a new host and store a newly typed API key encrypted."""
         if getattr(form, "_key_kept_for_new_host", False):
             old_url = inspect(model).attrs.base_url.history.deleted
             audit.record(
@@ -255,7 +277,8 @@ class LLMModelView(export_actions.ExportActionsMixin, ProtectedView):
             )
         model_service.set_api_key(model, form.new_api_key.data)
 
-    def delete_model(self, model):
+    def delete_model(self, model: LLMModel) -> bool:
+        """Delete the model through the service, keeping its tasks without a model."""
         _deleted, kept = model_service.delete_models([model.id])
         if kept:
             flash(f"Kept {kept} task(s) that used it (now without a model).", "info")
@@ -264,7 +287,8 @@ class LLMModelView(export_actions.ExportActionsMixin, ProtectedView):
     @action(
         "delete", "Delete", "Delete the selected models? Their tasks are kept, without a model."
     )
-    def action_delete(self, ids):
+    def action_delete(self, ids: list[str]) -> None:
+        """Delete the ticked models; their tasks are kept without a model."""
         # Flask-Admin's own bulk delete compares the integer key with the posted strings,
         # which PostgreSQL refuses; the service takes parsed ids.
         deleted, kept = self.run_ticked("delete", parse_ids(ids))
@@ -272,16 +296,19 @@ class LLMModelView(export_actions.ExportActionsMixin, ProtectedView):
         self.flash_ticked(f"{deleted} model(s) deleted.{note}")
 
     @action("test", "Test connection", None)
-    def action_test(self, ids):
+    def action_test(self, ids: list[str]) -> None:
+        """Queue a connection test of the ticked models."""
         n = self.run_ticked("test", parse_ids(ids))
         self.flash_ticked(
             f"Connection test queued for {n} model(s); refresh in a moment to see the result."
         )
 
     @action("enable", "Enable", None)
-    def action_enable(self, ids):
+    def action_enable(self, ids: list[str]) -> None:
+        """Enable the ticked models."""
         self.flash_ticked(f"{self.run_ticked('enable', parse_ids(ids))} model(s) enabled.")
 
     @action("disable", "Disable", "Disable the selected models? Their queued tasks will fail.")
-    def action_disable(self, ids):
+    def action_disable(self, ids: list[str]) -> None:
+        """Disable the ticked models (their queued tasks will fail)."""
         self.flash_ticked(f"{self.run_ticked('disable', parse_ids(ids))} model(s) disabled.")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from flask import flash
 from flask_admin.actions import action
 from flask_login import current_user
@@ -17,19 +19,27 @@ from llmadmin.models.person import ROLES
 from llmadmin.services import people as people_service
 from llmadmin.services import sessions
 
+if TYPE_CHECKING:
+    from wtforms import Field, Form
 
-def _strip(value):
+    from llmadmin.models import Person
+
+
+def _strip(value: Any) -> Any:
+    """Trim surrounding whitespace from text; leave other values alone."""
     return value.strip() if isinstance(value, str) else value
 
 
-def _unique_email(form, field):
+def _unique_email(form: Form, field: Field) -> None:
+    """Refuse an email another person already uses."""
     if field.data:
         current = getattr(form, "_obj", None)
         if people_service.email_taken(field.data, exclude_id=getattr(current, "id", None)):
             raise FormError("Another person already uses this email.")
 
 
-def _password_rules(form, field):
+def _password_rules(form: Form, field: Field) -> None:
+    """Check a new password with the services' rules."""
     if field.data:
         try:
             people_service.validate_password(field.data)
@@ -38,6 +48,8 @@ def _password_rules(form, field):
 
 
 class PersonView(export_actions.ExportActionsMixin, ProtectedView):
+    """Manage staff and their login accounts (admins only)."""
+
     admin_only = True
     can_export = False
     column_list = ("id", "name", "email", "phone", "role", "active", "otp_required", "created_at")
@@ -85,19 +97,23 @@ class PersonView(export_actions.ExportActionsMixin, ProtectedView):
         },
     }
 
-    def get_one(self, id):
+    def get_one(self, id: Any) -> Person:
+        """Load one person by a validated id (404 for an id that cannot exist)."""
         return super().get_one(str(parse_id(id)))
 
-    def edit_form(self, obj=None):
+    def edit_form(self, obj: Person | None = None) -> Form:
+        """Build the edit form and keep the row on it for the unique-email check."""
         form = super().edit_form(obj)
         form._obj = obj
         return form
 
-    def on_model_change(self, form, model, is_created):
+    def on_model_change(self, form: Form, model: Person, is_created: bool) -> None:
+        """Set the password when a new one was typed."""
         if form.new_password.data:
             model.set_password(form.new_password.data)
 
-    def delete_model(self, model):
+    def delete_model(self, model: Person) -> bool:
+        """Delete a person (never yourself), keeping what they created."""
         if model.id == current_user.id:
             flash("You cannot delete your own account.", "error")
             return False
@@ -112,7 +128,8 @@ class PersonView(export_actions.ExportActionsMixin, ProtectedView):
         "Sign out everywhere",
         "End every session of the selected people, remembered ones too? They must sign in again.",
     )
-    def action_sign_out(self, ids):
+    def action_sign_out(self, ids: list[str]) -> None:
+        """End every session of the ticked people, except your own current one."""
         ended = sessions.end_all_for(parse_ids(ids), keep_token=current_user.login_token)
         flash(
             f"{ended} session(s) ended; the selected people must sign in again "
@@ -125,7 +142,8 @@ class PersonView(export_actions.ExportActionsMixin, ProtectedView):
         "Delete",
         "Delete the selected people? Their tasks, models and downloads are kept.",
     )
-    def action_delete(self, ids):
+    def action_delete(self, ids: list[str]) -> None:
+        """Delete the ticked people, leaving out your own account."""
         ids = parse_ids(ids)
         if current_user.id in ids:
             flash("You cannot delete your own account; it was left out.", "error")

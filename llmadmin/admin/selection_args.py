@@ -7,6 +7,7 @@ operation of ``services.selections.LISTS``; a filter the registry does not know 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
 from flask_admin.contrib.sqla import filters as sqla_filters
@@ -16,6 +17,12 @@ from werkzeug.datastructures import MultiDict
 from llmadmin.errors import ValidationError
 from llmadmin.services import selections
 from llmadmin.services.selections import Selection
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from flask_admin.contrib.sqla import ModelView
+    from sqlalchemy import Column
 
 # Most specific classes first: the "not" filters subclass their positive twins.
 OPERATION_OF_CLASS = (
@@ -35,7 +42,7 @@ OPERATION_OF_CLASS = (
 )
 
 
-def filter_kind(flt) -> str:
+def filter_kind(flt: base_filters.BaseFilter) -> str:
     """Return the registry kind of a Flask-Admin filter: datetime, bool or text."""
     if isinstance(flt, base_filters.BaseDateTimeFilter | base_filters.BaseDateTimeBetweenFilter):
         return "datetime"
@@ -46,7 +53,7 @@ def filter_kind(flt) -> str:
     return "text"
 
 
-def filter_field(view, flt) -> tuple[str, str]:
+def filter_field(view: ModelView, flt: sqla_filters.BaseSQLAFilter) -> tuple[str, str]:
     """Return the (field, operation) of the registry that ``flt`` of ``view`` stands for."""
     spec = selections.spec_for(view.endpoint)
     joins = view._filter_joins.get(flt.key_name or flt.column, [])
@@ -63,14 +70,17 @@ def filter_field(view, flt) -> tuple[str, str]:
     )
 
 
-def _same_table(model, ref: str, column) -> bool:
+def _same_table(model: type, ref: str, column: Column) -> bool:
+    """Tell whether ``ref``, followed from ``model``, ends on the table of ``column``."""
     entity = model
     for hop in ref.split(".")[:-1]:
         entity = getattr(entity, hop).property.mapper.class_
     return entity.__table__.name == column.table.name
 
 
-def selection_from_args(view, args: MultiDict, person_id: int, ids=None) -> Selection:
+def selection_from_args(
+    view: ModelView, args: MultiDict, person_id: int, ids: Iterable[int] | None = None
+) -> Selection:
     """Build the selection of a list URL's arguments as Flask-Admin reads them."""
     found = []
     for arg in args:
@@ -98,7 +108,7 @@ def selection_from_args(view, args: MultiDict, person_id: int, ids=None) -> Sele
     )
 
 
-def selection_from_query_string(view, query_string: str, person_id: int) -> Selection:
+def selection_from_query_string(view: ModelView, query_string: str, person_id: int) -> Selection:
     """Build the selection of a stored list query string (``list_args`` of a form)."""
     return selection_from_args(
         view, MultiDict(parse_qsl(query_string[:4000], keep_blank_values=True)), person_id

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import TYPE_CHECKING
 
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, SelectField, StringField, TextAreaField
@@ -11,6 +12,11 @@ from wtforms.validators import ValidationError as FormError
 
 from llmadmin.errors import ValidationError
 from llmadmin.services.task_params import MAX_TOKENS_LIMIT, PARAM_FIELDS, clean_param
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from wtforms import Field, Form
 
 DESCRIPTIONS = {
     "temperature": "0 to 2.",
@@ -26,10 +32,11 @@ TASK_DEFAULTS = {
 }
 
 
-def param_check(name: str):
+def param_check(name: str) -> Callable[[Form, Field], None]:
     """Validate one parameter like the services do; the message shows next to the field."""
 
-    def check(form, field):
+    def check(form: Form, field: Field) -> None:
+        """Raise a form error when the service refuses the value."""
         try:
             clean_param(name, field.data)
         except ValidationError as exc:
@@ -52,17 +59,18 @@ def param_fields(empty_means: str | None = None) -> dict:
     return fields
 
 
-def params_from(form) -> dict:
+def params_from(form: Form) -> dict:
     """The cleaned parameters of a validated form that has the parameter fields."""
     return {name: clean_param(name, form[name].data) for name in PARAM_FIELDS}
 
 
-def overrides_from(form) -> dict:
+def overrides_from(form: Form) -> dict:
     """Only the parameters a person filled in (an override form: empty keeps each task's own)."""
     return {k: v for k, v in params_from(form).items() if v is not None}
 
 
 def new_submission_key() -> str:
+    """Return a fresh one-time token that makes a form's second post a no-op."""
     return uuid.uuid4().hex
 
 

@@ -7,6 +7,8 @@ stored operation whose job re-runs them.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from flask import flash, redirect, request
 from flask_admin import expose
 from flask_admin.helpers import get_redirect_target
@@ -19,8 +21,14 @@ from llmadmin.extensions import db
 from llmadmin.models import LLMModel
 from llmadmin.services import selections
 
+if TYPE_CHECKING:
+    from flask.typing import ResponseReturnValue
+    from sqlalchemy.orm import Query
 
-def enabled_models():
+    from llmadmin.services.selections import Selection
+
+
+def enabled_models() -> Query:
     """The models a task may be given (enabled ones), by name."""
     return db.session.query(LLMModel).filter(LLMModel.enabled.is_(True)).order_by(LLMModel.name)
 
@@ -29,7 +37,7 @@ class ParamFormViews:
     """The duplicate and re-run pages; mixed into the Tasks view."""
 
     @expose("/duplicate/", methods=("GET", "POST"))
-    def duplicate_view(self):
+    def duplicate_view(self) -> ResponseReturnValue:
         """Ask which model to copy the selected tasks to, then copy and queue them."""
         ids = self.visible_ids([i for i in request.values.get("ids", "").split(",") if i])
         back = get_redirect_target() or self.get_url(".index_view")
@@ -59,7 +67,7 @@ class ParamFormViews:
         return self.render("admin/task_duplicate.html", form=form, ids=ids, back=back)
 
     @expose("/rerun/", methods=("GET", "POST"))
-    def rerun_view(self):
+    def rerun_view(self) -> ResponseReturnValue:
         """Ask for parameter overrides, then re-run the ticked tasks or all matching ones."""
         back = get_redirect_target() or self.get_url(".index_view")
         list_args = request.values.get("list_args")
@@ -94,6 +102,6 @@ class ParamFormViews:
             back=back,
         )
 
-    def selection_from_query(self, list_args: str):
+    def selection_from_query(self, list_args: str) -> Selection:
         """The selection of all rows matching a list URL's query string."""
         return selection_args.selection_from_query_string(self, list_args, current_user.id)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from flask import flash, jsonify, redirect, request, url_for
 from flask_admin import expose
 from flask_admin.actions import action
@@ -28,6 +30,11 @@ from llmadmin.models.task import ACTIVE_STATUSES, STATUSES
 from llmadmin.services import audit, task_runs
 from llmadmin.services import tasks as task_service
 from llmadmin.services.task_params import PARAM_FIELDS, display_value
+
+if TYPE_CHECKING:
+    from flask import Response
+    from flask.typing import ResponseReturnValue
+    from wtforms import Form
 
 
 class TaskView(export_actions.ExportActionsMixin, ParamFormViews, ScopedView):
@@ -194,7 +201,7 @@ class TaskView(export_actions.ExportActionsMixin, ParamFormViews, ScopedView):
     }
 
     # --- forms ------------------------------------------------------------------------
-    def get_create_form(self):
+    def get_create_form(self) -> type[Form]:
         """The scaffolded form plus a one-time token: the same form posted twice makes one task."""
         return type(
             "TaskCreateForm",
@@ -204,7 +211,8 @@ class TaskView(export_actions.ExportActionsMixin, ParamFormViews, ScopedView):
             },
         )
 
-    def create_form(self, obj=None):
+    def create_form(self, obj: Task | None = None) -> Form:
+        """Build the create form: members may not pick a creator; admins default to themselves."""
         form = super().create_form(obj)
         if not current_user.is_admin:
             del form.creator
@@ -212,13 +220,15 @@ class TaskView(export_actions.ExportActionsMixin, ParamFormViews, ScopedView):
             form.creator.data = db.session.get(Person, current_user.id)
         return form
 
-    def edit_form(self, obj=None):
+    def edit_form(self, obj: Task | None = None) -> Form:
+        """Build the edit form; only admins may change the creator."""
         form = super().edit_form(obj)
         if not current_user.is_admin:
             del form.creator
         return form
 
-    def create_model(self, form):
+    def create_model(self, form: Form) -> Task | bool:
+        """Create the task through the service; a resubmitted form returns the earlier task."""
         field = getattr(form, "creator", None)
         creator = field.data if field is not None else None
         earlier = task_service.find_submitted(form.submission_key.data)
@@ -246,14 +256,17 @@ class TaskView(export_actions.ExportActionsMixin, ParamFormViews, ScopedView):
         return task
 
     def _can_see(self, task: Task) -> bool:
+        """Tell whether the current person may see ``task``."""
         return current_user.is_admin or task.creator_id == current_user.id
 
-    def on_form_prefill(self, form, id):
+    def on_form_prefill(self, form: Form, id: Any) -> None:
+        """Fill the parameter fields with the task's stored values as text."""
         task = self.get_one(id)
         for name in PARAM_FIELDS:
             form[name].data = display_value(name, getattr(task, name))
 
-    def on_model_change(self, form, model, is_created):
+    def on_model_change(self, form: Form, model: Task, is_created: bool) -> None:
+        """Store cleaned parameters, refuse edits of active tasks, and flag outdated output."""
         # The form wrote its raw parameter text onto the row: replace it with the stored form
         # before anything can flush (the fields' validators have already accepted it).
         for name, value in params_from(form).items():
@@ -270,13 +283,15 @@ class TaskView(export_actions.ExportActionsMixin, ParamFormViews, ScopedView):
                 "warning",
             )
 
-    def render(self, template, **kwargs):
+    def render(self, template: str, **kwargs: Any) -> str:
+        """Give the details page the task's run history and the viewer's error text."""
         if template == self.details_template and isinstance(kwargs.get("model"), Task):
             kwargs["runs"] = task_runs.history(kwargs["model"].id)
             kwargs["error_for_viewer"] = formatters.error_for_viewer
         return super().render(template, **kwargs)
 
-    def delete_model(self, model):
+    def delete_model(self, model: Task) -> bool:
+        """Audit and delete one task through the service (canceling it first if active)."""
         audit.record("delete", "task", model.id, str(model), commit=False)
         task_service.delete_tasks([model.id])
         return True
@@ -287,11 +302,13 @@ class TaskView(export_actions.ExportActionsMixin, ParamFormViews, ScopedView):
         "Run / Re-run",
         "Run the selected tasks again? Earlier results stay in each task's run history.",
     )
-    def action_run(self, ids):
+    def action_run(self, ids: list[str]) -> None:
+        """Queue the ticked tasks to run again."""
         self.flash_ticked(self.run_ticked("run", self.visible_ids(ids)).describe("queued"))
 
     @action("rerun_params", "Re-run with other parameters…", None)
-    def action_rerun_params(self, ids):
+    def action_rerun_params(self, ids: list[str]) -> ResponseReturnValue:
+        """Go to the re-run form for the ticked tasks."""
         ids = self.visible_ids(ids)
         return redirect(
             url_for(
@@ -301,7 +318,8 @@ class TaskView(export_actions.ExportActionsMixin, ParamFormViews, ScopedView):
             )
         )
 
-    def handle_action(self, return_view=None):
+    def handle_action(self, return_view: str | None = None) -> ResponseReturnValue:
+        """Ask for parameters before re-running all matching tasks; other actions go on as usual."""
         if request.form.get("action") == "rerun_params" and request.form.get("all_matching") == "1":
             # The parameters are asked first; the form then starts the bulk operation.
             back = get_redirect_target() or self.get_url(".index_view")
@@ -311,23 +329,28 @@ class TaskView(export_actions.ExportActionsMixin, ParamFormViews, ScopedView):
         return super().handle_action(return_view)
 
     @action("export_runs_csv", "Export CSV with all runs to Download Center", None)
-    def action_export_runs_csv(self, ids):
+    def action_export_runs_csv(self, ids: list[str]) -> ResponseReturnValue:
+        """Queue a CSV export of every run of the ticked tasks."""
         return self.queue_export("runs_csv", ids)
 
     @action("export_runs_xlsx", "Export XLSX with all runs to Download Center", None)
-    def action_export_runs_xlsx(self, ids):
+    def action_export_runs_xlsx(self, ids: list[str]) -> ResponseReturnValue:
+        """Queue an XLSX export of every run of the ticked tasks."""
         return self.queue_export("runs_xlsx", ids)
 
     @action("retry", "Retry failed", None)
-    def action_retry(self, ids):
+    def action_retry(self, ids: list[str]) -> None:
+        """Queue the ticked failed tasks again."""
         self.flash_ticked(self.run_ticked("retry", self.visible_ids(ids)).describe("queued again"))
 
     @action("cancel", "Cancel", "Cancel the selected tasks?")
-    def action_cancel(self, ids):
+    def action_cancel(self, ids: list[str]) -> None:
+        """Cancel the ticked tasks."""
         self.flash_ticked(self.run_ticked("cancel", self.visible_ids(ids)).describe("canceled"))
 
     @action("duplicate", "Duplicate to another model…", None)
-    def action_duplicate(self, ids):
+    def action_duplicate(self, ids: list[str]) -> ResponseReturnValue:
+        """Go to the duplicate form for the ticked tasks."""
         ids = self.visible_ids(ids)
         return redirect(
             url_for(
@@ -340,10 +363,12 @@ class TaskView(export_actions.ExportActionsMixin, ParamFormViews, ScopedView):
     @action(
         "delete", "Delete", "Delete the selected tasks? Queued and running ones are canceled first."
     )
-    def action_delete(self, ids):
+    def action_delete(self, ids: list[str]) -> None:
+        """Delete the ticked tasks, canceling active ones first."""
         self.flash_ticked(self.run_ticked("delete", self.visible_ids(ids)).describe("deleted"))
 
-    def bulk_extra(self, action):
+    def bulk_extra(self, action: str) -> dict:
+        """Read the target model a bulk duplicate needs from the form."""
         if action == "duplicate":
             model_id = request.form.get("model_id", type=int)
             if not model_id:
@@ -352,7 +377,7 @@ class TaskView(export_actions.ExportActionsMixin, ParamFormViews, ScopedView):
         return {}
 
     @expose("/status.json")
-    def status_json(self):
+    def status_json(self) -> Response:
         """Statuses (and streamed output of one task) for live refresh without reloading."""
         rows = self.rows_for_live_status()
         payload = {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from flask import abort, current_app
 from wtforms.validators import ValidationError as FormError
 
@@ -10,13 +12,19 @@ from llmadmin.errors import ValidationError
 from llmadmin.services.llm_models import validate_base_url
 from llmadmin.services.tasks import clean_text
 
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+    from wtforms import Field, Form
+
 
 def text_field(
     label: str, *, required: bool, max_chars: int | None = None, prompt_limit: bool = False
-):
+) -> Callable[[Form, Field], None]:
     """Validate text like the services do (NUL bytes, surrogates, size)."""
 
-    def check(form, field):
+    def check(form: Form, field: Field) -> None:
+        """Raise a form error when the service refuses the text."""
         limit = current_app.config["MAX_PROMPT_CHARS"] if prompt_limit else max_chars
         try:
             clean_text(field.data, label, required=required, max_chars=limit)
@@ -26,7 +34,7 @@ def text_field(
     return check
 
 
-def email_address(form, field):
+def email_address(form: Form, field: Field) -> None:
     """Validate an email address with the one rule (``llmadmin.emails``) and store it normalized."""
     if not field.data:
         return
@@ -36,7 +44,7 @@ def email_address(form, field):
         raise FormError(str(exc)) from exc
 
 
-def base_url(form, field):
+def base_url(form: Form, field: Field) -> None:
     """Validate a provider base URL."""
 
     try:
@@ -49,7 +57,7 @@ def base_url(form, field):
 MAX_ID = 2**31 - 1
 
 
-def parse_id(value) -> int:
+def parse_id(value: object) -> int:
     """Return a row id from the URL or a form, or abort with 404 (never a database error)."""
     try:
         number = int(str(value).strip())
@@ -60,6 +68,6 @@ def parse_id(value) -> int:
     return number
 
 
-def parse_ids(values) -> list[int]:
+def parse_ids(values: Iterable[object]) -> list[int]:
     """Return the row ids posted by a list action, or abort with 404."""
     return [parse_id(v) for v in values]
