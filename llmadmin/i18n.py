@@ -25,7 +25,7 @@ from flask_login import current_user
 from markupsafe import Markup
 
 from llmadmin import localtime
-from llmadmin.auth import safe_next
+from llmadmin.auth import LOCALE_SESSION_KEY, safe_next
 from llmadmin.services import people as people_service
 
 logger = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ babel = Babel()
 CHINESE = "zh_Hans_CN"
 ENGLISH = "en"
 LOCALES = {CHINESE: "中文", ENGLISH: "English"}
-SESSION_KEY = "locale"  # the choice of a visitor who is not signed in (the login page's switch)
+SESSION_KEY = LOCALE_SESSION_KEY  # a visitor's choice (the sign-in page's switch)
 
 
 def _person():

@@ -9,6 +9,8 @@ from flask_admin import expose
 from flask_admin.actions import action
 from flask_admin.contrib.sqla.filters import FilterInList
 from flask_admin.helpers import get_redirect_target
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import Boolean, String
@@ -91,7 +93,7 @@ class TaskView(export_actions.ExportActionsMixin, ScopedView):
     )
     column_searchable_list = ("name", "prompt")
     column_filters = (
-        FilterInList(Task.status, "Status", options=[(s, s) for s in STATUSES]),
+        FilterInList(Task.status, _l("Status"), options=formatters.status_choices(STATUSES)),
         "status",
         "model.name",
         "creator.name",
@@ -100,15 +102,28 @@ class TaskView(export_actions.ExportActionsMixin, ScopedView):
         "error_kind",
     )
     column_labels = {
-        "latency_ms": "Latency",
-        "prompt_tokens": "Prompt tokens",
-        "completion_tokens": "Output tokens",
-        "model": "Model",
-        "creator": "Creator",
-        "source_task": "Duplicated from",
-        "error_kind": "Error class",
-        "queue_note": "Queue note",
-        "result": "Output",
+        "id": _l("ID"),
+        "name": _l("Name"),
+        "status": _l("Status"),
+        "latency_ms": _l("Latency"),
+        "prompt_tokens": _l("Prompt tokens"),
+        "completion_tokens": _l("Output tokens"),
+        "model": _l("Model"),
+        "creator": _l("Creator"),
+        "source_task": _l("Duplicated from"),
+        "error_kind": _l("Error class"),
+        "queue_note": _l("Queue note"),
+        "result": _l("Output"),
+        "attempts": _l("Attempts"),
+        "cost": _l("Cost"),
+        "created_at": _l("Created at"),
+        "queued_at": _l("Queued at"),
+        "started_at": _l("Started at"),
+        "finished_at": _l("Finished at"),
+        "system_prompt": _l("System prompt"),
+        "prompt": _l("Prompt"),
+        "error": _l("Error"),
+        "job_id": _l("Job ID"),
     }
     column_formatters = {
         "status": formatters.status_badge,
@@ -124,31 +139,31 @@ class TaskView(export_actions.ExportActionsMixin, ScopedView):
         "latency_ms": formatters.milliseconds,
     }
     column_descriptions = {
-        "attempts": "How many times a worker started the task.",
-        "cost": "From the model's prices per 1K tokens, when set.",
+        "attempts": _l("How many times a worker started the task."),
+        "cost": _l("From the model's prices per 1K tokens, when set."),
     }
     form_columns = ("name", "creator", "model", "system_prompt", "prompt")
     form_args = {
         "name": {
-            "description": "Optional; defaults to the first line of the prompt.",
-            "validators": [text_field("Name", required=False, max_chars=200)],
+            "description": _l("Optional; defaults to the first line of the prompt."),
+            "validators": [text_field(_l("Name"), required=False, max_chars=200)],
         },
         "model": {
             "query_factory": _enabled_models,
-            "validators": [DataRequired("Choose a model.")],
-            "description": "Only enabled models are listed.",
+            "validators": [DataRequired(_l("Choose a model."))],
+            "description": _l("Only enabled models are listed."),
         },
         "prompt": {
             "validators": [
-                InputRequired("The prompt is required."),
-                text_field("Prompt", required=True, prompt_limit=True),
+                InputRequired(_l("The prompt is required.")),
+                text_field(_l("Prompt"), required=True, prompt_limit=True),
             ]
         },
         "system_prompt": {
-            "validators": [text_field("System prompt", required=False, prompt_limit=True)],
-            "description": "Optional instructions sent before the prompt.",
+            "validators": [text_field(_l("System prompt"), required=False, prompt_limit=True)],
+            "description": _l("Optional instructions sent before the prompt."),
         },
-        "creator": {"description": "Who the task belongs to; defaults to you."},
+        "creator": {"description": _l("Who the task belongs to; defaults to you.")},
     }
     form_widget_args = {"prompt": {"rows": 8}, "system_prompt": {"rows": 3}}
 
@@ -183,8 +198,11 @@ class TaskView(export_actions.ExportActionsMixin, ScopedView):
         earlier = task_service.find_submitted(form.submission_key.data)
         if earlier is not None and self._can_see(earlier):
             flash(
-                f"This form was already submitted: task #{earlier.id} was created then; "
-                "nothing new was created.",
+                _(
+                    "This form was already submitted: task #%(id)s was created then; "
+                    "nothing new was created.",
+                    id=earlier.id,
+                ),
                 "info",
             )
             return earlier
@@ -200,7 +218,14 @@ class TaskView(export_actions.ExportActionsMixin, ScopedView):
         except ValidationError as exc:
             flash(str(exc), "error")
             return False
-        flash(f"Task #{task.id} created and {task.status.lower()}.", "success")
+        flash(
+            _(
+                "Task #%(id)s created (%(status)s).",
+                id=task.id,
+                status=formatters.status_label(task.status),
+            ),
+            "success",
+        )
         return task
 
     def _can_see(self, task: Task) -> bool:
@@ -208,7 +233,7 @@ class TaskView(export_actions.ExportActionsMixin, ScopedView):
 
     def on_model_change(self, form, model, is_created):
         if model.status in ACTIVE_STATUSES:
-            raise ValidationError("A queued or running task cannot be edited; cancel it first.")
+            raise ValidationError(_("A queued or running task cannot be edited; cancel it first."))
         model.name, model.prompt, model.system_prompt = task_service.validate_task_fields(
             model.name, model.prompt, model.system_prompt
         )
@@ -219,19 +244,23 @@ class TaskView(export_actions.ExportActionsMixin, ScopedView):
         return True
 
     # --- actions ----------------------------------------------------------------------
-    @action("run", "Run / Re-run", "Run the selected tasks again? Existing results are replaced.")
+    @action(
+        "run",
+        _l("Run / Re-run"),
+        _l("Run the selected tasks again? Existing results are replaced."),
+    )
     def action_run(self, ids):
         self.flash_ticked(self.run_ticked("run", self.visible_ids(ids)).describe("queued"))
 
-    @action("retry", "Retry failed", None)
+    @action("retry", _l("Retry failed"), None)
     def action_retry(self, ids):
         self.flash_ticked(self.run_ticked("retry", self.visible_ids(ids)).describe("queued again"))
 
-    @action("cancel", "Cancel", "Cancel the selected tasks?")
+    @action("cancel", _l("Cancel"), _l("Cancel the selected tasks?"))
     def action_cancel(self, ids):
         self.flash_ticked(self.run_ticked("cancel", self.visible_ids(ids)).describe("canceled"))
 
-    @action("duplicate", "Duplicate to another model…", None)
+    @action("duplicate", _l("Duplicate to another model…"), None)
     def action_duplicate(self, ids):
         ids = self.visible_ids(ids)
         return redirect(
@@ -243,7 +272,9 @@ class TaskView(export_actions.ExportActionsMixin, ScopedView):
         )
 
     @action(
-        "delete", "Delete", "Delete the selected tasks? Queued and running ones are canceled first."
+        "delete",
+        _l("Delete"),
+        _l("Delete the selected tasks? Queued and running ones are canceled first."),
     )
     def action_delete(self, ids):
         self.flash_ticked(self.run_ticked("delete", self.visible_ids(ids)).describe("deleted"))
@@ -252,7 +283,7 @@ class TaskView(export_actions.ExportActionsMixin, ScopedView):
         if action == "duplicate":
             model_id = request.form.get("model_id", type=int)
             if not model_id:
-                raise ValidationError("Choose the model to duplicate to.")
+                raise ValidationError(_("Choose the model to duplicate to."))
             return {"model_id": model_id}
         return {}
 
@@ -277,7 +308,10 @@ class TaskView(export_actions.ExportActionsMixin, ScopedView):
             else:
                 if ids and not outcome.changed and not outcome.waiting:
                     self.flash_ticked(
-                        "This form was already submitted: the copies exist; nothing new was created.",
+                        _(
+                            "This form was already submitted: the copies exist; "
+                            "nothing new was created."
+                        ),
                         "info",
                     )
                 else:
@@ -310,6 +344,6 @@ def new_submission_key() -> str:
 
 class DuplicateForm(FlaskForm):
     model_id = SelectField(
-        "Duplicate to model", coerce=int, validators=[DataRequired("Choose a model.")]
+        _l("Duplicate to model"), coerce=int, validators=[DataRequired(_l("Choose a model."))]
     )
     submission_key = HiddenField(default=new_submission_key)
