@@ -6,6 +6,7 @@ from flask import current_app, flash, redirect, request, url_for
 from flask_admin import BaseView, expose
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import refresh
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import SelectField
@@ -56,6 +57,7 @@ class SettingsView(BaseView):
             except ValidationError as exc:
                 flash(str(exc), "error")
             else:
+                refresh()  # say it in the language just chosen
                 flash(_("Your settings were saved."), "success")
                 return redirect(self.get_url(".index"))
         return self.render("admin/settings.html", form=form)
