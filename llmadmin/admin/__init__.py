@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from flask_admin import Admin
 from flask_admin.menu import MenuLink
 from flask_admin.theme import Bootstrap4Theme
@@ -28,6 +30,8 @@ from llmadmin.models import (
     Task,
 )
 
+TRANSLATIONS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "translations")
+
 
 class AdminOnlyLink(MenuLink):
     """A menu link only administrators see (the RQ dashboard)."""
@@ -43,6 +47,8 @@ def init_admin(app) -> Admin:
         name="llmadmin",
         index_view=HomeView(name=_l("Home"), url="/admin"),
         theme=Bootstrap4Theme(base_template="admin/llmadmin_base.html", fluid=True),
+        # Texts Flask-Admin's own zh_Hans_CN catalogue lacks (llmadmin/translations/*/admin.po).
+        translations_path=TRANSLATIONS,
     )
     admin.add_view(TaskView(Task, db, name=_l("Tasks"), endpoint="task"))
     admin.add_view(LLMModelView(LLMModel, db, name=_l("LLM Models"), endpoint="llmmodel"))

@@ -154,6 +154,7 @@ class LLMModelView(export_actions.ExportActionsMixin, ProtectedView):
         "price_input_per_1k": _l("Price per 1K input tokens"),
         "price_output_per_1k": _l("Price per 1K output tokens"),
         "maintainer": _l("Maintainer"),
+        "maintainer.name": _l("Maintainer name"),
         "last_test": _l("Last connection test"),
         "breaker_cooldown_seconds": _l("Breaker cooldown (s)"),
         "created_at": _l("Created at"),

@@ -61,7 +61,11 @@ class PersonView(export_actions.ExportActionsMixin, ProtectedView):
         "locale": _l("Language"),
         "timezone": _l("Time zone"),
     }
-    column_formatters = {"active": formatters.yes_no_badge, "role": formatters.role_label}
+    column_formatters = {
+        "active": formatters.yes_no_badge,
+        "otp_required": formatters.yes_no_badge,
+        "role": formatters.role_label,
+    }
     form_columns = ("name", "email", "phone", "active", "role", "otp_required", "new_password")
     form_extra_fields = {
         "new_password": PasswordField(

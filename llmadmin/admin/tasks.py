@@ -110,6 +110,8 @@ class TaskView(export_actions.ExportActionsMixin, ScopedView):
         "completion_tokens": _l("Output tokens"),
         "model": _l("Model"),
         "creator": _l("Creator"),
+        "creator.name": _l("Creator name"),
+        "model.name": _l("Model name"),
         "source_task": _l("Duplicated from"),
         "error_kind": _l("Error class"),
         "queue_note": _l("Queue note"),
