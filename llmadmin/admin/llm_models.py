@@ -130,6 +130,7 @@ class LLMModelView(export_actions.ExportActionsMixin, ProtectedView):
         "api_key": _api_key,
         "name": _name_with_label,
         "enabled": formatters.yes_no_badge,
+        "simulated": formatters.yes_no_badge,
         "stream": formatters.yes_no_badge,
         "last_test": formatters.connection_test,
     }
