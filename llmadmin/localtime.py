@@ -59,6 +59,19 @@ def naive_local(value: datetime | None, tz: ZoneInfo) -> datetime | None:
     return to_local(value, tz).replace(tzinfo=None)
 
 
+def local_text_to_utc(value: str, tz: ZoneInfo) -> str:
+    """Read ``YYYY-MM-DD HH:MM:SS`` (or ``A to B``) typed in ``tz`` and write it as UTC.
+
+    Text that is not such a time is returned unchanged (the filter's own check refuses it).
+    """
+    try:
+        parts = [datetime.strptime(part, EXACT_FORMAT) for part in value.split(" to ")]
+    except ValueError:
+        return value
+    utc = [p.replace(tzinfo=tz).astimezone(UTC).strftime(EXACT_FORMAT) for p in parts]
+    return " to ".join(utc)
+
+
 def utc_age(value: datetime, now: datetime | None = None):
     """Return ``value - now`` as a timedelta (negative for the past), both taken as UTC."""
     if value.tzinfo is not None:

@@ -70,3 +70,23 @@ def test_the_home_page_failures_show_relative_time(admin_client, admin_user, sim
     page = text(admin_client.get("/admin/"))
     assert 'title="2026-01-15 12:05:06 Asia/Shanghai"' in page
     assert "789123" not in page
+
+
+def test_datetime_filters_read_the_typed_time_in_the_viewers_zone(
+    admin_client, admin_user, sim_model
+):
+    from tests.downloads.conftest import filter_arg
+
+    task = task_at(admin_user, sim_model, STORED)  # 12:05:06 in Beijing
+    after = filter_arg("task", "Created at", "greater than")
+    before_it = text(admin_client.get(f"/admin/task/?{after}=2026-01-15+12:00:00"))
+    after_it = text(admin_client.get(f"/admin/task/?{after}=2026-01-15+12:10:00"))
+    assert f'data-id="{task.id}"' in before_it and f'data-id="{task.id}"' not in after_it
+
+
+def test_a_stored_selection_keeps_the_filter_time_as_utc(app, admin_user):
+    from tests.downloads.conftest import filter_arg, selection_for
+
+    after = filter_arg("task", "Created at", "greater than")
+    selection = selection_for("tasks", admin_user, list_args=f"{after}=2026-01-15+12:00:00")
+    assert selection.filters == (("created_at", "greater", "2026-01-15 04:00:00"),)
