@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
+import pytest
+
+from llmadmin import localtime
 from llmadmin.extensions import db
 from llmadmin.models.base import utcnow
 from tests.admin.helpers import make_task, text
@@ -90,3 +93,19 @@ def test_a_stored_selection_keeps_the_filter_time_as_utc(app, admin_user):
     after = filter_arg("task", "Created at", "greater than")
     selection = selection_for("tasks", admin_user, list_args=f"{after}=2026-01-15+12:00:00")
     assert selection.filters == (("created_at", "greater", "2026-01-15 04:00:00"),)
+
+
+@pytest.mark.parametrize("zone", ["Asia/Shanghai", "Europe/Berlin", "America/New_York", "UTC"])
+def test_the_export_converter_agrees_with_zoneinfo_across_daylight_saving(zone):
+    tz = localtime.zone(zone)
+    convert = localtime.naive_local_converter(tz)
+    start = datetime(2026, 3, 7, 0, 0, 0, 500000)
+    values = [start + timedelta(minutes=7 * i) for i in range(3000)]  # spans the March switches
+    values += [
+        datetime(2026, 10, 25, 0, 59, 59),
+        datetime(2026, 10, 25, 1, 0),
+        datetime(1980, 5, 1),
+    ]
+    for value in values:
+        assert convert(value).replace(microsecond=0) == localtime.naive_local(value, tz), value
+    assert convert(None) is None
