@@ -12,9 +12,12 @@ from urllib.parse import parse_qsl
 
 from flask_admin.contrib.sqla import filters as sqla_filters
 from flask_admin.model import filters as base_filters
+from flask_babel import gettext as _
 from werkzeug.datastructures import MultiDict
 
+from llmadmin import localtime
 from llmadmin.errors import ValidationError
+from llmadmin.i18n import viewer_zone
 from llmadmin.services import selections
 from llmadmin.services.selections import Selection
 
@@ -66,7 +69,11 @@ def filter_field(view: ModelView, flt: sqla_filters.BaseSQLAFilter) -> tuple[str
             if operation in selections.OPERATIONS[field.kind] and same_kind:
                 return name, operation
     raise ValidationError(
-        f"The filter “{flt.name} {flt.operation()}” of {view.endpoint} is not in the registry."
+        _(
+            "The filter “%(filter)s” of %(list)s is not in the registry.",
+            filter=f"{flt.name} {flt.operation()}",
+            list=view.endpoint,
+        )
     )
 
 
@@ -91,7 +98,11 @@ def selection_from_args(
             _index, flt = view._filter_args[key]
             value = args[arg].replace("\x00", "")
             if flt.validate(value):  # the list ignores (and flashes) invalid values too
-                found.append((position, (*filter_field(view, flt), value)))
+                field, operation = filter_field(view, flt)
+                if filter_kind(flt) == "datetime" and operation != "empty":
+                    # typed in the viewer's zone (as the list reads it); stored as UTC
+                    value = localtime.local_text_to_utc(value, viewer_zone())
+                found.append((position, (field, operation, value)))
     sort, sort_desc = None, False
     index = args.get("sort", None, type=int)
     column = view._get_column_by_idx(index) if index is not None else None

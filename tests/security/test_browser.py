@@ -182,8 +182,9 @@ def test_hostile_text_never_runs_in_the_browser(browser, live, admin_user, sim_m
     db.session.commit()
     assert live.wait_for_path("/admin/task/status.json?ids="), "the list page's refresh never ran"
     assert chrome.wait_until(
-        f"document.querySelector('.js-status[data-id=\"{running}\"]').textContent"
-        f".trim() === '{SUCCESS}'"
+        # the badge shows a translated label; the stored status is in data-status
+        f"document.querySelector('.js-status[data-id=\"{running}\"]').dataset.status"
+        f" === '{SUCCESS}'"
     ), "the badge was not refreshed"
     assert chrome.evaluate("document.title") == title
     assert_nothing_ran(chrome, live, "task list")
