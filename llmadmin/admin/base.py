@@ -11,6 +11,7 @@ from flask_login import current_user
 from markupsafe import Markup
 
 from llmadmin.admin import selection_args
+from llmadmin.admin.listing import ScaleListMixin
 from llmadmin.admin.validators import parse_id
 from llmadmin.errors import LLMAdminError, QueueUnavailable
 from llmadmin.extensions import db
@@ -20,7 +21,7 @@ from llmadmin.services.selections import Selection
 logger = logging.getLogger(__name__)
 
 
-class ProtectedView(ModelView):
+class ProtectedView(ScaleListMixin, ModelView):
     """A model view for logged-in people; ``admin_only`` views need the admin role."""
 
     admin_only = False
@@ -48,7 +49,10 @@ class ProtectedView(ModelView):
         return super().get_one(str(parse_id(id)))
 
     def _get_list_extra_args(self):
-        """Clamp the page number and drop NUL bytes so odd URLs never reach the database."""
+        """Clamp the page number and drop NUL bytes so odd URLs never reach the database.
+
+        ``ScaleListMixin`` takes the keyset arguments (after, before) out first.
+        """
         view_args = super()._get_list_extra_args()
         if view_args.page is not None and not 0 <= view_args.page <= 10_000_000:
             view_args.page = 0
