@@ -51,7 +51,7 @@ class Paging:
     has_newer: bool  # rows come before this page in the list's order
     has_older: bool  # rows come after this page in the list's order
     search_floor: int | None  # a short search term was looked for in ids >= this
-    short_term_window: int = selections.SHORT_TERM_WINDOW
+    short_term_window: int
 
 
 class ScaleListMixin(ModelView):
@@ -109,6 +109,7 @@ class ScaleListMixin(ModelView):
             has_newer=newer,
             has_older=older,
             search_floor=g.get("list_search_floor"),
+            short_term_window=selections.SHORT_TERM_WINDOW,
         )
         self._template_args["paging"] = g.list_paging
         return count, rows

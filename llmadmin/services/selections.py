@@ -405,10 +405,11 @@ def search_conditions(
     literal characters limits the search to ids >= ``floor`` (see ``short_term_floor``).
     """
     conditions = []
-    fts = spec.search_index and db.session.get_bind().dialect.name == "sqlite"
+    sqlite = db.session.get_bind().dialect.name == "sqlite"
+    fts = spec.search_index and sqlite
     for term in search_terms(search):
         pattern = like_term(term)
-        conditions.append(or_(*(_ilike(column(ref), pattern) for ref in spec.search)))
+        conditions.append(or_(*(_ilike(column(ref), pattern, sqlite) for ref in spec.search)))
         runs = _indexed_runs(term)
         if fts and runs:
             match = " AND ".join('"' + run.replace('"', '""') + '"' for run in runs)
@@ -421,11 +422,13 @@ def search_conditions(
     return conditions
 
 
-def _ilike(column, pattern: str):
+def _ilike(column, pattern: str, sqlite: bool):
     # No cast on text columns: CAST(prompt AS VARCHAR) would hide the column from its index.
-    if isinstance(column.type, String):
-        return column.ilike(pattern)
-    return cast(column, Unicode).ilike(pattern)
+    # SQLite's LIKE folds ASCII case as its lower() does, so plain LIKE means what ILIKE's
+    # lower(x) LIKE lower(p) means there, without copying every prompt to lower-case it.
+    if not isinstance(column.type, String):
+        return cast(column, Unicode).ilike(pattern)
+    return column.like(pattern) if sqlite else column.ilike(pattern)
 
 
 def _optional_int(value) -> int | None:
