@@ -383,6 +383,8 @@ def run(
 
 
 def print_table(title: str, rows: int, results: list) -> None:
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"\n(load average when done: {load} on {os.cpu_count()} cores)")
     print(
         f"\n| {title}, {rows:,} rows | ours p50 / p95 ms | default p50 / p95 ms | p95 ours ÷ default |"
     )

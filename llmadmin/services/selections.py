@@ -28,7 +28,7 @@ MAX_TICKED_IDS = 10_000
 SEARCH_INDEX_MIN_CHARS = 3
 # A search term with no run of 3 characters (退款, "ok") is looked for in the newest this
 # many rows (by id) of an indexed list: anything more would read every prompt.
-SHORT_TERM_WINDOW = 50_000
+SHORT_TERM_WINDOW = 20_000
 DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"  # what the admin's date filters send
 
 # filter kind -> the operations the admin lists offer for it
@@ -409,7 +409,8 @@ def search_conditions(
     fts = spec.search_index and sqlite
     for term in search_terms(search):
         pattern = like_term(term)
-        conditions.append(or_(*(_ilike(column(ref), pattern, sqlite) for ref in spec.search)))
+        caseless = sqlite or pattern.lower() == pattern.upper()  # 退款, 2025: LIKE is ILIKE
+        conditions.append(or_(*(_ilike(column(ref), pattern, caseless) for ref in spec.search)))
         runs = _indexed_runs(term)
         if fts and runs:
             match = " AND ".join('"' + run.replace('"', '""') + '"' for run in runs)
@@ -422,13 +423,17 @@ def search_conditions(
     return conditions
 
 
-def _ilike(column, pattern: str, sqlite: bool):
-    # No cast on text columns: CAST(prompt AS VARCHAR) would hide the column from its index.
-    # SQLite's LIKE folds ASCII case as its lower() does, so plain LIKE means what ILIKE's
-    # lower(x) LIKE lower(p) means there, without copying every prompt to lower-case it.
+def _ilike(column, pattern: str, like_is_ilike: bool):
+    """Case-insensitive LIKE, spelt as plain LIKE where that means the same and costs less.
+
+    SQLite's LIKE folds ASCII case exactly as its lower() does (ILIKE is lower(x) LIKE
+    lower(p) there); a pattern without cased letters (Chinese, digits) matches the same text
+    either way, and PostgreSQL's ILIKE lower-cases every prompt it reads (4× slower).
+    No cast on text columns: CAST(prompt AS VARCHAR) would hide the column from its index.
+    """
     if not isinstance(column.type, String):
         return cast(column, Unicode).ilike(pattern)
-    return column.like(pattern) if sqlite else column.ilike(pattern)
+    return column.like(pattern) if like_is_ilike else column.ilike(pattern)
 
 
 def _optional_int(value) -> int | None:
