@@ -37,7 +37,7 @@ def status_count(status: str, scope: list) -> ListCount:
     """Count one status's tasks up to ``COUNT_CAP`` (an index range read, never a scan)."""
     inner = select(Task.id).where(Task.status == status, *scope).limit(COUNT_CAP + 1)
     found = db.session.execute(select(func.count()).select_from(inner.subquery())).scalar_one()
-    return ListCount(min(found, COUNT_CAP), capped=found > COUNT_CAP)
+    return ListCount(min(found, COUNT_CAP), capped=found > COUNT_CAP)  # shown as "10,000+"
 
 
 def latest_failures(scope: list, limit: int = 10) -> list[Task]:

@@ -138,6 +138,15 @@ def test_a_count_past_the_cap_is_shown_as_such(admin_client, many, monkeypatch):
     monkeypatch.setattr(listing, "COUNT_CAP", 100)
     html = admin_client.get("/admin/task/").get_data(as_text=True)
     assert "List (45)" in html and "all 45 matching rows" in html
+    # a text search counts up to its own, smaller cap
+    monkeypatch.setattr(listing, "SEARCH_COUNT_CAP", 5)
+    html = admin_client.get("/admin/task/?search=n1").get_data(as_text=True)
+    assert "List (5+)" in html and len(page_ids(html)) == 11
+    html = admin_client.get("/admin/task/?search=n4").get_data(as_text=True)
+    assert "List (5+)" in html and len(page_ids(html)) == 6  # n4, n40 … n44
+    monkeypatch.setattr(listing, "SEARCH_COUNT_CAP", 6)
+    html = admin_client.get("/admin/task/?search=n4").get_data(as_text=True)
+    assert "List (6)" in html
 
 
 def test_offset_and_keyset_pages_return_the_right_rows(admin_client, many, monkeypatch):
