@@ -4,6 +4,8 @@ from logging.config import fileConfig
 from alembic import context
 from flask import current_app
 
+from llmadmin.models.task import is_unmodelled_search_object
+
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
 config = context.config
@@ -49,6 +51,11 @@ def get_metadata():
     return target_db.metadata
 
 
+def include_object(object, name, type_, reflected, compare_to):
+    """Leave the text-search objects of migration 0011 to the migrations (not modelled)."""
+    return not (reflected and is_unmodelled_search_object(name, type_))
+
+
 def run_migrations_offline():
     """Run migrations in 'offline' mode.
 
@@ -87,6 +94,7 @@ def run_migrations_online():
                 logger.info("No changes in schema detected.")
 
     conf_args = current_app.extensions["migrate"].configure_args
+    conf_args.setdefault("include_object", include_object)
     if conf_args.get("process_revision_directives") is None:
         conf_args["process_revision_directives"] = process_revision_directives
 

@@ -17,6 +17,7 @@ from markupsafe import Markup
 
 from llmadmin import localtime
 from llmadmin.admin import selection_args
+from llmadmin.admin.listing import ScaleListMixin
 from llmadmin.admin.validators import parse_id
 from llmadmin.errors import LLMAdminError, QueueUnavailable
 from llmadmin.extensions import db
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-class ProtectedView(ModelView):
+class ProtectedView(ScaleListMixin, ModelView):
     """A model view for logged-in people; ``admin_only`` views need the admin role."""
 
     admin_only = False
@@ -92,7 +93,10 @@ class ProtectedView(ModelView):
         return valid
 
     def _get_list_extra_args(self) -> ViewArgs:
-        """Clamp the page number and drop NUL bytes so odd URLs never reach the database."""
+        """Clamp the page number and drop NUL bytes so odd URLs never reach the database.
+
+        ``ScaleListMixin`` takes the keyset arguments (after, before) out first.
+        """
         view_args = super()._get_list_extra_args()
         if view_args.page is not None and not 0 <= view_args.page <= 10_000_000:
             view_args.page = 0

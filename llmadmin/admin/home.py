@@ -8,9 +8,11 @@ from flask import redirect, request, url_for
 from flask_admin import AdminIndexView, expose
 from flask_login import current_user
 from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload
 
 from llmadmin import queues
 from llmadmin.admin import formatters
+from llmadmin.admin.listing import COUNT_CAP, ListCount
 from llmadmin.extensions import db
 from llmadmin.models import Task
 from llmadmin.models.task import FAILURE, STATUSES
@@ -34,27 +36,37 @@ class HomeView(AdminIndexView):
     def index(self) -> str:
         """Render the home page: counts per status, the ten latest failures, queue health."""
         scope = [] if current_user.is_admin else [Task.creator_id == current_user.id]
-        counts = dict(
-            db.session.execute(
-                select(Task.status, func.count()).where(*scope).group_by(Task.status)
-            ).all()
-        )
-        failures = (
-            db.session.execute(
-                select(Task)
-                .where(Task.status == FAILURE, *scope)
-                .order_by(Task.finished_at.desc().nulls_last(), Task.id.desc())
-                .limit(10)
-            )
-            .scalars()
-            .all()
-        )
-
         return self.render(
             "admin/home.html",
-            counts={s: counts.get(s, 0) for s in STATUSES},
-            failures=failures,
+            counts={status: status_count(status, scope) for status in STATUSES},
+            failures=latest_failures(scope),
             queue_ok=queues.redis_available(),
             status_label=formatters.status_label,
             error_for_viewer=formatters.error_for_viewer,
         )
+
+
+def status_count(status: str, scope: list) -> ListCount:
+    """Count one status's tasks up to ``COUNT_CAP`` (an index range read, never a scan)."""
+    inner = select(Task.id).where(Task.status == status, *scope).limit(COUNT_CAP + 1)
+    found = db.session.execute(select(func.count()).select_from(inner.subquery())).scalar_one()
+    return ListCount(min(found, COUNT_CAP), capped=found > COUNT_CAP)  # shown as "10,000+"
+
+
+def latest_failures(scope: list, limit: int = 10) -> list[Task]:
+    """The last failed tasks by finish time, read backwards from (status, finished_at, id).
+
+    ``finished_at IS NOT NULL`` lets PostgreSQL read the index backwards too (its DESC puts
+    NULLs first); a failure without a finish time (none is written so) comes after.
+    """
+
+    def newest(*where, order):
+        stmt = select(Task).options(joinedload(Task.model)).where(Task.status == FAILURE, *scope)
+        return db.session.execute(stmt.where(*where).order_by(*order).limit(limit)).scalars()
+
+    rows = list(
+        newest(Task.finished_at.is_not(None), order=(Task.finished_at.desc(), Task.id.desc()))
+    )
+    if len(rows) < limit:
+        rows += newest(Task.finished_at.is_(None), order=(Task.id.desc(),))
+    return rows[:limit]

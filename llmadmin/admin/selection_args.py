@@ -108,6 +108,7 @@ def selection_from_args(
     column = view._get_column_by_idx(index) if index is not None else None
     if column and column[0] in view._sortable_columns:
         sort, sort_desc = column[0], bool(args.get("desc", 0, type=int))
+    floor = args.get("search_floor", "")
     return Selection(
         list_name=view.endpoint,
         person_id=person_id,
@@ -116,6 +117,8 @@ def selection_from_args(
         filters=tuple(f for _pos, f in sorted(found, key=lambda item: item[0])),
         sort=sort,
         sort_desc=sort_desc,
+        # the list page's own floor (see selections.short_term_floor), when it used one
+        search_floor=int(floor) if floor.isdigit() and len(floor) < 12 else None,
     )
 
 

@@ -9,21 +9,28 @@ filter objects onto ``LISTS`` (a test checks that every filter it offers maps).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Select, Unicode, cast, not_, or_, select
+from sqlalchemy import Select, String, Unicode, cast, func, literal_column, not_, or_, select
 from sqlalchemy.orm import aliased
 
 from llmadmin.errors import SelectionDenied, ValidationError
 from llmadmin.extensions import db
 from llmadmin.models import Download, LLMModel, Person, Task
+from llmadmin.models.task import TASK_SEARCH_TABLE
 
 MAX_TICKED_IDS = 10_000
+# Trigram indexes (SQLite FTS5 trigram, PostgreSQL pg_trgm) find substrings of 3+ characters.
+SEARCH_INDEX_MIN_CHARS = 3
+# A search term with no run of 3 characters (退款, "ok") is looked for in the newest this
+# many rows (by id) of an indexed list: anything more would read every prompt.
+SHORT_TERM_WINDOW = 20_000
 DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"  # what the admin's date filters send
 
 # filter kind -> the operations the admin lists offer for it
@@ -62,6 +69,9 @@ class Selection:
     filters: tuple[tuple[str, str, str], ...] = ()
     sort: str | None = None
     sort_desc: bool = False
+    # Lowest id a short search term was looked for at (``short_term_floor``); kept so a stored
+    # selection selects the rows the list showed, even after new rows arrived.
+    search_floor: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return plain JSON-able data."""
@@ -73,6 +83,7 @@ class Selection:
             "filters": [list(f) for f in self.filters],
             "sort": self.sort,
             "sort_desc": self.sort_desc,
+            "search_floor": self.search_floor,
         }
 
     @classmethod
@@ -88,6 +99,7 @@ class Selection:
                 filters=tuple((str(f), str(o), str(v)) for f, o, v in data.get("filters") or ()),
                 sort=data.get("sort") or None,
                 sort_desc=bool(data.get("sort_desc")),
+                search_floor=_optional_int(data.get("search_floor")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValidationError(_("The stored selection is unreadable.")) from exc
@@ -120,6 +132,7 @@ class ListSpec:
     sort: dict[str, str]  # sort name (the admin's column name) -> ref
     default_sort: tuple[str, bool]  # ref, descending
     noun: str = "rows"
+    search_index: bool = False  # name/prompt have trigram indexes (migration 0011)
 
 
 def _text(ref: str, label: str) -> FilterField:
@@ -160,6 +173,7 @@ LISTS: dict[str, ListSpec] = {
         },
         default_sort=("id", True),
         noun="tasks",
+        search_index=True,
     ),
     "llmmodel": ListSpec(
         model=LLMModel,
@@ -305,12 +319,12 @@ def build_query(
         builder.where(getattr(model, spec.owner) == person.id)
     if selection.ids is not None:
         builder.where(model.id.in_(selection.ids))
-    for term in selection.search.split(" "):  # Flask-Admin splits on spaces, not tabs
-        if term:
-            pattern = like_term(term)
-            builder.where(
-                or_(*(cast(builder.column(ref), Unicode).ilike(pattern) for ref in spec.search))
-            )
+    if selection.search:
+        floor = selection.search_floor
+        if floor is None and uses_short_term_window(spec, selection.search):
+            floor = short_term_floor(spec)
+        for condition in search_conditions(spec, selection.search, builder.column, floor):
+            builder.where(condition)
     for name, operation, value in selection.filters:
         found = spec.filters[name]
         builder.where(_condition(builder.column(found.ref), found.kind, operation, value))
@@ -363,6 +377,78 @@ class _Builder:
                 self.joins[key] = target
             entity = self.joins[key]
         return getattr(entity, name)
+
+
+# --- search ---------------------------------------------------------------------------------
+
+
+def search_terms(search: str) -> list[str]:
+    """Split a search as Flask-Admin does: on spaces (not tabs), every term must match."""
+    return [term for term in search.split(" ") if term]
+
+
+def _indexed_runs(term: str) -> list[str]:
+    """The literal runs of ``term``'s LIKE pattern long enough for a trigram index."""
+    runs = re.split(r"[%_]", like_term(term))
+    return [run for run in runs if len(run) >= SEARCH_INDEX_MIN_CHARS]
+
+
+def uses_short_term_window(spec: ListSpec, search: str) -> bool:
+    """Whether a term of ``search`` is too short for the list's search index."""
+    return spec.search_index and any(not _indexed_runs(t) for t in search_terms(search))
+
+
+def short_term_floor(spec: ListSpec) -> int:
+    """The lowest id of the newest ``SHORT_TERM_WINDOW`` ids a short term is looked for in."""
+    newest = db.session.execute(select(func.max(spec.model.id))).scalar() or 0
+    return max(1, newest - SHORT_TERM_WINDOW + 1)
+
+
+def search_conditions(
+    spec: ListSpec, search: str, column: Callable[[str], Any], floor: int | None = None
+) -> list:
+    """Return the WHERE conditions of ``search`` over ``spec.search`` (``column`` resolves refs).
+
+    Every term must match one searched column by (case-insensitive) LIKE, as Flask-Admin's
+    search does: that condition decides. On an indexed list SQLite also narrows the rows by
+    the FTS5 trigram table first (it finds a superset: same substrings, wider case folding);
+    PostgreSQL's planner uses the pg_trgm indexes for the ILIKE by itself. A term without 3
+    literal characters limits the search to ids >= ``floor`` (see ``short_term_floor``).
+    """
+    conditions = []
+    sqlite = db.session.get_bind().dialect.name == "sqlite"
+    fts = spec.search_index and sqlite
+    for term in search_terms(search):
+        pattern = like_term(term)
+        caseless = sqlite or pattern.lower() == pattern.upper()  # 退款, 2025: LIKE is ILIKE
+        conditions.append(or_(*(_ilike(column(ref), pattern, caseless) for ref in spec.search)))
+        runs = _indexed_runs(term)
+        if fts and runs:
+            match = " AND ".join('"' + run.replace('"', '""') + '"' for run in runs)
+            candidates = select(TASK_SEARCH_TABLE.c.rowid).where(
+                literal_column("task_fts").op("MATCH")(match)
+            )
+            conditions.append(spec.model.id.in_(candidates))
+    if floor is not None and uses_short_term_window(spec, search):
+        conditions.append(spec.model.id >= floor)
+    return conditions
+
+
+def _ilike(column, pattern: str, like_is_ilike: bool):
+    """Case-insensitive LIKE, spelt as plain LIKE where that means the same and costs less.
+
+    SQLite's LIKE folds ASCII case exactly as its lower() does (ILIKE is lower(x) LIKE
+    lower(p) there); a pattern without cased letters (Chinese, digits) matches the same text
+    either way, and PostgreSQL's ILIKE lower-cases every prompt it reads (4× slower).
+    No cast on text columns: CAST(prompt AS VARCHAR) would hide the column from its index.
+    """
+    if not isinstance(column.type, String):
+        return cast(column, Unicode).ilike(pattern)
+    return column.like(pattern) if like_is_ilike else column.ilike(pattern)
+
+
+def _optional_int(value) -> int | None:
+    return None if value is None else int(value)
 
 
 def like_term(term: str) -> str:
@@ -429,6 +515,8 @@ def describe(selection: Selection) -> str:
         return _("%(count)s ticked row(s)", count=f"{len(selection.ids):,}")
     spec = spec_for(selection.list_name)
     parts = [_("search “%(text)s”", text=selection.search)] if selection.search else []
+    if parts and selection.search_floor and uses_short_term_window(spec, selection.search):
+        parts[0] += _(" in ids ≥ %(floor)s", floor=f"{selection.search_floor:,}")
     for name, operation, value in selection.filters:
         label = str(spec.filters[name].label) if name in spec.filters else name
         sign = SIGNS.get(operation)
