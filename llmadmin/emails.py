@@ -18,6 +18,7 @@ Settings, chosen on purpose (``email_validator``):
 from __future__ import annotations
 
 from email_validator import EmailNotValidError, validate_email
+from flask_babel import gettext as _
 
 from llmadmin.errors import ValidationError
 
@@ -28,13 +29,16 @@ def normalize_email(value: str | None) -> str:
     """Return ``value`` as the address we store, or raise ValidationError saying what is wrong."""
     text = (value or "").strip()
     if not text:
-        raise ValidationError("The email address is required.")
+        raise ValidationError(_("The email address is required."))
     if len(text) > MAX_EMAIL_CHARS:
-        raise ValidationError(f"The email address is longer than {MAX_EMAIL_CHARS} characters.")
+        raise ValidationError(
+            _("The email address is longer than %(max)s characters.", max=MAX_EMAIL_CHARS)
+        )
     try:
         checked = validate_email(text, check_deliverability=False, test_environment=True)
     except EmailNotValidError as exc:
-        raise ValidationError(f"Give a valid email address. {exc}") from exc
+        ask = _("Give a valid email address.")
+        raise ValidationError(f"{ask} {exc}") from exc  # email_validator's detail, in English
     return checked.normalized.lower()
 
 

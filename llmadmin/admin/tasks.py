@@ -153,8 +153,12 @@ class TaskView(export_actions.ExportActionsMixin, ParamFormViews, ScopedView):
         "job_id": _l("Job ID"),
         "result_outdated": _l("Output outdated"),
         "output_is_json": _l("Output is JSON"),
+        "temperature": _l("Temperature"),
+        "max_tokens": _l("Max tokens"),
         "top_p": _l("Top p"),
         "stop": _l("Stop sequences"),
+        "seed": _l("Seed"),
+        "response_format": _l("Response format"),
         "calls": _l("Calls"),
         "finish_reason": _l("Finish reason"),
     }
@@ -310,8 +314,10 @@ class TaskView(export_actions.ExportActionsMixin, ParamFormViews, ScopedView):
         )
         if task_service.note_edit(model):
             flash(
-                "The task's output was produced by its previous version and is marked "
-                "outdated; run the task again for output that matches your changes.",
+                _(
+                    "The task's output was produced by its previous version and is marked "
+                    "outdated; run the task again for output that matches your changes."
+                ),
                 "warning",
             )
 
