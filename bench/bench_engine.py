@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -32,7 +33,15 @@ from llmadmin.extensions import db  # noqa: E402
 from llmadmin.models import LLMModel, Task  # noqa: E402
 from llmadmin.models.task import FINAL_STATUSES, SUCCESS  # noqa: E402
 
-SIM_PORT = 18099
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (a fixed one collides with another bench or test run)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+SIM_PORT = int(os.environ.get("BENCH_SIM_PORT") or free_port())
 
 
 class Bench:
@@ -75,6 +84,8 @@ class Bench:
                 httpx.get(self.sim_root + "/_sim/stats", timeout=1)
                 break
             except httpx.HTTPError:
+                if self.sim.poll() is not None:
+                    sys.exit(f"The simulated endpoint exited (code {self.sim.returncode}).")
                 time.sleep(0.1)
 
     def close(self):
