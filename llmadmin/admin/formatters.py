@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_login import current_user
 from markupsafe import Markup, escape
 
 if TYPE_CHECKING:
@@ -181,8 +182,6 @@ MEMBER_ERROR_DEFAULT = _l("The call to the model failed. An administrator can se
 
 def _viewer_is_admin() -> bool:
     """Tell whether the person viewing the page is a logged-in admin."""
-    from flask_login import current_user
-
     return bool(current_user and current_user.is_authenticated and current_user.is_admin)
 
 
