@@ -6,6 +6,7 @@ from flask_admin import Admin
 from flask_admin.menu import MenuLink
 from flask_admin.theme import Bootstrap4Theme
 
+from llmadmin.admin.api_tokens import ApiTokenView
 from llmadmin.admin.audit import AuditView
 from llmadmin.admin.bulk_operations import BulkOperationView
 from llmadmin.admin.downloads import DownloadView
@@ -17,6 +18,7 @@ from llmadmin.admin.tasks import TaskView
 from llmadmin.auth import is_admin
 from llmadmin.extensions import db
 from llmadmin.models import (
+    ApiToken,
     AuditEntry,
     BulkOperation,
     CodeOutboxEntry,
@@ -49,6 +51,7 @@ def init_admin(app) -> Admin:
         BulkOperationView(BulkOperation, db, name="Bulk operations", endpoint="bulkoperation")
     )
     admin.add_view(PersonView(Person, db, name="People", endpoint="person"))
+    admin.add_view(ApiTokenView(ApiToken, db, name="API tokens", endpoint="apitoken"))
     admin.add_view(AuditView(AuditEntry, db, name="Audit Log", endpoint="audit"))
     if app.config["OTP_NOTIFIER"] == "log":  # development: codes are read here, not from an inbox
         admin.add_view(
