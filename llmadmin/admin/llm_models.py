@@ -47,8 +47,10 @@ def _key_destination(form, field):
         raise FormError(str(exc)) from exc
 
 
-def _number(label, minimum, maximum, optional=False):
-    first = Optional() if optional else InputRequired(f"{label} is required.")
+def _number(field):
+    """The form's validators for a number field, from the service's rules (the API uses them too)."""
+    label, minimum, maximum, required = model_service.NUMBER_FIELDS[field]
+    first = InputRequired(f"{label} is required.") if required else Optional()
     return {
         "validators": [
             first,
@@ -59,6 +61,15 @@ def _number(label, minimum, maximum, optional=False):
             ),
         ]
     }
+
+
+def _unique_name(form, field):
+    """Model names are unique: the API and the gateway name models by them."""
+    model = getattr(form, "_obj", None)
+    try:
+        model_service.check_name_free((field.data or "").strip(), model.id if model else None)
+    except ValidationError as exc:
+        raise FormError(str(exc)) from exc
 
 
 class LLMModelView(export_actions.ExportActionsMixin, ProtectedView):
@@ -178,6 +189,7 @@ class LLMModelView(export_actions.ExportActionsMixin, ProtectedView):
             "validators": [
                 DataRequired("The display name is required."),
                 text_field("Name", required=True, max_chars=120),
+                _unique_name,
             ]
         },
         "base_url": {
@@ -191,22 +203,22 @@ class LLMModelView(export_actions.ExportActionsMixin, ProtectedView):
             ],
             "description": "As the provider knows it, e.g. deepseek-chat, gpt-4o-mini, qwen-plus.",
         },
-        "temperature": _number("Temperature", 0, 2),
-        "max_tokens": _number("Max tokens", 1, 1_000_000),
-        "timeout_seconds": _number("Timeout", 1, 3600),
+        "temperature": _number("temperature"),
+        "max_tokens": _number("max_tokens"),
+        "timeout_seconds": _number("timeout_seconds"),
         "max_concurrency": {
-            **_number("Max concurrent requests", 1, 1024),
+            **_number("max_concurrency"),
             "description": "Shared by all workers on all machines.",
         },
         "rpm_limit": {
-            **_number("Requests per minute", 0, 1_000_000),
+            **_number("rpm_limit"),
             "description": "Shared by all workers; 0 means no limit.",
         },
-        "max_attempts": _number("Max attempts", 1, 20),
-        "breaker_threshold": _number("Breaker threshold", 1, 1000),
-        "breaker_cooldown_seconds": _number("Breaker cooldown", 1, 86400),
-        "price_input_per_1k": _number("Input price", 0, 10_000, optional=True),
-        "price_output_per_1k": _number("Output price", 0, 10_000, optional=True),
+        "max_attempts": _number("max_attempts"),
+        "breaker_threshold": _number("breaker_threshold"),
+        "breaker_cooldown_seconds": _number("breaker_cooldown_seconds"),
+        "price_input_per_1k": _number("price_input_per_1k"),
+        "price_output_per_1k": _number("price_output_per_1k"),
         "stream": {"description": "Stream answers (SSE): the task page shows the answer growing."},
     }
 
@@ -238,7 +250,7 @@ class LLMModelView(export_actions.ExportActionsMixin, ProtectedView):
 
     def edit_form(self, obj=None):
         form = super().edit_form(obj)
-        form._obj = obj  # the stored URL, for the key-destination check
+        form._obj = obj  # the stored URL (key-destination check) and id (unique name check)
         return form
 
     def on_model_change(self, form, model, is_created):
