@@ -95,6 +95,7 @@ class TaskView(export_actions.ExportActionsMixin, ScopedView):
         "status",
         "model.name",
         "creator.name",
+        "creator.email",
         "created_at",
         "finished_at",
         "error_kind",

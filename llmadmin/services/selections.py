@@ -143,6 +143,7 @@ LISTS: dict[str, ListSpec] = {
             "status": _text("status", "status"),
             "model": _text("model.name", "model name"),
             "creator": _text("creator.name", "creator name"),
+            "creator_email": _text("creator.email", "creator email"),
             "created_at": _when("created_at", "created at"),
             "finished_at": _when("finished_at", "finished at"),
             "error_kind": _text("error_kind", "error class"),

@@ -6,18 +6,19 @@ import logging
 from dataclasses import dataclass
 
 from flask import current_app
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from llmadmin import policy
 from llmadmin.database import in_batches
 from llmadmin.engine import dispatch
-from llmadmin.errors import NotFound, ValidationError
+from llmadmin.errors import ItemsInvalid, NotFound, ValidationError
 from llmadmin.extensions import db
 from llmadmin.lifecycle import transition
 from llmadmin.models import LLMModel, Person, Task
 from llmadmin.models.base import utcnow
 from llmadmin.models.task import CANCELED, FAILURE, FINAL_STATUSES, PENDING, QUEUED, RUNNING
+from llmadmin.services import audit
 from llmadmin.services.jobs_control import stop_jobs_without_live_tasks
 
 logger = logging.getLogger(__name__)
@@ -132,6 +133,137 @@ def create_task(
     if run:
         dispatch.dispatch([task.id])
     return task
+
+
+# Per-task call parameters a task may carry (name -> accepted Python types). Empty until the
+# task columns for them exist; each one added here is validated and stored by create_tasks.
+TASK_PARAMETERS: dict[str, tuple[type, ...]] = {}
+INSERT_BATCH = 1000
+MAX_ITEM_ERRORS = 100
+
+
+@dataclass
+class Created:
+    """What ``create_tasks`` made: the new ids in item order, and how many were queued."""
+
+    ids: list[int]
+    queued: int = 0
+    waiting: int = 0
+
+
+def create_tasks(items: list[dict], creator_id: int | None, *, run: bool = True) -> Created:
+    """Create many tasks in one transaction and dispatch them once; all or nothing.
+
+    Each item has ``prompt`` and ``model`` (a model name) or ``model_id``, optionally
+    ``name``, ``system_prompt`` and ``parameters``. Every item is validated first; if any
+    is invalid nothing is created and ``ItemsInvalid`` lists each error with its index.
+    """
+    rows = validate_tasks(items, creator_id, run=run)
+    ids: list[int] = []
+    for batch in in_batches(rows, INSERT_BATCH):
+        stmt = insert(Task).returning(Task.id, sort_by_parameter_order=True)
+        ids += db.session.execute(stmt, batch).scalars().all()
+    if ids:
+        audit.record(
+            "create_tasks",
+            "task",
+            f"{ids[0]}-{ids[-1]}",
+            f"{len(ids)} task(s) created at once",
+            commit=False,
+        )
+    db.session.commit()
+    queued, waiting = dispatch.dispatch(ids) if run and ids else (0, 0)
+    return Created(ids=ids, queued=queued, waiting=waiting)
+
+
+def validate_tasks(items: list[dict], creator_id: int | None = None, *, run: bool = True) -> list:
+    """Return the task rows ``items`` would make, or raise ItemsInvalid listing every error."""
+    models = _models_by_name_and_id(items)
+    rows, errors = [], []
+    for index, item in enumerate(items):
+        try:
+            rows.append(_task_row(item, models, creator_id, run))
+        except ValidationError as exc:
+            errors.append({"index": index, "field": exc.field, "message": str(exc)})
+            if len(errors) >= MAX_ITEM_ERRORS:
+                break
+    if errors:
+        raise ItemsInvalid(
+            f"{len(errors)}{'+' if len(errors) >= MAX_ITEM_ERRORS else ''} of {len(items)} "
+            "task(s) are invalid; nothing was created.",
+            errors,
+        )
+    return rows
+
+
+def _models_by_name_and_id(items: list[dict]) -> dict:
+    names = {i.get("model") for i in items if isinstance(i.get("model"), str)}
+    ids = {i.get("model_id") for i in items if isinstance(i.get("model_id"), int)}
+    found: dict = {}
+    for model in db.session.execute(
+        select(LLMModel).where(LLMModel.name.in_(names) | LLMModel.id.in_(ids))
+    ).scalars():
+        found[("name", model.name)] = found[("id", model.id)] = model
+    return found
+
+
+def _task_row(item: dict, models: dict, creator_id: int | None, run: bool) -> dict:
+    try:
+        name, prompt, system_prompt = validate_task_fields(
+            item.get("name"), item.get("prompt"), item.get("system_prompt")
+        )
+    except ValidationError as exc:
+        raise ValidationError(str(exc), field=exc.field or _field_of(str(exc))) from exc
+    if item.get("model") is not None:
+        model = models.get(("name", item["model"]))
+        field = "model"
+    else:
+        model = models.get(("id", item.get("model_id")))
+        field = "model_id"
+    if model is None:
+        raise ValidationError(f"There is no model {item.get(field)!r}.", field=field)
+    if run and not model.enabled:
+        raise ValidationError(f"The model {model.name} is disabled; enable it first.", field=field)
+    now = utcnow()
+    return {
+        "name": name,
+        "prompt": prompt,
+        "system_prompt": system_prompt,
+        "model_id": model.id,
+        "creator_id": creator_id,
+        "status": PENDING,
+        "created_at": now,
+        "run_requested_at": now if run else None,
+        **check_parameters(item.get("parameters")),
+    }
+
+
+def _field_of(message: str) -> str | None:
+    """The field a validate_task_fields message is about (its first words name it)."""
+    for label, field in (("System prompt", "system_prompt"), ("Prompt", "prompt")):
+        if message.startswith(label):
+            return field
+    return "name" if message.startswith("Name") else "prompt"
+
+
+def check_parameters(parameters: dict | None) -> dict:
+    """Return the validated per-task parameters as column values (see TASK_PARAMETERS)."""
+    if not parameters:
+        return {}
+    values = {}
+    for key, value in parameters.items():
+        kinds = TASK_PARAMETERS.get(key)
+        if kinds is None:
+            raise ValidationError(
+                f"Unknown parameter {key!r}; accepted: {', '.join(TASK_PARAMETERS) or 'none yet'}.",
+                field=f"parameters.{key}",
+            )
+        if value is not None and not isinstance(value, kinds):
+            raise ValidationError(
+                f"Parameter {key!r} has the wrong type.", field=f"parameters.{key}"
+            )
+        values[key] = value
+    return values
 
 
 def run_tasks(task_ids: list[int]) -> Outcome:
