@@ -31,7 +31,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     # Imported here, not at the top: ``import llmadmin.models`` (migrations, workers' job
     # modules, scripts) must not load the whole web stack, and the web modules need this
     # package importable first.
-    from llmadmin import auth, cli, database, downloads_web, errorpages, health, queues, rqdash
+    from llmadmin import api, auth, cli, database, downloads_web, errorpages, health, queues, rqdash
     from llmadmin.admin import init_admin
     from llmadmin.extensions import csrf
     from llmadmin.security import init_app as init_security
@@ -45,6 +45,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     init_security(app)  # after init_admin: headers/CSP, policies, sign-in code notifiers
     rqdash.init_app(app)
     downloads_web.init_app(app)
+    api.init_app(app)
     health.init_app(app)
     errorpages.init_app(app)
     cli.init_app(app)
