@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from llmadmin import policy
 from llmadmin.services.api_tokens import create_token
+
+
+@pytest.fixture(autouse=True)
+def offline_dns(monkeypatch):
+    """Model URLs are checked against the outbound policy: resolve every name, offline."""
+    monkeypatch.setattr(policy, "resolve_host", lambda host: ["203.0.113.10"])
 
 
 def bearer(token: str) -> dict:
