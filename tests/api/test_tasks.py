@@ -232,3 +232,19 @@ def test_unknown_ids_and_routes_are_404_in_the_error_shape(member_api):
 def test_task_json_is_json_serialisable_for_every_status(member_api, sim_model):
     (task_id,) = make_tasks(member_api, 1)
     json.dumps(member_api.get(f"/api/v1/tasks/{task_id}").get_json())
+
+
+def test_redis_down_keeps_every_task_waiting_for_the_queue(member_api, sim_model, monkeypatch):
+    from llmadmin import queues
+    from llmadmin.engine.dispatch import WAITING_NOTE
+    from llmadmin.errors import QueueUnavailable
+
+    def down(pipe):
+        raise QueueUnavailable("The job queue (Redis) is unreachable right now.")
+
+    monkeypatch.setattr(queues, "execute", down)
+    items = [{"prompt": f"p{i}", "model": "Sim"} for i in range(100)]  # several chunks
+    body = member_api.post("/api/v1/tasks", json={"tasks": items}).get_json()
+    assert body["created"] == 100 and body["queued"] == 0 and body["waiting"] == 100
+    notes = db.session.execute(select(Task.status, Task.queue_note, Task.job_id)).all()
+    assert set(notes) == {("PENDING", WAITING_NOTE, None)}
