@@ -169,3 +169,18 @@ def test_create_token_cli_prints_the_token_alone_on_the_last_line(app, runner, m
 def test_create_token_cli_refuses_an_unknown_person(runner, app):
     result = runner.invoke(args=["create-token", "nobody@example.com"])
     assert result.exit_code != 0 and "No person" in result.output
+
+
+def test_every_api_route_refuses_a_request_without_a_token(app, member_client, sim_model):
+    """Signed in with a cookie, no token: every route but the document and docs says 401."""
+    public = {"api.openapi_json", "api.docs", "api.static"}
+    checked = 0
+    for rule in app.url_map.iter_rules():
+        if not rule.endpoint.startswith("api.") or rule.endpoint in public:
+            continue
+        url = rule.build({name: 1 for name in rule.arguments}, append_unknown=False)[1]
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            response = member_client.open(url, method=method, json={})
+            assert_error(response, 401)
+            checked += 1
+    assert checked == 18
