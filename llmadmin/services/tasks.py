@@ -217,6 +217,8 @@ def _task_row(item: dict, models: dict, creator_id: int | None, run: bool) -> di
         )
     except ValidationError as exc:
         raise ValidationError(str(exc), field=exc.field or _field_of(str(exc))) from exc
+    if item.get("model") is None and item.get("model_id") is None:
+        raise ValidationError("Give the model: its name (model) or its id (model_id).", "model")
     if item.get("model") is not None:
         model = models.get(("name", item["model"]))
         field = "model"

@@ -248,3 +248,8 @@ def test_redis_down_keeps_every_task_waiting_for_the_queue(member_api, sim_model
     assert body["created"] == 100 and body["queued"] == 0 and body["waiting"] == 100
     notes = db.session.execute(select(Task.status, Task.queue_note, Task.job_id)).all()
     assert set(notes) == {("PENDING", WAITING_NOTE, None)}
+
+
+def test_a_task_without_a_model_names_the_field(member_api, sim_model):
+    error = assert_error(member_api.post("/api/v1/tasks", json={"prompt": "x"}), 422)
+    assert error["field"] == "model" and "model_id" in error["message"]
