@@ -184,3 +184,17 @@ def test_every_api_route_refuses_a_request_without_a_token(app, member_client, s
             assert_error(response, 401)
             checked += 1
     assert checked == 18
+
+
+def test_the_token_decides_who_acts_not_a_cookie_sent_along(
+    admin_client, member_token, member_user, sim_model
+):
+    response = admin_client.post(
+        "/api/v1/tasks", json={"prompt": "x", "model": "Sim"}, headers=bearer(member_token)
+    )
+    assert response.status_code == 201
+    assert response.get_json()["creator_id"] == member_user.id
+    assert_error(
+        admin_client.post(f"/api/v1/models/{sim_model.id}/disable", headers=bearer(member_token)),
+        403,
+    )
