@@ -5,12 +5,13 @@ from __future__ import annotations
 from llmadmin.api.schema import F, Obj
 from llmadmin.services import llm_models as model_service
 
+ID_RANGE = {"minimum": 1, "maximum": 2**31 - 1}  # ids are 32-bit columns
 TASK_INPUT = Obj(
     "TaskInput",
     {
         "prompt": F("string", "The prompt sent to the model.", required=True),
         "model": F("string", "The model's name (unique); or give model_id."),
-        "model_id": F("integer", "The model's id; or give model.", extra={"minimum": 1}),
+        "model_id": F("integer", "The model's id; or give model.", extra=ID_RANGE),
         "name": F("string", "A label; defaults to the prompt's first line.", nullable=True),
         "system_prompt": F(
             "string", "Sent before the prompt as the system message.", nullable=True
@@ -54,7 +55,7 @@ EXPORT_INPUT = Obj(
         "ids": F(
             "array",
             "Export exactly these tasks (else all tasks matching the filters).",
-            items=F("integer", extra={"minimum": 1}),
+            items=F("integer", extra=ID_RANGE),
             max_items=10_000,
         ),
         "filters": F("object", "Which tasks to export.", obj=TASK_FILTERS),
@@ -75,7 +76,9 @@ def _model_fields() -> dict[str, F]:
             "to confirm sending the stored key there.",
             nullable=True,
         ),
-        "maintainer_id": F("integer", "Person maintaining the model.", nullable=True),
+        "maintainer_id": F(
+            "integer", "Person maintaining the model.", nullable=True, extra=ID_RANGE
+        ),
         "enabled": F("boolean", "Disabled models run nothing."),
         "stream": F("boolean", "Stream answers (SSE)."),
     }

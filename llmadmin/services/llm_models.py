@@ -167,11 +167,9 @@ def _number_value(field: str, value):
 def _maintainer(value) -> int | None:
     if value is None:
         return None
-    if (
-        not isinstance(value, int)
-        or isinstance(value, bool)
-        or db.session.get(Person, value) is None
-    ):
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value < 2**31:
+        raise ValidationError("There is no such person.", field="maintainer_id")
+    if db.session.get(Person, value) is None:
         raise ValidationError("There is no such person.", field="maintainer_id")
     return value
 

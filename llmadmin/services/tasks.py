@@ -204,6 +204,7 @@ def validate_tasks(items: list[dict], creator_id: int | None = None, *, run: boo
 def _models_by_name_and_id(items: list[dict]) -> dict:
     names = {i.get("model") for i in items if isinstance(i.get("model"), str)}
     ids = {i.get("model_id") for i in items if isinstance(i.get("model_id"), int)}
+    ids = {i for i in ids if 0 < i < 2**31}  # ids are 32-bit columns; others match nothing
     found: dict = {}
     for model in db.session.execute(
         select(LLMModel).where(LLMModel.name.in_(names) | LLMModel.id.in_(ids))

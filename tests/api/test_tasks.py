@@ -253,3 +253,15 @@ def test_redis_down_keeps_every_task_waiting_for_the_queue(member_api, sim_model
 def test_a_task_without_a_model_names_the_field(member_api, sim_model):
     error = assert_error(member_api.post("/api/v1/tasks", json={"prompt": "x"}), 422)
     assert error["field"] == "model" and "model_id" in error["message"]
+
+
+def test_ids_past_32_bits_are_refused_not_a_server_error(member_api, admin_api, sim_model):
+    huge = 10**30
+    body = {"prompt": "x", "model_id": huge}
+    assert_error(member_api.post("/api/v1/tasks", json=body), 422, field="model_id")
+    assert_error(member_api.post("/api/v1/downloads", json={"format": "csv", "ids": [huge]}), 422)
+    assert_error(
+        admin_api.patch(f"/api/v1/models/{sim_model.id}", json={"maintainer_id": huge}),
+        422,
+        field="maintainer_id",
+    )
