@@ -32,6 +32,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     # modules, scripts) must not load the whole web stack, and the web modules need this
     # package importable first.
     from llmadmin import (
+        api,
         auth,
         cli,
         database,
@@ -56,6 +57,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     init_security(app)  # after init_admin: headers/CSP, policies, sign-in code notifiers
     rqdash.init_app(app)
     downloads_web.init_app(app)
+    api.init_app(app)
     health.init_app(app)
     errorpages.init_app(app)
     cli.init_app(app)

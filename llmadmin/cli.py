@@ -10,7 +10,7 @@ from llmadmin.engine.dispatch import dispatch_waiting
 from llmadmin.errors import LLMAdminError
 from llmadmin.extensions import db
 from llmadmin.models import Person
-from llmadmin.services import audit
+from llmadmin.services import api_tokens, audit
 from llmadmin.services.demo import seed_demo
 from llmadmin.services.keys import rotate_stored_keys
 from llmadmin.services.people import create_user
@@ -148,6 +148,35 @@ def require_code_command(email: str, off: bool) -> None:
     click.echo(f"{person.email} {state} a one-time code to sign in.")
 
 
+@click.command("create-token")
+@click.argument("email")
+@click.option("--name", default="cli", show_default=True, help="What the token is for.")
+@click.option(
+    "--expires-days",
+    type=click.IntRange(1, api_tokens.MAX_EXPIRES_DAYS),
+    default=None,
+    help="Days until it expires (default: never).",
+)
+def create_token_command(email: str, name: str, expires_days: int | None) -> None:
+    """Make a personal API token for a person; the token alone is the last line printed."""
+
+    person = db.session.execute(
+        db.select(Person).where(db.func.lower(Person.email) == email.strip().lower())
+    ).scalar_one_or_none()
+    if person is None:
+        raise click.ClickException(f"No person has the email {email!r}.")
+    token_var = audit.cli_actor.set("cli")
+    try:
+        row, token = api_tokens.create_token(person.id, name, expires_days)
+    except LLMAdminError as exc:
+        _fail(exc)
+    finally:
+        audit.cli_actor.reset(token_var)
+    expiry = f"expires {row.expires_at:%Y-%m-%d %H:%M} UTC" if row.expires_at else "no expiry"
+    click.echo(f"API token “{row.name}” for {person.email} ({expiry}). Shown once; keep it safe:")
+    click.echo(token)
+
+
 def init_app(app) -> None:
     """Register the commands."""
     for command in (
@@ -157,5 +186,6 @@ def init_app(app) -> None:
         dispatch_waiting_command,
         rotate_encryption_key_command,
         require_code_command,
+        create_token_command,
     ):
         app.cli.add_command(command)

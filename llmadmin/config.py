@@ -112,6 +112,11 @@ def from_environment(env: os._Environ | dict | None = None) -> dict:
         # and the time zone of people who did not choose their own (an IANA name).
         "DEFAULT_LOCALE": env.get("DEFAULT_LOCALE", "en").strip() or "en",
         "DEFAULT_TIMEZONE": env.get("DEFAULT_TIMEZONE", "Asia/Shanghai").strip() or "Asia/Shanghai",
+        # JSON API (/api/v1): requests per minute per token, largest request body, most tasks
+        # in one create request; gateway calls may have their own per-token rate (0 = off).
+        "API_RATE_PER_MINUTE": parse_int(env.get("API_RATE_PER_MINUTE"), 100),
+        "API_MAX_BODY_BYTES": parse_int(env.get("API_MAX_BODY_BYTES"), 64 * 1024 * 1024),
+        "API_MAX_TASKS_PER_REQUEST": parse_int(env.get("API_MAX_TASKS_PER_REQUEST"), 10_000),
         "WTF_CSRF_TIME_LIMIT": None,
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "FLASK_ADMIN_SWATCH": "default",

@@ -39,7 +39,11 @@ def visible_download(download_id: int) -> Download:
 @login_required
 def fetch(download_id: int):
     """Stream a finished file to its owner (or an admin)."""
-    row = visible_download(download_id)
+    return send_download(visible_download(download_id))
+
+
+def send_download(row: Download):
+    """Send a finished download's file (ETag, Range), or say why it cannot be sent."""
     if row.status != SUCCESS:
         return _message(409, _("This file is not ready yet."))
     path = resolve_storage_path(row.storage_path)

@@ -37,9 +37,35 @@ def wants_json() -> bool:
     return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
 
 
+API_PREFIX = "/api/v1"
+API_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    410: "gone",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "invalid",
+    429: "rate_limited",
+    500: "internal",
+    503: "unavailable",
+}
+
+
+def api_error(status: int, message: str, *, code: str | None = None, field=None, **extra):
+    """Return the JSON API's one error shape: {"error": {"code", "message", "field"}}."""
+    body = {"code": code or API_CODES.get(status, "error"), "message": message, "field": field}
+    return jsonify(error={**body, **extra}), status
+
+
 def render_error(code: int, message: str | None = None):
     """Render ``code`` as JSON or as a page with a human message."""
     message = str(message or MESSAGES.get(code) or _("Error."))
+    if request.path == API_PREFIX or request.path.startswith(API_PREFIX + "/"):
+        return api_error(code, message)
     if wants_json():
         return jsonify(error=message, status=code), code
     return render_template("error.html", code=code, message=message), code

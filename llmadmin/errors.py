@@ -6,7 +6,62 @@ class LLMAdminError(Exception):
 
 
 class ValidationError(LLMAdminError):
-    """Input was rejected; the message is safe to show to the user."""
+    """Input was rejected; the message is safe to show to the user.
+
+    ``field`` names the input at fault when one does (``"name"``, ``"tasks[3].prompt"``).
+    """
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class ItemsInvalid(ValidationError):
+    """Some items of a many-at-once request were rejected; nothing was created.
+
+    ``errors`` lists ``{"index", "field", "message"}`` for every rejected item.
+    """
+
+    def __init__(self, message: str, errors: list[dict]) -> None:
+        first = errors[0] if errors else {}
+        super().__init__(message, field=first.get("field"))
+        self.errors = errors
+
+
+class MalformedRequest(LLMAdminError):
+    """The request cannot be read at all (malformed JSON, not UTF-8, a bad query value)."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class TooLarge(LLMAdminError):
+    """The request is larger than allowed (body size, items in one request)."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class AuthenticationFailed(LLMAdminError):
+    """An API token is missing, unknown, revoked or expired."""
+
+
+class PermissionDenied(LLMAdminError):
+    """The person is signed in but may not do this (e.g. members managing models)."""
+
+
+class Conflict(LLMAdminError):
+    """The row is in a state that does not allow the request (e.g. cancel a finished task)."""
+
+
+class RateLimited(LLMAdminError):
+    """Too many requests; ``retry_after`` says how many seconds to wait."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class NotFound(LLMAdminError):
@@ -65,3 +120,29 @@ class CircuitOpen(LLMError):
         self.threshold = threshold
         # The message of the failure that last counted against the model (any worker's call).
         self.cause = cause
+
+
+# The one table of HTTP statuses for the errors above (the JSON API and any JSON answer use it);
+# the most specific class listed first wins.
+HTTP_STATUS: tuple[tuple[type[LLMAdminError], int, str], ...] = (
+    (MalformedRequest, 400, "bad_request"),
+    (TooLarge, 413, "too_large"),
+    (ItemsInvalid, 422, "invalid_items"),
+    (ValidationError, 422, "invalid"),
+    (AuthenticationFailed, 401, "unauthorized"),
+    (PermissionDenied, 403, "forbidden"),
+    (SelectionDenied, 403, "forbidden"),
+    (NotFound, 404, "not_found"),
+    (InvalidTransition, 409, "conflict"),
+    (Conflict, 409, "conflict"),
+    (RateLimited, 429, "rate_limited"),
+    (QueueUnavailable, 503, "queue_unavailable"),
+)
+
+
+def http_status(exc: LLMAdminError) -> tuple[int, str]:
+    """Return (HTTP status, error code) for one of our errors; 500 for anything unlisted."""
+    for kind, status, code in HTTP_STATUS:
+        if isinstance(exc, kind):
+            return status, code
+    return 500, "internal"

@@ -184,6 +184,19 @@ def enqueue(job: str, *args, description: str, **overrides):
         raise QueueUnavailable(_("The job queue (Redis) is unreachable right now.")) from exc
 
 
+def pipeline():
+    """Return a Redis pipeline for enqueueing several jobs in one round trip (``enqueue(pipeline=)``)."""
+    return get_redis().pipeline()
+
+
+def execute(pipe) -> list:
+    """Send a pipeline; QueueUnavailable if Redis is down."""
+    try:
+        return pipe.execute()
+    except REDIS_OUTAGE as exc:
+        raise QueueUnavailable(_("The job queue (Redis) is unreachable right now.")) from exc
+
+
 def redis_available() -> bool:
     """Tell whether Redis answers a PING right now."""
     try:

@@ -10,6 +10,7 @@ from flask_admin.menu import MenuLink
 from flask_admin.theme import Bootstrap4Theme
 from flask_babel import lazy_gettext as _l
 
+from llmadmin.admin.api_tokens import ApiTokenView
 from llmadmin.admin.audit import AuditView
 from llmadmin.admin.bulk_operations import BulkOperationView
 from llmadmin.admin.downloads import DownloadView
@@ -22,6 +23,7 @@ from llmadmin.admin.tasks import TaskView
 from llmadmin.auth import is_admin
 from llmadmin.extensions import db
 from llmadmin.models import (
+    ApiToken,
     AuditEntry,
     BulkOperation,
     CodeOutboxEntry,
@@ -61,6 +63,7 @@ def init_admin(app: Flask) -> Admin:
         BulkOperationView(BulkOperation, db, name=_l("Bulk operations"), endpoint="bulkoperation")
     )
     admin.add_view(PersonView(Person, db, name=_l("People"), endpoint="person"))
+    admin.add_view(ApiTokenView(ApiToken, db, name=_l("API tokens"), endpoint="apitoken"))
     admin.add_view(AuditView(AuditEntry, db, name=_l("Audit Log"), endpoint="audit"))
     if app.config["OTP_NOTIFIER"] == "log":  # development: codes are read here, not from an inbox
         admin.add_view(

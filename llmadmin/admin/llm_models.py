@@ -66,9 +66,27 @@ def _key_destination(form: Form, field: Field) -> None:
         raise FormError(str(exc)) from exc
 
 
-def _number(label: str, minimum: float, maximum: float, optional: bool = False) -> dict[str, Any]:
-    """Build form args for a number field that must lie between ``minimum`` and ``maximum``."""
-    first = Optional() if optional else InputRequired(_l("%(field)s is required.", field=label))
+# The form's labels (translated); ranges and whether a value is required come from the
+# service's rules, which the API uses too.
+NUMBER_LABELS: dict[str, str] = {
+    "temperature": _l("Temperature"),
+    "max_tokens": _l("Max tokens"),
+    "timeout_seconds": _l("Timeout"),
+    "max_concurrency": _l("Max concurrent requests"),
+    "rpm_limit": _l("Requests per minute"),
+    "max_attempts": _l("Max attempts"),
+    "breaker_threshold": _l("Breaker threshold"),
+    "breaker_cooldown_seconds": _l("Breaker cooldown"),
+    "price_input_per_1k": _l("Input price"),
+    "price_output_per_1k": _l("Output price"),
+}
+
+
+def _number(field: str) -> dict[str, Any]:
+    """Build form args for a number field from the service's rules (the API uses them too)."""
+    _label, minimum, maximum, required = model_service.NUMBER_FIELDS[field]
+    label = NUMBER_LABELS[field]
+    first = InputRequired(_l("%(field)s is required.", field=label)) if required else Optional()
     return {
         "validators": [
             first,
@@ -84,6 +102,15 @@ def _number(label: str, minimum: float, maximum: float, optional: bool = False) 
             ),
         ]
     }
+
+
+def _unique_name(form: Form, field: Field) -> None:
+    """Model names are unique: the API and the gateway name models by them."""
+    model = getattr(form, "_obj", None)
+    try:
+        model_service.check_name_free((field.data or "").strip(), model.id if model else None)
+    except ValidationError as exc:
+        raise FormError(str(exc)) from exc
 
 
 class LLMModelView(export_actions.ExportActionsMixin, ProtectedView):
@@ -222,6 +249,7 @@ class LLMModelView(export_actions.ExportActionsMixin, ProtectedView):
             "validators": [
                 DataRequired(_l("The display name is required.")),
                 text_field(_l("Name"), required=True, max_chars=120),
+                _unique_name,
             ]
         },
         "base_url": {
@@ -240,22 +268,22 @@ class LLMModelView(export_actions.ExportActionsMixin, ProtectedView):
                 "As the provider knows it, e.g. deepseek-chat, gpt-4o-mini, qwen-plus."
             ),
         },
-        "temperature": _number(_l("Temperature"), 0, 2),
-        "max_tokens": _number(_l("Max tokens"), 1, 1_000_000),
-        "timeout_seconds": _number(_l("Timeout"), 1, 3600),
+        "temperature": _number("temperature"),
+        "max_tokens": _number("max_tokens"),
+        "timeout_seconds": _number("timeout_seconds"),
         "max_concurrency": {
-            **_number(_l("Max concurrent requests"), 1, 1024),
+            **_number("max_concurrency"),
             "description": _l("Shared by all workers on all machines."),
         },
         "rpm_limit": {
-            **_number(_l("Requests per minute"), 0, 1_000_000),
+            **_number("rpm_limit"),
             "description": _l("Shared by all workers; 0 means no limit."),
         },
-        "max_attempts": _number(_l("Max attempts"), 1, 20),
-        "breaker_threshold": _number(_l("Breaker threshold"), 1, 1000),
-        "breaker_cooldown_seconds": _number(_l("Breaker cooldown"), 1, 86400),
-        "price_input_per_1k": _number(_l("Input price"), 0, 10_000, optional=True),
-        "price_output_per_1k": _number(_l("Output price"), 0, 10_000, optional=True),
+        "max_attempts": _number("max_attempts"),
+        "breaker_threshold": _number("breaker_threshold"),
+        "breaker_cooldown_seconds": _number("breaker_cooldown_seconds"),
+        "price_input_per_1k": _number("price_input_per_1k"),
+        "price_output_per_1k": _number("price_output_per_1k"),
         "stream": {
             "description": _l("Stream answers (SSE): the task page shows the answer growing.")
         },
@@ -296,7 +324,7 @@ class LLMModelView(export_actions.ExportActionsMixin, ProtectedView):
     def edit_form(self, obj: LLMModel | None = None) -> Form:
         """Build the edit form and keep the row on it for the key-destination check."""
         form = super().edit_form(obj)
-        form._obj = obj  # the stored URL, for the key-destination check
+        form._obj = obj  # the stored URL (key-destination check) and id (unique name check)
         return form
 
     def on_model_change(self, form: Form, model: LLMModel, is_created: bool) -> None:

@@ -119,6 +119,7 @@ class TaskView(export_actions.ExportActionsMixin, ParamFormViews, ScopedView):
         "status",
         "model.name",
         "creator.name",
+        "creator.email",
         "created_at",
         "finished_at",
         "error_kind",

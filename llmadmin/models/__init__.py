@@ -1,5 +1,6 @@
 """ORM models, one module per domain."""
 
+from llmadmin.models.api_token import ApiToken
 from llmadmin.models.audit import AuditEntry
 from llmadmin.models.bulk_operation import BulkOperation
 from llmadmin.models.code_outbox import CodeOutboxEntry
@@ -11,6 +12,7 @@ from llmadmin.models.task import Task
 from llmadmin.models.task_run import TaskRun
 
 __all__ = [
+    "ApiToken",
     "AuditEntry",
     "BulkOperation",
     "CodeOutboxEntry",

@@ -14,7 +14,8 @@ class LLMModel(db.Model):
     __tablename__ = "llm_model"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(120), nullable=False, index=True)
+    # Unique: the API names models by it (migration 0012 renamed earlier duplicates).
+    name: Mapped[str] = mapped_column(String(120), nullable=False, index=True, unique=True)
     base_url: Mapped[str] = mapped_column(String(500), nullable=False)
     api_key_encrypted: Mapped[str | None] = mapped_column(Text)
     model_name: Mapped[str] = mapped_column(String(200), nullable=False, index=True)

@@ -14,7 +14,7 @@ import logging
 from datetime import date, datetime
 from decimal import Decimal
 
-from flask import has_request_context, request
+from flask import g, has_request_context, request
 from flask_login import current_user
 from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session
@@ -37,7 +37,10 @@ def _actor() -> tuple[int | None, str | None, str | None] | None:
     if has_request_context():
         ip = request.remote_addr
         if current_user and current_user.is_authenticated:
-            return current_user.id, str(current_user), ip
+            # An API request is its token's person; the label also names the token used.
+            via = g.get("api_token_label")
+            label = f"{current_user} via API token {via}" if via else str(current_user)
+            return current_user.id, label, ip
         return None, "anonymous", ip
     actor = cli_actor.get()
     return (None, actor, None) if actor else None
@@ -88,7 +91,9 @@ def record(
 ) -> None:
     """Write one audit entry attributed to ``person`` or the current actor."""
     if person is not None:
-        actor = (person.id, str(person), request.remote_addr if has_request_context() else None)
+        via = g.get("api_token_label") if has_request_context() else None
+        label = f"{person} via API token {via}" if via else str(person)
+        actor = (person.id, label, request.remote_addr if has_request_context() else None)
     else:
         actor = _actor() or (None, "system", None)
     db.session.add(

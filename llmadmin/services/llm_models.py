@@ -14,10 +14,170 @@ from llmadmin import crypto, llm, policy, queues
 from llmadmin.errors import LLMError, NotFound, ValidationError
 from llmadmin.extensions import db
 from llmadmin.llm import ChatRequest, build_messages
-from llmadmin.models import LLMModel, Task
+from llmadmin.models import LLMModel, Person, Task
 from llmadmin.models.base import utcnow
+from llmadmin.services import audit
+from llmadmin.services.tasks import clean_text
 
 logger = logging.getLogger(__name__)
+
+# The model form's rules, in one place: the admin form is built from them and the API
+# validates with them. field -> (label, minimum, maximum, required).
+NUMBER_FIELDS: dict[str, tuple[str, float, float, bool]] = {
+    "temperature": ("Temperature", 0, 2, True),
+    "max_tokens": ("Max tokens", 1, 1_000_000, True),
+    "timeout_seconds": ("Timeout", 1, 3600, True),
+    "max_concurrency": ("Max concurrent requests", 1, 1024, True),
+    "rpm_limit": ("Requests per minute", 0, 1_000_000, True),
+    "max_attempts": ("Max attempts", 1, 20, True),
+    "breaker_threshold": ("Breaker threshold", 1, 1000, True),
+    "breaker_cooldown_seconds": ("Breaker cooldown", 1, 86400, True),
+    "price_input_per_1k": ("Input price", 0, 10_000, False),
+    "price_output_per_1k": ("Output price", 0, 10_000, False),
+}
+INTEGER_FIELDS = {
+    "max_tokens",
+    "max_concurrency",
+    "rpm_limit",
+    "max_attempts",
+    "breaker_threshold",
+    "breaker_cooldown_seconds",
+}
+TEXT_FIELDS: dict[str, tuple[str, int]] = {"name": ("Name", 120), "model_name": ("Model name", 200)}
+BOOLEAN_FIELDS = ("enabled", "stream")
+# Everything a person may set on a model (the form's fields; the key as "api_key").
+EDITABLE_FIELDS = (
+    "name",
+    "base_url",
+    "api_key",
+    "keep_key_for_host",
+    "model_name",
+    "maintainer_id",
+    *BOOLEAN_FIELDS,
+    *NUMBER_FIELDS,
+)
+
+
+def number_error(field: str, value) -> str | None:
+    """Return the form's message for a number outside its field's range, or None."""
+    label, minimum, maximum, required = NUMBER_FIELDS[field]
+    if value is None:
+        return f"{label} is required." if required else None
+    if not minimum <= value <= maximum:
+        return f"{label} must be between {minimum} and {maximum}."
+    return None
+
+
+def check_name_free(name: str, exclude_id: int | None = None) -> None:
+    """Refuse a display name another model already has (the API names models by it)."""
+    stmt = select(LLMModel.id).where(LLMModel.name == name)
+    if exclude_id is not None:
+        stmt = stmt.where(LLMModel.id != exclude_id)
+    if db.session.execute(stmt).first() is not None:
+        raise ValidationError(
+            _("Another model is already called %(name)r; choose another name.", name=name),
+            field="name",
+        )
+
+
+def save_model(fields: dict, model_id: int | None = None) -> LLMModel:
+    """Create (``model_id`` None) or update a model from ``fields`` with the form's rules.
+
+    Unknown fields are refused; on update, absent fields keep their values. A stored key is
+    never sent to a new scheme, host or port unless retyped or the host is confirmed.
+    """
+    unknown = sorted(set(fields) - set(EDITABLE_FIELDS))
+    if unknown:
+        raise ValidationError(_("Unknown field %(name)r.", name=unknown[0]), field=unknown[0])
+    model = LLMModel() if model_id is None else db.session.get(LLMModel, model_id)
+    if model is None:
+        raise NotFound(_("Model #%(id)s does not exist.", id=model_id))
+    creating = model_id is None
+    values = _clean_model_fields(fields, creating)
+    old_url = model.base_url
+    for key, value in values.items():
+        setattr(model, key, value)
+    if not creating:
+        kept = check_key_destination(
+            old_url,
+            model.base_url,
+            has_key=bool(model.api_key_encrypted),
+            new_key=fields.get("api_key"),
+            confirm_host=fields.get("keep_key_for_host"),
+        )
+        if kept:
+            audit.record(
+                "api_key_new_host",
+                "llm_model",
+                model.id,
+                f"Kept the stored API key for a new address: {host_label(old_url)} -> "
+                f"{host_label(model.base_url)}",
+                commit=False,
+            )
+    check_name_free(model.name, model.id)
+    set_api_key(model, fields.get("api_key"))
+    db.session.add(model)
+    db.session.commit()
+    return model
+
+
+def _clean_model_fields(fields: dict, creating: bool) -> dict:
+    values: dict = {}
+    for key, (label, limit) in TEXT_FIELDS.items():
+        if key in fields or creating:
+            values[key] = _field(
+                key, clean_text, fields.get(key), label, required=True, max_chars=limit
+            )
+            values[key] = values[key].strip()
+    if "base_url" in fields or creating:
+        values["base_url"] = _field("base_url", validate_base_url, fields.get("base_url"))
+    if fields.get("api_key") is not None:
+        _field("api_key", clean_text, fields["api_key"], "API key", required=False, max_chars=500)
+    for key in BOOLEAN_FIELDS:
+        if key in fields:
+            if not isinstance(fields[key], bool):
+                raise ValidationError(_("%(field)s must be true or false.", field=key), field=key)
+            values[key] = fields[key]
+    for key in NUMBER_FIELDS:
+        if key in fields:
+            values[key] = _number_value(key, fields[key])
+    if "maintainer_id" in fields:
+        values["maintainer_id"] = _maintainer(fields["maintainer_id"])
+    return values
+
+
+def _field(field: str, check, *args, **kwargs):
+    try:
+        return check(*args, **kwargs)
+    except ValidationError as exc:
+        raise ValidationError(str(exc), field=field) from exc
+
+
+def _number_value(field: str, value):
+    if isinstance(value, bool) or (value is not None and not isinstance(value, int | float)):
+        raise ValidationError(
+            _("%(field)s must be a number.", field=NUMBER_FIELDS[field][0]), field=field
+        )
+    if field in INTEGER_FIELDS and isinstance(value, float) and not value.is_integer():
+        raise ValidationError(
+            _("%(field)s must be a whole number.", field=NUMBER_FIELDS[field][0]), field=field
+        )
+    message = number_error(field, value)
+    if message:
+        raise ValidationError(message, field=field)
+    if value is not None and field in INTEGER_FIELDS:
+        return int(value)
+    return value
+
+
+def _maintainer(value) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value < 2**31:
+        raise ValidationError(_("There is no such person."), field="maintainer_id")
+    if db.session.get(Person, value) is None:
+        raise ValidationError(_("There is no such person."), field="maintainer_id")
+    return value
 
 
 def validate_base_url(url: str | None) -> str:

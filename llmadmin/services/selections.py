@@ -158,6 +158,7 @@ LISTS: dict[str, ListSpec] = {
             "status": _text("status", _l("status")),
             "model": _text("model.name", _l("model name")),
             "creator": _text("creator.name", _l("creator name")),
+            "creator_email": _text("creator.email", _l("creator email")),
             "created_at": _when("created_at", _l("created at")),
             "finished_at": _when("finished_at", _l("finished at")),
             "error_kind": _text("error_kind", _l("error class")),

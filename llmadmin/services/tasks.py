@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import delete, inspect, select, update
+from sqlalchemy import delete, insert, inspect, select, update
 from sqlalchemy.exc import IntegrityError
 
 from llmadmin import policy
 from llmadmin.database import in_batches
 from llmadmin.engine import dispatch
-from llmadmin.errors import NotFound, ValidationError
+from llmadmin.errors import ItemsInvalid, NotFound, ValidationError
 from llmadmin.extensions import db
 from llmadmin.lifecycle import transition
 from llmadmin.models import LLMModel, Person, Task
@@ -28,8 +28,9 @@ from llmadmin.models.task import (
     RUNNING,
     SUCCESS,
 )
+from llmadmin.services import audit
 from llmadmin.services.jobs_control import stop_jobs_without_live_tasks
-from llmadmin.services.task_params import PARAM_FIELDS, clean_params
+from llmadmin.services.task_params import PARAM_FIELDS, clean_param, clean_params
 
 logger = logging.getLogger(__name__)
 
@@ -170,6 +171,170 @@ def create_task(
     if run:
         dispatch.dispatch([task.id])
     return task
+
+
+# Per-task call parameters the API accepts (name -> accepted JSON types). Values are then
+# checked and stored by services.task_params.clean_param, the same rules as the task form's.
+TASK_PARAMETERS: dict[str, tuple[type, ...]] = {
+    "temperature": (int, float),
+    "max_tokens": (int,),
+    "top_p": (int, float),
+    "stop": (list, str),
+    "seed": (int,),
+    "response_format": (str, dict),
+}
+assert set(TASK_PARAMETERS) == set(PARAM_FIELDS)
+INSERT_BATCH = 1000
+MAX_ITEM_ERRORS = 100
+
+
+@dataclass
+class Created:
+    """What ``create_tasks`` made: the new ids in item order, and how many were queued."""
+
+    ids: list[int]
+    queued: int = 0
+    waiting: int = 0
+
+
+def create_tasks(items: list[dict], creator_id: int | None, *, run: bool = True) -> Created:
+    """Create many tasks in one transaction and dispatch them once; all or nothing.
+
+    Each item has ``prompt`` and ``model`` (a model name) or ``model_id``, optionally
+    ``name``, ``system_prompt`` and ``parameters``. Every item is validated first; if any
+    is invalid nothing is created and ``ItemsInvalid`` lists each error with its index.
+    """
+    rows = validate_tasks(items, creator_id, run=run)
+    ids: list[int] = []
+    for batch in in_batches(rows, INSERT_BATCH):
+        # One multi-row INSERT per batch. The ids come back in no promised order, but one
+        # statement numbers its rows in VALUES order (SQLite rowids, a PostgreSQL sequence),
+        # so sorted ids are the items' ids in order. (sort_by_parameter_order=True would make
+        # SQLite insert row by row: 6x slower at 10,000 rows.)
+        # A Core INSERT on the table: half the time of the ORM's bulk insert at this size.
+        table = Task.__table__
+        ids += sorted(db.session.execute(insert(table).returning(table.c.id), batch).scalars())
+    if ids:
+        audit.record(
+            "create_tasks",
+            "task",
+            f"{ids[0]}-{ids[-1]}",
+            f"{len(ids)} task(s) created at once",
+            commit=False,
+        )
+    db.session.commit()
+    queued, waiting = dispatch.dispatch(ids) if run and ids else (0, 0)
+    return Created(ids=ids, queued=queued, waiting=waiting)
+
+
+def validate_tasks(items: list[dict], creator_id: int | None = None, *, run: bool = True) -> list:
+    """Return the task rows ``items`` would make, or raise ItemsInvalid listing every error."""
+    models = _models_by_name_and_id(items)
+    rows, errors = [], []
+    for index, item in enumerate(items):
+        try:
+            rows.append(_task_row(item, models, creator_id, run))
+        except ValidationError as exc:
+            errors.append({"index": index, "field": exc.field, "message": str(exc)})
+            if len(errors) >= MAX_ITEM_ERRORS:
+                break
+    if errors:
+        raise ItemsInvalid(
+            f"{len(errors)}{'+' if len(errors) >= MAX_ITEM_ERRORS else ''} of {len(items)} "
+            "task(s) are invalid; nothing was created.",
+            errors,
+        )
+    return rows
+
+
+def _models_by_name_and_id(items: list[dict]) -> dict:
+    names = {i.get("model") for i in items if isinstance(i.get("model"), str)}
+    ids = {i.get("model_id") for i in items if isinstance(i.get("model_id"), int)}
+    ids = {i for i in ids if 0 < i < 2**31}  # ids are 32-bit columns; others match nothing
+    found: dict = {}
+    for model in db.session.execute(
+        select(LLMModel).where(LLMModel.name.in_(names) | LLMModel.id.in_(ids))
+    ).scalars():
+        found[("name", model.name)] = found[("id", model.id)] = model
+    return found
+
+
+def _task_row(item: dict, models: dict, creator_id: int | None, run: bool) -> dict:
+    try:
+        name, prompt, system_prompt = validate_task_fields(
+            item.get("name"), item.get("prompt"), item.get("system_prompt")
+        )
+    except ValidationError as exc:
+        raise ValidationError(str(exc), field=exc.field or _field_of(str(exc))) from exc
+    if item.get("model") is None and item.get("model_id") is None:
+        raise ValidationError(
+            _("Give the model: its name (model) or its id (model_id)."), field="model"
+        )
+    if item.get("model") is not None:
+        model = models.get(("name", item["model"]))
+        field = "model"
+    else:
+        model = models.get(("id", item.get("model_id")))
+        field = "model_id"
+    if model is None:
+        raise ValidationError(_("There is no model %(name)r.", name=item.get(field)), field=field)
+    if run and not model.enabled:
+        raise ValidationError(
+            _("The model %(name)s is disabled; enable it first.", name=model.name), field=field
+        )
+    now = utcnow()
+    return {
+        "name": name,
+        "prompt": prompt,
+        "system_prompt": system_prompt,
+        "model_id": model.id,
+        "creator_id": creator_id,
+        "status": PENDING,
+        "created_at": now,
+        "run_requested_at": now if run else None,
+        **check_parameters(item.get("parameters")),
+    }
+
+
+def _field_of(message: str) -> str | None:
+    """The field a validate_task_fields message is about (its first words name it)."""
+    for label, field in ((_("System prompt"), "system_prompt"), (_("Prompt"), "prompt")):
+        if message.startswith(label):
+            return field
+    return "name" if message.startswith(_("Name")) else "prompt"
+
+
+def check_parameters(parameters: dict | None) -> dict:
+    """Return the validated per-task parameters as column values (see TASK_PARAMETERS).
+
+    Every row gets every parameter column (None when not given), so one multi-row INSERT
+    takes them all; the values follow the task form's rules (services.task_params).
+    """
+    values: dict = dict.fromkeys(TASK_PARAMETERS)
+    if not parameters:
+        return values
+    if not isinstance(parameters, dict):
+        raise ValidationError(_("parameters must be an object."), field="parameters")
+    for key, value in parameters.items():
+        kinds = TASK_PARAMETERS.get(key)
+        if kinds is None:
+            raise ValidationError(
+                _(
+                    "Unknown parameter %(name)r; accepted: %(names)s.",
+                    name=key,
+                    names=", ".join(TASK_PARAMETERS),
+                ),
+                field=f"parameters.{key}",
+            )
+        if value is not None and (isinstance(value, bool) or not isinstance(value, kinds)):
+            raise ValidationError(
+                _("Parameter %(name)r has the wrong type.", name=key), field=f"parameters.{key}"
+            )
+        try:
+            values[key] = clean_param(key, value)
+        except ValidationError as exc:
+            raise ValidationError(str(exc), field=f"parameters.{key}") from exc
+    return values
 
 
 def run_tasks(task_ids: list[int], overrides: dict | None = None) -> Outcome:

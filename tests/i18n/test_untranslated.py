@@ -30,6 +30,7 @@ from babel.messages.pofile import read_po
 
 from llmadmin.extensions import db
 from llmadmin.models import AuditEntry, BulkOperation
+from llmadmin.services import api_tokens
 from tests.admin.helpers import make_download, make_task
 from tests.conftest import login, post_form
 from tests.i18n.conftest import CHINESE, set_person
@@ -136,7 +137,9 @@ def rows(app, admin_user, member_user, sim_model):
     )
     db.session.add(AuditEntry(person_label="Ada", action="login", summary="x"))
     db.session.commit()
+    token, _secret = api_tokens.create_token(admin_user.id, "nightly", expires_days=30)
     return {
+        "token": token.id,
         "task": failed.id,
         "done": done.id,
         "download": ready.id,
@@ -168,6 +171,9 @@ def pages(rows) -> list[str]:
         "/admin/person/new/",
         f"/admin/person/edit/?id={rows['person']}",
         f"/admin/person/details/?id={rows['person']}",
+        "/admin/apitoken/",
+        "/admin/apitoken/new/",
+        f"/admin/apitoken/details/?id={rows['token']}",
         "/admin/audit/",
         "/admin/code_outbox/",
         "/admin/settings/",
@@ -220,6 +226,31 @@ def test_flashes_and_form_errors_are_chinese(zh_admin_client, rows):
             "/admin/task/new/",
             {"name": "x", "prompt": "", "model": ""},
             token_from="/admin/task/new/",
+        )
+    )
+    pages.append(  # the model-name uniqueness error next to the field
+        post_form(
+            zh_admin_client,
+            "/admin/llmmodel/new/",
+            {"name": "Sim", "base_url": "https://api.example.com/v1", "model_name": "m"},
+            token_from="/admin/llmmodel/new/",
+        )
+    )
+    pages.append(  # the token-shown-once page
+        post_form(
+            zh_admin_client,
+            "/admin/apitoken/new/",
+            {"name": "脚本", "expires_days": "7"},
+            token_from="/admin/apitoken/new/",
+        )
+    )
+    pages.append(  # the revoke flash
+        post_form(
+            zh_admin_client,
+            "/admin/apitoken/action/",
+            {"action": "revoke", "rowid": [str(rows["token"])]},
+            token_from="/admin/apitoken/",
+            follow_redirects=True,
         )
     )
     for response in pages:

@@ -1,0 +1,487 @@
+"""The OpenAPI 3.1 description of ``/api/v1``, built as data from the same shapes the API uses.
+
+``tests/api/test_conformance.py`` runs schemathesis against the running app with this
+document, so a status code or a field that drifts from it fails the suite.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from flask import current_app
+
+from llmadmin import __version__
+from llmadmin.api.schema import ref, to_openapi
+from llmadmin.api.shapes import (
+    EXPORT_INPUT,
+    MODEL_INPUT,
+    MODEL_UPDATE,
+    TASK_FILTERS,
+    TASK_INPUT,
+    TASKS_INPUT,
+)
+from llmadmin.models.task import STATUSES
+
+MAX_ID = 2**31 - 1
+ERROR_TEXT = {
+    400: "Malformed request (e.g. JSON syntax: the message gives line and column).",
+    401: "Missing, unknown, revoked or expired token (cookies are not accepted).",
+    403: "Only administrators may do this.",
+    404: "Absent, or not visible to the token's person.",
+    409: "The row's state does not allow this.",
+    410: "The file expired or was removed.",
+    413: "The body or the number of tasks is too large.",
+    422: "Invalid input: `field` names it; many-task requests list every item in `details`.",
+    429: "Too many requests for this token; see Retry-After.",
+}
+READ = (400, 401, 404, 422, 429)
+WRITE = (400, 401, 403, 404, 409, 413, 422, 429)
+
+
+def _t(kind, **extra) -> dict:
+    return {"type": kind, **extra}
+
+
+def _n(kind, **extra) -> dict:
+    """A nullable JSON type."""
+    return {"type": [kind, "null"], **extra}
+
+
+def _object(properties: dict, required=None) -> dict:
+    return {"type": "object", "properties": properties, "required": list(required or properties)}
+
+
+TIME = _n("string", format="date-time")
+SCHEMAS = {
+    "Error": _object(
+        {
+            "error": _object(
+                {
+                    "code": _t("string"),
+                    "message": _t("string"),
+                    "field": _n("string"),
+                    "details": {
+                        "type": "array",
+                        "items": _object(
+                            {"index": _t("integer"), "field": _n("string"), "message": _t("string")}
+                        ),
+                    },
+                },
+                required=("code", "message", "field"),
+            )
+        }
+    ),
+    "Task": _object(
+        {
+            "id": _t("integer"),
+            "name": _t("string"),
+            "status": _t("string", enum=list(STATUSES)),
+            "model": _n("string"),
+            "model_id": _n("integer"),
+            "creator_id": _n("integer"),
+            "source_task_id": _n("integer"),
+            "prompt": _t("string"),
+            "system_prompt": _n("string"),
+            "result": _n("string"),
+            "error": _n("string"),
+            "error_kind": _n("string"),
+            "queue_note": _n("string"),
+            "attempts": _t("integer"),
+            "latency_ms": _n("number"),
+            "prompt_tokens": _n("integer"),
+            "completion_tokens": _n("integer"),
+            "cost": _n("number"),
+            "calls": _n("integer"),
+            "finish_reason": _n("string"),
+            "output_is_json": _n("boolean"),
+            "result_outdated": _t("boolean"),
+            "parameters": _t("object"),
+            "created_at": _t("string", format="date-time"),
+            "queued_at": TIME,
+            "started_at": TIME,
+            "finished_at": TIME,
+        }
+    ),
+    "TaskList": _object(
+        {"data": {"type": "array", "items": ref("Task")}, "next_cursor": _n("string")}
+    ),
+    "TasksCreated": _object(
+        {
+            "created": _t("integer"),
+            "valid": _t("integer"),
+            "ids": {"type": "array", "items": _t("integer")},
+            "queued": _t("integer"),
+            "waiting": _t("integer"),
+        }
+    ),
+    "Run": _object(
+        {
+            "task_id": _t("integer"),
+            "number": _t("integer"),
+            "status": _t("string"),
+            "attempts": _t("integer"),
+            "model_id": _n("integer"),
+            "started_at": TIME,
+            "finished_at": TIME,
+            "latency_ms": _n("number"),
+            "prompt_tokens": _n("integer"),
+            "completion_tokens": _n("integer"),
+            "cost": _n("number"),
+            "error": _n("string"),
+            "error_kind": _n("string"),
+        }
+    ),
+    "RunList": _object({"data": {"type": "array", "items": ref("Run")}}),
+    "Model": _object(
+        {
+            "id": _t("integer"),
+            "name": _t("string"),
+            "base_url": _t("string"),
+            "model_name": _t("string"),
+            "api_key": _t("string", description="Masked, e.g. sk-…abcd, or '(no key)'."),
+            "maintainer_id": _n("integer"),
+            "enabled": _t("boolean"),
+            "simulated": _t("boolean"),
+            "stream": _t("boolean"),
+            "temperature": _t("number"),
+            "max_tokens": _t("integer"),
+            "timeout_seconds": _t("number"),
+            "max_concurrency": _t("integer"),
+            "rpm_limit": _t("integer"),
+            "max_attempts": _t("integer"),
+            "breaker_threshold": _t("integer"),
+            "breaker_cooldown_seconds": _t("integer"),
+            "price_input_per_1k": _n("number"),
+            "price_output_per_1k": _n("number"),
+            "last_test_at": TIME,
+            "last_test_status": _n("integer"),
+            "last_test_latency_ms": _n("number"),
+            "last_test_error": _n("string"),
+            "created_at": _t("string", format="date-time"),
+            "updated_at": _t("string", format="date-time"),
+        }
+    ),
+    "ModelList": _object({"data": {"type": "array", "items": ref("Model")}}),
+    "ModelTestQueued": _object({"queued": _t("boolean"), "model_id": _t("integer")}),
+    "Download": _object(
+        {
+            "id": _t("integer"),
+            "name": _t("string"),
+            "file_name": _t("string"),
+            "format": _t("string"),
+            "source": _t("string"),
+            "status": _t("string", enum=["PENDING", "RUNNING", "SUCCESS", "FAILURE"]),
+            "row_count": _n("integer"),
+            "progress_rows": _t("integer"),
+            "size_bytes": _n("integer"),
+            "md5": _n("string"),
+            "error": _n("string"),
+            "creator_id": _n("integer"),
+            "created_at": _t("string", format="date-time"),
+            "finished_at": TIME,
+            "expires_at": TIME,
+            "file_url": _n("string"),
+        }
+    ),
+    "BulkOperation": _object(
+        {
+            "id": _t("integer"),
+            "creator_id": _n("integer"),
+            "list": _t("string"),
+            "action": _t("string"),
+            "description": _t("string"),
+            "status": _t("string", enum=["PENDING", "RUNNING", "SUCCESS", "FAILURE"]),
+            "matched": _n("integer"),
+            "processed": _t("integer"),
+            "changed": _t("integer"),
+            "skipped": _t("integer"),
+            "error": _n("string"),
+            "download_id": _n("integer"),
+            "created_at": _t("string", format="date-time"),
+            "started_at": TIME,
+            "finished_at": TIME,
+        }
+    ),
+}
+INPUTS = (TASK_INPUT, TASKS_INPUT, TASK_FILTERS, EXPORT_INPUT, MODEL_INPUT, MODEL_UPDATE)
+
+
+def _json(schema: dict) -> dict:
+    return {"application/json": {"schema": schema}}
+
+
+def _id(name: str) -> dict:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+    }
+
+
+def _query(name: str, description: str, **schema) -> dict:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": {"type": "string", **schema},
+    }
+
+
+def operation(
+    op_id: str,
+    summary: str,
+    ok: dict,
+    errors=READ,
+    body: str | dict | None = None,
+    params=(),
+    tag: str = "",
+) -> dict:
+    """Return one operation: its answers, its parameters and its body (a schema name)."""
+    responses = dict(ok)
+    for status in errors:
+        responses[str(status)] = {
+            "description": ERROR_TEXT[status],
+            "content": _json(ref("Error")),
+            **(
+                {"headers": {"Retry-After": {"schema": {"type": "integer"}}}}
+                if status == 429
+                else {}
+            ),
+        }
+    result = {"operationId": op_id, "summary": summary, "tags": [tag], "responses": responses}
+    if params:
+        result["parameters"] = list(params)
+    if body is not None:
+        schema = ref(body) if isinstance(body, str) else body
+        result["requestBody"] = {"required": True, "content": _json(schema)}
+    return result
+
+
+def _answer(status: int, text: str, schema: str) -> dict:
+    return {str(status): {"description": text, "content": _json(ref(schema))}}
+
+
+def _paths(max_tasks: int) -> dict:
+    task_id, model_id = _id("task_id"), _id("model_id")
+    list_params = [
+        *(_query(k, f.description, **f.extra) for k, f in TASK_FILTERS.fields.items()),
+        _query("cursor", "next_cursor of the previous page."),
+        {
+            "name": "limit",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
+        },
+    ]
+    task_action = {
+        name: {
+            "post": operation(
+                f"{name}Task",
+                text,
+                _answer(200, "The task now.", "Task"),
+                WRITE,
+                None,
+                [task_id],
+                "tasks",
+            )
+        }
+        for name, text in (
+            ("cancel", "Cancel a task that has not finished (409 when it has)."),
+            ("retry", "Run a failed task again (409 unless it failed)."),
+            ("rerun", "Run a task again from the start (409 while queued or running)."),
+        )
+    }
+    return {
+        "/tasks": {
+            "get": operation(
+                "listTasks",
+                "List tasks, newest first (the task list's filters; cursor pagination).",
+                _answer(200, "A page of tasks.", "TaskList"),
+                READ,
+                params=list_params,
+                tag="tasks",
+            ),
+            "post": operation(
+                "createTasks",
+                f'Create one task, or up to {max_tasks:,} at once ({{"tasks": [...]}}): all or '
+                "nothing, one dispatch. With dry_run, only validate.",
+                {
+                    "201": {
+                        "description": "Created: the task, or for many the new ids in order.",
+                        "content": _json({"oneOf": [ref("Task"), ref("TasksCreated")]}),
+                    },
+                    **_answer(200, "dry_run: all valid, nothing created.", "TasksCreated"),
+                },
+                WRITE,
+                {"oneOf": [ref("TaskInput"), ref("TasksInput")]},
+                tag="tasks",
+            ),
+        },
+        "/tasks/{task_id}": {
+            "get": operation(
+                "getTask",
+                "Get one task.",
+                _answer(200, "The task.", "Task"),
+                READ,
+                params=[task_id],
+                tag="tasks",
+            )
+        },
+        **{f"/tasks/{{task_id}}/{name}": item for name, item in task_action.items()},
+        "/tasks/{task_id}/runs": {
+            "get": operation(
+                "listTaskRuns",
+                "The task's runs (for now its current run; full history comes with run history).",
+                _answer(200, "Runs, newest first.", "RunList"),
+                READ,
+                params=[task_id],
+                tag="tasks",
+            )
+        },
+        "/models": {
+            "get": operation(
+                "listModels",
+                "List models (keys masked).",
+                _answer(200, "Models.", "ModelList"),
+                READ,
+                tag="models",
+            ),
+            "post": operation(
+                "createModel",
+                "Create a model (admins), with the model form's rules.",
+                _answer(201, "The new model, key masked.", "Model"),
+                WRITE,
+                "ModelInput",
+                tag="models",
+            ),
+        },
+        "/models/{model_id}": {
+            "get": operation(
+                "getModel",
+                "Get one model.",
+                _answer(200, "The model.", "Model"),
+                READ,
+                params=[model_id],
+                tag="models",
+            ),
+            "patch": operation(
+                "updateModel",
+                "Change a model (admins); absent fields are kept.",
+                _answer(200, "The model now.", "Model"),
+                WRITE,
+                "ModelUpdate",
+                [model_id],
+                "models",
+            ),
+        },
+        **{
+            f"/models/{{model_id}}/{name}": {
+                "post": operation(
+                    f"{name}Model",
+                    text,
+                    _answer(200, "The model now.", "Model"),
+                    WRITE,
+                    params=[model_id],
+                    tag="models",
+                )
+            }
+            for name, text in (
+                ("disable", "Disable a model (admins)."),
+                ("enable", "Enable a model (admins)."),
+            )
+        },
+        "/models/{model_id}/test": {
+            "post": operation(
+                "testModel",
+                "Queue a connection test (admins); the result lands in last_test_*.",
+                _answer(202, "Queued.", "ModelTestQueued"),
+                WRITE,
+                params=[model_id],
+                tag="models",
+            )
+        },
+        "/downloads": {
+            "post": operation(
+                "createDownload",
+                "Export tasks (ticked ids, or the task list's filters) to the Download Center.",
+                _answer(202, "The PENDING download; poll it.", "Download"),
+                WRITE,
+                "ExportInput",
+                tag="downloads",
+            )
+        },
+        "/downloads/{download_id}": {
+            "get": operation(
+                "getDownload",
+                "Get a download row.",
+                _answer(200, "The download.", "Download"),
+                READ,
+                params=[_id("download_id")],
+                tag="downloads",
+            )
+        },
+        "/downloads/{download_id}/file": {
+            "get": operation(
+                "getDownloadFile",
+                "Fetch the finished file (ETag, Range supported).",
+                {
+                    "200": {
+                        "description": "The file.",
+                        "content": {
+                            "application/octet-stream": {"schema": {}},
+                            "text/csv": {"schema": {}},
+                        },
+                    }
+                },
+                (*READ, 409, 410),
+                params=[_id("download_id")],
+                tag="downloads",
+            )
+        },
+        "/bulk-operations/{operation_id}": {
+            "get": operation(
+                "getBulkOperation",
+                "Get a bulk operation with its counts (batches are not served yet).",
+                _answer(200, "The operation.", "BulkOperation"),
+                READ,
+                params=[_id("operation_id")],
+                tag="bulk operations",
+            )
+        },
+    }
+
+
+@lru_cache(maxsize=4)
+def _document(max_tasks: int, rate: int) -> dict:
+    schemas = dict(SCHEMAS)
+    for shape in INPUTS:
+        schemas[shape.name] = to_openapi(shape)
+    schemas["TasksInput"]["properties"]["tasks"]["maxItems"] = max_tasks
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "llmadmin API",
+            "version": __version__,
+            "description": (
+                "Personal API tokens (admin → API tokens, or `flask --app app create-token "
+                "EMAIL`) go in `Authorization: Bearer lla_…`; browser sessions are refused. "
+                f"Each token may make {rate} requests per minute (429 with Retry-After past it). "
+                'Errors: `{"error": {"code", "message", "field"}}`.'
+            ),
+        },
+        "servers": [{"url": "/api/v1"}],
+        "security": [{"token": []}],
+        "paths": _paths(max_tasks),
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"token": {"type": "http", "scheme": "bearer"}},
+        },
+    }
+
+
+def document() -> dict:
+    """Return the OpenAPI document for this app's settings."""
+    config = current_app.config
+    return _document(config["API_MAX_TASKS_PER_REQUEST"], config["API_RATE_PER_MINUTE"])

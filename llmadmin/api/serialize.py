@@ -1,0 +1,184 @@
+"""Rows as the API shows them (ISO 8601 UTC times, API keys masked, errors as the viewer may see)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from decimal import Decimal
+
+from llmadmin.admin.formatters import error_for_viewer
+from llmadmin.models import ApiToken, BulkOperation, Download, LLMModel, Task
+from llmadmin.services import api_tokens
+from llmadmin.services import llm_models as model_service
+from llmadmin.services.task_params import PARAM_FIELDS
+
+
+def when(value: datetime | None) -> str | None:
+    """Return a stored UTC time as ISO 8601 with a Z."""
+    return None if value is None else value.replace(microsecond=0).isoformat() + "Z"
+
+
+def number(value) -> float | None:
+    """Return a Decimal or float as a JSON number."""
+    if value is None:
+        return None
+    return float(value) if isinstance(value, Decimal) else value
+
+
+def task(row: Task, model_names: dict[int, str] | None = None) -> dict:
+    """Return a task as JSON."""
+    model_name = (model_names or {}).get(row.model_id) if model_names is not None else None
+    if model_names is None and row.model is not None:
+        model_name = row.model.name
+    return {
+        "id": row.id,
+        "name": row.name,
+        "status": row.status,
+        "model": model_name,
+        "model_id": row.model_id,
+        "creator_id": row.creator_id,
+        "source_task_id": row.source_task_id,
+        "prompt": row.prompt,
+        "system_prompt": row.system_prompt,
+        "result": row.result,
+        "error": error_for_viewer(row.error_kind, row.error) or None,
+        "error_kind": row.error_kind,
+        "queue_note": row.queue_note,
+        "attempts": row.attempts,
+        "latency_ms": row.latency_ms,
+        "prompt_tokens": row.prompt_tokens,
+        "completion_tokens": row.completion_tokens,
+        "cost": number(row.cost),
+        "calls": row.calls,
+        "finish_reason": row.finish_reason,
+        "output_is_json": row.output_is_json,
+        "result_outdated": bool(row.result_outdated),
+        "parameters": parameters(row),
+        "created_at": when(row.created_at),
+        "queued_at": when(row.queued_at),
+        "started_at": when(row.started_at),
+        "finished_at": when(row.finished_at),
+    }
+
+
+def parameters(row: Task) -> dict:
+    """Return the task's own call parameters (empty ones left out: the model's settings apply)."""
+    values = {}
+    for name in PARAM_FIELDS:
+        value = getattr(row, name)
+        if value is None:
+            continue
+        values[name] = json.loads(value) if name in ("stop", "response_format") else value
+    return values
+
+
+def run(row: Task) -> dict:
+    """Return the task's current run (run history arrives with the TaskRun table)."""
+    return {
+        "task_id": row.id,
+        "number": max(1, row.attempts or 0),
+        "status": row.status,
+        "attempts": row.attempts,
+        "model_id": row.model_id,
+        "started_at": when(row.started_at),
+        "finished_at": when(row.finished_at),
+        "latency_ms": row.latency_ms,
+        "prompt_tokens": row.prompt_tokens,
+        "completion_tokens": row.completion_tokens,
+        "cost": number(row.cost),
+        "error": error_for_viewer(row.error_kind, row.error) or None,
+        "error_kind": row.error_kind,
+    }
+
+
+MODEL_FIELDS = (
+    "id",
+    "name",
+    "base_url",
+    "model_name",
+    "maintainer_id",
+    "enabled",
+    "simulated",
+    "stream",
+    "temperature",
+    "max_tokens",
+    "timeout_seconds",
+    "max_concurrency",
+    "rpm_limit",
+    "max_attempts",
+    "breaker_threshold",
+    "breaker_cooldown_seconds",
+    "last_test_status",
+    "last_test_latency_ms",
+)
+
+
+def model(row: LLMModel, *, admin: bool) -> dict:
+    """Return a model as JSON; the key is always masked, the last test error for admins only."""
+    data = {name: getattr(row, name) for name in MODEL_FIELDS}
+    data.update(
+        api_key=model_service.masked_key(row),
+        price_input_per_1k=number(row.price_input_per_1k),
+        price_output_per_1k=number(row.price_output_per_1k),
+        last_test_at=when(row.last_test_at),
+        last_test_error=row.last_test_error if admin else None,
+        created_at=when(row.created_at),
+        updated_at=when(row.updated_at),
+    )
+    return data
+
+
+def download(row: Download) -> dict:
+    """Return a Download Center row as JSON."""
+    return {
+        "id": row.id,
+        "name": row.name,
+        "file_name": row.file_name,
+        "format": row.file_format,
+        "source": row.source,
+        "status": row.status,
+        "row_count": row.row_count,
+        "progress_rows": row.progress_rows,
+        "size_bytes": row.size_bytes,
+        "md5": row.md5,
+        "error": row.error,
+        "creator_id": row.creator_id,
+        "created_at": when(row.created_at),
+        "finished_at": when(row.finished_at),
+        "expires_at": when(row.expires_at),
+        "file_url": f"/api/v1/downloads/{row.id}/file" if row.status == "SUCCESS" else None,
+    }
+
+
+def operation(row: BulkOperation) -> dict:
+    """Return a bulk operation with its counts."""
+    return {
+        "id": row.id,
+        "creator_id": row.creator_id,
+        "list": row.list_name,
+        "action": row.action,
+        "description": row.description,
+        "status": row.status,
+        "matched": row.matched,
+        "processed": row.processed,
+        "changed": row.changed,
+        "skipped": row.skipped,
+        "error": row.error,
+        "download_id": row.download_id,
+        "created_at": when(row.created_at),
+        "started_at": when(row.started_at),
+        "finished_at": when(row.finished_at),
+    }
+
+
+def token(row: ApiToken) -> dict:
+    """Return a token's public facts (never the token itself)."""
+    return {
+        "id": row.id,
+        "name": row.name,
+        "prefix": row.prefix,
+        "status": api_tokens.token_status(row),
+        "created_at": when(row.created_at),
+        "last_used_at": when(row.last_used_at),
+        "expires_at": when(row.expires_at),
+    }

@@ -1,0 +1,108 @@
+"""The request bodies the API accepts, described once (validation and OpenAPI use them)."""
+
+from __future__ import annotations
+
+from llmadmin.api.schema import F, Obj
+from llmadmin.services import llm_models as model_service
+
+ID_RANGE = {"minimum": 1, "maximum": 2**31 - 1}  # ids are 32-bit columns
+TASK_INPUT = Obj(
+    "TaskInput",
+    {
+        "prompt": F("string", "The prompt sent to the model.", required=True),
+        "model": F("string", "The model's name (unique); or give model_id."),
+        "model_id": F("integer", "The model's id; or give model.", extra=ID_RANGE),
+        "name": F("string", "A label; defaults to the prompt's first line.", nullable=True),
+        "system_prompt": F(
+            "string", "Sent before the prompt as the system message.", nullable=True
+        ),
+        "parameters": F(
+            "object",
+            "Per-task call parameters: temperature, max_tokens, top_p, stop, seed, "
+            "response_format (the task form's rules); others are refused.",
+            nullable=True,
+        ),
+    },
+    "One task. Give `model` or `model_id`.",
+)
+
+TASKS_INPUT = Obj(
+    "TasksInput",
+    {
+        "tasks": F("array", "The tasks to create, all or none.", required=True, items=TASK_INPUT),
+        "dry_run": F("boolean", "Only validate: report what is wrong and create nothing."),
+    },
+    "Many tasks at once (up to API_MAX_TASKS_PER_REQUEST, default 10,000).",
+)
+
+TASK_FILTERS = Obj(
+    "TaskFilters",
+    {
+        "status": F("string", "One status or several, comma-separated (e.g. FAILURE,CANCELED)."),
+        "model": F("string", "Model name."),
+        "creator": F("string", "Creator's email (with @) or name."),
+        "created_after": F("string", "ISO 8601 time (UTC).", extra={"format": "date-time"}),
+        "created_before": F("string", "ISO 8601 time (UTC).", extra={"format": "date-time"}),
+        "search": F("string", "Words that must each appear in the name or the prompt."),
+    },
+    "The task list's filters; the same for listing, exports and bulk operations.",
+)
+
+EXPORT_INPUT = Obj(
+    "ExportInput",
+    {
+        "format": F("string", "File format.", required=True, enum=("csv", "xlsx", "zip")),
+        "ids": F(
+            "array",
+            "Export exactly these tasks (else all tasks matching the filters).",
+            items=F("integer", extra=ID_RANGE),
+            max_items=10_000,
+        ),
+        "filters": F("object", "Which tasks to export.", obj=TASK_FILTERS),
+    },
+    "An export of tasks to the Download Center (zip: CSV plus one file per prompt/output).",
+)
+
+
+def _model_fields() -> dict[str, F]:
+    fields = {
+        "name": F("string", "Display name, unique among models.", extra={"maxLength": 120}),
+        "base_url": F("string", "OpenAI-compatible API root, e.g. https://api.deepseek.com/v1."),
+        "model_name": F("string", "As the provider knows it.", extra={"maxLength": 200}),
+        "api_key": F("string", "Stored encrypted, never shown again.", nullable=True),
+        "keep_key_for_host": F(
+            "string",
+            "When base_url moves to a new scheme/host/port without a new api_key: the new host, "
+            "to confirm sending the stored key there.",
+            nullable=True,
+        ),
+        "maintainer_id": F(
+            "integer", "Person maintaining the model.", nullable=True, extra=ID_RANGE
+        ),
+        "enabled": F("boolean", "Disabled models run nothing."),
+        "stream": F("boolean", "Stream answers (SSE)."),
+    }
+    for key, (label, minimum, maximum, required) in model_service.NUMBER_FIELDS.items():
+        kind = "integer" if key in model_service.INTEGER_FIELDS else "number"
+        fields[key] = F(
+            kind,
+            f"{label}, {minimum}–{maximum}.",
+            nullable=not required,
+            extra={"minimum": minimum, "maximum": maximum},
+        )
+    return fields
+
+
+MODEL_INPUT = Obj(
+    "ModelInput",
+    {
+        **{
+            k: F(f.type, f.description, True, f.nullable, extra=f.extra)
+            if k in ("name", "base_url", "model_name")
+            else f
+            for k, f in _model_fields().items()
+        }
+    },
+    "A new model: the model form's fields.",
+)
+MODEL_UPDATE = Obj("ModelUpdate", _model_fields(), "Fields to change; absent fields are kept.")
