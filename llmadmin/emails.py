@@ -50,4 +50,6 @@ def login_email(value: str | None) -> str:
     try:
         return normalize_email(value)
     except ValidationError:
-        return (value or "").strip().lower()
+        # PostgreSQL refuses a NUL byte even in a lookup; U+FFFD is storable (audit) and, like
+        # NUL, in no address the rules above accept, so the sign-in simply fails.
+        return (value or "").replace("\x00", "\ufffd").strip().lower()

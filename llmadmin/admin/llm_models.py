@@ -107,6 +107,8 @@ def _number(field: str) -> dict[str, Any]:
 def _unique_name(form: Form, field: Field) -> None:
     """Model names are unique: the API and the gateway name models by them."""
     model = getattr(form, "_obj", None)
+    if "\x00" in (field.data or ""):
+        return  # the text rule reports it; PostgreSQL refuses a NUL byte even in a lookup
     try:
         model_service.check_name_free((field.data or "").strip(), model.id if model else None)
     except ValidationError as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from flask import abort, current_app
+from wtforms.validators import StopValidation
 from wtforms.validators import ValidationError as FormError
 
 from llmadmin.emails import normalize_email
@@ -29,6 +30,10 @@ def text_field(
         try:
             clean_text(field.data, label, required=required, max_chars=limit)
         except ValidationError as exc:
+            if isinstance(field.data, str) and "\x00" in field.data:
+                # Stop the chain: later validators (Flask-Admin's Unique) would query the
+                # database with it, and PostgreSQL refuses a NUL byte even in a lookup.
+                raise StopValidation(str(exc)) from exc
             raise FormError(str(exc)) from exc
 
     return check

@@ -46,7 +46,9 @@ def hold_lock(database_uri: str, seconds: float, held: threading.Event) -> None:
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
-            conn.execute(text("LOCK TABLE task IN ACCESS EXCLUSIVE MODE"))
+            # EXCLUSIVE blocks every write but not reads (like SQLite's BEGIN EXCLUSIVE in WAL
+            # mode), so the test can count results while the lock is held.
+            conn.execute(text("LOCK TABLE task IN EXCLUSIVE MODE"))
             held.set()
             time.sleep(seconds)
             conn.commit()
