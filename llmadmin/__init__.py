@@ -31,7 +31,17 @@ def create_app(test_config: dict | None = None) -> Flask:
     # Imported here, not at the top: ``import llmadmin.models`` (migrations, workers' job
     # modules, scripts) must not load the whole web stack, and the web modules need this
     # package importable first.
-    from llmadmin import auth, cli, database, downloads_web, errorpages, health, queues, rqdash
+    from llmadmin import (
+        auth,
+        cli,
+        database,
+        downloads_web,
+        errorpages,
+        health,
+        i18n,
+        queues,
+        rqdash,
+    )
     from llmadmin.admin import init_admin
     from llmadmin.extensions import csrf
     from llmadmin.security import init_app as init_security
@@ -40,6 +50,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     database.init_app(app)
     queues.init_app(app)
     csrf.init_app(app)
+    i18n.init_app(app)  # before any page renders: language and time zone per person
     auth.init_app(app)
     init_admin(app)
     init_security(app)  # after init_admin: headers/CSP, policies, sign-in code notifiers

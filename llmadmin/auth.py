@@ -25,6 +25,9 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel import refresh as refresh_locale
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField, StringField
@@ -41,12 +44,12 @@ bp = Blueprint("auth", __name__)
 
 class LoginForm(FlaskForm):
     email = EmailField(
-        "Email",
+        _l("Email"),
         validators=[DataRequired(), Email(), Length(max=255)],
         filters=[lambda value: value.strip() if value else value],
     )
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
-    remember = BooleanField("Keep me signed in")
+    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=1024)])
+    remember = BooleanField(_l("Keep me signed in"))
 
 
 @login_manager.user_loader
@@ -113,10 +116,10 @@ def login():
         if not password_ok:
             login_guard.record_failure(email, request.remote_addr)
             _audit_failure(email, "unknown account" if person is None else "wrong password")
-            flash("Wrong email or password.", "error")
+            flash(_("Wrong email or password."), "error")
         elif not person.active:
             _audit_failure(email, "account deactivated")
-            flash("This account is deactivated; ask an administrator.", "error")
+            flash(_("This account is deactivated; ask an administrator."), "error")
         else:
             return _after_password(person, email, form.remember.data, request.args.get("next"))
     return render_template("auth/login.html", form=form)
@@ -136,7 +139,9 @@ def _after_password(person: Person, email: str, remember: bool, next_url: str | 
                 "Asked for a one-time code: many failed sign-ins on this account lately",
                 person=person,
             )
-            flash("This account had many failed sign-ins lately, so a code is needed too.", "info")
+            flash(
+                _("This account had many failed sign-ins lately, so a code is needed too."), "info"
+            )
             return _start_code_step(person, remember, next_url)
         audit.record(
             "login_step_up",
@@ -179,20 +184,24 @@ def _audit_failure(email: str, reason: str) -> None:
 # --- second step: one-time code -------------------------------------------------------------
 
 PENDING_KEY = "pending_2fa"
+LOCALE_SESSION_KEY = "locale"  # a visitor's language (i18n's switch on the sign-in pages)
 
 
 class CodeForm(FlaskForm):
     code = StringField(
-        "Code",
+        _l("Code"),
         validators=[
-            DataRequired("Type the 6-digit code."),
-            Regexp(r"^\s*\d{6}\s*$", message="The code has 6 digits."),
+            DataRequired(_l("Type the 6-digit code.")),
+            Regexp(r"^\s*\d{6}\s*$", message=_l("The code has 6 digits.")),
         ],
     )
 
 
 def _start_code_step(person: Person, remember: bool, next_url: str | None):
     """Send a code and remember who passed the password step (they are not signed in yet)."""
+    if person.locale:  # the code step comes before sign-in: speak the person's language already
+        session[LOCALE_SESSION_KEY] = person.locale
+        refresh_locale()
     if not _send_code(person):
         _audit_failure((person.email or "").lower(), "the one-time code could not be sent")
         return redirect(url_for("auth.login"))
@@ -215,7 +224,10 @@ def _send_code(person: Person) -> bool:
         flash(str(exc), "error")
         return False
     else:
-        flash(f"A sign-in code was sent to you; it is valid for {ttl} seconds.", "info")
+        flash(
+            _("A sign-in code was sent to you; it is valid for %(seconds)s seconds.", seconds=ttl),
+            "info",
+        )
     return True
 
 
@@ -237,7 +249,7 @@ def login_code():
     """Ask for the one-time code and finish signing in."""
     person = _pending_person()
     if person is None:
-        flash("Please sign in (again).", "info")
+        flash(_("Please sign in (again)."), "info")
         return redirect(url_for("auth.login"))
     form = CodeForm()
     if form.validate_on_submit():
@@ -268,7 +280,7 @@ def resend_code():
     """Send a new code, unless the last one is still valid."""
     person = _pending_person()
     if person is None:
-        flash("Please sign in (again).", "info")
+        flash(_("Please sign in (again)."), "info")
         return redirect(url_for("auth.login"))
     _send_code(person)
     return redirect(url_for("auth.login_code"))
@@ -282,7 +294,7 @@ def logout():
     sessions.end(current_user.login_token)
     logout_user()
     _rotate_csrf_token()
-    flash("You are signed out.", "info")
+    flash(_("You are signed out."), "info")
     return redirect(url_for("auth.login"))
 
 
@@ -300,7 +312,7 @@ def logout_everywhere():
     )
     logout_user()
     _rotate_csrf_token()
-    flash("You are signed out on every browser and device.", "info")
+    flash(_("You are signed out on every browser and device."), "info")
     return redirect(url_for("auth.login"))
 
 
@@ -315,6 +327,7 @@ def init_app(app) -> None:
     login_manager.init_app(app)
     app.config["REMEMBER_COOKIE_DURATION"] = timedelta(days=app.config["REMEMBER_COOKIE_DAYS"])
     login_manager.login_view = "auth.login"
-    login_manager.login_message = "Please sign in to continue."
+    login_manager.login_message = _l("Please sign in to continue.")
+    login_manager.localize_callback = str  # the lazy text, in the visitor's language
     login_manager.login_message_category = "info"
     app.register_blueprint(bp)

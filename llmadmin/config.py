@@ -7,6 +7,7 @@ missing SECRET_KEY in production) are reported by ``validate`` when the app star
 from __future__ import annotations
 
 import os
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 def parse_boolean(value: str | None, default: bool = False) -> bool:
@@ -107,6 +108,10 @@ def from_environment(env: os._Environ | dict | None = None) -> dict:
         ),
         # Prompt policy: a JSON list of {"pattern", "reason"} or the path of a file holding one.
         "PROMPT_BLOCKED_PATTERNS": env.get("PROMPT_BLOCKED_PATTERNS", ""),
+        # Language when neither the person nor the browser chose one ("zh_Hans_CN" or "en"),
+        # and the time zone of people who did not choose their own (an IANA name).
+        "DEFAULT_LOCALE": env.get("DEFAULT_LOCALE", "en").strip() or "en",
+        "DEFAULT_TIMEZONE": env.get("DEFAULT_TIMEZONE", "Asia/Shanghai").strip() or "Asia/Shanghai",
         "WTF_CSRF_TIME_LIMIT": None,
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "FLASK_ADMIN_SWATCH": "default",
@@ -114,8 +119,19 @@ def from_environment(env: os._Environ | dict | None = None) -> dict:
     }
 
 
+LOCALES = ("zh_Hans_CN", "en")
+
+
 def validate(config: dict) -> None:
-    """Refuse to start outside development with settings that are unsafe."""
+    """Refuse to start with settings that cannot work, or outside development unsafe ones."""
+    if config["DEFAULT_LOCALE"] not in LOCALES:
+        raise RuntimeError(f"DEFAULT_LOCALE must be one of {', '.join(LOCALES)}.")
+    try:
+        ZoneInfo(config["DEFAULT_TIMEZONE"])
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise RuntimeError(
+            "DEFAULT_TIMEZONE must be an IANA time zone name such as Asia/Shanghai."
+        ) from exc
     if config.get("TESTING"):
         return
     if config["ENV_NAME"] != "development" and config["SECRET_KEY"] == DEV_SECRET_KEY:

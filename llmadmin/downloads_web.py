@@ -9,12 +9,14 @@ import logging
 import os
 
 from flask import Blueprint, abort, flash, request, send_file, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from markupsafe import Markup
 
 from llmadmin.errorpages import render_error
 from llmadmin.exports.formats import FORMATS
 from llmadmin.extensions import db
+from llmadmin.i18n import markup_text
 from llmadmin.models import Download
 from llmadmin.models.download import SUCCESS
 from llmadmin.services.download_cleanup import register_session_events
@@ -39,15 +41,17 @@ def fetch(download_id: int):
     """Stream a finished file to its owner (or an admin)."""
     row = visible_download(download_id)
     if row.status != SUCCESS:
-        return _message(409, "This file is not ready yet.")
+        return _message(409, _("This file is not ready yet."))
     path = resolve_storage_path(row.storage_path)
     if path is None or not os.path.isfile(path):
         return _message(
-            410, "The file is missing from storage (expired or removed); export it again."
+            410, _("The file is missing from storage (expired or removed); export it again.")
         )
     if row.size_bytes is not None and os.path.getsize(path) != row.size_bytes:
         logger.error("download %s: stored file size differs from the recorded one", row.id)
-        return _message(409, "The stored file does not match its recorded size; export it again.")
+        return _message(
+            409, _("The stored file does not match its recorded size; export it again.")
+        )
     try:
         response = send_file(
             path,
@@ -60,7 +64,7 @@ def fetch(download_id: int):
         )
     except OSError as exc:
         logger.error("download %s unreadable: %s", row.id, exc)
-        return _message(410, "The stored file cannot be read; export it again.")
+        return _message(410, _("The stored file cannot be read; export it again."))
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Cache-Control"] = "private, no-cache"
     return response
@@ -87,16 +91,25 @@ def announce_finished_downloads() -> None:
 
     for row in claim_notices(current_user.id):
         if row.status == SUCCESS:
+            link = Markup('<a href="{}">{}</a>').format(
+                url_for("downloads.fetch", download_id=row.id), row.file_name
+            )
             flash(
-                Markup('Your download “{}” is ready: <a href="{}">{}</a>').format(
-                    row.name, url_for("downloads.fetch", download_id=row.id), row.file_name
+                markup_text(
+                    "Your download “%(name)s” is ready: %(link)s", name=row.name, link=link
                 ),
                 "success",
             )
         else:
+            link = Markup('<a href="{}">{}</a>').format(
+                url_for("download.details_view", id=row.id), _("Details")
+            )
             flash(
-                Markup('Your download “{}” failed: {} <a href="{}">Details</a>').format(
-                    row.name, row.error or "", url_for("download.details_view", id=row.id)
+                markup_text(
+                    "Your download “%(name)s” failed: %(error)s %(link)s",
+                    name=row.name,
+                    error=row.error or "",
+                    link=link,
                 ),
                 "error",
             )

@@ -6,6 +6,8 @@ import logging
 from urllib.parse import urlsplit
 
 from flask import flash, jsonify, redirect, render_template, request
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DataError, InterfaceError, OperationalError
@@ -17,13 +19,16 @@ from llmadmin.extensions import db
 logger = logging.getLogger(__name__)
 
 MESSAGES = {
-    400: "The request could not be understood.",
-    401: "Please sign in.",
-    403: "You do not have access to this page.",
-    404: "Not found.",
-    405: "This action is not allowed here.",
-    413: "The request is too large.",
-    500: "Something went wrong on our side; the error was logged.",
+    400: _l("The request could not be understood."),
+    401: _l("Please sign in."),
+    403: _l("You do not have access to this page."),
+    404: _l("Not found."),
+    405: _l("This action is not allowed here."),
+    409: _l("This cannot be done in the current state."),
+    410: _l("This is gone."),
+    413: _l("The request is too large."),
+    500: _l("Something went wrong on our side; the error was logged."),
+    503: _l("The service is unavailable right now; please try again in a moment."),
 }
 
 
@@ -34,7 +39,7 @@ def wants_json() -> bool:
 
 def render_error(code: int, message: str | None = None):
     """Render ``code`` as JSON or as a page with a human message."""
-    message = message or MESSAGES.get(code, "Error.")
+    message = str(message or MESSAGES.get(code) or _("Error."))
     if wants_json():
         return jsonify(error=message, status=code), code
     return render_template("error.html", code=code, message=message), code
@@ -53,7 +58,7 @@ def init_app(app) -> None:
 
     @app.errorhandler(CSRFError)
     def csrf_error(exc):
-        message = "Your form expired or was sent without its security token; please try again."
+        message = _("Your form expired or was sent without its security token; please try again.")
         back = _same_host_referrer()
         if wants_json() or request.method != "POST" or not back:
             return render_error(400, message)
@@ -65,6 +70,7 @@ def init_app(app) -> None:
         if exc.code == 401:
             if not current_user.is_authenticated and not wants_json():
                 return app.login_manager.unauthorized()
+        # Our own sentence for every code we know; werkzeug's English description otherwise.
         return render_error(exc.code or 500, MESSAGES.get(exc.code or 500, exc.description))
 
     @app.errorhandler(DataError)
@@ -73,7 +79,7 @@ def init_app(app) -> None:
         # too large for its column, a negative page): the request is bad, not the server.
         logger.info("rejected value on %s %s: %s", request.method, request.path, exc.orig)
         db.session.rollback()
-        return render_error(400, "The request contains a value that cannot be used here.")
+        return render_error(400, _("The request contains a value that cannot be used here."))
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(InterfaceError)
@@ -86,8 +92,10 @@ def init_app(app) -> None:
         db.session.rollback()
         body, status = render_error(
             503,
-            "The database is busy or unreachable right now; nothing was "
-            "changed. Please try again in a moment.",
+            _(
+                "The database is busy or unreachable right now; nothing was "
+                "changed. Please try again in a moment."
+            ),
         )
         return body, status, {"Retry-After": "5"}
 

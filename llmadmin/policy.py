@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from flask import current_app, has_app_context
+from flask_babel import gettext as _
 from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session
 
@@ -167,8 +168,11 @@ def _in_networks(address: str, networks) -> bool:
 
 def _blocked_address(host: str) -> BlockedURL:
     return BlockedURL(
-        f"Calls to {host} are not allowed: link-local and cloud-metadata addresses are "
-        "blocked (OUTBOUND_BLOCKED_NETWORKS). Use the endpoint's own address."
+        _(
+            "Calls to %(host)s are not allowed: link-local and cloud-metadata addresses are "
+            "blocked (OUTBOUND_BLOCKED_NETWORKS). Use the endpoint's own address.",
+            host=host,
+        )
     )
 
 
@@ -190,9 +194,9 @@ def check_outbound_url(url: str, policy: OutboundPolicy | None = None) -> None:
     try:
         host = normalise_host(urlsplit(url).hostname or "")
     except ValueError as exc:
-        raise BlockedURL("The base URL is not a valid URL.") from exc
+        raise BlockedURL(_("The base URL is not a valid URL.")) from exc
     if not host:
-        raise BlockedURL("The base URL has no host name, so it cannot be checked.")
+        raise BlockedURL(_("The base URL has no host name, so it cannot be checked."))
     try:
         ipaddress.ip_address(host.split("%", 1)[0])
         numeric = True
@@ -208,7 +212,10 @@ def check_outbound_url(url: str, policy: OutboundPolicy | None = None) -> None:
         if _in_networks(host, policy.networks):
             return
         raise BlockedURL(
-            f"Calls to {host} are not allowed: the address is outside OUTBOUND_ALLOWLIST."
+            _(
+                "Calls to %(host)s are not allowed: the address is outside OUTBOUND_ALLOWLIST.",
+                host=host,
+            )
         )
     if host in policy.hosts or any(host.endswith(suffix) for suffix in policy.suffixes):
         return
@@ -217,18 +224,30 @@ def check_outbound_url(url: str, policy: OutboundPolicy | None = None) -> None:
             addresses = resolve_host(host)
         except (OSError, UnicodeError) as exc:
             raise BlockedURL(
-                f"Calls to {host} are not allowed: the name could not be resolved to check it "
-                "against the networks in OUTBOUND_ALLOWLIST."
+                _(
+                    "Calls to %(host)s are not allowed: the name could not be resolved to check "
+                    "it against the networks in OUTBOUND_ALLOWLIST.",
+                    host=host,
+                )
             ) from exc
         outside = [a for a in addresses if not _in_networks(a, policy.networks)]
         if addresses and not outside:
             return
         if addresses:
             raise BlockedURL(
-                f"Calls to {host} are not allowed: it resolves to {', '.join(outside)}, "
-                "outside OUTBOUND_ALLOWLIST."
+                _(
+                    "Calls to %(host)s are not allowed: it resolves to %(addresses)s, "
+                    "outside OUTBOUND_ALLOWLIST.",
+                    host=host,
+                    addresses=", ".join(outside),
+                )
             )
-    raise BlockedURL(f"Calls to {host} are not allowed: the host is not in OUTBOUND_ALLOWLIST.")
+    raise BlockedURL(
+        _(
+            "Calls to %(host)s are not allowed: the host is not in OUTBOUND_ALLOWLIST.",
+            host=host,
+        )
+    )
 
 
 def outbound_policy() -> OutboundPolicy:
@@ -293,13 +312,17 @@ def parse_prompt_patterns(value: str) -> list[BlockedPattern]:
 def check_prompt(prompt: str | None, system_prompt: str | None = None) -> None:
     """Raise PromptRefused, naming the reason, when a text matches a blocked pattern."""
     patterns = _state().prompt_patterns if has_app_context() else []
-    for label, text in (("prompt", prompt), ("system prompt", system_prompt)):
+    for label, text in ((_("The prompt"), prompt), (_("The system prompt"), system_prompt)):
         if not text:
             continue
         for pattern in patterns:
             if pattern.regex.search(text):
                 raise PromptRefused(
-                    f"The {label} was refused by the prompt policy: {pattern.reason.rstrip('.')}."
+                    _(
+                        "%(field)s was refused by the prompt policy: %(reason)s.",
+                        field=label,
+                        reason=pattern.reason.rstrip("."),
+                    )
                 )
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import redis
 from flask import current_app
+from flask_babel import gettext as _
 from rq import Queue, Retry
 
 from llmadmin.errors import QueueUnavailable
@@ -180,7 +181,7 @@ def enqueue(job: str, *args, description: str, **overrides):
     try:
         return get_queue(spec.queue).enqueue(job, *args, description=description, **options)
     except REDIS_OUTAGE as exc:
-        raise QueueUnavailable("The job queue (Redis) is unreachable right now.") from exc
+        raise QueueUnavailable(_("The job queue (Redis) is unreachable right now.")) from exc
 
 
 def redis_available() -> bool:

@@ -26,10 +26,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import re
 import secrets
 from functools import lru_cache
 
+import flask_admin
+from babel.support import Translations
 from flask import current_app, has_request_context, request
 from flask_login import current_user
 
@@ -57,10 +60,27 @@ COMMON_DIRECTIVES = (
 # admin/model/row_actions.html, admin/model/layout.html and admin/model/modals/{create,edit}.html.
 # tests/security/test_csp_pages.py fails when a page carries an inline handler not covered here.
 ACTION_HANDLER = "return modelActions.execute('{name}');"
+DELETE_CONFIRM = "Are you sure you want to delete this record?"
 FIXED_HANDLERS = (
-    "return faHelpers.safeConfirm('Are you sure you want to delete this record?');",
+    f"return faHelpers.safeConfirm('{DELETE_CONFIRM}');",
     "return false;",
 )
+# The row delete's confirmation is translated by Flask-Admin's own catalogue, so its handler
+# text differs per language: allow the translated text of every locale we offer.
+TRANSLATED_LOCALES = ("zh_Hans_CN",)
+
+
+@lru_cache(maxsize=1)
+def translated_handlers() -> tuple[str, ...]:
+    """The row delete handler as Flask-Admin renders it in each of our other languages."""
+    path = os.path.join(os.path.dirname(flask_admin.__file__), "translations")
+    texts = []
+    for locale in TRANSLATED_LOCALES:
+        text = Translations.load(path, [locale], "admin").gettext(DELETE_CONFIRM)
+        texts.append(f"return faHelpers.safeConfirm('{text}');")
+    return tuple(texts)
+
+
 MODAL_SCRIPTS = (
     "window.faForm.applyGlobalStyles(document.getElementsByClassName('modal-content'));",
 )
@@ -73,7 +93,8 @@ def hash_source(text: str) -> str:
 
 @lru_cache(maxsize=8)
 def _admin_inline_sources(action_names: tuple[str, ...]) -> str:
-    texts = [ACTION_HANDLER.format(name=name) for name in action_names] + list(FIXED_HANDLERS)
+    texts = [ACTION_HANDLER.format(name=name) for name in action_names]
+    texts += list(FIXED_HANDLERS) + list(translated_handlers())
     return " ".join(["'unsafe-hashes'", *(hash_source(t) for t in texts + list(MODAL_SCRIPTS))])
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 from flask_admin import Admin
 from flask_admin.menu import MenuLink
 from flask_admin.theme import Bootstrap4Theme
+from flask_babel import lazy_gettext as _l
 
 from llmadmin.admin.audit import AuditView
 from llmadmin.admin.bulk_operations import BulkOperationView
@@ -13,6 +16,7 @@ from llmadmin.admin.home import HomeView
 from llmadmin.admin.llm_models import LLMModelView
 from llmadmin.admin.outbox import CodeOutboxView
 from llmadmin.admin.people import PersonView
+from llmadmin.admin.settings import SettingsView
 from llmadmin.admin.tasks import TaskView
 from llmadmin.auth import is_admin
 from llmadmin.extensions import db
@@ -25,6 +29,8 @@ from llmadmin.models import (
     Person,
     Task,
 )
+
+TRANSLATIONS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "translations")
 
 
 class AdminOnlyLink(MenuLink):
@@ -39,21 +45,24 @@ def init_admin(app) -> Admin:
     admin = Admin(
         app,
         name="llmadmin",
-        index_view=HomeView(name="Home", url="/admin"),
+        index_view=HomeView(name=_l("Home"), url="/admin"),
         theme=Bootstrap4Theme(base_template="admin/llmadmin_base.html", fluid=True),
+        # Texts Flask-Admin's own zh_Hans_CN catalogue lacks (llmadmin/translations/*/admin.po).
+        translations_path=TRANSLATIONS,
     )
-    admin.add_view(TaskView(Task, db, name="Tasks", endpoint="task"))
-    admin.add_view(LLMModelView(LLMModel, db, name="LLM Models", endpoint="llmmodel"))
-    admin.add_view(DownloadView(Download, db, name="Download Center", endpoint="download"))
+    admin.add_view(TaskView(Task, db, name=_l("Tasks"), endpoint="task"))
+    admin.add_view(LLMModelView(LLMModel, db, name=_l("LLM Models"), endpoint="llmmodel"))
+    admin.add_view(DownloadView(Download, db, name=_l("Download Center"), endpoint="download"))
     admin.add_view(
-        BulkOperationView(BulkOperation, db, name="Bulk operations", endpoint="bulkoperation")
+        BulkOperationView(BulkOperation, db, name=_l("Bulk operations"), endpoint="bulkoperation")
     )
-    admin.add_view(PersonView(Person, db, name="People", endpoint="person"))
-    admin.add_view(AuditView(AuditEntry, db, name="Audit Log", endpoint="audit"))
+    admin.add_view(PersonView(Person, db, name=_l("People"), endpoint="person"))
+    admin.add_view(AuditView(AuditEntry, db, name=_l("Audit Log"), endpoint="audit"))
     if app.config["OTP_NOTIFIER"] == "log":  # development: codes are read here, not from an inbox
         admin.add_view(
-            CodeOutboxView(CodeOutboxEntry, db, name="Code outbox", endpoint="code_outbox")
+            CodeOutboxView(CodeOutboxEntry, db, name=_l("Code outbox"), endpoint="code_outbox")
         )
-    admin.add_link(AdminOnlyLink(name="RQ Dashboard", url="/admin/rq/"))
+    admin.add_view(SettingsView(name=_l("My settings"), endpoint="settings", url="/admin/settings"))
+    admin.add_link(AdminOnlyLink(name=_l("RQ Dashboard"), url="/admin/rq/"))
     app.extensions["llmadmin.admin"] = admin
     return admin

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
 
 from llmadmin.admin.read_only import ReadOnlyLogView
@@ -32,10 +33,14 @@ class AuditView(ReadOnlyLogView):
     column_searchable_list = ("person_label", "action", "object_id", "summary")
     column_sortable_list = ("at", "person_label", "action", "object_type")
     column_labels = {
-        "person_label": "Person",
-        "at": "When",
-        "ip": "IP",
-        "object_type": "Object",
-        "object_id": "Object id",
+        "person_id": _l("Person ID"),
+        "person_label": _l("Person"),
+        "at": _l("When"),
+        "ip": _l("IP"),
+        "action": _l("Action"),
+        "object_type": _l("Object"),
+        "object_id": _l("Object id"),
+        "summary": _l("Summary"),
+        "changes": _l("Changes"),
     }
     column_formatters_detail = {"changes": _changes}

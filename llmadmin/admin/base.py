@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from flask import abort, flash, g, redirect, request, url_for
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.helpers import get_redirect_target
+from flask_admin.model import typefmt
+from flask_babel import force_locale
+from flask_babel import gettext as _
 from flask_login import current_user
 from markupsafe import Markup
 
@@ -14,6 +18,7 @@ from llmadmin.admin import selection_args
 from llmadmin.admin.validators import parse_id
 from llmadmin.errors import LLMAdminError, QueueUnavailable
 from llmadmin.extensions import db
+from llmadmin.i18n import detail_datetime_formatter, list_datetime_formatter
 from llmadmin.services import audit, bulk
 from llmadmin.services.selections import Selection
 
@@ -33,6 +38,13 @@ class ProtectedView(ModelView):
     list_template = "admin/model/llmadmin_list.html"
     live_status = False  # the list refreshes its status badges (and counts) via status.json
     details_template = "admin/model/llmadmin_details.html"
+    # Every datetime in one place: lists say "3 minutes ago" (exact local time on hover),
+    # details the exact local time; both in the viewer's zone, without microseconds.
+    column_type_formatters = {**typefmt.BASE_FORMATTERS, datetime: list_datetime_formatter}
+    column_type_formatters_detail = {
+        **typefmt.DETAIL_FORMATTERS,
+        datetime: detail_datetime_formatter,
+    }
 
     def is_accessible(self) -> bool:
         if not current_user.is_authenticated:
@@ -46,6 +58,19 @@ class ProtectedView(ModelView):
 
     def get_one(self, id):
         return super().get_one(str(parse_id(id)))
+
+    def get_filter_arg(self, index, flt):
+        """Name filters in URLs from their English labels: links and bookmarks work in any language."""
+        with force_locale("en"):
+            return super().get_filter_arg(index, flt)
+
+    def validate_form(self, form) -> bool:
+        """Validate, then make lazy error texts plain strings (Flask-Admin shows only ``str``)."""
+        valid = super().validate_form(form)
+        for field in form:
+            if field.errors:
+                field.errors = [e if isinstance(e, str) else str(e) for e in field.errors]
+        return valid
 
     def _get_list_extra_args(self):
         """Clamp the page number and drop NUL bytes so odd URLs never reach the database."""
@@ -77,14 +102,18 @@ class ProtectedView(ModelView):
                 f"action:{action}",
                 self.endpoint,
                 ",".join(ids[:100]),
-                f"{self.action_label(action)} on {len(ids)} row(s)",
+                f"{self.audit_label(action)} on {len(ids)} row(s)",
                 commit=False,
             )
         try:
             return super().handle_action(return_view)
         except QueueUnavailable as exc:
             flash(
-                f"{exc} Nothing was lost: the rows wait and are sent automatically later.", "error"
+                _(
+                    "%(error)s Nothing was lost: the rows wait and are sent automatically later.",
+                    error=exc,
+                ),
+                "error",
             )
             return redirect(get_redirect_target() or self.get_url(".index_view"))
 
@@ -92,7 +121,7 @@ class ProtectedView(ModelView):
         action = request.form.get("action", "")
         back = get_redirect_target() or self.get_url(".index_view")
         if not bulk.supports(self.endpoint, action) or not self.is_action_allowed(action):
-            flash("This action cannot be applied to all matching rows.", "error")
+            flash(_("This action cannot be applied to all matching rows."), "error")
             return redirect(back)
         try:
             selection = self.selection_from_form()
@@ -113,16 +142,22 @@ class ProtectedView(ModelView):
             f"action:{action}",
             self.endpoint,
             str(operation.id),
-            f"{self.action_label(action)} on all {operation.matched} rows matching: "
+            f"{self.audit_label(action)} on all {operation.matched} rows matching: "
             + operation.description,
         )
         label, count = self.action_label(action), f"{operation.matched:,}"
         if queued:
-            message = f"“{label}” is being applied to all {count} matching rows in the background."
+            message = _(
+                "“%(action)s” is being applied to all %(count)s matching rows in the background.",
+                action=label,
+                count=count,
+            )
         else:
-            message = (
-                f"“{label}” on all {count} matching rows waits: the job queue is unreachable "
-                "right now, and it starts automatically when it is back."
+            message = _(
+                "“%(action)s” on all %(count)s matching rows waits: the job queue is unreachable "
+                "right now, and it starts automatically when it is back.",
+                action=label,
+                count=count,
             )
         flash_operation(message, operation.id, "success" if queued else "warning")
         return redirect(back)
@@ -149,6 +184,11 @@ class ProtectedView(ModelView):
     def action_label(self, action: str) -> str:
         data = self._actions_data.get(action)
         return str(data[1]) if data else action
+
+    def audit_label(self, action: str) -> str:
+        """The action's name as the audit log keeps it: in English, whoever acted."""
+        with force_locale("en"):
+            return self.action_label(action)
 
     def selection_from_form(self) -> Selection:
         """The selection of all rows matching the list URL posted as ``list_args``."""
@@ -216,7 +256,8 @@ def flash_operation(message: str, operation_id: int | None, category: str = "suc
     if operation_id is None:
         flash(message, category)
         return
-    link = Markup(' <a href="{}">Bulk operation #{}</a>').format(
-        url_for("bulkoperation.details_view", id=operation_id), operation_id
+    link = Markup(' <a href="{}">{}</a>').format(
+        url_for("bulkoperation.details_view", id=operation_id),
+        _("Bulk operation #%(id)s", id=operation_id),
     )
     flash(Markup("{}{}").format(message, link), category)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from flask import jsonify, url_for
 from flask_admin import expose
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
 
 from llmadmin.admin import formatters
@@ -24,13 +26,42 @@ def _count(view, context, model, name):
 def _download_link(view, context, model, name):
     if model.download_id is None:
         return ""
-    return Markup('<a href="{}">Download #{}</a>').format(
-        url_for("download.details_view", id=model.download_id), model.download_id
+    return Markup('<a href="{}">{}</a>').format(
+        url_for("download.details_view", id=model.download_id),
+        _("Download #%(id)s", id=model.download_id),
     )
 
 
+ACTION_LABELS = {
+    "run": _l("Run / Re-run"),
+    "retry": _l("Retry failed"),
+    "cancel": _l("Cancel"),
+    "duplicate": _l("Duplicate to another model…"),
+    "delete": _l("Delete"),
+    "test": _l("Test connection"),
+    "enable": _l("Enable"),
+    "disable": _l("Disable"),
+    "sign_out": _l("Sign out everywhere"),
+    "export_csv": _l("Export CSV"),
+    "export_xlsx": _l("Export XLSX"),
+    "export_zip": _l("Export ZIP"),
+}
+LIST_LABELS = {
+    "task": _l("Tasks"),
+    "llmmodel": _l("LLM Models"),
+    "person": _l("People"),
+    "download": _l("Download Center"),
+}
+
+
 def _action(view, context, model, name):
-    return model.action.replace("_", " ")
+    label = ACTION_LABELS.get(model.action)
+    return str(label) if label is not None else model.action.replace("_", " ")
+
+
+def _list_name(view, context, model, name):
+    label = LIST_LABELS.get(model.list_name)
+    return str(label) if label is not None else model.list_name
 
 
 class BulkOperationView(ScopedView):
@@ -61,20 +92,35 @@ class BulkOperationView(ScopedView):
     column_searchable_list = ("description",)
     column_filters = ("status", "action", "list_name", "creator.name", "created_at")
     column_labels = {
-        "creator": "Who",
-        "list_name": "List",
-        "description": "Rows",
-        "download": "File",
-        "creator.name": "Who",
+        "id": _l("ID"),
+        "creator": _l("Who"),
+        "action": _l("Action"),
+        "list_name": _l("List"),
+        "description": _l("Rows"),
+        "status": _l("Status"),
+        "matched": _l("Matched"),
+        "processed": _l("Processed"),
+        "changed": _l("Changed"),
+        "skipped": _l("Skipped"),
+        "created_at": _l("Created at"),
+        "started_at": _l("Started at"),
+        "finished_at": _l("Finished at"),
+        "error": _l("Error"),
+        "download": _l("File"),
+        "arguments": _l("Arguments"),
+        "last_id": _l("Last ID"),
+        "job_id": _l("Job ID"),
+        "creator.name": _l("Who"),
     }
     column_formatters = {
         "status": formatters.status_badge,
         "download": _download_link,
         "action": _action,
+        "list_name": _list_name,
         **{name: _count for name in COUNTS},
     }
     column_formatters_detail = column_formatters
-    column_choices = {"status": [(s.value, s.value) for s in BulkStatus]}
+    column_choices = {"status": formatters.status_choices(s.value for s in BulkStatus)}
 
     @expose("/status.json")
     def status_json(self):

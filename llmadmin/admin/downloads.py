@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from flask import url_for
 from flask_admin.actions import action
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
 
 from llmadmin.admin import formatters
@@ -84,14 +86,23 @@ class DownloadView(ScopedView):
     )
     column_default_sort = ("id", True)
     column_labels = {
-        "name": "Task name",
-        "size_bytes": "Size",
-        "progress_rows": "Rows",
-        "row_count": "Rows",
-        "md5": "MD5",
-        "duration_ms": "Duration",
-        "creator.name": "Creator",
-        "file_format": "Format",
+        "id": _l("ID"),
+        "name": _l("Task name"),
+        "file_name": _l("File name"),
+        "status": _l("Status"),
+        "size_bytes": _l("Size"),
+        "progress_rows": _l("Rows"),
+        "row_count": _l("Rows"),
+        "md5": _l("MD5"),
+        "duration_ms": _l("Duration"),
+        "error": _l("Error"),
+        "creator": _l("Creator"),
+        "creator.name": _l("Creator"),
+        "file_format": _l("Format"),
+        "created_at": _l("Created at"),
+        "started_at": _l("Started at"),
+        "finished_at": _l("Finished at"),
+        "expires_at": _l("Expires at"),
     }
     column_formatters = {
         "status": formatters.status_badge,
@@ -101,18 +112,21 @@ class DownloadView(ScopedView):
         "progress_rows": _progress,
     }
     column_formatters_detail = column_formatters
-    column_choices = {"status": [(s, s) for s in STATUSES]}
+    column_choices = {"status": formatters.status_choices(STATUSES)}
     form_columns = ("name",)
     form_args = {
         "name": {
-            "label": "Task name",
-            "validators": [text_field("Task name", required=True, max_chars=300)],
+            "label": _l("Task name"),
+            "validators": [text_field(_l("Task name"), required=True, max_chars=300)],
         }
     }
 
-    @action("delete", "Delete", "Delete the selected downloads and their files?")
+    @action("delete", _l("Delete"), _l("Delete the selected downloads and their files?"))
     def action_delete(self, ids):
         count = self.run_ticked("delete", self.visible_ids(ids))
         self.flash_ticked(
-            f"{count} download(s) deleted; their files are removed in the background."
+            _(
+                "%(count)s download(s) deleted; their files are removed in the background.",
+                count=count,
+            )
         )

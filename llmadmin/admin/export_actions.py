@@ -12,11 +12,14 @@ from __future__ import annotations
 from flask import flash, redirect, request, url_for
 from flask_admin.actions import action
 from flask_admin.helpers import get_redirect_target
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from markupsafe import Markup
 
 from llmadmin.admin.validators import parse_ids
 from llmadmin.errors import ValidationError
+from llmadmin.i18n import markup_text
 from llmadmin.services import downloads as download_service
 from llmadmin.services import export_sources
 from llmadmin.services.selections import Selection
@@ -35,15 +38,15 @@ class ExportActionsMixin:
         """Return the SOURCES key that says what this list exports."""
         return self.export_source or export_sources.source_for_endpoint(self.endpoint)
 
-    @action("export_csv", "Export CSV to Download Center", None)
+    @action("export_csv", _l("Export CSV to Download Center"), None)
     def action_export_csv(self, ids):
         return self.queue_export("csv", ids)
 
-    @action("export_xlsx", "Export XLSX to Download Center", None)
+    @action("export_xlsx", _l("Export XLSX to Download Center"), None)
     def action_export_xlsx(self, ids):
         return self.queue_export("xlsx", ids)
 
-    @action("export_zip", "Export ZIP (CSV + prompt and output files) to Download Center", None)
+    @action("export_zip", _l("Export ZIP (CSV + prompt and output files) to Download Center"), None)
     def action_export_zip(self, ids):
         return self.queue_export("zip", ids)
 
@@ -74,7 +77,7 @@ class ExportActionsMixin:
         """
         back = get_redirect_target() or self.get_url(".index_view")
         if not self.is_action_allowed(PREFIX + fmt):
-            flash("This export is not available here.", "error")
+            flash(_("This export is not available here."), "error")
             return redirect(back)
         source_key, fmt = self.export_target(PREFIX + fmt)
         try:
@@ -87,25 +90,29 @@ class ExportActionsMixin:
         except ValidationError as exc:
             flash(str(exc), "error")
             return redirect(back)
-        center = Markup('<a href="{}">Download Center</a>').format(url_for("download.index_view"))
+        center = Markup('<a href="{}">{}</a>').format(
+            url_for("download.index_view"), _("Download Center")
+        )
         operation_id = download_service.operation_of(download.id)
         if operation_id is not None:
-            center += Markup(' (<a href="{}">Bulk operation #{}</a>)').format(
-                url_for("bulkoperation.details_view", id=operation_id), operation_id
+            center += Markup(' (<a href="{}">{}</a>)').format(
+                url_for("bulkoperation.details_view", id=operation_id),
+                _("Bulk operation #%(id)s", id=operation_id),
             )
         if queued:
-            flash(
-                Markup(
-                    "“{}” is being prepared in the {}; you will be told here when it is ready."
-                ).format(download.name, center),
-                "success",
+            message = markup_text(
+                "“%(name)s” is being prepared in the %(center)s; you will be told here "
+                "when it is ready.",
+                name=download.name,
+                center=center,
             )
+            flash(message, "success")
         else:
-            flash(
-                Markup(
-                    "“{}” waits in the {}: the job queue is unreachable right now, and the "
-                    "export starts automatically when it is back."
-                ).format(download.name, center),
-                "warning",
+            message = markup_text(
+                "“%(name)s” waits in the %(center)s: the job queue is unreachable right "
+                "now, and the export starts automatically when it is back.",
+                name=download.name,
+                center=center,
             )
+            flash(message, "warning")
         return redirect(back)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from markupsafe import Markup, escape
 
 BADGE_CLASSES = {
@@ -13,6 +15,28 @@ BADGE_CLASSES = {
     "CANCELED": "dark",
 }
 
+# What people read for a status (tasks, downloads and bulk operations share these names); the
+# badge keeps the stored value in data-status for the pages' live refresh.
+STATUS_LABELS = {
+    "PENDING": _l("Pending"),
+    "QUEUED": _l("Queued"),
+    "RUNNING": _l("Running"),
+    "SUCCESS": _l("Succeeded"),
+    "FAILURE": _l("Failed"),
+    "CANCELED": _l("Canceled"),
+}
+
+
+def status_label(status: str | None) -> str:
+    """Return a stored status as people read it in their language."""
+    label = STATUS_LABELS.get(status or "")
+    return str(label) if label is not None else (status or "")
+
+
+def status_choices(statuses) -> list[tuple[str, str]]:
+    """Filter options ``(stored value, label)`` for a status column."""
+    return [(s, STATUS_LABELS.get(s, s)) for s in statuses]
+
 
 def status_badge(view, context, model, name):
     """Render a status as a coloured badge that the list page can refresh in place."""
@@ -20,9 +44,9 @@ def status_badge(view, context, model, name):
     css = BADGE_CLASSES.get(status, "light")
     note = getattr(model, "queue_note", None)
     title = f' title="{escape(note)}"' if note else ""
-    badge = Markup('<span class="badge badge-{} js-status" data-id="{}"{}>{}</span>').format(
-        css, model.id, Markup(title), status
-    )
+    badge = Markup(
+        '<span class="badge badge-{} js-status" data-id="{}" data-status="{}"{}>{}</span>'
+    ).format(css, model.id, status, Markup(title), status_label(status))
     if note:
         badge += Markup(' <small class="text-muted">{}</small>').format(note.split(":")[0])
     return badge
@@ -63,36 +87,53 @@ def byte_size(view, context, model, name):
     return ""
 
 
+ROLE_LABELS = {"admin": _l("Administrator"), "member": _l("Member")}
+
+
+def role_label(view, context, model, name):
+    """Show a role as people read it."""
+    value = getattr(model, name)
+    return str(ROLE_LABELS.get(value, value or ""))
+
+
 def yes_no_badge(view, context, model, name):
     """Show a boolean as a small badge."""
     value = getattr(model, name)
     return Markup('<span class="badge badge-{}">{}</span>').format(
-        "success" if value else "secondary", "yes" if value else "no"
+        "success" if value else "secondary", _("yes") if value else _("no")
     )
 
 
 # What a member reads about a failed call: our own words per error class, never the endpoint's
 # reply (an internal service's body, an address, a port that answered or not). Admins see all.
 MEMBER_ERROR_TEXT = {
-    "auth": "The model's API key was rejected. Ask the model's maintainer to check it.",
-    "quota_exceeded": "The provider account's quota is used up. Ask the model's maintainer.",
-    "context_too_long": "The prompt is too long for this model. Shorten it or lower max tokens.",
-    "model_not_found": "The model was not found at its endpoint. Ask the model's maintainer.",
-    "rate_limited": "The model endpoint is rate-limiting calls. Run the task again later.",
-    "server_error": "The model endpoint had a server error (HTTP 5xx). Try again later.",
-    "bad_request": "The model endpoint rejected the request (HTTP 4xx). Ask an administrator.",
-    "bad_response": "The model endpoint gave an answer that could not be used. Ask an administrator.",
-    "timeout": "The model endpoint did not answer in time. Try again later.",
-    "connect_timeout": "The model endpoint could not be reached. Ask the model's maintainer.",
-    "connection_error": "The model endpoint could not be reached. Ask the model's maintainer.",
-    "stream_cut": "The model's answer was cut off. Run the task again.",
-    "stream_error": "The model reported an error while answering. Run the task again.",
-    "blocked_url": "The model's address is not allowed by the outbound policy. Ask an administrator.",
-    "circuit_open": "The model is failing repeatedly and is paused. Try again in a few minutes.",
-    "canceled": "The task was canceled.",
-    "worker_lost": "The worker running the task stopped. Run the task again.",
+    "auth": _l("The model's API key was rejected. Ask the model's maintainer to check it."),
+    "quota_exceeded": _l("The provider account's quota is used up. Ask the model's maintainer."),
+    "context_too_long": _l(
+        "The prompt is too long for this model. Shorten it or lower max tokens."
+    ),
+    "model_not_found": _l("The model was not found at its endpoint. Ask the model's maintainer."),
+    "rate_limited": _l("The model endpoint is rate-limiting calls. Run the task again later."),
+    "server_error": _l("The model endpoint had a server error (HTTP 5xx). Try again later."),
+    "bad_request": _l("The model endpoint rejected the request (HTTP 4xx). Ask an administrator."),
+    "bad_response": _l(
+        "The model endpoint gave an answer that could not be used. Ask an administrator."
+    ),
+    "timeout": _l("The model endpoint did not answer in time. Try again later."),
+    "connect_timeout": _l("The model endpoint could not be reached. Ask the model's maintainer."),
+    "connection_error": _l("The model endpoint could not be reached. Ask the model's maintainer."),
+    "stream_cut": _l("The model's answer was cut off. Run the task again."),
+    "stream_error": _l("The model reported an error while answering. Run the task again."),
+    "blocked_url": _l(
+        "The model's address is not allowed by the outbound policy. Ask an administrator."
+    ),
+    "circuit_open": _l(
+        "The model is failing repeatedly and is paused. Try again in a few minutes."
+    ),
+    "canceled": _l("The task was canceled."),
+    "worker_lost": _l("The worker running the task stopped. Run the task again."),
 }
-MEMBER_ERROR_DEFAULT = "The call to the model failed. An administrator can see the details."
+MEMBER_ERROR_DEFAULT = _l("The call to the model failed. An administrator can see the details.")
 
 
 def _viewer_is_admin() -> bool:
@@ -105,7 +146,7 @@ def error_for_viewer(kind: str | None, error: str | None) -> str:
     """Return a task error as the viewer may see it: in full for admins, classified for members."""
     if not error or _viewer_is_admin():
         return error or ""
-    return MEMBER_ERROR_TEXT.get(kind or "", MEMBER_ERROR_DEFAULT)
+    return str(MEMBER_ERROR_TEXT.get(kind or "", MEMBER_ERROR_DEFAULT))
 
 
 def task_error(view, context, model, name):
@@ -118,7 +159,7 @@ def task_error(view, context, model, name):
 
 def status_class(status: int | None) -> str:
     """Name an HTTP status by its class ("2xx", "5xx"), or "no reply"."""
-    return f"{status // 100}xx" if status else "no reply"
+    return f"{status // 100}xx" if status else _("no reply")
 
 
 def connection_test(view, context, model, name):
@@ -131,9 +172,11 @@ def connection_test(view, context, model, name):
         '<span class="badge badge-{}">{}</span> {} <small class="text-muted">{}</small>'
     ).format(
         "success" if ok else "danger",
-        (model.last_test_status or "no reply") if admin else status_class(model.last_test_status),
+        (model.last_test_status or _("no reply"))
+        if admin
+        else status_class(model.last_test_status),
         milliseconds(view, context, model, "last_test_latency_ms"),
-        (model.last_test_error or "") if admin else ("" if ok else "failed"),
+        (model.last_test_error or "") if admin else ("" if ok else _("failed")),
     )
 
 

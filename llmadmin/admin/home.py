@@ -8,6 +8,7 @@ from flask_login import current_user
 from sqlalchemy import func, select
 
 from llmadmin import queues
+from llmadmin.admin import formatters
 from llmadmin.extensions import db
 from llmadmin.models import Task
 from llmadmin.models.task import FAILURE, STATUSES
@@ -44,4 +45,6 @@ class HomeView(AdminIndexView):
             counts={s: counts.get(s, 0) for s in STATUSES},
             failures=failures,
             queue_ok=queues.redis_available(),
+            status_label=formatters.status_label,
+            error_for_viewer=formatters.error_for_viewer,
         )

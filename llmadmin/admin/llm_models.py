@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from flask import abort, flash
 from flask_admin.actions import action
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
 from sqlalchemy import inspect
 from wtforms import FloatField, PasswordField, StringField
@@ -26,7 +28,11 @@ def _api_key(view, context, model, name):
 
 
 def _name_with_label(view, context, model, name):
-    label = Markup(' <span class="badge badge-warning">SIMULATED</span>') if model.simulated else ""
+    label = (
+        Markup(' <span class="badge badge-warning">{}</span>').format(_("SIMULATED"))
+        if model.simulated
+        else ""
+    )
     return Markup("{}{}").format(model.name, label)
 
 
@@ -48,14 +54,19 @@ def _key_destination(form, field):
 
 
 def _number(label, minimum, maximum, optional=False):
-    first = Optional() if optional else InputRequired(f"{label} is required.")
+    first = Optional() if optional else InputRequired(_l("%(field)s is required.", field=label))
     return {
         "validators": [
             first,
             NumberRange(
                 min=minimum,
                 max=maximum,
-                message=f"{label} must be between {minimum} and {maximum}.",
+                message=_l(
+                    "%(field)s must be between %(min)s and %(max)s.",
+                    field=label,
+                    min=minimum,
+                    max=maximum,
+                ),
             ),
         ]
     }
@@ -119,21 +130,36 @@ class LLMModelView(export_actions.ExportActionsMixin, ProtectedView):
         "api_key": _api_key,
         "name": _name_with_label,
         "enabled": formatters.yes_no_badge,
+        "simulated": formatters.yes_no_badge,
         "stream": formatters.yes_no_badge,
         "last_test": formatters.connection_test,
     }
     column_formatters_detail = column_formatters
     column_labels = {
-        "model_name": "Model name at provider",
-        "base_url": "Base URL",
-        "api_key": "API key",
-        "rpm_limit": "Requests/min",
-        "max_concurrency": "Max concurrent",
-        "timeout_seconds": "Timeout (s)",
-        "price_input_per_1k": "Price per 1K input tokens",
-        "price_output_per_1k": "Price per 1K output tokens",
-        "last_test": "Last connection test",
-        "breaker_cooldown_seconds": "Breaker cooldown (s)",
+        "id": _l("ID"),
+        "name": _l("Name"),
+        "simulated": _l("Simulated"),
+        "model_name": _l("Model name at provider"),
+        "base_url": _l("Base URL"),
+        "api_key": _l("API key"),
+        "new_api_key": _l("API key"),
+        "enabled": _l("Enabled"),
+        "stream": _l("Stream"),
+        "temperature": _l("Temperature"),
+        "max_tokens": _l("Max tokens"),
+        "rpm_limit": _l("Requests/min"),
+        "max_concurrency": _l("Max concurrent"),
+        "max_attempts": _l("Max attempts"),
+        "timeout_seconds": _l("Timeout (s)"),
+        "breaker_threshold": _l("Breaker threshold"),
+        "price_input_per_1k": _l("Price per 1K input tokens"),
+        "price_output_per_1k": _l("Price per 1K output tokens"),
+        "maintainer": _l("Maintainer"),
+        "maintainer.name": _l("Maintainer name"),
+        "last_test": _l("Last connection test"),
+        "breaker_cooldown_seconds": _l("Breaker cooldown (s)"),
+        "created_at": _l("Created at"),
+        "updated_at": _l("Updated at"),
     }
     form_columns = (
         "name",
@@ -160,54 +186,65 @@ class LLMModelView(export_actions.ExportActionsMixin, ProtectedView):
     form_overrides = {"temperature": FloatField, "timeout_seconds": FloatField}
     form_extra_fields = {
         "new_api_key": PasswordField(
-            "API key",
-            validators=[Optional(), text_field("API key", required=False, max_chars=500)],
-            description="Stored encrypted and never shown again. Leave empty to keep the current key.",
+            _l("API key"),
+            validators=[Optional(), text_field(_l("API key"), required=False, max_chars=500)],
+            description=_l(
+                "Stored encrypted and never shown again. Leave empty to keep the current key."
+            ),
         ),
         "keep_key_for_host": StringField(
-            "Keep the stored key for the new host",
+            _l("Keep the stored key for the new host"),
             # No Optional(): the check must also run (and refuse) when this field is empty.
             validators=[Length(max=300), _key_destination],
-            description="Only needed when you change the base URL's scheme, host or port and "
-            "leave the API key empty: type the new host (e.g. api.example.com or "
-            "10.0.0.5:8000) to send the stored key there. Otherwise type the key again.",
+            description=_l(
+                "Only needed when you change the base URL's scheme, host or port and "
+                "leave the API key empty: type the new host (e.g. api.example.com or "
+                "10.0.0.5:8000) to send the stored key there. Otherwise type the key again."
+            ),
         ),
     }
     form_args = {
         "name": {
             "validators": [
-                DataRequired("The display name is required."),
-                text_field("Name", required=True, max_chars=120),
+                DataRequired(_l("The display name is required.")),
+                text_field(_l("Name"), required=True, max_chars=120),
             ]
         },
         "base_url": {
-            "validators": [DataRequired("The base URL is required."), base_url],
-            "description": "OpenAI-compatible API root, e.g. https://api.deepseek.com/v1 or http://localhost:11434/v1",
+            "validators": [DataRequired(_l("The base URL is required.")), base_url],
+            "description": _l(
+                "OpenAI-compatible API root, e.g. https://api.deepseek.com/v1 or "
+                "http://localhost:11434/v1"
+            ),
         },
         "model_name": {
             "validators": [
-                DataRequired("The model name is required."),
-                text_field("Model name", required=True, max_chars=200),
+                DataRequired(_l("The model name is required.")),
+                text_field(_l("Model name"), required=True, max_chars=200),
             ],
-            "description": "As the provider knows it, e.g. deepseek-chat, gpt-4o-mini, qwen-plus.",
+            "description": _l(
+                "As the provider knows it, e.g. deepseek-chat, gpt-4o-mini, qwen-plus."
+            ),
         },
-        "temperature": _number("Temperature", 0, 2),
-        "max_tokens": _number("Max tokens", 1, 1_000_000),
-        "timeout_seconds": _number("Timeout", 1, 3600),
+        "temperature": _number(_l("Temperature"), 0, 2),
+        "max_tokens": _number(_l("Max tokens"), 1, 1_000_000),
+        "timeout_seconds": _number(_l("Timeout"), 1, 3600),
         "max_concurrency": {
-            **_number("Max concurrent requests", 1, 1024),
-            "description": "Shared by all workers on all machines.",
+            **_number(_l("Max concurrent requests"), 1, 1024),
+            "description": _l("Shared by all workers on all machines."),
         },
         "rpm_limit": {
-            **_number("Requests per minute", 0, 1_000_000),
-            "description": "Shared by all workers; 0 means no limit.",
+            **_number(_l("Requests per minute"), 0, 1_000_000),
+            "description": _l("Shared by all workers; 0 means no limit."),
         },
-        "max_attempts": _number("Max attempts", 1, 20),
-        "breaker_threshold": _number("Breaker threshold", 1, 1000),
-        "breaker_cooldown_seconds": _number("Breaker cooldown", 1, 86400),
-        "price_input_per_1k": _number("Input price", 0, 10_000, optional=True),
-        "price_output_per_1k": _number("Output price", 0, 10_000, optional=True),
-        "stream": {"description": "Stream answers (SSE): the task page shows the answer growing."},
+        "max_attempts": _number(_l("Max attempts"), 1, 20),
+        "breaker_threshold": _number(_l("Breaker threshold"), 1, 1000),
+        "breaker_cooldown_seconds": _number(_l("Breaker cooldown"), 1, 86400),
+        "price_input_per_1k": _number(_l("Input price"), 0, 10_000, optional=True),
+        "price_output_per_1k": _number(_l("Output price"), 0, 10_000, optional=True),
+        "stream": {
+            "description": _l("Stream answers (SSE): the task page shows the answer growing.")
+        },
     }
 
     def _handle_view(self, name, **kwargs):
@@ -258,30 +295,46 @@ class LLMModelView(export_actions.ExportActionsMixin, ProtectedView):
     def delete_model(self, model):
         _deleted, kept = model_service.delete_models([model.id])
         if kept:
-            flash(f"Kept {kept} task(s) that used it (now without a model).", "info")
+            flash(
+                _("Kept %(count)s task(s) that used it (now without a model).", count=kept), "info"
+            )
         return True
 
     @action(
-        "delete", "Delete", "Delete the selected models? Their tasks are kept, without a model."
+        "delete",
+        _l("Delete"),
+        _l("Delete the selected models? Their tasks are kept, without a model."),
     )
     def action_delete(self, ids):
         # Flask-Admin's own bulk delete compares the integer key with the posted strings,
         # which PostgreSQL refuses; the service takes parsed ids.
         deleted, kept = self.run_ticked("delete", parse_ids(ids))
-        note = f" Kept {kept} task(s) that used them (now without a model)." if kept else ""
-        self.flash_ticked(f"{deleted} model(s) deleted.{note}")
+        message = _("%(count)s model(s) deleted.", count=deleted)
+        if kept:
+            message += " " + _(
+                "Kept %(count)s task(s) that used them (now without a model).", count=kept
+            )
+        self.flash_ticked(message)
 
-    @action("test", "Test connection", None)
+    @action("test", _l("Test connection"), None)
     def action_test(self, ids):
         n = self.run_ticked("test", parse_ids(ids))
         self.flash_ticked(
-            f"Connection test queued for {n} model(s); refresh in a moment to see the result."
+            _(
+                "Connection test queued for %(count)s model(s); refresh in a moment to see "
+                "the result.",
+                count=n,
+            )
         )
 
-    @action("enable", "Enable", None)
+    @action("enable", _l("Enable"), None)
     def action_enable(self, ids):
-        self.flash_ticked(f"{self.run_ticked('enable', parse_ids(ids))} model(s) enabled.")
+        count = self.run_ticked("enable", parse_ids(ids))
+        self.flash_ticked(_("%(count)s model(s) enabled.", count=count))
 
-    @action("disable", "Disable", "Disable the selected models? Their queued tasks will fail.")
+    @action(
+        "disable", _l("Disable"), _l("Disable the selected models? Their queued tasks will fail.")
+    )
     def action_disable(self, ids):
-        self.flash_ticked(f"{self.run_ticked('disable', parse_ids(ids))} model(s) disabled.")
+        count = self.run_ticked("disable", parse_ids(ids))
+        self.flash_ticked(_("%(count)s model(s) disabled.", count=count))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
+
 from llmadmin.admin.read_only import ReadOnlyLogView
 
 
@@ -21,8 +23,18 @@ class CodeOutboxView(ReadOnlyLogView):
     column_filters = ("person_label", "at")
     column_searchable_list = ("person_label", "destination")
     column_sortable_list = ("at", "person_label")
-    column_labels = {"at": "When", "person_label": "Person", "body": "Message"}
+    column_labels = {
+        "at": _l("When"),
+        "person_id": _l("Person ID"),
+        "person_label": _l("Person"),
+        "channel": _l("Channel"),
+        "destination": _l("Destination"),
+        "subject": _l("Subject"),
+        "body": _l("Message"),
+    }
     column_descriptions = {
-        "body": "Written by OTP_NOTIFIER=log (development); production notifiers "
-        "send by email or SMS and never write here."
+        "body": _l(
+            "Written by OTP_NOTIFIER=log (development); production notifiers "
+            "send by email or SMS and never write here."
+        )
     }

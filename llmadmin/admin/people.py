@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from flask import flash
 from flask_admin.actions import action
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from wtforms import PasswordField, SelectField
 from wtforms.validators import DataRequired, Email, Length, Optional, Regexp
@@ -27,7 +29,7 @@ def _unique_email(form, field):
         field.data = field.data.lower()
         current = getattr(form, "_obj", None)
         if people_service.email_taken(field.data, exclude_id=getattr(current, "id", None)):
-            raise FormError("Another person already uses this email.")
+            raise FormError(_("Another person already uses this email."))
 
 
 def _password_rules(form, field):
@@ -47,43 +49,64 @@ class PersonView(export_actions.ExportActionsMixin, ProtectedView):
     column_sortable_list = ("id", "name", "email", "role", "active", "created_at")
     column_default_sort = ("id", True)
     column_details_exclude_list = ("password_hash",)
-    column_formatters = {"active": formatters.yes_no_badge}
-    column_labels = {"active": "Active", "otp_required": "One-time code at sign-in"}
+    column_labels = {
+        "id": _l("ID"),
+        "name": _l("Name"),
+        "email": _l("Email"),
+        "phone": _l("Phone"),
+        "role": _l("Role"),
+        "active": _l("Active"),
+        "otp_required": _l("One-time code at sign-in"),
+        "created_at": _l("Created at"),
+        "locale": _l("Language"),
+        "timezone": _l("Time zone"),
+    }
+    column_formatters = {
+        "active": formatters.yes_no_badge,
+        "otp_required": formatters.yes_no_badge,
+        "role": formatters.role_label,
+    }
     form_columns = ("name", "email", "phone", "active", "role", "otp_required", "new_password")
     form_extra_fields = {
         "new_password": PasswordField(
-            "Password",
+            _l("Password"),
             validators=[Optional(), _password_rules],
-            description="Leave empty to keep the current password (or to create a person who cannot log in).",
+            description=_l(
+                "Leave empty to keep the current password (or to create a person who cannot "
+                "log in)."
+            ),
         )
     }
     form_overrides = {"role": SelectField}
     form_args = {
         "name": {
             "validators": [
-                DataRequired("The name is required."),
-                text_field("Name", required=True, max_chars=120),
+                DataRequired(_l("The name is required.")),
+                text_field(_l("Name"), required=True, max_chars=120),
             ]
         },
         "email": {
             "filters": [_strip],
             "validators": [
                 Optional(),
-                Email("Give a valid email address."),
+                Email(_l("Give a valid email address.")),
                 Length(max=255),
                 _unique_email,
             ],
-            "description": "Also the login name. Must be unique.",
+            "description": _l("Also the login name. Must be unique."),
         },
         "phone": {
             "validators": [
                 Optional(),
-                Regexp(r"^[0-9+() .\-]{3,40}$", message="Digits, spaces and + ( ) - only."),
+                Regexp(r"^[0-9+() .\-]{3,40}$", message=_l("Digits, spaces and + ( ) - only.")),
             ]
         },
         "role": {
-            "choices": [(r, r) for r in ROLES],
-            "description": "admin: manages people and models and sees everything; member: own tasks and downloads.",
+            "choices": [(r, formatters.ROLE_LABELS[r]) for r in ROLES],
+            "description": _l(
+                "Administrator: manages people and models and sees everything; member: own "
+                "tasks and downloads."
+            ),
         },
     }
 
@@ -101,7 +124,7 @@ class PersonView(export_actions.ExportActionsMixin, ProtectedView):
 
     def delete_model(self, model):
         if model.id == current_user.id:
-            flash("You cannot delete your own account.", "error")
+            flash(_("You cannot delete your own account."), "error")
             return False
         counts = people_service.delete_person(model.id)
         note = people_service.describe_kept(counts)
@@ -111,29 +134,37 @@ class PersonView(export_actions.ExportActionsMixin, ProtectedView):
 
     @action(
         "sign_out",
-        "Sign out everywhere",
-        "End every session of the selected people, remembered ones too? They must sign in again.",
+        _l("Sign out everywhere"),
+        _l(
+            "End every session of the selected people, remembered ones too? "
+            "They must sign in again."
+        ),
     )
     def action_sign_out(self, ids):
         ended = sessions.end_all_for(parse_ids(ids), keep_token=current_user.login_token)
         flash(
-            f"{ended} session(s) ended; the selected people must sign in again "
-            "(your own current session is kept).",
+            _(
+                "%(count)s session(s) ended; the selected people must sign in again "
+                "(your own current session is kept).",
+                count=ended,
+            ),
             "success",
         )
 
     @action(
         "delete",
-        "Delete",
-        "Delete the selected people? Their tasks, models and downloads are kept.",
+        _l("Delete"),
+        _l("Delete the selected people? Their tasks, models and downloads are kept."),
     )
     def action_delete(self, ids):
         ids = parse_ids(ids)
         if current_user.id in ids:
-            flash("You cannot delete your own account; it was left out.", "error")
+            flash(_("You cannot delete your own account; it was left out."), "error")
         others = [i for i in ids if i != current_user.id]
         deleted, kept = self.run_ticked("delete", others) if others else (0, {})
-        message = f"{deleted} person(s) deleted. " + people_service.describe_kept(kept)
+        message = _("%(count)s person(s) deleted.", count=deleted)
+        if people_service.describe_kept(kept):
+            message += " " + people_service.describe_kept(kept)
         if others:
             self.flash_ticked(message)
         else:

@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl
 
 from flask_admin.contrib.sqla import filters as sqla_filters
 from flask_admin.model import filters as base_filters
+from flask_babel import gettext as _
 from werkzeug.datastructures import MultiDict
 
 from llmadmin.errors import ValidationError
@@ -59,7 +60,11 @@ def filter_field(view, flt) -> tuple[str, str]:
             if operation in selections.OPERATIONS[field.kind] and same_kind:
                 return name, operation
     raise ValidationError(
-        f"The filter “{flt.name} {flt.operation()}” of {view.endpoint} is not in the registry."
+        _(
+            "The filter “%(filter)s” of %(list)s is not in the registry.",
+            filter=f"{flt.name} {flt.operation()}",
+            list=view.endpoint,
+        )
     )
 
 

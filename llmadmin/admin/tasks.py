@@ -7,6 +7,8 @@ from flask_admin import expose
 from flask_admin.actions import action
 from flask_admin.contrib.sqla.filters import FilterInList
 from flask_admin.helpers import get_redirect_target
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import Boolean, String
 from wtforms import HiddenField
@@ -103,7 +105,7 @@ class TaskView(export_actions.ExportActionsMixin, ParamFormViews, ScopedView):
     )
     column_searchable_list = ("name", "prompt")
     column_filters = (
-        FilterInList(Task.status, "Status", options=[(s, s) for s in STATUSES]),
+        FilterInList(Task.status, _l("Status"), options=formatters.status_choices(STATUSES)),
         "status",
         "model.name",
         "creator.name",
@@ -114,19 +116,34 @@ class TaskView(export_actions.ExportActionsMixin, ParamFormViews, ScopedView):
         "output_is_json",
     )
     column_labels = {
-        "latency_ms": "Latency",
-        "prompt_tokens": "Prompt tokens",
-        "completion_tokens": "Output tokens",
-        "model": "Model",
-        "creator": "Creator",
-        "source_task": "Duplicated from",
-        "error_kind": "Error class",
-        "queue_note": "Queue note",
-        "result": "Output",
-        "result_outdated": "Output outdated",
-        "output_is_json": "Output is JSON",
-        "top_p": "Top p",
-        "stop": "Stop sequences",
+        "id": _l("ID"),
+        "name": _l("Name"),
+        "status": _l("Status"),
+        "latency_ms": _l("Latency"),
+        "prompt_tokens": _l("Prompt tokens"),
+        "completion_tokens": _l("Output tokens"),
+        "model": _l("Model"),
+        "creator": _l("Creator"),
+        "creator.name": _l("Creator name"),
+        "model.name": _l("Model name"),
+        "source_task": _l("Duplicated from"),
+        "error_kind": _l("Error class"),
+        "queue_note": _l("Queue note"),
+        "result": _l("Output"),
+        "attempts": _l("Attempts"),
+        "cost": _l("Cost"),
+        "created_at": _l("Created at"),
+        "queued_at": _l("Queued at"),
+        "started_at": _l("Started at"),
+        "finished_at": _l("Finished at"),
+        "system_prompt": _l("System prompt"),
+        "prompt": _l("Prompt"),
+        "error": _l("Error"),
+        "job_id": _l("Job ID"),
+        "result_outdated": _l("Output outdated"),
+        "output_is_json": _l("Output is JSON"),
+        "top_p": _l("Top p"),
+        "stop": _l("Stop sequences"),
     }
     column_formatters = {
         "status": formatters.task_status,
@@ -145,33 +162,35 @@ class TaskView(export_actions.ExportActionsMixin, ParamFormViews, ScopedView):
         "latency_ms": formatters.milliseconds,
     }
     column_descriptions = {
-        "attempts": "How many times a worker started the task.",
-        "cost": "From the model's prices per 1K tokens, when set.",
-        "result_outdated": "The prompt, model or parameters changed after this output was made.",
-        "output_is_json": "JSON mode only: whether the output parses as JSON.",
+        "attempts": _l("How many times a worker started the task."),
+        "cost": _l("From the model's prices per 1K tokens, when set."),
+        "result_outdated": _l(
+            "The prompt, model or parameters changed after this output was made."
+        ),
+        "output_is_json": _l("JSON mode only: whether the output parses as JSON."),
     }
     form_columns = ("name", "creator", "model", "system_prompt", "prompt", *PARAM_FIELDS)
     form_args = {
         "name": {
-            "description": "Optional; defaults to the first line of the prompt.",
-            "validators": [text_field("Name", required=False, max_chars=200)],
+            "description": _l("Optional; defaults to the first line of the prompt."),
+            "validators": [text_field(_l("Name"), required=False, max_chars=200)],
         },
         "model": {
             "query_factory": enabled_models,
-            "validators": [DataRequired("Choose a model.")],
-            "description": "Only enabled models are listed.",
+            "validators": [DataRequired(_l("Choose a model."))],
+            "description": _l("Only enabled models are listed."),
         },
         "prompt": {
             "validators": [
-                InputRequired("The prompt is required."),
-                text_field("Prompt", required=True, prompt_limit=True),
+                InputRequired(_l("The prompt is required.")),
+                text_field(_l("Prompt"), required=True, prompt_limit=True),
             ]
         },
         "system_prompt": {
-            "validators": [text_field("System prompt", required=False, prompt_limit=True)],
-            "description": "Optional instructions sent before the prompt.",
+            "validators": [text_field(_l("System prompt"), required=False, prompt_limit=True)],
+            "description": _l("Optional instructions sent before the prompt."),
         },
-        "creator": {"description": "Who the task belongs to; defaults to you."},
+        "creator": {"description": _l("Who the task belongs to; defaults to you.")},
     }
     form_extra_fields = param_fields()
     form_widget_args = {
@@ -212,8 +231,11 @@ class TaskView(export_actions.ExportActionsMixin, ParamFormViews, ScopedView):
         earlier = task_service.find_submitted(form.submission_key.data)
         if earlier is not None and self._can_see(earlier):
             flash(
-                f"This form was already submitted: task #{earlier.id} was created then; "
-                "nothing new was created.",
+                _(
+                    "This form was already submitted: task #%(id)s was created then; "
+                    "nothing new was created.",
+                    id=earlier.id,
+                ),
                 "info",
             )
             return earlier
@@ -230,7 +252,14 @@ class TaskView(export_actions.ExportActionsMixin, ParamFormViews, ScopedView):
         except ValidationError as exc:
             flash(str(exc), "error")
             return False
-        flash(f"Task #{task.id} created and {task.status.lower()}.", "success")
+        flash(
+            _(
+                "Task #%(id)s created (%(status)s).",
+                id=task.id,
+                status=formatters.status_label(task.status),
+            ),
+            "success",
+        )
         return task
 
     def _can_see(self, task: Task) -> bool:
@@ -247,7 +276,7 @@ class TaskView(export_actions.ExportActionsMixin, ParamFormViews, ScopedView):
         for name, value in params_from(form).items():
             setattr(model, name, value)
         if model.status in ACTIVE_STATUSES:
-            raise ValidationError("A queued or running task cannot be edited; cancel it first.")
+            raise ValidationError(_("A queued or running task cannot be edited; cancel it first."))
         model.name, model.prompt, model.system_prompt = task_service.validate_task_fields(
             model.name, model.prompt, model.system_prompt
         )
@@ -272,13 +301,13 @@ class TaskView(export_actions.ExportActionsMixin, ParamFormViews, ScopedView):
     # --- actions ----------------------------------------------------------------------
     @action(
         "run",
-        "Run / Re-run",
-        "Run the selected tasks again? Earlier results stay in each task's run history.",
+        _l("Run / Re-run"),
+        _l("Run the selected tasks again? Earlier results stay in each task's run history."),
     )
     def action_run(self, ids):
         self.flash_ticked(self.run_ticked("run", self.visible_ids(ids)).describe("queued"))
 
-    @action("rerun_params", "Re-run with other parameters…", None)
+    @action("rerun_params", _l("Re-run with other parameters…"), None)
     def action_rerun_params(self, ids):
         ids = self.visible_ids(ids)
         return redirect(
@@ -298,23 +327,23 @@ class TaskView(export_actions.ExportActionsMixin, ParamFormViews, ScopedView):
             )
         return super().handle_action(return_view)
 
-    @action("export_runs_csv", "Export CSV with all runs to Download Center", None)
+    @action("export_runs_csv", _l("Export CSV with all runs to Download Center"), None)
     def action_export_runs_csv(self, ids):
         return self.queue_export("runs_csv", ids)
 
-    @action("export_runs_xlsx", "Export XLSX with all runs to Download Center", None)
+    @action("export_runs_xlsx", _l("Export XLSX with all runs to Download Center"), None)
     def action_export_runs_xlsx(self, ids):
         return self.queue_export("runs_xlsx", ids)
 
-    @action("retry", "Retry failed", None)
+    @action("retry", _l("Retry failed"), None)
     def action_retry(self, ids):
         self.flash_ticked(self.run_ticked("retry", self.visible_ids(ids)).describe("queued again"))
 
-    @action("cancel", "Cancel", "Cancel the selected tasks?")
+    @action("cancel", _l("Cancel"), _l("Cancel the selected tasks?"))
     def action_cancel(self, ids):
         self.flash_ticked(self.run_ticked("cancel", self.visible_ids(ids)).describe("canceled"))
 
-    @action("duplicate", "Duplicate to another model…", None)
+    @action("duplicate", _l("Duplicate to another model…"), None)
     def action_duplicate(self, ids):
         ids = self.visible_ids(ids)
         return redirect(
@@ -326,7 +355,9 @@ class TaskView(export_actions.ExportActionsMixin, ParamFormViews, ScopedView):
         )
 
     @action(
-        "delete", "Delete", "Delete the selected tasks? Queued and running ones are canceled first."
+        "delete",
+        _l("Delete"),
+        _l("Delete the selected tasks? Queued and running ones are canceled first."),
     )
     def action_delete(self, ids):
         self.flash_ticked(self.run_ticked("delete", self.visible_ids(ids)).describe("deleted"))
@@ -335,7 +366,7 @@ class TaskView(export_actions.ExportActionsMixin, ParamFormViews, ScopedView):
         if action == "duplicate":
             model_id = request.form.get("model_id", type=int)
             if not model_id:
-                raise ValidationError("Choose the model to duplicate to.")
+                raise ValidationError(_("Choose the model to duplicate to."))
             return {"model_id": model_id}
         return {}
 

@@ -2,6 +2,7 @@
 
 from decimal import Decimal
 
+from flask_babel import gettext as _
 from sqlalchemy import Boolean, DateTime, Float, ForeignKey, Integer, Numeric, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -46,4 +47,4 @@ class LLMModel(db.Model):
 
     def __str__(self) -> str:
         label = f"{self.name} ({self.model_name})"
-        return f"{label} [simulated]" if self.simulated else label
+        return f"{label} [{_('simulated')}]" if self.simulated else label

@@ -31,6 +31,9 @@ class Person(UserMixin, db.Model):
         Boolean, nullable=False, default=False, server_default=sa_false()
     )
     created_at: Mapped[object] = mapped_column(DateTime, nullable=False, default=utcnow, index=True)
+    # The person's own choices; empty means: the browser's language / the site's DEFAULT_TIMEZONE.
+    locale: Mapped[str | None] = mapped_column(String(16))  # "zh_Hans_CN" or "en"
+    timezone: Mapped[str | None] = mapped_column(String(64))  # an IANA name, e.g. "Asia/Shanghai"
 
     # The token of the signed-in session this object was loaded for (services/sessions), not a column.
     login_token = None

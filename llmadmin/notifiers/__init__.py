@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from flask import current_app
+from flask_babel import gettext as _
 
 from llmadmin.models import Person
 from llmadmin.notifiers.channels import LogNotifier, SmsNotifier, SmtpNotifier
@@ -54,15 +55,17 @@ def get_notifier(config: dict | None = None, transport=None):
 def login_code_message(person: Person, code: str) -> Message:
     """Write the sign-in code message for ``person``."""
     ttl = current_app.config["OTP_TTL_SECONDS"]
-    body = (
-        f"Your llmadmin sign-in code is {code}. It is valid for {ttl} seconds and can be used once. "
-        "If you did not just try to sign in, tell an administrator."
+    body = _(
+        "Your llmadmin sign-in code is %(code)s. It is valid for %(seconds)s seconds and can be "
+        "used once. If you did not just try to sign in, tell an administrator.",
+        code=code,
+        seconds=ttl,
     )
     return Message(
         person_id=person.id,
         person_label=str(person)[:300],
         destination=destination_for(person) or "",
-        subject="llmadmin sign-in code",
+        subject=_("llmadmin sign-in code"),
         body=body,
     )
 

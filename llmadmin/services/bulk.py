@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from flask_babel import gettext as _
 from sqlalchemy import update
 
 from llmadmin import queues
@@ -119,7 +120,7 @@ def find_action(list_name: str, action: str) -> BulkAction:
     """Return the registered bulk action or refuse it."""
     found = ACTIONS.get(list_name, {}).get(action)
     if found is None:
-        raise ValidationError("This action cannot be applied to all matching rows.")
+        raise ValidationError(_("This action cannot be applied to all matching rows."))
     return found
 
 
@@ -145,7 +146,7 @@ def start_operation(
     matched = selections.count_matching(selection)
     if matched == 0:
         db.session.rollback()
-        raise ValidationError("No rows match the current search and filters.")
+        raise ValidationError(_("No rows match the current search and filters."))
     row = _new_row(selection, action, arguments, PENDING, matched=matched)
     row.job_id = uuid.uuid4().hex
     db.session.add(row)

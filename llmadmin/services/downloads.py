@@ -9,6 +9,7 @@ moves the finished file into place, so a row never points at a partial file.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import logging
@@ -20,19 +21,21 @@ from datetime import datetime, timedelta
 from urllib.parse import parse_qsl
 
 from flask import current_app
-from sqlalchemy import Select, select, update
+from flask_babel import force_locale
+from flask_babel import gettext as _
+from sqlalchemy import DateTime, Select, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from llmadmin import queues
+from llmadmin import localtime, queues
 from llmadmin.errors import LLMAdminError, QueueUnavailable, SelectionDenied, ValidationError
 from llmadmin.exports import atomic_write, sanitize_filename
 from llmadmin.exports.formats import FORMATS, WriteJob
 from llmadmin.extensions import db
 from llmadmin.lifecycle import DOWNLOADS
-from llmadmin.models import BulkOperation, Download
+from llmadmin.models import BulkOperation, Download, Person
 from llmadmin.models.base import utcnow
 from llmadmin.models.download import FAILURE, PENDING, RUNNING, SUCCESS
-from llmadmin.services import bulk_state, download_files, selections
+from llmadmin.services import bulk_state, download_files, people, selections
 from llmadmin.services.export_sources import BUNDLE_TEXTS, SOURCES, Column
 from llmadmin.services.selections import Selection
 
@@ -73,17 +76,23 @@ def create_export(
     """
     source = SOURCES.get(source_key)
     if source is None or fmt not in source.formats:
-        raise ValidationError(f"{fmt.upper()} exports are not available for this list.")
+        raise ValidationError(
+            _("%(format)s exports are not available for this list.", format=fmt.upper())
+        )
     if selection.list_name != source.endpoint:
-        raise ValidationError("This selection belongs to another list.")
+        raise ValidationError(_("This selection belongs to another list."))
     if selection.ids is not None and not selection.ids:
-        raise ValidationError("Tick at least one row to export.")
+        raise ValidationError(_("Tick at least one row to export."))
     selections.validate(selection)
     now = utcnow()
-    name = f"{source.label} export — {description or selections.describe(selection)}"
+    name = _(
+        "%(list)s export — %(rows)s",
+        list=source.label,
+        rows=description or selections.describe(selection),
+    )
     row = Download(
         name=name[:300],
-        file_name=export_file_name(source.label, fmt, now),
+        file_name=export_file_name(english(source.label), fmt, now),
         file_format=fmt,
         source=source_key,
         selection=json.dumps(selection.to_dict()),
@@ -151,11 +160,12 @@ def run_export(download_id: int) -> str:
     row = db.session.get(Download, download_id)
     if row is None:
         return "skipped"  # deleted right after the claim
+    settings = requester_settings(row.creator_id)  # the file and its error in their language
     relative = f"{row.created_at:%Y}/{row.created_at:%m}/{row.id}-{row.file_name}"
     target = os.path.join(download_files.storage_root(), relative)
     started = time.monotonic()
     try:
-        count, size, md5 = _write_export(row, target)
+        count, size, md5 = _write_export(row, target, *settings)
     except ExportCanceled:
         db.session.rollback()
         logger.info("download %s deleted while running: nothing kept", download_id)
@@ -164,7 +174,8 @@ def run_export(download_id: int) -> str:
         db.session.rollback()
         download_files.remove_quietly(target)
         logger.exception("download %s failed", download_id)
-        error = describe_failure(exc)
+        with force_locale(settings[0]):
+            error = describe_failure(exc)
         transition(download_id, FAILURE, error=error, finished_at=utcnow())
         bulk_state.follow_download(download_id, bulk_state.FAILURE, error=error)
         return FAILURE
@@ -210,18 +221,27 @@ def _record_success(
 def describe_failure(exc: BaseException) -> str:
     """Turn an exception into the message the person reads on the download row."""
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return (
+        return _(
             "The server ran out of disk space while writing the file; nothing was kept. "
             "Free some space (or ask an administrator to), then export again."
         )
     if isinstance(exc, OSError):
-        return f"The file could not be written ({exc.strerror or exc}); nothing was kept."
+        return _(
+            "The file could not be written (%(reason)s); nothing was kept.",
+            reason=exc.strerror or exc,
+        )
     if isinstance(exc, LLMAdminError):
         return str(exc)
     if isinstance(exc, SQLAlchemyError):
         detail = str(exc).splitlines()[0][:300]
-        return f"Reading the rows from the database failed ({detail}); nothing was kept."
-    return f"The export failed unexpectedly ({type(exc).__name__}: {exc}); nothing was kept."[:2000]
+        return _(
+            "Reading the rows from the database failed (%(detail)s); nothing was kept.",
+            detail=detail,
+        )
+    return _(
+        "The export failed unexpectedly (%(error)s); nothing was kept.",
+        error=f"{type(exc).__name__}: {exc}",
+    )[:2000]
 
 
 def stored_selection(row: Download) -> Selection:
@@ -235,15 +255,17 @@ def stored_selection(row: Download) -> Selection:
     if "list" in data:
         return Selection.from_dict(data)
     if row.creator_id is None:
-        raise SelectionDenied("The person who asked for this export was deleted or deactivated.")
+        raise SelectionDenied(_("The person who asked for this export was deleted or deactivated."))
     endpoint = data.get("endpoint") or SOURCES[row.source].endpoint
     if "ids" in data:
         return Selection(endpoint, row.creator_id, ids=tuple(sorted(set(data["ids"] or ()))))
     if set(dict(parse_qsl(data.get("list_args") or ""))) <= {"page", "page_size"}:
         return Selection(endpoint, row.creator_id)
     raise ValidationError(
-        "This export was queued before an upgrade and its filters cannot be read again; "
-        "nothing was kept. Export again from the list."
+        _(
+            "This export was queued before an upgrade and its filters cannot be read again; "
+            "nothing was kept. Export again from the list."
+        )
     )
 
 
@@ -295,9 +317,43 @@ def report_progress(download_id: int, rows: int) -> None:
         raise ExportCanceled("The download was deleted or stopped while its file was written.")
 
 
-def _write_export(row: Download, target: str) -> tuple[int, int, str]:
-    query, columns = export_query(row)
-    headers = [c.header for c in columns]
+def english(text) -> str:
+    """Render a lazy text in English (file names stay ASCII whoever asked)."""
+    with force_locale("en"):
+        return str(text)
+
+
+def requester_settings(person_id: int | None) -> tuple[str, str]:
+    """Return the (locale, time zone name) an export is written for: its requester's."""
+    person = db.session.get(Person, person_id) if person_id is not None else None
+    locale = (person.locale if person else None) or current_app.config["DEFAULT_LOCALE"]
+    return locale, people.zone_of(person)
+
+
+def localize_columns(columns: list[Column], zone_name: str) -> tuple[list[str], list[Column]]:
+    """Headers in the current language, datetimes converted to ``zone_name`` (named in the header).
+
+    Every stored time is naive UTC; a spreadsheet reader needs local time and the zone's name.
+    """
+    tz = localtime.zone(zone_name)
+    headers, converted = [], []
+    for column in columns:
+        header = str(column.header)
+        if isinstance(getattr(column.expr, "type", None), DateTime):
+            header = f"{header} ({zone_name})"
+            column = dataclasses.replace(
+                column, convert=lambda value, tz=tz: localtime.naive_local(value, tz)
+            )
+        headers.append(header)
+        converted.append(column)
+    return headers, converted
+
+
+def _write_export(row: Download, target: str, locale: str, zone_name: str) -> tuple[int, int, str]:
+    with force_locale(locale):
+        query, columns = export_query(row)
+        headers, columns = localize_columns(columns, zone_name)
+        texts = [(str(header), folder) for header, folder in BUNDLE_TEXTS.get(row.source, ())]
     os.makedirs(os.path.dirname(target), exist_ok=True)
     download_id = row.id
     outcome = write_file(
@@ -306,7 +362,7 @@ def _write_export(row: Download, target: str) -> tuple[int, int, str]:
         headers,
         iter_rows(query, columns),
         progress=lambda n: report_progress(download_id, n),
-        texts=BUNDLE_TEXTS.get(row.source),
+        texts=texts,
     )
     db.session.rollback()  # end the long read transaction before the final update
     return outcome

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import aliased
 
 from llmadmin import crypto
@@ -20,14 +22,14 @@ from llmadmin.models import LLMModel, Person, Task, TaskRun
 
 @dataclass(frozen=True)
 class Column:
-    header: str
+    header: Any  # a lazy text: the export job renders it in the requester's language
     expr: Any  # a column of the list's model or of an aliased related model
     convert: Callable[[Any], Any] | None = None
 
 
 @dataclass(frozen=True)
 class Source:
-    label: str
+    label: Any  # a lazy text, like Column.header
     endpoint: str  # the admin view whose query (and per-person scope) selects the rows
     formats: tuple[str, ...]
     columns: Callable[[], tuple[list[Column], list[tuple]]]  # -> columns, outer joins
@@ -37,39 +39,39 @@ class Source:
 def _task_columns():
     model, creator = aliased(LLMModel), aliased(Person)
     columns = [
-        Column("ID", Task.id),
-        Column("Name", Task.name),
-        Column("Status", Task.status),
-        Column("Model", model.name),
-        Column("Creator", creator.name),
-        Column("Attempts", Task.attempts),
-        Column("Latency (ms)", Task.latency_ms),
-        Column("Prompt tokens", Task.prompt_tokens),
-        Column("Output tokens", Task.completion_tokens),
-        Column("Cost", Task.cost),
-        Column("Error class", Task.error_kind),
-        Column("Error", Task.error),
-        Column("Created at", Task.created_at),
-        Column("Started at", Task.started_at),
-        Column("Finished at", Task.finished_at),
-        Column("System prompt", Task.system_prompt),
-        Column("Prompt", Task.prompt),
+        Column(_l("ID"), Task.id),
+        Column(_l("Name"), Task.name),
+        Column(_l("Status"), Task.status),
+        Column(_l("Model"), model.name),
+        Column(_l("Creator"), creator.name),
+        Column(_l("Attempts"), Task.attempts),
+        Column(_l("Latency (ms)"), Task.latency_ms),
+        Column(_l("Prompt tokens"), Task.prompt_tokens),
+        Column(_l("Output tokens"), Task.completion_tokens),
+        Column(_l("Cost"), Task.cost),
+        Column(_l("Error class"), Task.error_kind),
+        Column(_l("Error"), Task.error),
+        Column(_l("Created at"), Task.created_at),
+        Column(_l("Started at"), Task.started_at),
+        Column(_l("Finished at"), Task.finished_at),
+        Column(_l("System prompt"), Task.system_prompt),
+        Column(_l("Prompt"), Task.prompt),
         *_param_columns(),
-        Column("Output is JSON", Task.output_is_json),
-        Column("Output outdated", Task.result_outdated),
-        Column("Output", Task.result),
+        Column(_l("Output is JSON"), Task.output_is_json),
+        Column(_l("Output outdated"), Task.result_outdated),
+        Column(_l("Output"), Task.result),
     ]
     return columns, [(model, Task.model_id == model.id), (creator, Task.creator_id == creator.id)]
 
 
 def _param_columns() -> list[Column]:
     return [
-        Column("Temperature", Task.temperature),
-        Column("Max tokens", Task.max_tokens),
-        Column("Top p", Task.top_p),
-        Column("Stop", Task.stop),
-        Column("Seed", Task.seed),
-        Column("Response format", Task.response_format),
+        Column(_l("Temperature"), Task.temperature),
+        Column(_l("Max tokens"), Task.max_tokens),
+        Column(_l("Top p"), Task.top_p),
+        Column(_l("Stop"), Task.stop),
+        Column(_l("Seed"), Task.seed),
+        Column(_l("Response format"), Task.response_format),
     ]
 
 
@@ -77,26 +79,26 @@ def _task_run_columns():
     """Every run of the selected tasks: one line per run (a task never run: one empty line)."""
     run = TaskRun  # not aliased: ``then_by`` names it too
     columns = [
-        Column("Task ID", Task.id),
-        Column("Task name", Task.name),
-        Column("Run ID", run.id),
-        Column("Run status", run.status),
-        Column("Model", run.model_label),
-        Column("Parameters", run.params),
-        Column("Attempts", run.attempts),
-        Column("Finish reason", run.finish_reason),
-        Column("Latency (ms)", run.latency_ms),
-        Column("Prompt tokens", run.prompt_tokens),
-        Column("Output tokens", run.completion_tokens),
-        Column("Cost", run.cost),
-        Column("Output is JSON", run.output_is_json),
-        Column("Error class", run.error_kind),
-        Column("Error", run.error),
-        Column("Started at", run.started_at),
-        Column("Finished at", run.finished_at),
-        Column("System prompt (current)", Task.system_prompt),
-        Column("Prompt (current)", Task.prompt),
-        Column("Output", run.result),
+        Column(_l("Task ID"), Task.id),
+        Column(_l("Task name"), Task.name),
+        Column(_l("Run ID"), run.id),
+        Column(_l("Run status"), run.status),
+        Column(_l("Model"), run.model_label),
+        Column(_l("Parameters"), run.params),
+        Column(_l("Attempts"), run.attempts),
+        Column(_l("Finish reason"), run.finish_reason),
+        Column(_l("Latency (ms)"), run.latency_ms),
+        Column(_l("Prompt tokens"), run.prompt_tokens),
+        Column(_l("Output tokens"), run.completion_tokens),
+        Column(_l("Cost"), run.cost),
+        Column(_l("Output is JSON"), run.output_is_json),
+        Column(_l("Error class"), run.error_kind),
+        Column(_l("Error"), run.error),
+        Column(_l("Started at"), run.started_at),
+        Column(_l("Finished at"), run.finished_at),
+        Column(_l("System prompt (current)"), Task.system_prompt),
+        Column(_l("Prompt (current)"), Task.prompt),
+        Column(_l("Output"), run.result),
     ]
     return columns, [(run, run.task_id == Task.id)]
 
@@ -107,56 +109,56 @@ def _masked_key(token: str | None) -> str:
     try:
         return crypto.mask(crypto.decrypt(token))
     except crypto.SecretUnreadable:
-        return "(unreadable)"
+        return _("(unreadable)")
 
 
 def _model_columns():
     maintainer = aliased(Person)
     columns = [
-        Column("ID", LLMModel.id),
-        Column("Name", LLMModel.name),
-        Column("Model name", LLMModel.model_name),
-        Column("Base URL", LLMModel.base_url),
-        Column("API key (masked)", LLMModel.api_key_encrypted, _masked_key),
-        Column("Enabled", LLMModel.enabled),
-        Column("Simulated", LLMModel.simulated),
-        Column("Stream", LLMModel.stream),
-        Column("Temperature", LLMModel.temperature),
-        Column("Max tokens", LLMModel.max_tokens),
-        Column("Timeout (s)", LLMModel.timeout_seconds),
-        Column("Max concurrent", LLMModel.max_concurrency),
-        Column("Requests/min", LLMModel.rpm_limit),
-        Column("Max attempts", LLMModel.max_attempts),
-        Column("Maintainer", maintainer.name),
-        Column("Price per 1K input", LLMModel.price_input_per_1k),
-        Column("Price per 1K output", LLMModel.price_output_per_1k),
-        Column("Created at", LLMModel.created_at),
-        Column("Updated at", LLMModel.updated_at),
+        Column(_l("ID"), LLMModel.id),
+        Column(_l("Name"), LLMModel.name),
+        Column(_l("Model name"), LLMModel.model_name),
+        Column(_l("Base URL"), LLMModel.base_url),
+        Column(_l("API key (masked)"), LLMModel.api_key_encrypted, _masked_key),
+        Column(_l("Enabled"), LLMModel.enabled),
+        Column(_l("Simulated"), LLMModel.simulated),
+        Column(_l("Stream"), LLMModel.stream),
+        Column(_l("Temperature"), LLMModel.temperature),
+        Column(_l("Max tokens"), LLMModel.max_tokens),
+        Column(_l("Timeout (s)"), LLMModel.timeout_seconds),
+        Column(_l("Max concurrent"), LLMModel.max_concurrency),
+        Column(_l("Requests/min"), LLMModel.rpm_limit),
+        Column(_l("Max attempts"), LLMModel.max_attempts),
+        Column(_l("Maintainer"), maintainer.name),
+        Column(_l("Price per 1K input"), LLMModel.price_input_per_1k),
+        Column(_l("Price per 1K output"), LLMModel.price_output_per_1k),
+        Column(_l("Created at"), LLMModel.created_at),
+        Column(_l("Updated at"), LLMModel.updated_at),
     ]
     return columns, [(maintainer, LLMModel.maintainer_id == maintainer.id)]
 
 
 def _person_columns():  # password_hash is never exported
     columns = [
-        Column("ID", Person.id),
-        Column("Name", Person.name),
-        Column("Email", Person.email),
-        Column("Phone", Person.phone),
-        Column("Role", Person.role),
-        Column("Active", Person.active),
-        Column("Created at", Person.created_at),
+        Column(_l("ID"), Person.id),
+        Column(_l("Name"), Person.name),
+        Column(_l("Email"), Person.email),
+        Column(_l("Phone"), Person.phone),
+        Column(_l("Role"), Person.role),
+        Column(_l("Active"), Person.active),
+        Column(_l("Created at"), Person.created_at),
     ]
     return columns, []
 
 
 SOURCES: dict[str, Source] = {
-    "tasks": Source("Tasks", "task", ("csv", "xlsx", "zip"), _task_columns),
+    "tasks": Source(_l("Tasks"), "task", ("csv", "xlsx", "zip"), _task_columns),
     # The same rows with all their runs instead of the latest only.
     "task_runs": Source(
-        "Task runs", "task", ("csv", "xlsx"), _task_run_columns, lambda: (TaskRun.id,)
+        _l(_l("Task runs")), "task", ("csv", "xlsx"), _task_run_columns, lambda: (TaskRun.id,)
     ),
-    "llm_models": Source("LLM Models", "llmmodel", ("csv", "xlsx"), _model_columns),
-    "people": Source("People", "person", ("csv", "xlsx"), _person_columns),
+    "llm_models": Source(_l("LLM Models"), "llmmodel", ("csv", "xlsx"), _model_columns),
+    "people": Source(_l("People"), "person", ("csv", "xlsx"), _person_columns),
 }
 
 
@@ -166,4 +168,4 @@ def source_for_endpoint(endpoint: str) -> str:
 
 
 # The ZIP bundle keeps these long texts as one file per task instead of CSV cells.
-BUNDLE_TEXTS = {"tasks": (("Prompt", "prompts"), ("Output", "outputs"))}
+BUNDLE_TEXTS = {"tasks": ((_l("Prompt"), "prompts"), (_l("Output"), "outputs"))}

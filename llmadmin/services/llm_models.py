@@ -7,6 +7,7 @@ import logging
 import time
 from urllib.parse import urlsplit
 
+from flask_babel import gettext as _
 from sqlalchemy import delete, select, update
 
 from llmadmin import crypto, llm, policy, queues
@@ -23,28 +24,28 @@ def validate_base_url(url: str | None) -> str:
     """Return a normalised http(s) base URL or raise ValidationError."""
     url = (url or "").strip()
     if not url:
-        raise ValidationError("The base URL is required, e.g. https://api.deepseek.com/v1.")
+        raise ValidationError(_("The base URL is required, e.g. https://api.deepseek.com/v1."))
     if any(c.isspace() for c in url) or "\x00" in url:
-        raise ValidationError("The base URL must not contain spaces or control characters.")
+        raise ValidationError(_("The base URL must not contain spaces or control characters."))
     try:
         parts = urlsplit(url)
         host = parts.hostname
     except ValueError as exc:  # e.g. "http://[::1/v1" or "http://[not-an-ip]/v1"
-        raise ValidationError("The base URL is not a valid URL.") from exc
+        raise ValidationError(_("The base URL is not a valid URL.")) from exc
     if parts.scheme not in ("http", "https"):
-        raise ValidationError("The base URL must start with http:// or https://.")
+        raise ValidationError(_("The base URL must start with http:// or https://."))
     if not host:
-        raise ValidationError("The base URL has no host name.")
+        raise ValidationError(_("The base URL has no host name."))
     try:
         port = parts.port
     except ValueError as exc:
-        raise ValidationError("The base URL has an invalid port.") from exc
+        raise ValidationError(_("The base URL has an invalid port.")) from exc
     if port == 0:
-        raise ValidationError("The base URL has an invalid port.")
+        raise ValidationError(_("The base URL has an invalid port."))
     if parts.username or parts.password:
-        raise ValidationError("Put the API key in the API key field, not in the URL.")
+        raise ValidationError(_("Put the API key in the API key field, not in the URL."))
     if parts.query or parts.fragment:
-        raise ValidationError("The base URL must not have a query string or fragment.")
+        raise ValidationError(_("The base URL must not have a query string or fragment."))
     url = policy.normalise_url(url)  # 0x7f000001 -> 127.0.0.1: stored as it will be called
     _check_host_label(urlsplit(url).hostname)
     policy.check_outbound_url(url)  # blocked networks, OUTBOUND_ALLOWLIST (a ValidationError)
@@ -59,7 +60,7 @@ def _check_host_label(host: str) -> None:
         pass
     for label in host.split("."):
         if not label or len(label) > 63 or not all(c.isalnum() or c == "-" for c in label):
-            raise ValidationError(f"The host name {host!r} is not valid.")
+            raise ValidationError(_("The host name %(host)r is not valid.", host=host))
 
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -110,9 +111,13 @@ def check_key_destination(
     if given and given in {wanted, url_origin(new_url)[1]}:
         return True
     raise ValidationError(
-        f"The base URL now points at {wanted} (scheme, host or port changed), and the stored "
-        f"API key was given for {host_label(old_url)}. Type the API key again, or type "
-        f"{wanted} in 'Keep the stored key for the new host' to send the stored key there."
+        _(
+            "The base URL now points at %(new)s (scheme, host or port changed), and the stored "
+            "API key was given for %(old)s. Type the API key again, or type %(new)s in "
+            "'Keep the stored key for the new host' to send the stored key there.",
+            new=wanted,
+            old=host_label(old_url),
+        )
     )
 
 
@@ -125,11 +130,11 @@ def set_api_key(model: LLMModel, new_key: str | None) -> None:
 def masked_key(model: LLMModel) -> str:
     """Return the model's key masked for display ("sk-…abcd"), or a note."""
     if not model.api_key_encrypted:
-        return "(no key)"
+        return _("(no key)")
     try:
         return crypto.mask(crypto.decrypt(model.api_key_encrypted))
     except crypto.SecretUnreadable:
-        return "(unreadable: re-enter the key)"
+        return _("(unreadable: re-enter the key)")
 
 
 def set_enabled(model_ids: list[int], enabled: bool) -> int:
@@ -181,7 +186,7 @@ def test_connection(model_id: int) -> dict:
 
     model = db.session.get(LLMModel, model_id)
     if model is None:
-        raise NotFound(f"Model #{model_id} does not exist.")
+        raise NotFound(_("Model #%(id)s does not exist.", id=model_id))
     started = time.monotonic()
     status, error = None, None
     try:

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 
 import redis
 from flask import current_app
+from flask_babel import gettext as _
+from flask_babel import ngettext
 
 from llmadmin.queues import get_redis
 
@@ -51,18 +53,21 @@ class Lockout:
         """Return the sentence shown to the person, with the wait rounded up to minutes."""
         wait = wait_text(self.seconds)
         if self.scope == "account":
-            return (
+            return _(
                 "Too many failed sign-ins for this account from your network address. "
-                f"Try again in {wait}, or ask an administrator to set a new password."
+                "Try again in %(wait)s, or ask an administrator to set a new password.",
+                wait=wait,
             )
-        return f"Too many failed sign-ins from your network address. Try again in {wait}."
+        return _(
+            "Too many failed sign-ins from your network address. Try again in %(wait)s.", wait=wait
+        )
 
 
 def wait_text(seconds: int) -> str:
     """Say a wait as 'N seconds' under two minutes, else as whole minutes (rounded up)."""
     if seconds < 120:
-        return f"{seconds} second{'s' if seconds != 1 else ''}"
-    return f"{math.ceil(seconds / 60)} minutes"
+        return ngettext("%(num)s second", "%(num)s seconds", seconds)
+    return ngettext("%(num)s minute", "%(num)s minutes", math.ceil(seconds / 60))
 
 
 def account_key(email: str) -> str:

@@ -15,6 +15,8 @@ import logging
 import secrets
 
 from flask import current_app
+from flask_babel import force_locale, get_locale, ngettext
+from flask_babel import gettext as _
 
 from llmadmin import crypto, notifiers, queues
 from llmadmin.errors import LLMAdminError, QueueUnavailable
@@ -50,8 +52,13 @@ class CodeStillLive(OtpError):
 
     def __init__(self, seconds: int) -> None:
         super().__init__(
-            f"A code was already sent and is valid for {seconds} more second{'s' if seconds != 1 else ''}; "
-            "you can ask for a new one after that."
+            ngettext(
+                "A code was already sent and is valid for %(num)s more second; "
+                "you can ask for a new one after that.",
+                "A code was already sent and is valid for %(num)s more seconds; "
+                "you can ask for a new one after that.",
+                seconds,
+            )
         )
         self.seconds = seconds
 
@@ -107,8 +114,10 @@ def issue(person: Person) -> int:
     """Make a code for ``person``, store its hash and queue its delivery; return its lifetime in seconds."""
     if not notifiers.destination_for(person):
         raise CodeUnavailable(
-            "Your account has nowhere to send a sign-in code to (no email address or "
-            "phone number); ask an administrator."
+            _(
+                "Your account has nowhere to send a sign-in code to (no email address or "
+                "phone number); ask an administrator."
+            )
         )
     ttl = current_app.config["OTP_TTL_SECONDS"]
     code = generate_code()
@@ -119,7 +128,9 @@ def issue(person: Person) -> int:
         client.set(attempts_key(person.id), 0, ex=ttl)
     except REDIS_ERRORS as exc:
         raise CodeUnavailable(
-            "Sign-in codes cannot be made right now (Redis is unreachable); try again in a minute."
+            _(
+                "Sign-in codes cannot be made right now (Redis is unreachable); try again in a minute."
+            )
         ) from exc
     try:
         # At the front of the most urgent queue: the code is useless after OTP_TTL_SECONDS.
@@ -127,13 +138,16 @@ def issue(person: Person) -> int:
             "llmadmin.jobs.notify.send_login_code",
             person.id,
             crypto.encrypt(code),
+            message_locale(person),
             description=f"send a sign-in code to person #{person.id}",
         )
     except QueueUnavailable as exc:
         discard(person.id)
         raise CodeUnavailable(
-            "The sign-in code cannot be sent right now (the job queue is unreachable); "
-            "try again in a minute."
+            _(
+                "The sign-in code cannot be sent right now (the job queue is unreachable); "
+                "try again in a minute."
+            )
         ) from exc
     logger.info("sign-in code issued for person_id=%s", person.id)
     return ttl
@@ -153,8 +167,10 @@ def verify(person_id: int, code: str) -> None:
         _verify(person_id, (code or "").strip())
     except REDIS_ERRORS as exc:
         raise CodeUnavailable(
-            "Sign-in codes cannot be checked right now (Redis is unreachable); "
-            "try again in a minute."
+            _(
+                "Sign-in codes cannot be checked right now (Redis is unreachable); "
+                "try again in a minute."
+            )
         ) from exc
 
 
@@ -162,23 +178,25 @@ def _verify(person_id: int, code: str) -> None:
     client = get_redis()
     stored = client.get(code_key(person_id))
     if stored is None:
-        raise CodeExpired("This code has expired or was already used. Ask for a new code.")
+        raise CodeExpired(_("This code has expired or was already used. Ask for a new code."))
     limit = current_app.config["OTP_MAX_ATTEMPTS"]
     tries = client.incr(attempts_key(person_id))
     if tries == 1:  # the counter vanished (expired just now): give it the code's lifetime again
         client.expire(attempts_key(person_id), current_app.config["OTP_TTL_SECONDS"])
     if tries > limit:
         discard(person_id)
-        raise CodeLocked("Too many wrong codes. Ask for a new code.")
+        raise CodeLocked(_("Too many wrong codes. Ask for a new code."))
     if not hmac.compare_digest(stored.decode("ascii"), digest(person_id, code)):
         left = limit - tries
         if left <= 0:
             discard(person_id)
-            raise CodeLocked("Wrong code, and that was the last try. Ask for a new code.")
-        raise WrongCode(f"Wrong code. {left} tr{'ies' if left != 1 else 'y'} left.")
+            raise CodeLocked(_("Wrong code, and that was the last try. Ask for a new code."))
+        raise WrongCode(
+            ngettext("Wrong code. %(num)s try left.", "Wrong code. %(num)s tries left.", left)
+        )
     # DEL answers 1 to exactly one caller: two requests racing with the right code cannot both win.
     if not client.delete(code_key(person_id)):
-        raise CodeExpired("This code has expired or was already used. Ask for a new code.")
+        raise CodeExpired(_("This code has expired or was already used. Ask for a new code."))
     client.delete(attempts_key(person_id))
 
 
@@ -190,7 +208,17 @@ def discard(person_id: int) -> None:
         logger.warning("could not discard a sign-in code: %s", exc)
 
 
-def deliver_login_code(person_id: int, sealed_code: str, notifier=None) -> str:
+def message_locale(person: Person) -> str:
+    """The language of messages to ``person``: their choice, else this request's language."""
+    if person.locale:
+        return person.locale
+    locale = get_locale()
+    return str(locale) if locale is not None else current_app.config["DEFAULT_LOCALE"]
+
+
+def deliver_login_code(
+    person_id: int, sealed_code: str, locale: str | None = None, notifier=None
+) -> str:
     """Send the (encrypted) code to the person unless it is no longer live; return what happened."""
     person = db.session.get(Person, person_id)
     if person is None or not person.active:
@@ -203,7 +231,9 @@ def deliver_login_code(person_id: int, sealed_code: str, notifier=None) -> str:
             "sign-in code for person_id=%s expired or was used before it was sent", person_id
         )
         return "stale"
-    (notifier or notifiers.get_notifier()).send(notifiers.login_code_message(person, code))
+    with force_locale(person.locale or locale or current_app.config["DEFAULT_LOCALE"]):
+        message = notifiers.login_code_message(person, code)
+    (notifier or notifiers.get_notifier()).send(message)
     logger.info(
         "sign-in code for person_id=%s sent via %s", person_id, current_app.config["OTP_NOTIFIER"]
     )

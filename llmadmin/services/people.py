@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from flask import current_app
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, update
 
+from llmadmin import localtime
+from llmadmin.config import LOCALES
 from llmadmin.errors import NotFound, ValidationError
 from llmadmin.extensions import db
 from llmadmin.models import Download, LLMModel, Person, Task
@@ -16,7 +21,9 @@ MIN_PASSWORD = 8
 def validate_password(password: str) -> None:
     """Reject passwords that are too short."""
     if len(password or "") < MIN_PASSWORD:
-        raise ValidationError(f"The password must have at least {MIN_PASSWORD} characters.")
+        raise ValidationError(
+            _("The password must have at least %(count)s characters.", count=MIN_PASSWORD)
+        )
 
 
 def email_taken(email: str, exclude_id: int | None = None) -> bool:
@@ -32,11 +39,11 @@ def create_user(
 ) -> Person:
     """Create a login account (or set the password and role of an existing one)."""
 
-    email = (clean_text(email, "Email", required=True, max_chars=255) or "").strip().lower()
-    local, _, domain = email.partition("@")
+    email = (clean_text(email, _("Email"), required=True, max_chars=255) or "").strip().lower()
+    local, _at, domain = email.partition("@")
     if not local or "." not in domain or any(c.isspace() for c in email):
-        raise ValidationError("Give a valid email address.")
-    name = clean_text(name, "Name", required=False, max_chars=120)
+        raise ValidationError(_("Give a valid email address."))
+    name = clean_text(name, _("Name"), required=False, max_chars=120)
     validate_password(password)
     person = db.session.execute(
         select(Person).where(func.lower(Person.email) == email)
@@ -50,10 +57,42 @@ def create_user(
     return person
 
 
+_UNSET = object()
+
+
+def set_preferences(person_id: int, *, locale=_UNSET, timezone=_UNSET) -> Person:
+    """Save a person's language and/or time zone ("" or None: back to the defaults)."""
+    person = db.session.get(Person, person_id)
+    if person is None:
+        raise NotFound(_("Person #%(id)s does not exist.", id=person_id))
+    if locale is not _UNSET:
+        if locale and locale not in LOCALES:
+            raise ValidationError(_("Unknown language %(locale)r.", locale=locale))
+        person.locale = locale or None
+    if timezone is not _UNSET:
+        timezone = (timezone or "").strip()
+        if timezone and not localtime.is_valid_zone(timezone):
+            raise ValidationError(
+                _("Unknown time zone %(zone)r; use a name such as Asia/Shanghai.", zone=timezone)
+            )
+        person.timezone = timezone or None
+    db.session.commit()
+    return person
+
+
+def zone_of(person: Person | None) -> str:
+    """Return the time zone times are shown to ``person`` in (theirs, else the site's)."""
+    if person is not None and localtime.is_valid_zone(person.timezone):
+        return person.timezone
+    return current_app.config["DEFAULT_TIMEZONE"]
+
+
 def set_role(person: Person, role: str) -> None:
     """Change a person's role."""
     if role not in ROLES:
-        raise ValidationError(f"Unknown role {role!r}; use one of {', '.join(ROLES)}.")
+        raise ValidationError(
+            _("Unknown role %(role)r; use one of %(roles)s.", role=role, roles=", ".join(ROLES))
+        )
     person.role = role
 
 
@@ -61,7 +100,7 @@ def delete_person(person_id: int) -> dict[str, int]:
     """Delete a person, keeping the models, tasks and downloads that point at them."""
     person = db.session.get(Person, person_id)
     if person is None:
-        raise NotFound(f"Person #{person_id} does not exist.")
+        raise NotFound(_("Person #%(id)s does not exist.", id=person_id))
     counts = {
         "models": db.session.execute(
             update(LLMModel).where(LLMModel.maintainer_id == person_id).values(maintainer_id=None)
@@ -93,7 +132,14 @@ def delete_people(person_ids: list[int], keep: int | None = None) -> tuple[int, 
 
 def describe_kept(counts: dict[str, int]) -> str:
     """Explain which rows were kept when a person was deleted."""
-    kept = [f"{n} {kind}" for kind, n in counts.items() if n]
+    kept = [str(KEPT_KINDS.get(kind, kind)) % {"count": n} for kind, n in counts.items() if n]
     if not kept:
         return ""
-    return "Kept " + ", ".join(kept) + " that referred to them (now without a person)."
+    return _("Kept %(rows)s that referred to them (now without a person).", rows=_(", ").join(kept))
+
+
+KEPT_KINDS = {
+    "models": _l("%(count)s models"),
+    "tasks": _l("%(count)s tasks"),
+    "downloads": _l("%(count)s downloads"),
+}

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import Select, Unicode, cast, not_, or_, select
 from sqlalchemy.orm import aliased
 
@@ -88,7 +90,7 @@ class Selection:
                 sort_desc=bool(data.get("sort_desc")),
             )
         except (KeyError, TypeError, ValueError) as exc:
-            raise ValidationError("The stored selection is unreadable.") from exc
+            raise ValidationError(_("The stored selection is unreadable.")) from exc
         validate(selection)
         return selection
 
@@ -104,7 +106,7 @@ class Selection:
 class FilterField:
     ref: str  # "status" or "model.name": a column, or a relationship then a column
     kind: str  # a key of OPERATIONS
-    label: str  # how a person reads it: "status", "model name"
+    label: Any  # how a person reads it: "status", "model name"
 
 
 @dataclass(frozen=True)
@@ -140,14 +142,14 @@ LISTS: dict[str, ListSpec] = {
         actions_admin_only=False,
         search=("name", "prompt"),
         filters={
-            "status": _text("status", "status"),
-            "model": _text("model.name", "model name"),
-            "creator": _text("creator.name", "creator name"),
-            "created_at": _when("created_at", "created at"),
-            "finished_at": _when("finished_at", "finished at"),
-            "error_kind": _text("error_kind", "error class"),
-            "result_outdated": _bool("result_outdated", "output outdated"),
-            "output_is_json": _bool("output_is_json", "output is JSON"),
+            "status": _text("status", _l("status")),
+            "model": _text("model.name", _l("model name")),
+            "creator": _text("creator.name", _l("creator name")),
+            "created_at": _when("created_at", _l("created at")),
+            "finished_at": _when("finished_at", _l("finished at")),
+            "error_kind": _text("error_kind", _l("error class")),
+            "result_outdated": _bool("result_outdated", _l("output outdated")),
+            "output_is_json": _bool("output_is_json", _l("output is JSON")),
         },
         sort={
             **{c: c for c in ("id", "name", "status", "attempts", "latency_ms", "cost")},
@@ -165,11 +167,11 @@ LISTS: dict[str, ListSpec] = {
         actions_admin_only=True,
         search=("name", "model_name", "base_url"),
         filters={
-            "enabled": _bool("enabled", "enabled"),
-            "simulated": _bool("simulated", "simulated"),
-            "model_name": _text("model_name", "model name at provider"),
-            "maintainer": _text("maintainer.name", "maintainer name"),
-            "created_at": _when("created_at", "created at"),
+            "enabled": _bool("enabled", _l("enabled")),
+            "simulated": _bool("simulated", _l("simulated")),
+            "model_name": _text("model_name", _l("model name at provider")),
+            "maintainer": _text("maintainer.name", _l("maintainer name")),
+            "created_at": _when("created_at", _l("created at")),
         },
         sort={
             c: c
@@ -193,10 +195,10 @@ LISTS: dict[str, ListSpec] = {
         actions_admin_only=True,
         search=("name", "email", "phone"),
         filters={
-            "active": _bool("active", "active"),
-            "role": _text("role", "role"),
-            "otp_required": _bool("otp_required", "one-time code at sign-in"),
-            "created_at": _when("created_at", "created at"),
+            "active": _bool("active", _l("active")),
+            "role": _text("role", _l("role")),
+            "otp_required": _bool("otp_required", _l("one-time code at sign-in")),
+            "created_at": _when("created_at", _l("created at")),
         },
         sort={c: c for c in ("id", "name", "email", "role", "active", "created_at")},
         default_sort=("id", True),
@@ -209,13 +211,13 @@ LISTS: dict[str, ListSpec] = {
         actions_admin_only=False,
         search=("name", "file_name"),
         filters={
-            "status": _text("status", "status"),
-            "name": _text("name", "task name"),
-            "file_name": _text("file_name", "file name"),
-            "creator": _text("creator.name", "creator name"),
-            "created_at": _when("created_at", "created at"),
-            "finished_at": _when("finished_at", "finished at"),
-            "file_format": _text("file_format", "format"),
+            "status": _text("status", _l("status")),
+            "name": _text("name", _l("task name")),
+            "file_name": _text("file_name", _l("file name")),
+            "creator": _text("creator.name", _l("creator name")),
+            "created_at": _when("created_at", _l("created at")),
+            "finished_at": _when("finished_at", _l("finished at")),
+            "file_format": _text("file_format", _l("format")),
         },
         sort={
             c: c
@@ -241,7 +243,7 @@ def spec_for(list_name: str) -> ListSpec:
     """Return the registry entry of ``list_name`` or refuse an unknown list."""
     spec = LISTS.get(list_name)
     if spec is None:
-        raise ValidationError(f"Unknown list {list_name!r}.")
+        raise ValidationError(_("Unknown list %(name)r.", name=list_name))
     return spec
 
 
@@ -249,14 +251,20 @@ def validate(selection: Selection) -> None:
     """Refuse a selection that names an unknown list, filter, operation, value or sort."""
     spec = spec_for(selection.list_name)
     if selection.ids is not None and len(selection.ids) > MAX_TICKED_IDS:
-        raise ValidationError("Too many ticked rows; use “all matching rows” instead.")
+        raise ValidationError(_("Too many ticked rows; use “all matching rows” instead."))
     for name, operation, value in selection.filters:
         found = spec.filters.get(name)
         if found is None or operation not in OPERATIONS[found.kind]:
-            raise ValidationError(f"The list cannot be filtered by {name} {operation}.")
+            raise ValidationError(
+                _(
+                    "The list cannot be filtered by %(name)s %(operation)s.",
+                    name=name,
+                    operation=operation,
+                )
+            )
         _clean(found.kind, operation, value)
     if selection.sort is not None and selection.sort not in spec.sort:
-        raise ValidationError(f"The list cannot be sorted by {selection.sort}.")
+        raise ValidationError(_("The list cannot be sorted by %(sort)s.", sort=selection.sort))
 
 
 # --- from a selection to a query ----------------------------------------------------------
@@ -268,10 +276,10 @@ def check_access(selection: Selection, *, acting: bool = False) -> Person:
     person = db.session.get(Person, selection.person_id)
     if person is None or not person.active:
         raise SelectionDenied(
-            "The person who asked for this was deleted or deactivated; nothing was done."
+            _("The person who asked for this was deleted or deactivated; nothing was done.")
         )
     if not person.is_admin and (spec.admin_only or (acting and spec.actions_admin_only)):
-        raise SelectionDenied("You no longer have access to this list.")
+        raise SelectionDenied(_("You no longer have access to this list."))
     return person
 
 
@@ -380,7 +388,7 @@ def _clean(kind: str, operation: str, value: str):
         if kind == "datetime":
             return datetime.strptime(value, DATETIME_FORMAT)
     except ValueError as exc:
-        raise ValidationError(f"Invalid filter value: {value}") from exc
+        raise ValidationError(_("Invalid filter value: %(value)s", value=value)) from exc
     return value
 
 
@@ -408,7 +416,7 @@ def _condition(column, kind: str, operation: str, value: str):
         return column.between(*clean)
     if operation == "not_between":
         return not_(column.between(*clean))
-    raise ValidationError(f"Unknown filter operation {operation!r}.")
+    raise ValidationError(_("Unknown filter operation %(operation)r.", operation=operation))
 
 
 # --- for people ---------------------------------------------------------------------------
@@ -417,13 +425,13 @@ def _condition(column, kind: str, operation: str, value: str):
 def describe(selection: Selection) -> str:
     """Describe the selection for people, e.g. ``status=FAILURE, search “x”``."""
     if selection.ids is not None:
-        return f"{len(selection.ids):,} ticked row(s)"
+        return _("%(count)s ticked row(s)", count=f"{len(selection.ids):,}")
     spec = spec_for(selection.list_name)
-    parts = [f"search “{selection.search}”"] if selection.search else []
+    parts = [_("search “%(text)s”", text=selection.search)] if selection.search else []
     for name, operation, value in selection.filters:
-        label = spec.filters[name].label if name in spec.filters else name
+        label = str(spec.filters[name].label) if name in spec.filters else name
         sign = SIGNS.get(operation)
         parts.append(
             f"{label}{sign}{value}" if sign else f"{label} {operation.replace('_', ' ')} {value}"
         )
-    return ", ".join(parts) or "all rows"
+    return ", ".join(parts) or _("all rows")

@@ -6,6 +6,8 @@ import logging
 from dataclasses import dataclass
 
 from flask import current_app
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, inspect, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -41,13 +43,27 @@ class Outcome:
     waiting: int = 0
 
     def describe(self, verb: str) -> str:
-        """Return a human sentence such as '3 task(s) queued; 1 skipped'."""
-        text = f"{self.changed} task(s) {verb}"
+        """Return a human sentence such as '3 task(s) queued; 1 skipped.' in the person's language."""
+        parts = [str(OUTCOME_VERBS.get(verb, OUTCOME_VERBS["queued"])) % {"count": self.changed}]
         if self.waiting:
-            text += f"; {self.waiting} waiting for the queue (Redis unreachable, sent automatically later)"
+            parts.append(
+                _(
+                    "%(count)s waiting for the queue (Redis unreachable, sent automatically later)",
+                    count=self.waiting,
+                )
+            )
         if self.skipped:
-            text += f"; {self.skipped} skipped (not in a state that allows it)"
-        return text + "."
+            parts.append(_("%(count)s skipped (not in a state that allows it)", count=self.skipped))
+        return _("%(clauses)s.", clauses=_("; ").join(parts))
+
+
+OUTCOME_VERBS = {
+    "queued": _l("%(count)s task(s) queued"),
+    "queued again": _l("%(count)s task(s) queued again"),
+    "canceled": _l("%(count)s task(s) canceled"),
+    "deleted": _l("%(count)s task(s) deleted"),
+    "duplicated and queued": _l("%(count)s task(s) duplicated and queued"),
+}
 
 
 def clean_text(
@@ -56,17 +72,26 @@ def clean_text(
     """Validate user text: reject NUL bytes and lone surrogates, enforce size."""
     if value is None or value.strip() == "":
         if required:
-            raise ValidationError(f"{field} is required.")
+            raise ValidationError(_("%(field)s is required.", field=field))
         return None
     if "\x00" in value:
-        raise ValidationError(f"{field} contains a NUL byte, which cannot be stored.")
+        raise ValidationError(
+            _("%(field)s contains a NUL byte, which cannot be stored.", field=field)
+        )
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise ValidationError(f"{field} contains invalid characters (lone surrogates).") from exc
+        raise ValidationError(
+            _("%(field)s contains invalid characters (lone surrogates).", field=field)
+        ) from exc
     if max_chars is not None and len(value) > max_chars:
         raise ValidationError(
-            f"{field} is too long: {len(value):,} characters (the maximum is {max_chars:,})."
+            _(
+                "%(field)s is too long: %(length)s characters (the maximum is %(limit)s).",
+                field=field,
+                length=f"{len(value):,}",
+                limit=f"{max_chars:,}",
+            )
         )
     return value
 
@@ -74,9 +99,9 @@ def clean_text(
 def validate_task_fields(name, prompt, system_prompt) -> tuple[str, str, str | None]:
     """Return cleaned (name, prompt, system_prompt) or raise ValidationError."""
     limit = current_app.config["MAX_PROMPT_CHARS"]
-    prompt = clean_text(prompt, "Prompt", required=True, max_chars=limit)
-    system_prompt = clean_text(system_prompt, "System prompt", required=False, max_chars=limit)
-    name = clean_text(name, "Name", required=False, max_chars=200) or _default_name(prompt)
+    prompt = clean_text(prompt, _("Prompt"), required=True, max_chars=limit)
+    system_prompt = clean_text(system_prompt, _("System prompt"), required=False, max_chars=limit)
+    name = clean_text(name, _("Name"), required=False, max_chars=200) or _default_name(prompt)
     policy.check_prompt(prompt, system_prompt)  # PROMPT_BLOCKED_PATTERNS
     return name, prompt, system_prompt
 
@@ -119,9 +144,9 @@ def create_task(
     cleaned = clean_params(params or {})
     model = db.session.get(LLMModel, model_id) if model_id else None
     if model is None:
-        raise ValidationError("Choose a model for the task.")
+        raise ValidationError(_("Choose a model for the task."))
     if creator_id is not None and db.session.get(Person, creator_id) is None:
-        raise ValidationError("The chosen creator does not exist.")
+        raise ValidationError(_("The chosen creator does not exist."))
     task = Task(
         name=name,
         prompt=prompt,
@@ -208,7 +233,7 @@ def cancel_tasks(task_ids: list[int]) -> Outcome:
             Task.id.in_(ids), Task.status.in_((PENDING, QUEUED, RUNNING))
         )
     ).all()
-    job_ids = {job_id for _, job_id in rows if job_id}
+    job_ids = {job_id for _task_id, job_id in rows if job_id}
     changed = transition(
         [r[0] for r in rows],
         CANCELED,
@@ -240,9 +265,11 @@ def duplicate_tasks(
     changes = {k: v for k, v in clean_params(overrides or {}).items() if v is not None}
     model = db.session.get(LLMModel, model_id) if model_id else None
     if model is None:
-        raise ValidationError("Choose the model to duplicate the tasks to.")
+        raise ValidationError(_("Choose the model to duplicate the tasks to."))
     if not model.enabled:
-        raise ValidationError(f"The model {model.name} is disabled; enable it first.")
+        raise ValidationError(
+            _("The model %(name)s is disabled; enable it first.", name=model.name)
+        )
     sources = db.session.execute(select(Task).where(Task.id.in_(task_ids))).scalars().all()
     key = _clean_key(submission_key)
     keys = {src.id: f"{key}:{src.id}" if key else None for src in sources}
@@ -323,7 +350,7 @@ def get_task(task_id: int) -> Task:
     """Load a task or raise NotFound."""
     task = db.session.get(Task, task_id)
     if task is None:
-        raise NotFound(f"Task #{task_id} does not exist.")
+        raise NotFound(_("Task #%(id)s does not exist.", id=task_id))
     return task
 
 

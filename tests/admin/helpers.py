@@ -23,6 +23,7 @@ PUBLIC_ENDPOINTS = {
     "auth.login",
     "auth.home",
     "health.healthz",
+    "i18n.set_locale",  # the language switch of the sign-in page (saved in the session)
 }
 
 # Values for the URL converters of the routes in app.url_map.

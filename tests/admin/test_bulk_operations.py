@@ -75,7 +75,7 @@ def test_ten_thousand_matching_rows_through_the_admin_the_job_and_the_panel(
     assert cell(html, operation.id, "processed") == "10,000"
     assert cell(html, operation.id, "changed") == "10,000"
     assert cell(html, operation.id, "skipped") == "0"
-    assert "status=PENDING" in html and "cancel" in html
+    assert "status=PENDING" in html and "Cancel" in html  # the action, by its label
     remaining = db.session.execute(
         db.select(db.func.count()).where(Task.id.in_(wanted[:500]), Task.status != CANCELED)
     ).scalar()

@@ -18,7 +18,7 @@ def status_cards(page: str) -> dict[str, tuple[str, int]]:
     """Return status -> (link, count) from the home page's cards."""
     cards = {}
     for href, count, status in re.findall(
-        r'<a class="card[^"]*" href="([^"]+)">.*?<div class="h3 mb-0">([\d,]+)</div>.*?>(\w+)</span>',
+        r'<a class="card[^"]*" href="([^"]+)">.*?<div class="h3 mb-0">([\d,]+)</div>.*?data-status="(\w+)"',
         page,
         re.S,
     ):

@@ -104,7 +104,7 @@ def test_all_matching_search_and_relation_filter(admin_client, admin_user, sim_m
     wanted = add_tasks(admin_user, sim_model, n=2, prompt="needle here")
     add_tasks(admin_user, other, n=2, prompt="needle here")
     add_tasks(admin_user, sim_model, n=2, prompt="hay")
-    model_equals = filter_arg("task", "model / Llm Model / Name", "equals")
+    model_equals = filter_arg("task", "Model name", "equals")
     _, row = run(queue("tasks", "xlsx", admin_user, list_args=f"search=needle&{model_equals}=Sim"))
     assert row.status == SUCCESS and row.row_count == 2
     cells = read_xlsx_cells(download_files.storage_root() + "/" + row.storage_path)
