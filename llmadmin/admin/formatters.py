@@ -184,12 +184,13 @@ def task_status(view, context, model, name):
     """A task's status badge, with flags when its output is outdated or JSON mode's output is not JSON."""
     badge = status_badge(view, context, model, name)
     if getattr(model, "result_outdated", False):
-        badge += Markup(' <span class="badge badge-warning" title="{}">outdated</span>').format(
-            "The prompt, model or parameters changed after this output was made."
+        badge += Markup(' <span class="badge badge-warning" title="{}">{}</span>').format(
+            _("The prompt, model or parameters changed after this output was made."),
+            _("outdated"),
         )
     if getattr(model, "output_is_json", None) is False:
-        badge += Markup(' <span class="badge badge-danger" title="{}">not JSON</span>').format(
-            "JSON mode was asked for, but the output does not parse as JSON."
+        badge += Markup(' <span class="badge badge-danger" title="{}">{}</span>').format(
+            _("JSON mode was asked for, but the output does not parse as JSON."), _("not JSON")
         )
     return badge
 
@@ -197,10 +198,13 @@ def task_status(view, context, model, name):
 def outdated_note(view, context, model, name):
     """Say plainly whether the shown output belongs to the task as it is now."""
     if not getattr(model, name):
-        return "no"
-    return Markup('<span class="badge badge-warning">outdated</span> {}').format(
-        "The prompt, model or parameters were edited after this output was produced; "
-        "it belongs to the previous version. Run the task again to replace it."
+        return _("no")
+    return Markup('<span class="badge badge-warning">{}</span> {}').format(
+        _("outdated"),
+        _(
+            "The prompt, model or parameters were edited after this output was produced; "
+            "it belongs to the previous version. Run the task again to replace it."
+        ),
     )
 
 
@@ -210,7 +214,7 @@ def json_flag(view, context, model, name):
     if value is None:
         return ""
     if value:
-        return Markup('<span class="badge badge-success">valid JSON</span>')
-    return Markup('<span class="badge badge-danger">not valid JSON</span> {}').format(
-        "JSON mode was asked for, but the output does not parse as JSON."
+        return Markup('<span class="badge badge-success">{}</span>').format(_("valid JSON"))
+    return Markup('<span class="badge badge-danger">{}</span> {}').format(
+        _("not valid JSON"), _("JSON mode was asked for, but the output does not parse as JSON.")
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 from flask import flash, redirect, request
 from flask_admin import expose
 from flask_admin.helpers import get_redirect_target
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from llmadmin.admin import selection_args
@@ -50,7 +51,10 @@ class ParamFormViews:
             else:
                 if ids and not outcome.changed and not outcome.waiting:
                     self.flash_ticked(
-                        "This form was already submitted: the copies exist; nothing new was created.",
+                        _(
+                            "This form was already submitted: the copies exist; "
+                            "nothing new was created."
+                        ),
                         "info",
                     )
                 else:
@@ -66,10 +70,13 @@ class ParamFormViews:
         try:
             if list_args is not None:
                 selection, ids = self.selection_from_query(list_args), []
-                described = f"all {selections.count_matching(selection):,} matching tasks"
+                described = _(
+                    "all %(count)s matching tasks",
+                    count=f"{selections.count_matching(selection):,}",
+                )
             else:
                 ids = self.visible_ids([i for i in request.values.get("ids", "").split(",") if i])
-                described = f"{len(ids)} task(s)"
+                described = _("%(count)s task(s)", count=len(ids))
         except ValidationError as exc:
             flash(str(exc), "error")
             return redirect(back)

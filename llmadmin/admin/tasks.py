@@ -142,7 +142,11 @@ class TaskView(export_actions.ExportActionsMixin, ParamFormViews, ScopedView):
         "job_id": _l("Job ID"),
         "result_outdated": _l("Output outdated"),
         "output_is_json": _l("Output is JSON"),
+        "temperature": _l("Temperature"),
+        "max_tokens": _l("Max tokens"),
         "top_p": _l("Top p"),
+        "seed": _l("Seed"),
+        "response_format": _l("Response format"),
         "stop": _l("Stop sequences"),
     }
     column_formatters = {
@@ -282,8 +286,10 @@ class TaskView(export_actions.ExportActionsMixin, ParamFormViews, ScopedView):
         )
         if task_service.note_edit(model):
             flash(
-                "The task's output was produced by its previous version and is marked "
-                "outdated; run the task again for output that matches your changes.",
+                _(
+                    "The task's output was produced by its previous version and is marked "
+                    "outdated; run the task again for output that matches your changes."
+                ),
                 "warning",
             )
 
@@ -291,6 +297,7 @@ class TaskView(export_actions.ExportActionsMixin, ParamFormViews, ScopedView):
         if template == self.details_template and isinstance(kwargs.get("model"), Task):
             kwargs["runs"] = task_runs.history(kwargs["model"].id)
             kwargs["error_for_viewer"] = formatters.error_for_viewer
+            kwargs["status_label"] = formatters.status_label
         return super().render(template, **kwargs)
 
     def delete_model(self, model):

@@ -13,16 +13,19 @@ import math
 import re
 from typing import Any
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
 from llmadmin.errors import ValidationError
 
 # Field name -> label, in the order forms and the CLI show them.
 PARAM_FIELDS = {
-    "temperature": "Temperature",
-    "max_tokens": "Max tokens",
-    "top_p": "Top p",
-    "stop": "Stop sequences",
-    "seed": "Seed",
-    "response_format": "Response format",
+    "temperature": _l("Temperature"),
+    "max_tokens": _l("Max tokens"),
+    "top_p": _l("Top p"),
+    "stop": _l("Stop sequences"),
+    "seed": _l("Seed"),
+    "response_format": _l("Response format"),
 }
 MAX_TOKENS_LIMIT = 1_000_000  # the model form's limit too
 SEED_MIN, SEED_MAX = -(2**63), 2**63 - 1
@@ -44,7 +47,9 @@ def clean_params(raw: dict[str, Any]) -> dict[str, Any]:
     """Return the storable value of every parameter named in ``raw`` or raise ParamError."""
     unknown = set(raw) - set(PARAM_FIELDS)
     if unknown:
-        raise ValidationError(f"Unknown parameter(s): {', '.join(sorted(unknown))}.")
+        raise ValidationError(
+            _("Unknown parameter(s): %(names)s.", names=", ".join(sorted(unknown)))
+        )
     return {name: clean_param(name, value) for name, value in raw.items()}
 
 
@@ -53,32 +58,37 @@ def clean_param(name: str, value: Any) -> Any:
     if value is None or (isinstance(value, str) and value.strip() == ""):
         return None
     if isinstance(value, str) and "\x00" in value:
-        raise ParamError(name, f"{PARAM_FIELDS[name]} contains a NUL byte.")
+        raise ParamError(name, _("%(label)s contains a NUL byte.", label=PARAM_FIELDS[name]))
     return _CLEANERS[name](value)
 
 
 def _number(name: str, value, low: float, high: float) -> float:
-    label = PARAM_FIELDS[name]
+    message = _(
+        "%(label)s must be a number from %(low)s to %(high)s.",
+        label=PARAM_FIELDS[name],
+        low=f"{low:g}",
+        high=f"{high:g}",
+    )
     try:
         number = float(value.strip() if isinstance(value, str) else value)
     except (TypeError, ValueError):
-        raise ParamError(name, f"{label} must be a number from {low:g} to {high:g}.") from None
+        raise ParamError(name, message) from None
     if isinstance(value, bool) or not math.isfinite(number) or not low <= number <= high:
-        raise ParamError(name, f"{label} must be a number from {low:g} to {high:g}.")
+        raise ParamError(name, message)
     return number
 
 
 def _integer(name: str, value, low: int, high: int, wording: str) -> int:
-    label = PARAM_FIELDS[name]
+    message = _("%(label)s must be %(wording)s.", label=PARAM_FIELDS[name], wording=wording)
     text = value.strip() if isinstance(value, str) else value
     if isinstance(text, bool) or isinstance(text, float):
-        raise ParamError(name, f"{label} must be {wording}.")
+        raise ParamError(name, message)
     try:
         number = int(text)
     except (TypeError, ValueError):
-        raise ParamError(name, f"{label} must be {wording}.") from None
+        raise ParamError(name, message) from None
     if not low <= number <= high:
-        raise ParamError(name, f"{label} must be {wording}.")
+        raise ParamError(name, message)
     return number
 
 
@@ -91,20 +101,28 @@ def _stop(value) -> str:
                 value = json.loads(text)
             except ValueError:
                 raise ParamError(
-                    "stop", 'Stop sequences: the list is not valid JSON (e.g. ["END", "\\n\\n"]).'
+                    "stop",
+                    _('Stop sequences: the list is not valid JSON (e.g. ["END", "\\n\\n"]).'),
                 ) from None
         else:
             value = [line for line in text.splitlines() if line != ""]
     if not isinstance(value, list | tuple) or not all(isinstance(s, str) for s in value):
-        raise ParamError("stop", "Stop sequences must be text, one per line or a JSON list.")
+        raise ParamError("stop", _("Stop sequences must be text, one per line or a JSON list."))
     if any(s == "" for s in value):
-        raise ParamError("stop", "A stop sequence cannot be empty.")
+        raise ParamError("stop", _("A stop sequence cannot be empty."))
     if len(value) > MAX_STOP_SEQUENCES:
         raise ParamError(
-            "stop", f"At most {MAX_STOP_SEQUENCES} stop sequences are allowed ({len(value)} given)."
+            "stop",
+            _(
+                "At most %(max)s stop sequences are allowed (%(given)s given).",
+                max=MAX_STOP_SEQUENCES,
+                given=len(value),
+            ),
         )
     if any(len(s) > MAX_STOP_CHARS for s in value):
-        raise ParamError("stop", f"A stop sequence may be at most {MAX_STOP_CHARS} characters.")
+        raise ParamError(
+            "stop", _("A stop sequence may be at most %(max)s characters.", max=MAX_STOP_CHARS)
+        )
     return json.dumps(list(value), ensure_ascii=False) if value else None
 
 
@@ -115,29 +133,31 @@ def _response_format(value) -> str:
         if text in ("text", "json_object"):
             return json.dumps({"type": text})
         if len(text) > MAX_SCHEMA_CHARS:
-            raise ParamError("response_format", "The JSON schema is too long.")
+            raise ParamError("response_format", _("The JSON schema is too long."))
         try:
             value = json.loads(text)
         except ValueError:
             raise ParamError(
                 "response_format",
-                'Response format must be "text", "json_object" or a JSON schema object.',
+                _('Response format must be "text", "json_object" or a JSON schema object.'),
             ) from None
     if not isinstance(value, dict):
         raise ParamError(
             "response_format",
-            'Response format must be "text", "json_object" or a JSON schema object.',
+            _('Response format must be "text", "json_object" or a JSON schema object.'),
         )
     kind = value.get("type")
     if kind in ("text", "json_object"):
         if set(value) != {"type"}:
-            raise ParamError("response_format", f'A "{kind}" response format takes no options.')
+            raise ParamError(
+                "response_format", _('A "%(kind)s" response format takes no options.', kind=kind)
+            )
         return json.dumps({"type": kind})
     if kind == "json_schema":
         spec = value.get("json_schema")
         if not isinstance(spec, dict) or not isinstance(spec.get("schema"), dict):
             raise ParamError(
-                "response_format", 'A "json_schema" response format needs json_schema.schema.'
+                "response_format", _('A "json_schema" response format needs json_schema.schema.')
             )
         name = spec.get("name", "response")
         strict = spec.get("strict")
@@ -147,13 +167,15 @@ def _response_format(value) -> str:
     if not isinstance(name, str) or not SCHEMA_NAME.match(name):
         raise ParamError(
             "response_format",
-            "The schema name may use letters, digits, _ and - only (at most 64).",
+            _("The schema name may use letters, digits, _ and - only (at most 64)."),
         )
     if strict is not None and not isinstance(strict, bool):
-        raise ParamError("response_format", "json_schema.strict must be true or false.")
+        raise ParamError("response_format", _("json_schema.strict must be true or false."))
     problem = schema_problem(schema)
     if problem:
-        raise ParamError("response_format", f"The JSON schema is not valid: {problem}")
+        raise ParamError(
+            "response_format", _("The JSON schema is not valid: %(problem)s", problem=problem)
+        )
     wrapped = {"name": name, "schema": schema, **({"strict": strict} if strict is not None else {})}
     return json.dumps({"type": "json_schema", "json_schema": wrapped}, ensure_ascii=False)
 
@@ -162,9 +184,13 @@ _CLEANERS = {
     "temperature": lambda v: _number("temperature", v, 0, 2),
     "top_p": lambda v: _number("top_p", v, 0, 1),
     "max_tokens": lambda v: _integer(
-        "max_tokens", v, 1, MAX_TOKENS_LIMIT, f"a whole number from 1 to {MAX_TOKENS_LIMIT:,}"
+        "max_tokens",
+        v,
+        1,
+        MAX_TOKENS_LIMIT,
+        _("a whole number from 1 to %(max)s", max=f"{MAX_TOKENS_LIMIT:,}"),
     ),
-    "seed": lambda v: _integer("seed", v, SEED_MIN, SEED_MAX, "a whole number (64-bit)"),
+    "seed": lambda v: _integer("seed", v, SEED_MIN, SEED_MAX, _("a whole number (64-bit)")),
     "stop": _stop,
     "response_format": _response_format,
 }
