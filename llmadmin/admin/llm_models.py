@@ -14,6 +14,7 @@ from wtforms.validators import ValidationError as FormError
 
 from llmadmin.admin import export_actions, formatters
 from llmadmin.admin.base import ProtectedView
+from llmadmin.admin.llm_model_tools import TEST_ROW_ACTION, ModelToolsMixin
 from llmadmin.admin.validators import base_url, parse_id, parse_ids, text_field
 from llmadmin.auth import is_admin
 from llmadmin.errors import ValidationError
@@ -72,10 +73,13 @@ def _number(label, minimum, maximum, optional=False):
     }
 
 
-class LLMModelView(export_actions.ExportActionsMixin, ProtectedView):
+class LLMModelView(export_actions.ExportActionsMixin, ModelToolsMixin, ProtectedView):
     """Admins manage models; members may look at them (keys are always masked)."""
 
     can_export = False
+    create_template = "admin/llmmodel_create.html"
+    phone_columns = ("name", "enabled", "last_test")
+    edit_template = "admin/llmmodel_edit.html"
     column_list = (
         "id",
         "name",
@@ -204,6 +208,7 @@ class LLMModelView(export_actions.ExportActionsMixin, ProtectedView):
         ),
     }
     form_args = {
+        "maintainer": {"blank_text": _l("(nobody)")},
         "name": {
             "validators": [
                 DataRequired(_l("The display name is required.")),
@@ -258,6 +263,10 @@ class LLMModelView(export_actions.ExportActionsMixin, ProtectedView):
     def get_one(self, id):
         return super().get_one(str(parse_id(id)))
 
+    def get_list_row_actions(self):
+        actions = super().get_list_row_actions()
+        return [*actions, TEST_ROW_ACTION] if is_admin() else actions
+
     @property
     def can_create(self):
         return is_admin()
@@ -290,7 +299,7 @@ class LLMModelView(export_actions.ExportActionsMixin, ProtectedView):
                 f"{model_service.host_label(model.base_url)}",
                 commit=False,
             )
-        model_service.set_api_key(model, form.new_api_key.data)
+        model_service.note_saved_changes(model, form.new_api_key.data)
 
     def delete_model(self, model):
         _deleted, kept = model_service.delete_models([model.id])
