@@ -285,6 +285,7 @@ class LLMModelView(export_actions.ExportActionsMixin, ModelToolsMixin, Protected
     def edit_form(self, obj=None):
         form = super().edit_form(obj)
         form._obj = obj  # the stored URL, for the key-destination check
+        form._old_url = obj.base_url if obj is not None else None  # before the form changes it
         return form
 
     def on_model_change(self, form, model, is_created):
@@ -299,7 +300,9 @@ class LLMModelView(export_actions.ExportActionsMixin, ModelToolsMixin, Protected
                 f"{model_service.host_label(model.base_url)}",
                 commit=False,
             )
-        model_service.note_saved_changes(model, form.new_api_key.data)
+        model_service.note_saved_changes(
+            model, form.new_api_key.data, getattr(form, "_old_url", None)
+        )
 
     def delete_model(self, model):
         _deleted, kept = model_service.delete_models([model.id])

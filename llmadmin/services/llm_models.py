@@ -8,7 +8,7 @@ import time
 from urllib.parse import urlsplit
 
 from flask_babel import gettext as _
-from sqlalchemy import delete, inspect, select, update
+from sqlalchemy import delete, select, update
 
 from llmadmin import crypto, llm, policy, queues
 from llmadmin.errors import LLMError, NotFound, ValidationError
@@ -296,17 +296,16 @@ def probe_connection(
     }
 
 
-def note_saved_changes(model: LLMModel, new_key: str | None) -> bool:
+def note_saved_changes(model: LLMModel, new_key: str | None, old_url: str | None) -> bool:
     """Store a newly typed key and forget a connection test that no longer applies.
 
-    A test result belongs to the URL and key it was made with: when either changes, the
-    stored result is cleared rather than shown for an endpoint it never reached. Return
-    True when it was cleared.
+    A test result belongs to the URL and key it was made with: when either changes (``old_url``
+    is the URL as stored before this save), the stored result is cleared rather than shown for
+    an endpoint it never reached. Return True when it was cleared.
     """
     key_changed = bool(new_key and new_key.strip())
     set_api_key(model, new_key)
-    history = inspect(model).attrs.base_url.history
-    url_changed = bool(history.deleted) and history.deleted[0] != model.base_url
+    url_changed = old_url is not None and old_url != model.base_url
     if not (key_changed or url_changed) or model.last_test_at is None:
         return False
     model.last_test_at = None
