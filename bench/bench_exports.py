@@ -275,7 +275,7 @@ def case_bare_xlsx(workdir: str) -> dict:
         {"constant_memory": True, "tmpdir": workdir, "default_date_format": "yyyy-mm-dd hh:mm:ss"},
     )
     sheet = workbook.add_worksheet()
-    sheet.write_row(0, 0, [c.header for c in columns])
+    sheet.write_row(0, 0, [str(c.header) for c in columns])
     count = 0
     for count, row in enumerate(db.session.execute(stmt, execution_options={"yield_per": 2000}), 1):
         sheet.write_row(count, 0, row)

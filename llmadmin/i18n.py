@@ -23,9 +23,11 @@ from flask import (
 from flask_babel import Babel, format_timedelta, get_locale, gettext
 from flask_login import current_user
 from markupsafe import Markup
+from sqlalchemy.exc import SQLAlchemyError
 
 from llmadmin import localtime
 from llmadmin.auth import LOCALE_SESSION_KEY, safe_next
+from llmadmin.extensions import db
 from llmadmin.services import people as people_service
 
 logger = logging.getLogger(__name__)
@@ -42,8 +44,9 @@ def _person():
     """Return the signed-in person, or None (also when loading them fails: error pages)."""
     try:
         return current_user if current_user.is_authenticated else None
-    except Exception:  # noqa: BLE001  the error page of a database outage must still render
+    except SQLAlchemyError:  # the error page of a database outage must still render
         logger.debug("no person for the locale selector", exc_info=True)
+        db.session.rollback()
         return None
 
 
@@ -74,10 +77,7 @@ def select_locale() -> str:
 
 def select_timezone() -> str:
     """Flask-Babel's time zone selector: the person's zone, else DEFAULT_TIMEZONE."""
-    person = _person() if has_request_context() else None
-    if person is not None and localtime.is_valid_zone(person.timezone):
-        return person.timezone
-    return current_app.config["DEFAULT_TIMEZONE"]
+    return people_service.zone_of(_person() if has_request_context() else None)
 
 
 def viewer_zone_name() -> str:

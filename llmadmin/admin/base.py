@@ -9,17 +9,18 @@ from flask import abort, flash, g, redirect, request, session, url_for
 from flask_admin.babel import gettext as admin_gettext
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.helpers import get_redirect_target
-from flask_admin.model import typefmt
+from flask_admin.model import filters, typefmt
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_login import current_user
 from markupsafe import Markup
 
+from llmadmin import localtime
 from llmadmin.admin import selection_args
 from llmadmin.admin.validators import parse_id
 from llmadmin.errors import LLMAdminError, QueueUnavailable
 from llmadmin.extensions import db
-from llmadmin.i18n import detail_datetime_formatter, list_datetime_formatter
+from llmadmin.i18n import detail_datetime_formatter, list_datetime_formatter, viewer_zone
 from llmadmin.services import audit, bulk
 from llmadmin.services.selections import Selection
 
@@ -61,6 +62,13 @@ class ProtectedView(ModelView):
 
     def get_one(self, id):
         return super().get_one(str(parse_id(id)))
+
+    def _refresh_filters_cache(self) -> None:
+        """Read the times typed into datetime filters in the viewer's zone (columns hold UTC)."""
+        super()._refresh_filters_cache()
+        for flt in self._filters or ():
+            if isinstance(flt, DATETIME_FILTERS):
+                flt.clean = _local_time_clean(flt.clean)
 
     def get_filter_arg(self, index, flt):
         """Name filters in URLs from their English labels: links and bookmarks work in any language."""
@@ -252,6 +260,16 @@ class ScopedView(ProtectedView):
         if found != wanted:
             abort(404)
         return sorted(found)
+
+
+DATETIME_FILTERS = (filters.BaseDateTimeFilter, filters.BaseDateTimeBetweenFilter)
+
+
+def _local_time_clean(clean):
+    def local_clean(value):
+        return clean(localtime.local_text_to_utc(value, viewer_zone()))
+
+    return local_clean
 
 
 def flash_operation(message: str, operation_id: int | None, category: str = "success") -> None:

@@ -14,7 +14,9 @@ from flask_admin.model import filters as base_filters
 from flask_babel import gettext as _
 from werkzeug.datastructures import MultiDict
 
+from llmadmin import localtime
 from llmadmin.errors import ValidationError
+from llmadmin.i18n import viewer_zone
 from llmadmin.services import selections
 from llmadmin.services.selections import Selection
 
@@ -86,7 +88,11 @@ def selection_from_args(view, args: MultiDict, person_id: int, ids=None) -> Sele
             _index, flt = view._filter_args[key]
             value = args[arg].replace("\x00", "")
             if flt.validate(value):  # the list ignores (and flashes) invalid values too
-                found.append((position, (*filter_field(view, flt), value)))
+                field, operation = filter_field(view, flt)
+                if filter_kind(flt) == "datetime" and operation != "empty":
+                    # typed in the viewer's zone (as the list reads it); stored as UTC
+                    value = localtime.local_text_to_utc(value, viewer_zone())
+                found.append((position, (field, operation, value)))
     sort, sort_desc = None, False
     index = args.get("sort", None, type=int)
     column = view._get_column_by_idx(index) if index is not None else None

@@ -341,9 +341,7 @@ def localize_columns(columns: list[Column], zone_name: str) -> tuple[list[str], 
         header = str(column.header)
         if isinstance(getattr(column.expr, "type", None), DateTime):
             header = f"{header} ({zone_name})"
-            column = dataclasses.replace(
-                column, convert=lambda value, tz=tz: localtime.naive_local(value, tz)
-            )
+            column = dataclasses.replace(column, convert=localtime.naive_local_converter(tz))
         headers.append(header)
         converted.append(column)
     return headers, converted

@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
+import pytest
+
+from llmadmin import localtime
 from llmadmin.extensions import db
 from llmadmin.models.base import utcnow
 from tests.admin.helpers import make_task, text
@@ -70,3 +73,39 @@ def test_the_home_page_failures_show_relative_time(admin_client, admin_user, sim
     page = text(admin_client.get("/admin/"))
     assert 'title="2026-01-15 12:05:06 Asia/Shanghai"' in page
     assert "789123" not in page
+
+
+def test_datetime_filters_read_the_typed_time_in_the_viewers_zone(
+    admin_client, admin_user, sim_model
+):
+    from tests.downloads.conftest import filter_arg
+
+    task = task_at(admin_user, sim_model, STORED)  # 12:05:06 in Beijing
+    after = filter_arg("task", "Created at", "greater than")
+    before_it = text(admin_client.get(f"/admin/task/?{after}=2026-01-15+12:00:00"))
+    after_it = text(admin_client.get(f"/admin/task/?{after}=2026-01-15+12:10:00"))
+    assert f'data-id="{task.id}"' in before_it and f'data-id="{task.id}"' not in after_it
+
+
+def test_a_stored_selection_keeps_the_filter_time_as_utc(app, admin_user):
+    from tests.downloads.conftest import filter_arg, selection_for
+
+    after = filter_arg("task", "Created at", "greater than")
+    selection = selection_for("tasks", admin_user, list_args=f"{after}=2026-01-15+12:00:00")
+    assert selection.filters == (("created_at", "greater", "2026-01-15 04:00:00"),)
+
+
+@pytest.mark.parametrize("zone", ["Asia/Shanghai", "Europe/Berlin", "America/New_York", "UTC"])
+def test_the_export_converter_agrees_with_zoneinfo_across_daylight_saving(zone):
+    tz = localtime.zone(zone)
+    convert = localtime.naive_local_converter(tz)
+    start = datetime(2026, 3, 7, 0, 0, 0, 500000)
+    values = [start + timedelta(minutes=7 * i) for i in range(3000)]  # spans the March switches
+    values += [
+        datetime(2026, 10, 25, 0, 59, 59),
+        datetime(2026, 10, 25, 1, 0),
+        datetime(1980, 5, 1),
+    ]
+    for value in values:
+        assert convert(value).replace(microsecond=0) == localtime.naive_local(value, tz), value
+    assert convert(None) is None
