@@ -1,6 +1,6 @@
 """Browser tests: Playwright for Python driving Debian's Chromium (never a downloaded build).
 
-One browser per session; each test gets a fresh context and page at 1366×900 that records
+One browser for the package; each test gets a fresh context and page at 1366×900 that records
 Content-Security-Policy violations, and a screenshot of the page is saved to
 ``BROWSER_ARTIFACTS`` (default ``test-artifacts/browser``) when the test fails. ``live`` serves
 the app on 127.0.0.1 in a thread; ``stack`` adds a real worker.py process and the simulated
@@ -59,9 +59,13 @@ def pytest_runtest_makereport(item, call):
     setattr(item, f"report_{report.when}", report)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def chromium():
-    """The session's browser; skip without Chromium (fail when CI=true)."""
+    """The package's browser; skip without Chromium (fail when CI=true).
+
+    Package scope, not session: Playwright's sync API keeps an event loop running in the main
+    thread while it is open, and later tests that call ``asyncio.run`` would fail under it.
+    """
     if not os.path.exists(CHROMIUM):
         if os.environ.get("CI") == "true":
             pytest.fail(f"CI=true but {CHROMIUM} is missing: .ci/run installs Debian's chromium")
