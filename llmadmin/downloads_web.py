@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import os
 
-from flask import Blueprint, abort, flash, request, send_file, url_for
+from flask import Blueprint, abort, flash, jsonify, request, send_file, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from markupsafe import Markup
@@ -19,6 +19,7 @@ from llmadmin.extensions import db
 from llmadmin.i18n import markup_text
 from llmadmin.models import Download
 from llmadmin.models.download import SUCCESS
+from llmadmin.services import activity
 from llmadmin.services.download_cleanup import register_session_events
 from llmadmin.services.download_files import resolve_storage_path
 from llmadmin.services.downloads import claim_notices
@@ -93,30 +94,68 @@ def announce_finished_downloads() -> None:
     if request.path.startswith("/admin/rq") or not current_user.is_authenticated:
         return
 
-    for row in claim_notices(current_user.id):
+    for message, category in notice_messages(claim_notices(current_user.id)):
+        flash(message, category)
+
+
+def notice_messages(rows) -> list[tuple[Markup, str]]:
+    """The "your download is ready / failed" messages for finished downloads, with links."""
+    messages = []
+    for row in rows:
         if row.status == SUCCESS:
             link = Markup('<a href="{}">{}</a>').format(
                 url_for("downloads.fetch", download_id=row.id), row.file_name
             )
-            flash(
-                markup_text(
-                    "Your download “%(name)s” is ready: %(link)s", name=row.name, link=link
-                ),
-                "success",
+            text = markup_text(
+                "Your download “%(name)s” is ready: %(link)s", name=row.name, link=link
             )
+            messages.append((text, "success"))
         else:
             link = Markup('<a href="{}">{}</a>').format(
                 url_for("download.details_view", id=row.id), _("Details")
             )
-            flash(
-                markup_text(
-                    "Your download “%(name)s” failed: %(error)s %(link)s",
-                    name=row.name,
-                    error=row.error or "",
-                    link=link,
-                ),
-                "error",
+            text = markup_text(
+                "Your download “%(name)s” failed: %(error)s %(link)s",
+                name=row.name,
+                error=row.error or "",
+                link=link,
             )
+            messages.append((text, "error"))
+    return messages
+
+
+@bp.route("/notices.json")
+@login_required
+def notices():
+    """Finished downloads to announce now and the person's running bulk operations.
+
+    Every open admin page asks while something of the person's is still running, so an
+    export's "ready" notice and a bulk operation's progress show up without a reload.
+    """
+    announced = [
+        {"category": category, "html": str(message)}
+        for message, category in notice_messages(claim_notices(current_user.id))
+    ]
+    operations = [
+        {
+            "id": op.id,
+            "html": str(
+                Markup('<a href="{}">{}</a> {}').format(
+                    url_for("bulkoperation.details_view", id=op.id),
+                    _("Bulk operation #%(id)s", id=op.id),
+                    _(
+                        "%(action)s: %(processed)s of %(matched)s rows done",
+                        action=op.description or op.action,
+                        processed=f"{op.processed:,}",
+                        matched="?" if op.matched is None else f"{op.matched:,}",
+                    ),
+                )
+            ),
+        }
+        for op in activity.active_operations(current_user.id)
+    ]
+    waiting = bool(operations) or activity.unfinished_downloads(current_user.id) > 0
+    return jsonify({"notices": announced, "operations": operations, "waiting": waiting})
 
 
 def init_app(app) -> None:

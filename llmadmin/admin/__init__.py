@@ -10,6 +10,7 @@ from flask_admin.menu import MenuLink
 from flask_admin.theme import Bootstrap4Theme
 from flask_babel import lazy_gettext as _l
 
+from llmadmin.admin import formatters
 from llmadmin.admin.api_tokens import ApiTokenView
 from llmadmin.admin.audit import AuditView
 from llmadmin.admin.bulk_operations import BulkOperationView
@@ -71,5 +72,6 @@ def init_admin(app: Flask) -> Admin:
         )
     admin.add_view(SettingsView(name=_l("My settings"), endpoint="settings", url="/admin/settings"))
     admin.add_link(AdminOnlyLink(name=_l("RQ Dashboard"), url="/admin/rq/"))
+    app.jinja_env.globals["status_label"] = formatters.status_label  # badges in any template
     app.extensions["llmadmin.admin"] = admin
     return admin

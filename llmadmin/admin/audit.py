@@ -29,6 +29,7 @@ class AuditView(ReadOnlyLogView):
     """Who did what, when and from where: every change, action and sign-in."""
 
     column_list = ("at", "person_label", "ip", "action", "object_type", "object_id", "summary")
+    phone_columns = ("at", "person_label", "summary")
     column_details_list = (
         "at",
         "person_id",

@@ -6,7 +6,8 @@ import logging
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from flask import abort, flash, g, redirect, request, url_for
+from flask import abort, flash, g, redirect, request, session, url_for
+from flask_admin.babel import gettext as admin_gettext
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.helpers import get_redirect_target
 from flask_admin.model import filters, typefmt
@@ -47,6 +48,8 @@ class ProtectedView(ScaleListMixin, ModelView):
     page_size_options = (20, 50, 100)
     list_template = "admin/model/llmadmin_list.html"
     live_status = False  # the list refreshes its status badges (and counts) via status.json
+    # The columns a phone-sized screen keeps (the others are hidden below 768 px).
+    phone_columns: tuple[str, ...] = ("id", "name", "status")
     details_template = "admin/model/llmadmin_details.html"
     # Every datetime in one place: lists say "3 minutes ago" (exact local time on hover),
     # details the exact local time; both in the viewer's zone, without microseconds.
@@ -304,3 +307,11 @@ def flash_operation(message: str, operation_id: int | None, category: str = "suc
         _("Bulk operation #%(id)s", id=operation_id),
     )
     flash(Markup("{}{}").format(message, link), category)
+
+
+def drop_generic_flash() -> None:
+    """Drop Flask-Admin's "Record was successfully created." when a message of ours says more."""
+    generic = admin_gettext("Record was successfully created.")
+    flashes = session.get("_flashes") or []
+    if len(flashes) > 1 and any(str(m) == generic for _c, m in flashes):
+        session["_flashes"] = [(c, m) for c, m in flashes if str(m) != generic]

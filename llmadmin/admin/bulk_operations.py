@@ -103,6 +103,7 @@ class BulkOperationView(ScopedView):
     )
     column_details_list = (*column_list[:-1], "arguments", "last_id", "job_id", "started_at")
     column_default_sort = ("id", True)
+    phone_columns = ("id", "action", "status", "processed")
     column_sortable_list = ("id", "action", "list_name", "status", "matched", "created_at")
     column_sortable_list += ("finished_at",)
     column_searchable_list = ("description",)

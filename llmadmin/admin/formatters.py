@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from flask import url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from markupsafe import Markup, escape
+from sqlalchemy import select
+
+from llmadmin.extensions import db
+from llmadmin.models import LLMModel, Person
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
     from flask_admin.model import BaseModelView
     from jinja2.runtime import Context
 
@@ -264,3 +271,40 @@ def json_flag(view: BaseModelView, context: Context | None, model: Any, name: st
     return Markup('<span class="badge badge-danger">{}</span> {}').format(
         _("not valid JSON"), _("JSON mode was asked for, but the output does not parse as JSON.")
     )
+
+
+def task_link(view: BaseModelView, context: Context | None, model: Any, name: str) -> Markup | str:
+    """Link to a related task (e.g. the source of a duplicate): "#18 name"."""
+    task = getattr(model, name)
+    if task is None:
+        return ""
+    return Markup('<a href="{}">#{} {}</a>').format(
+        url_for("task.details_view", id=task.id), task.id, task.name
+    )
+
+
+class LazyOptions:
+    """Filter options read when a page is rendered (Flask-Admin reads a callable only once)."""
+
+    def __init__(self, load: Callable[[], list[tuple[str, str]]]) -> None:
+        self.load = load
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self.load())
+
+
+def model_name_options() -> list[tuple[str, str]]:
+    """The model-name filter's picker: every model's name."""
+    names = db.session.execute(select(LLMModel.name).order_by(LLMModel.name)).scalars()
+    return [(n, n) for n in dict.fromkeys(names)]
+
+
+def creator_name_options() -> list[tuple[str, str]]:
+    """The creator filter's picker: everybody for admins, oneself for members."""
+    if not _viewer_is_admin():
+        return [(current_user.name, current_user.name)]
+    names = db.session.execute(select(Person.name).order_by(Person.name)).scalars()
+    return [(n, n) for n in dict.fromkeys(names)]

@@ -1,4 +1,4 @@
-"""The admin home page: task counts by status and the latest failures."""
+"""The admin home page: what the tool does, first steps, task counts, recent activity, failures."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask import redirect, request, url_for
 from flask_admin import AdminIndexView, expose
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
@@ -16,13 +17,14 @@ from llmadmin.admin.listing import COUNT_CAP, ListCount
 from llmadmin.extensions import db
 from llmadmin.models import Task
 from llmadmin.models.task import FAILURE, STATUSES
+from llmadmin.services import activity
 
 if TYPE_CHECKING:
     from flask.typing import ResponseReturnValue
 
 
 class HomeView(AdminIndexView):
-    """Show task counts by status and the latest failures, scoped to the person."""
+    """Show what the tool does, first steps, task counts, recent activity and failures."""
 
     def is_accessible(self) -> bool:
         """Let in any logged-in person."""
@@ -34,12 +36,14 @@ class HomeView(AdminIndexView):
 
     @expose("/")
     def index(self) -> str:
-        """Render the home page: counts per status, the ten latest failures, queue health."""
+        """Render the home page: first steps, counts per status, recent rows, failures, queue health."""
         scope = [] if current_user.is_admin else [Task.creator_id == current_user.id]
         return self.render(
             "admin/home.html",
             counts={status: status_count(status, scope) for status in STATUSES},
             failures=latest_failures(scope),
+            steps=first_steps(),
+            recent=activity.recent(None if current_user.is_admin else current_user.id),
             queue_ok=queues.redis_available(),
             status_label=formatters.status_label,
             error_for_viewer=formatters.error_for_viewer,
@@ -70,3 +74,40 @@ def latest_failures(scope: list, limit: int = 10) -> list[Task]:
     if len(rows) < limit:
         rows += newest(Task.finished_at.is_(None), order=(Task.id.desc(),))
     return rows[:limit]
+
+
+def first_steps() -> list[tuple[bool, str, str | None, str]]:
+    """(done, what to do, link, link text) for a new installation's first steps."""
+    done = activity.setup_state()
+    admin = current_user.is_admin
+    models = url_for("llmmodel.index_view")
+    tasks = url_for("task.index_view")
+    return [
+        (
+            done["model"],
+            _("Add a model: its OpenAI-compatible base URL, API key and model name."),
+            url_for("llmmodel.create_view", url=models) if admin else None,
+            _("Add a model"),
+        ),
+        (
+            done["tested"],
+            _("Test it: the model form and each row have a Test connection button."),
+            models,
+            _("LLM Models"),
+        ),
+        (
+            done["task"],
+            _("Create a task: a prompt for one model; it runs at once."),
+            url_for("task.create_view", url=tasks),
+            _("Create a task"),
+        ),
+        (
+            False,
+            _(
+                "Watch every column fill in, run or duplicate many tasks at once with the "
+                "list's actions, and export the results to the Download Center."
+            ),
+            tasks,
+            _("Tasks"),
+        ),
+    ]

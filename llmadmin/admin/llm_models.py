@@ -16,6 +16,7 @@ from wtforms.validators import ValidationError as FormError
 
 from llmadmin.admin import export_actions, formatters
 from llmadmin.admin.base import ProtectedView
+from llmadmin.admin.llm_model_tools import TEST_ROW_ACTION, ModelToolsMixin
 from llmadmin.admin.validators import base_url, parse_id, parse_ids, text_field
 from llmadmin.auth import is_admin
 from llmadmin.errors import ValidationError
@@ -115,10 +116,13 @@ def _unique_name(form: Form, field: Field) -> None:
         raise FormError(str(exc)) from exc
 
 
-class LLMModelView(export_actions.ExportActionsMixin, ProtectedView):
+class LLMModelView(export_actions.ExportActionsMixin, ModelToolsMixin, ProtectedView):
     """Admins manage models; members may look at them (keys are always masked)."""
 
     can_export = False
+    create_template = "admin/llmmodel_create.html"
+    phone_columns = ("name", "enabled", "last_test")
+    edit_template = "admin/llmmodel_edit.html"
     column_list = (
         "id",
         "name",
@@ -247,6 +251,7 @@ class LLMModelView(export_actions.ExportActionsMixin, ProtectedView):
         ),
     }
     form_args = {
+        "maintainer": {"blank_text": _l("(nobody)")},
         "name": {
             "validators": [
                 DataRequired(_l("The display name is required.")),
@@ -304,6 +309,10 @@ class LLMModelView(export_actions.ExportActionsMixin, ProtectedView):
         """Load one model by a validated id (404 for an id that cannot exist)."""
         return super().get_one(str(parse_id(id)))
 
+    def get_list_row_actions(self):
+        actions = super().get_list_row_actions()
+        return [*actions, TEST_ROW_ACTION] if is_admin() else actions
+
     @property
     def can_create(self) -> bool:
         """Let only admins create models."""
@@ -327,6 +336,7 @@ class LLMModelView(export_actions.ExportActionsMixin, ProtectedView):
         """Build the edit form and keep the row on it for the key-destination check."""
         form = super().edit_form(obj)
         form._obj = obj  # the stored URL (key-destination check) and id (unique name check)
+        form._old_url = obj.base_url if obj is not None else None  # before the form changes it
         return form
 
     def on_model_change(self, form: Form, model: LLMModel, is_created: bool) -> None:
@@ -342,7 +352,9 @@ class LLMModelView(export_actions.ExportActionsMixin, ProtectedView):
                 f"{model_service.host_label(model.base_url)}",
                 commit=False,
             )
-        model_service.set_api_key(model, form.new_api_key.data)
+        model_service.note_saved_changes(
+            model, form.new_api_key.data, getattr(form, "_old_url", None)
+        )
 
     def delete_model(self, model: LLMModel) -> bool:
         """Delete the model through the service, keeping its tasks without a model."""

@@ -55,6 +55,7 @@ class PersonView(export_actions.ExportActionsMixin, ProtectedView):
     admin_only = True
     can_export = False
     column_list = ("id", "name", "email", "phone", "role", "active", "otp_required", "created_at")
+    phone_columns = ("name", "email", "role")
     column_searchable_list = ("name", "email", "phone")
     column_filters = ("active", "role", "otp_required", "created_at")
     column_sortable_list = ("id", "name", "email", "role", "active", "created_at")

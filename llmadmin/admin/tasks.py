@@ -7,17 +7,26 @@ from typing import TYPE_CHECKING, Any
 from flask import flash, jsonify, redirect, request, url_for
 from flask_admin import expose
 from flask_admin.actions import action
-from flask_admin.contrib.sqla.filters import FilterInList
+from flask_admin.contrib.sqla.filters import (
+    FilterEmpty,
+    FilterEqual,
+    FilterInList,
+    FilterLike,
+    FilterNotEqual,
+    FilterNotInList,
+    FilterNotLike,
+)
 from flask_admin.helpers import get_redirect_target
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
+from markupsafe import escape
 from sqlalchemy import Boolean, String
 from wtforms import HiddenField
 from wtforms.validators import DataRequired, InputRequired
 
 from llmadmin.admin import export_actions, formatters
-from llmadmin.admin.base import ScopedView
+from llmadmin.admin.base import ScopedView, drop_generic_flash
 from llmadmin.admin.task_forms import (
     new_submission_key,
     param_fields,
@@ -39,10 +48,25 @@ if TYPE_CHECKING:
     from wtforms import Form
 
 
+def picker_filters(path: str, label, options, text: bool = True) -> list:
+    """Equal / not equal from a picker, in / not in a list and, for names, contains / empty."""
+    found = [
+        FilterEqual(path, label, options=options),
+        FilterNotEqual(path, label, options=options),
+        FilterInList(path, label, options=options),
+        FilterNotInList(path, label, options=options),
+    ]
+    if text:
+        found += [FilterLike(path, label), FilterNotLike(path, label), FilterEmpty(path, label)]
+    return found
+
+
 class TaskView(export_actions.ExportActionsMixin, ParamFormViews, ScopedView):
     """Tasks: members see their own, admins everything."""
 
     create_modal = True
+    list_template = "admin/task_list.html"
+    create_modal_template = "admin/task_create_modal.html"
     live_status = True
     can_export = False
     extra_exports = {
@@ -114,11 +138,17 @@ class TaskView(export_actions.ExportActionsMixin, ParamFormViews, ScopedView):
         ("creator", "creator.name"),
     )
     column_searchable_list = ("name", "prompt")
+    # Pickers, not free text: a status, a model or a person is chosen from a list.
     column_filters = (
-        FilterInList(Task.status, _l("Status"), options=formatters.status_choices(STATUSES)),
-        "status",
-        "model.name",
-        "creator.name",
+        *picker_filters("status", _l("Status"), formatters.status_choices(STATUSES), text=False),
+        *picker_filters(
+            "model.name", _l("Model name"), formatters.LazyOptions(formatters.model_name_options)
+        ),
+        *picker_filters(
+            "creator.name",
+            _l("Creator name"),
+            formatters.LazyOptions(formatters.creator_name_options),
+        ),
         "creator.email",
         "created_at",
         "finished_at",
@@ -170,6 +200,7 @@ class TaskView(export_actions.ExportActionsMixin, ParamFormViews, ScopedView):
     }
     column_formatters_detail = {
         "status": formatters.task_status,
+        "source_task": formatters.task_link,
         "response_format": formatters.preformatted,
         "result_outdated": formatters.outdated_note,
         "output_is_json": formatters.json_flag,
@@ -204,6 +235,7 @@ class TaskView(export_actions.ExportActionsMixin, ParamFormViews, ScopedView):
         },
         "model": {
             "query_factory": enabled_models,
+            "blank_text": _l("Choose a model…"),
             "validators": [DataRequired(_l("Choose a model."))],
             "description": _l("Only enabled models are listed."),
         },
@@ -253,6 +285,13 @@ class TaskView(export_actions.ExportActionsMixin, ParamFormViews, ScopedView):
         if not current_user.is_admin:
             del form.creator
         return form
+
+    @expose("/new/", methods=("GET", "POST"))
+    def create_view(self) -> ResponseReturnValue:
+        """Flask-Admin's create page, saying once what happened (our message, not also its own)."""
+        response = super().create_view()
+        drop_generic_flash()
+        return response
 
     def create_model(self, form: Form) -> Task | bool:
         """Create the task through the service; a resubmitted form returns the earlier task."""
@@ -327,6 +366,7 @@ class TaskView(export_actions.ExportActionsMixin, ParamFormViews, ScopedView):
         if template == self.details_template and isinstance(kwargs.get("model"), Task):
             kwargs["runs"] = task_runs.history(kwargs["model"].id)
             kwargs["error_for_viewer"] = formatters.error_for_viewer
+            kwargs["status_label"] = formatters.status_label
         return super().render(template, **kwargs)
 
     def delete_model(self, model: Task) -> bool:
@@ -425,6 +465,7 @@ class TaskView(export_actions.ExportActionsMixin, ParamFormViews, ScopedView):
             str(t.id): {
                 "status": t.status,
                 "badge": str(formatters.status_badge(self, None, t, "status")),
+                "cells": self.live_cells(t),
             }
             for t in rows
         }
@@ -434,3 +475,17 @@ class TaskView(export_actions.ExportActionsMixin, ParamFormViews, ScopedView):
                 rows[0].error_kind, rows[0].error
             )
         return jsonify(payload)
+
+    def live_cells(self, task: Task) -> dict[str, str]:
+        """Every list cell of the row as the list renders it (escaped HTML), by column name."""
+        return {
+            name: str(
+                escape(
+                    self._get_list_value(
+                        None, task, name, self.column_formatters, self.column_type_formatters
+                    )
+                )
+            )
+            for name, _label in self._list_columns
+            if name != "id"
+        }

@@ -1,5 +1,6 @@
 """The only code that speaks HTTP to LLM endpoints (see ``client``), plus a simulated endpoint."""
 
+from llmadmin.llm.catalog import list_models
 from llmadmin.llm.client import (
     ChatRequest,
     ChatResult,
@@ -21,6 +22,7 @@ __all__ = [
     "chat_blocking",
     "compute_cost",
     "display_url",
+    "list_models",
     "make_async_client",
     "mask_key",
     "parse_retry_after",

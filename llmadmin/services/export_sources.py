@@ -68,12 +68,12 @@ def _task_columns():
 
 def _param_columns() -> list[Column]:
     return [
-        Column("Temperature", Task.temperature),
-        Column("Max tokens", Task.max_tokens),
-        Column("Top p", Task.top_p),
-        Column("Stop", Task.stop),
-        Column("Seed", Task.seed),
-        Column("Response format", Task.response_format),
+        Column(_l("Temperature"), Task.temperature),
+        Column(_l("Max tokens"), Task.max_tokens),
+        Column(_l("Top p"), Task.top_p),
+        Column(_l("Stop"), Task.stop),
+        Column(_l("Seed"), Task.seed),
+        Column(_l("Response format"), Task.response_format),
     ]
 
 
@@ -81,26 +81,26 @@ def _task_run_columns():
     """Every run of the selected tasks: one line per run (a task never run: one empty line)."""
     run = TaskRun  # not aliased: ``then_by`` names it too
     columns = [
-        Column("Task ID", Task.id),
-        Column("Task name", Task.name),
-        Column("Run ID", run.id),
-        Column("Run status", run.status),
-        Column("Model", run.model_label),
-        Column("Parameters", run.params),
-        Column("Attempts", run.attempts),
-        Column("Finish reason", run.finish_reason),
-        Column("Latency (ms)", run.latency_ms),
-        Column("Prompt tokens", run.prompt_tokens),
-        Column("Output tokens", run.completion_tokens),
-        Column("Cost", run.cost),
-        Column("Output is JSON", run.output_is_json),
-        Column("Error class", run.error_kind),
-        Column("Error", run.error),
-        Column("Started at", run.started_at),
-        Column("Finished at", run.finished_at),
-        Column("System prompt (current)", Task.system_prompt),
-        Column("Prompt (current)", Task.prompt),
-        Column("Output", run.result),
+        Column(_l("Task ID"), Task.id),
+        Column(_l("Task name"), Task.name),
+        Column(_l("Run ID"), run.id),
+        Column(_l("Run status"), run.status),
+        Column(_l("Model"), run.model_label),
+        Column(_l("Parameters"), run.params),
+        Column(_l("Attempts"), run.attempts),
+        Column(_l("Finish reason"), run.finish_reason),
+        Column(_l("Latency (ms)"), run.latency_ms),
+        Column(_l("Prompt tokens"), run.prompt_tokens),
+        Column(_l("Output tokens"), run.completion_tokens),
+        Column(_l("Cost"), run.cost),
+        Column(_l("Output is JSON"), run.output_is_json),
+        Column(_l("Error class"), run.error_kind),
+        Column(_l("Error"), run.error),
+        Column(_l("Started at"), run.started_at),
+        Column(_l("Finished at"), run.finished_at),
+        Column(_l("System prompt (current)"), Task.system_prompt),
+        Column(_l("Prompt (current)"), Task.prompt),
+        Column(_l("Output"), run.result),
     ]
     return columns, [(run, run.task_id == Task.id)]
 

@@ -377,3 +377,99 @@ def test_connection(model_id: int) -> dict:
         "error": error,
         "latency_ms": model.last_test_latency_ms,
     }
+
+
+# --- the model form's helpers: list the endpoint's models, test typed values ---------------
+
+
+def _key_for_typed_url(base_url: str, typed_key: str | None, model_id: int | None) -> str | None:
+    """The key to send to ``base_url``: the typed one, else the stored one for the same host."""
+    if typed_key and typed_key.strip():
+        return typed_key.strip()
+    model = db.session.get(LLMModel, model_id) if model_id else None
+    if model is None or not model.api_key_encrypted:
+        return None
+    if stored_key_goes_elsewhere(model.base_url, base_url, True):
+        raise ValidationError(
+            _(
+                "The stored API key was given for %(old)s, not %(new)s: type the API key "
+                "to use it with the new address.",
+                old=host_label(model.base_url),
+                new=host_label(base_url),
+            )
+        )
+    try:
+        return crypto.decrypt(model.api_key_encrypted)
+    except crypto.SecretUnreadable as exc:
+        raise ValidationError(str(exc)) from exc
+
+
+def endpoint_models(base_url: str | None, typed_key: str | None, model_id: int | None) -> list[str]:
+    """Return the model names the endpoint at ``base_url`` lists (GET /models).
+
+    The URL goes through the same checks as a saved one (outbound policy included); the key is
+    the typed one, or the stored one while the URL still names the same host.
+    """
+    url = validate_base_url(base_url)
+    key = _key_for_typed_url(url, typed_key, model_id)
+    try:
+        return llm.list_models(url, key)
+    except LLMError as exc:
+        raise ValidationError(
+            _(
+                "The endpoint did not list its models: %(reason)s Type the model name "
+                "instead, or check the base URL and API key.",
+                reason=exc.message,
+            )
+        ) from exc
+
+
+def probe_connection(
+    base_url: str | None, typed_key: str | None, model_name: str | None, model_id: int | None
+) -> dict:
+    """Send a one-line prompt with the typed settings (nothing is saved); return the outcome."""
+    url = validate_base_url(base_url)
+    key = _key_for_typed_url(url, typed_key, model_id)
+    name = (model_name or "").strip()
+    if not name:
+        raise ValidationError(_("Fill in the model name first."))
+    started = time.monotonic()
+    status, error = None, None
+    try:
+        request = ChatRequest(
+            base_url=url,
+            api_key=key,
+            model=name,
+            messages=build_messages("Reply with the word: pong"),
+            temperature=0,
+            max_tokens=8,
+            timeout=30.0,
+            stream=False,
+        )
+        status = llm.chat_blocking(request).status_code
+    except LLMError as exc:
+        status, error = exc.status_code, exc.message
+    return {
+        "status": status,
+        "error": error,
+        "latency_ms": round((time.monotonic() - started) * 1000, 1),
+    }
+
+
+def note_saved_changes(model: LLMModel, new_key: str | None, old_url: str | None) -> bool:
+    """Store a newly typed key and forget a connection test that no longer applies.
+
+    A test result belongs to the URL and key it was made with: when either changes (``old_url``
+    is the URL as stored before this save), the stored result is cleared rather than shown for
+    an endpoint it never reached. Return True when it was cleared.
+    """
+    key_changed = bool(new_key and new_key.strip())
+    set_api_key(model, new_key)
+    url_changed = old_url is not None and old_url != model.base_url
+    if not (key_changed or url_changed) or model.last_test_at is None:
+        return False
+    model.last_test_at = None
+    model.last_test_status = None
+    model.last_test_latency_ms = None
+    model.last_test_error = None
+    return True

@@ -1,6 +1,6 @@
 """The RQ dashboard shows what RQ stores as text: our job descriptions and results are ids and
 counts, and every dashboard template escapes what it interpolates (the browser side of this
-is in test_browser.py)."""
+is in tests/browser/test_security.py)."""
 
 from __future__ import annotations
 

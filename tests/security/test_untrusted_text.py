@@ -124,15 +124,20 @@ def test_status_json_is_data_with_an_escaped_badge(client, admin_user, hostile):
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     row = json.loads(response.get_data(as_text=True))[str(task_id)]
     assert row["result"] == ALL  # raw text: the page puts it in with textContent
-    assert_inert(row["badge"], "badge")  # the only field inserted as HTML
+    assert_inert(row["badge"], "badge")  # inserted as HTML, like the row's cells
     assert "&lt;img" in row["badge"]
     listing = client.get(f"/admin/task/status.json?ids={','.join(map(str, hostile.values()))}")
     for value in json.loads(listing.get_data(as_text=True)).values():
         assert_inert(value["badge"], "badge")
+        for name, cell in value["cells"].items():  # rendered and escaped by the server
+            assert_inert(cell, name)
 
 
 def test_the_pages_insert_live_text_as_text_not_html():
-    """The live-refresh scripts must keep using textContent for outputs (innerHTML only for badges)."""
+    """The live-refresh scripts must keep using textContent for outputs.
+
+    innerHTML only for what the server rendered and escaped: badges and the list's row cells.
+    """
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2] / "templates" / "admin" / "model"
@@ -140,4 +145,5 @@ def test_the_pages_insert_live_text_as_text_not_html():
     assert "out.textContent = row.result" in details
     for template in ("llmadmin_details.html", "llmadmin_list.html"):
         source = (root / template).read_text()
-        assert source.count("innerHTML") == source.count("innerHTML = row.badge"), template
+        rendered = source.count("innerHTML = row.badge") + source.count("innerHTML = row.cells[")
+        assert source.count("innerHTML") == rendered, template
