@@ -1,4 +1,4 @@
-"""The database side of a running chunk: claim, steal, notice cancels, hand back, fail.
+"""The database side of a running chunk: claim, notice cancels, hand back, fail.
 
 Every function is one short transaction of conditional updates (via
 ``lifecycle.TASKS``), run in the chunk's database lane thread or by
@@ -23,38 +23,37 @@ from llmadmin.models.task import FAILURE, PENDING, QUEUED, RUNNING
 logger = logging.getLogger(__name__)
 
 
-def claim(job_id: str, batch: list[int]) -> list:
-    """Claim ``batch`` (still QUEUED for ``job_id``); return the claimed rows' prompts."""
-    return prompts(transition(batch, RUNNING, from_statuses=(QUEUED,), where=Task.job_id == job_id))
+def claim(job_id: str, batch: list[int], model_id: int | None = None) -> list:
+    """Claim ``batch`` (still QUEUED for ``job_id``); return the claimed rows' prompts.
 
-
-def steal(job_id: str, model_id: int, free: int) -> list:
-    """Claim up to ``free`` tasks queued for the same model under other jobs."""
-    candidates = (
-        db.session.execute(
-            select(Task.id)
-            .where(Task.model_id == model_id, Task.status == QUEUED)
-            .order_by(Task.id)
-            .limit(free)
+    With ``model_id``, a task whose model was deleted since the chunk started is failed
+    instead of claimed (the chunk runs on a snapshot of the model's settings).
+    """
+    where = Task.job_id == job_id
+    if model_id is not None:
+        where = where & (Task.model_id == model_id)
+    claimed = transition(batch, RUNNING, from_statuses=(QUEUED,), where=where)
+    if model_id is not None and len(claimed) < len(batch):
+        transition(
+            set(batch) - set(claimed),
+            FAILURE,
+            from_statuses=(QUEUED,),
+            where=(Task.job_id == job_id) & Task.model_id.is_(None),
+            error="The task's model was deleted before the task ran.",
+            error_kind="model_deleted",
+            run_requested_at=None,
         )
-        .scalars()
-        .all()
-    )
-    claimed = (
-        transition(candidates, RUNNING, from_statuses=(QUEUED,), job_id=job_id)
-        if candidates
-        else []
-    )
-    db.session.commit()
     return prompts(claimed)
 
 
 def prompts(claimed: list[int]) -> list:
-    """Return (id, prompt, system prompt) of ``claimed``."""
+    """Return (id, prompt, system prompt, calls made, breaker wait) of ``claimed``."""
     if not claimed:
         return []
     rows = db.session.execute(
-        select(Task.id, Task.prompt, Task.system_prompt).where(Task.id.in_(claimed))
+        select(
+            Task.id, Task.prompt, Task.system_prompt, Task.call_attempts, Task.breaker_waited
+        ).where(Task.id.in_(claimed))
     ).all()
     db.session.commit()  # end the read transaction; SQLite must not hold a snapshot open
     return rows

@@ -22,6 +22,7 @@ from llmadmin.errors import QueueUnavailable
 from llmadmin.extensions import db
 from llmadmin.lifecycle import transition
 from llmadmin.models import LLMModel, Task
+from llmadmin.models.base import utcnow
 from llmadmin.models.task import PENDING, QUEUED
 
 logger = logging.getLogger(__name__)
@@ -46,30 +47,37 @@ def job_timeout_for(model: LLMModel | None, n_tasks: int) -> int:
 
 
 def dispatch(task_ids: list[int]) -> tuple[int, int]:
-    """Queue the given PENDING tasks in model-sized chunks; return (queued, waiting)."""
-    by_model: dict[int | None, list[int]] = defaultdict(list)
+    """Queue the given PENDING tasks in model-sized chunks; return (queued, waiting).
+
+    A task parked until a later time (``not_before``) is scheduled for that time, never sent
+    earlier (the reconciler re-sends parked tasks whose scheduled job Redis lost).
+    """
+    now = utcnow()
+    by_model: dict[tuple, list[int]] = defaultdict(list)
     for batch in in_batches(task_ids):
         rows = db.session.execute(
-            select(Task.id, Task.model_id)
+            select(Task.id, Task.model_id, Task.not_before)
             .where(Task.id.in_(batch), Task.status == PENDING)
             .order_by(Task.id)
         ).all()
-        for task_id, model_id in rows:
-            by_model[model_id].append(task_id)
+        for task_id, model_id, not_before in rows:
+            at = not_before if not_before is not None and not_before > now else None
+            by_model[(model_id, at)].append(task_id)
     queued = waiting = 0
-    for model_id, ids in by_model.items():
+    for (model_id, at), ids in by_model.items():
         model = db.session.get(LLMModel, model_id) if model_id else None
         size = chunk_size_for(model)
         for chunk in in_batches(ids, size):
-            q, w = _dispatch_chunk(chunk, model)
+            q, w = _dispatch_chunk(chunk, model, at)
             queued += q
             waiting += w
     return queued, waiting
 
 
-def _dispatch_chunk(ids: list[int], model: LLMModel | None) -> tuple[int, int]:
+def _dispatch_chunk(ids: list[int], model: LLMModel | None, at=None) -> tuple[int, int]:
     job_id = f"tasks-{uuid.uuid4().hex}"
-    marked = transition(ids, QUEUED, from_statuses=(PENDING,), job_id=job_id, queue_note=None)
+    note = {} if at is not None else {"queue_note": None}  # a parked task keeps its reason
+    marked = transition(ids, QUEUED, from_statuses=(PENDING,), job_id=job_id, **note)
     if not marked:
         return 0, 0
     try:
@@ -77,6 +85,7 @@ def _dispatch_chunk(ids: list[int], model: LLMModel | None) -> tuple[int, int]:
             "llmadmin.jobs.tasks.execute_tasks",
             job_id,
             marked,
+            at=at,
             job_id=job_id,
             job_timeout=job_timeout_for(model, len(marked)),
             description=f"run {len(marked)} task(s) on model #{model.id if model else '-'}",

@@ -1,10 +1,13 @@
 """Run a chunk of tasks for one model with many calls in flight.
 
-One RQ job carries a chunk of task ids. Inside it an asyncio loop claims tasks
-(QUEUED -> RUNNING, only for this job id) as slots free up, calls the model through the
-one HTTP client under the shared limits and breaker, and writes outcomes in batches.
-Database work (claims, batched writes, cancel checks) runs one step at a time in a
-"lane" thread, so a locked or slow database never stalls the calls in flight.
+One RQ job carries a chunk of task ids. A ``ChunkRunner`` claims tasks (QUEUED -> RUNNING,
+only for this job id) as the model's slots in this process free up, calls the model
+through the one HTTP client under the shared limits and breaker, and writes outcomes in
+batches. Many runners, of many models, share one event loop in a worker process
+(``engine.engine``) and its ``Runtime``; database work (claims, batched writes, cancel
+checks, parks) runs one step at a time in the runtime's "lane" thread, so a locked or
+slow database never stalls the calls in flight. A task that must wait a while is parked
+(``engine.parking``), never waited for here.
 """
 
 from __future__ import annotations
@@ -15,26 +18,22 @@ import logging
 import threading
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 
-import redis.asyncio as aioredis
 from flask import current_app
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import select
 
 from llmadmin import crypto, policy
 from llmadmin.database import is_transient_error
-from llmadmin.engine import chunk_rows, resilience
-from llmadmin.engine.breaker import CircuitBreaker
-from llmadmin.engine.heartbeat import Heartbeat
-from llmadmin.engine.limits import ModelLimiter, heartbeat_key
+from llmadmin.engine import chunk_rows, parking, resilience
+from llmadmin.engine.limits import MustWait, heartbeat_key
 from llmadmin.engine.model_settings import ModelSettings
 from llmadmin.engine.resilience import backoff_delay  # noqa: F401  (tests import it from here)
+from llmadmin.engine.runtime import Runtime
 from llmadmin.engine.writer import OutcomeWriter
 from llmadmin.errors import CircuitOpen, LLMError
 from llmadmin.extensions import db
 from llmadmin.llm import ChatRequest, build_messages, chat, compute_cost
-from llmadmin.llm.pool import ClientPool
 from llmadmin.models import LLMModel, Task
 from llmadmin.queues import REDIS_OUTAGE
 
@@ -68,81 +67,73 @@ class ChunkRunner:
         task_ids: list[int],
         model: ModelSettings,
         transport=None,
-        steal_seconds: float | None = None,
+        runtime: Runtime | None = None,
     ):
         self.job_id = job_id
-        # After its own chunk, a job keeps its slots busy with tasks still queued for the
-        # same model under other jobs (those jobs then find nothing to claim): no idle tail
-        # per chunk and no fork between chunks. Bounded so the RQ job timeout is never hit.
-        self.steal_until = time.monotonic() + steal_seconds if steal_seconds else None
-        self.next_steal = 0.0
         self.pending = deque(task_ids)
         self.model = model
         self.transport = transport
+        self.runtime = runtime
         self.writer = OutcomeWriter(job_id)
         self.inflight: dict[int, asyncio.Task] = {}
         self.handed_back: list[int] = []
-        # Every database step of the chunk runs here, one at a time, off the event loop.
-        self.lane = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"chunk-db-{job_id}")
+        self.parks: list[parking.Park] = []
         self.partial_saved: dict[int, float] = {}
         cfg = current_app.config
-        self.prefix = cfg["QUEUE_PREFIX"]
-        self.redis_url = cfg["REDIS_URL"]
-        self.max_connections = cfg["LLM_MAX_CONNECTIONS"]
-        # Concurrency leases live as long as the heartbeat: a killed worker frees its slots fast.
-        self.lease_seconds = float(cfg["HEARTBEAT_TTL_SECONDS"])
         self.redis_patience = float(cfg["REDIS_OUTAGE_WAIT_SECONDS"])
         self.breaker_patience = float(cfg["BREAKER_WAIT_SECONDS"])
+        self.park_min = float(cfg["PARK_MIN_SECONDS"])
 
     async def run(self) -> int:
         """Run every claimable task of the chunk; return how many outcomes were written."""
-        # A blocking pool: with a large cap, calls wait for a Redis connection instead of failing.
-        pool = aioredis.BlockingConnectionPool.from_url(
-            self.redis_url,
-            max_connections=min(512, self.model.cap + 16),
-            timeout=60,
-            socket_connect_timeout=5,
+        owned = self.runtime is None
+        if owned:  # run alone (tests, a plain RQ worker): a runtime of its own
+            self.runtime = Runtime(self.transport)
+        runtime = self.runtime
+        self.lane = runtime.lane
+        self.ctx = runtime.model(self.model)
+        self.limiter, self.breaker, self.clients = (
+            self.ctx.limiter,
+            self.ctx.breaker,
+            self.ctx.clients,
         )
-        self.redis = aioredis.Redis.from_pool(pool)
-        self.limiter = ModelLimiter(
-            self.redis,
-            self.prefix,
-            self.model.id,
-            self.model.cap,
-            self.model.rpm,
-            lease_seconds=self.lease_seconds,
-        )
-        self.breaker = CircuitBreaker(
-            self.redis,
-            self.prefix,
-            self.model.id,
-            self.model.label,
-            self.model.breaker_threshold,
-            self.model.breaker_cooldown,
-            probe_seconds=self.model.timeout + 5,
-        )
-        self.clients = ClientPool(
-            max_connections=min(self.max_connections, self.model.cap), transport=self.transport
-        )
-        heartbeat = Heartbeat(
-            self.redis_url,
-            heartbeat_key(self.prefix, self.job_id),
-            self.lease_seconds,
-            self.limiter,
-        )
-        heartbeat.start()
+        key = heartbeat_key(runtime.prefix, self.job_id)
+        runtime.heartbeat.add(key, self.limiter)
+        self.ctx.waiting += len(self.pending)
         try:
             await self._loop()
         finally:
+            self.ctx.waiting -= len(self.pending)
             for task in self.inflight.values():
                 task.cancel()
             await asyncio.gather(*self.inflight.values(), return_exceptions=True)
-            heartbeat.stop()
-            self.lane.shutdown(wait=True)  # no database step may run beside the last flush
-            self.writer.flush()
-            await self.clients.aclose()
-            await self.redis.aclose()
+            await self._final_flush()
+            runtime.heartbeat.remove(key, self.limiter)
+            await runtime.release(self.ctx)
+            if owned:
+                await runtime.aclose()
         return self.writer.written
+
+    async def _final_flush(self) -> None:
+        """Write what is left (outcomes, parks); a busy database is waited out."""
+        batch, parks = self.writer.take(), self.parks
+        self.parks = []
+
+        def flush():
+            self.writer.write(batch)
+            if parks:
+                parking.park(self.job_id, self.model.id, parks)
+
+        for delay in (0, 1, 2, 4, 8, 15):
+            await asyncio.sleep(delay)
+            try:
+                await self._in_lane(flush)
+                return
+            except sa_exc.SQLAlchemyError as exc:
+                if not is_transient_error(exc):
+                    raise
+                logger.warning("database busy (%s); final write retried", exc)
+        logger.error("job %s: final write failed; the reconciler will re-queue", self.job_id)
 
     async def _loop(self) -> None:
         """Keep the slots busy; database work runs in the lane thread, one step at a time.
@@ -155,7 +146,7 @@ class ChunkRunner:
         on_done = None
         retry_at = 0.0
         last_cancel_check = time.monotonic()
-        while self.pending or self.inflight or self.handed_back or step or self._may_steal():
+        while self.pending or self.inflight or self.handed_back or self.parks or step:
             if DRAIN.is_set():
                 if step is not None:
                     await asyncio.wait([step])
@@ -180,11 +171,21 @@ class ChunkRunner:
 
     def _next_step(self, cancel_check_due: bool):
         """Start the most urgent database step in the lane; return (future, on_done) or (None, None)."""
-        if self.writer.due():
-            batch = self.writer.take()
-            return self._in_lane(
-                self.writer.write, batch
-            ), lambda ok, _: ok or self.writer.give_back(batch)
+        if self.writer.due() or self.parks:
+            batch, parks = self.writer.take(), self.parks
+            self.parks = []
+
+            def write():
+                self.writer.write(batch)
+                if parks:
+                    parking.park(self.job_id, self.model.id, parks)
+
+            def restore(ok, _):
+                if not ok:
+                    self.writer.give_back(batch)
+                    self.parks[:0] = parks
+
+            return self._in_lane(write), restore
         if self.handed_back:
             ids, self.handed_back = self.handed_back, []
             batch = self.writer.take()
@@ -195,24 +196,27 @@ class ChunkRunner:
                     self.job_id, ids, note="re-queued: Redis was unreachable"
                 )
 
-            def restore(ok, _):
+            def give_back(ok, _):
                 if not ok:
                     self.writer.give_back(batch)
                     self.handed_back[:0] = ids
 
-            return self._in_lane(hand_back), restore
-        free = self.model.cap - len(self.inflight)
+            return self._in_lane(hand_back), give_back
+        free = self.ctx.free()
         if free > 0 and self.pending:
             batch = [self.pending.popleft() for _ in range(min(free, len(self.pending)))]
-            return (
-                self._in_lane(chunk_rows.claim, self.job_id, batch),
-                lambda ok, rows: (
-                    self._start_calls(rows) if ok else self.pending.extendleft(reversed(batch))
-                ),
-            )
-        if free > 0 and self._may_steal():
-            stealing = self._in_lane(chunk_rows.steal, self.job_id, self.model.id, free)
-            return stealing, lambda ok, rows: self._stolen(rows if ok else [])
+            self.ctx.busy += len(batch)  # reserved while the claim runs
+            self.ctx.waiting -= len(batch)
+
+            def claimed(ok, rows):
+                self.ctx.busy -= len(batch)
+                if ok:
+                    self._start_calls(rows)
+                else:
+                    self.pending.extendleft(reversed(batch))
+                    self.ctx.waiting += len(batch)
+
+            return self._in_lane(chunk_rows.claim, self.job_id, batch, self.model.id), claimed
         if cancel_check_due and self.inflight:
             return self._in_lane(
                 chunk_rows.find_gone, self.job_id, list(self.inflight)
@@ -256,35 +260,36 @@ class ChunkRunner:
             task.cancel()
         await asyncio.gather(*self.inflight.values(), return_exceptions=True)
         self.inflight.clear()
-        batch, ids = self.writer.take(), unfinished + list(self.pending) + self.handed_back
+        batch, parks = self.writer.take(), self.parks
+        ids = unfinished + list(self.pending) + self.handed_back
+        self.ctx.waiting -= len(self.pending)
         self.pending.clear()
-        self.handed_back = []
+        self.handed_back, self.parks = [], []
 
         def hand_back():
             self.writer.write(batch)
+            if parks:
+                parking.park(self.job_id, self.model.id, parks)
             chunk_rows.requeue_unfinished(self.job_id, ids)
 
         await self._in_lane(hand_back)
 
     def _start_calls(self, rows) -> None:
-        for task_id, prompt, system_prompt in rows:
+        for task_id, prompt, system_prompt, call_attempts, breaker_waited in rows:
             try:  # the prompt policy may have changed since the task was written (a re-run)
                 policy.check_prompt(prompt, system_prompt)
             except policy.PromptRefused as exc:
                 self.writer.failure(task_id, str(exc), "blocked_prompt", None)
                 continue
-            coro = self._run_one(task_id, build_messages(prompt, system_prompt))
-            self.inflight[task_id] = asyncio.ensure_future(coro)
+            messages = build_messages(prompt, system_prompt)
+            coro = self._run_one(task_id, messages, call_attempts or 0, breaker_waited or 0.0)
+            call = asyncio.ensure_future(coro)
+            self.ctx.busy += 1  # the slot is taken now, and given back however the call ends
+            call.add_done_callback(self._slot_freed)
+            self.inflight[task_id] = call
 
-    def _may_steal(self) -> bool:
-        now = time.monotonic()
-        return self.steal_until is not None and now < self.steal_until and now >= self.next_steal
-
-    def _stolen(self, rows) -> None:
-        if rows:
-            self._start_calls(rows)
-        else:
-            self.next_steal = time.monotonic() + 0.5
+    def _slot_freed(self, _call) -> None:
+        self.ctx.busy -= 1
 
     def _reap(self) -> None:
         for task_id, task in list(self.inflight.items()):
@@ -311,7 +316,13 @@ class ChunkRunner:
                 task.cancel()
                 logger.info("task %s canceled while running; its call was stopped", task_id)
 
-    async def _run_one(self, task_id: int, messages: list[dict]) -> None:
+    def _park(self, task_id: int, seconds: float, reason: str, attempt: int, waited: float) -> None:
+        """Hand the task back for later: the lane parks it under a scheduled job."""
+        self.parks.append(parking.Park(task_id, seconds, reason, attempt, waited))
+
+    async def _run_one(
+        self, task_id: int, messages: list[dict], attempt: int, breaker_waited: float
+    ) -> None:
         model = self.model
         request = ChatRequest(
             base_url=model.base_url,
@@ -326,7 +337,6 @@ class ChunkRunner:
         streamed: list[str] = []
         on_delta = self._delta_saver(task_id, streamed) if model.stream else None
         started = time.monotonic()
-        attempt, breaker_waited = 0, 0.0
         while True:
             try:
                 breaker_dirty = await self._with_redis(self.breaker.before_call)
@@ -340,11 +350,24 @@ class ChunkRunner:
                     )
                     return
                 breaker_waited += wait
+                if resilience.should_park(wait, self.park_min):
+                    reason = f"parked: circuit breaker of {model.label} open"
+                    self._park(task_id, wait, reason, attempt, breaker_waited)
+                    return
                 await asyncio.sleep(wait)
                 continue
+            try:
+                token = await self._with_redis(lambda: self.limiter.acquire(self.park_min))
+            except MustWait as wait:
+                reason = (
+                    f"parked: rate limit of {model.label} ({model.rpm}/min) reached"
+                    if wait.reason == "rate"
+                    else f"parked: all {model.cap} slots of {model.label} busy"
+                )
+                self._park(task_id, wait.seconds, reason, attempt, breaker_waited)
+                return
             attempt += 1
             try:
-                token = await self._with_redis(self.limiter.acquire)
                 try:
                     call_started = time.monotonic()
                     result = await chat(self.clients.next(), request, on_delta=on_delta)
@@ -372,6 +395,11 @@ class ChunkRunner:
                     )
                     return
                 streamed.clear()
+                if resilience.should_park(delay, self.park_min):
+                    reason = f"parked: attempt {attempt} failed ({exc.kind}"
+                    reason += f", Retry-After {exc.retry_after:g} s)" if exc.retry_after else ")"
+                    self._park(task_id, delay, reason, attempt, breaker_waited)
+                    return
                 await backoff_sleep(delay)
 
     async def _with_redis(self, step):
@@ -412,10 +440,8 @@ class ChunkRunner:
         return on_delta
 
 
-def run_chunk(
-    job_id: str, task_ids: list[int], transport=None, steal_seconds: float | None = None
-) -> int:
-    """Run the tasks of ``job_id`` that are still queued for it; return outcomes written."""
+def prepare_chunk(job_id: str, task_ids: list[int]) -> ModelSettings | None:
+    """Check a chunk's model before it runs; return its settings, or None when its tasks failed."""
     first = db.session.execute(
         select(Task.model_id).where(Task.id.in_(task_ids), Task.job_id == job_id).limit(1)
     ).scalar_one_or_none()
@@ -424,20 +450,28 @@ def run_chunk(
         chunk_rows.fail_queued(
             job_id, task_ids, "The task's model was deleted before the task ran.", "model_deleted"
         )
-        return 0
+        return None
     if not model.enabled:
         chunk_rows.fail_queued(
             job_id, task_ids, f"The model {model.name} is disabled.", "model_disabled"
         )
-        return 0
+        return None
     if chunk_rows.fail_blocked_tasks(
         job_id, task_ids, model.base_url
     ):  # OUTBOUND_ALLOWLIST, kind "blocked_url"
-        return 0
+        return None
     try:
         settings = ModelSettings.load(model)
     except crypto.SecretUnreadable as exc:
         chunk_rows.fail_queued(job_id, task_ids, str(exc), "auth")
-        return 0
+        return None
     db.session.commit()
-    return asyncio.run(ChunkRunner(job_id, task_ids, settings, transport, steal_seconds).run())
+    return settings
+
+
+def run_chunk(job_id: str, task_ids: list[int], transport=None) -> int:
+    """Run the tasks of ``job_id`` that are still queued for it here and now; return outcomes written."""
+    settings = prepare_chunk(job_id, task_ids)
+    if settings is None:
+        return 0
+    return asyncio.run(ChunkRunner(job_id, task_ids, settings, transport).run())

@@ -154,6 +154,9 @@ def run_tasks(task_ids: list[int]) -> Outcome:
         cost=None,
         job_id=None,
         queue_note=None,
+        not_before=None,
+        call_attempts=0,
+        breaker_waited=0.0,
     )
     queued, waiting = dispatch.dispatch(reset)
     return Outcome(changed=queued, waiting=waiting, skipped=len(ids) - len(reset))

@@ -5,6 +5,7 @@ import json
 import random
 import statistics
 import threading
+import time
 from itertools import pairwise
 
 import httpx
@@ -14,6 +15,7 @@ from llmadmin.engine import chunk_rows, executor
 from llmadmin.engine.executor import ChunkRunner, ModelSettings, backoff_delay, run_chunk
 from llmadmin.extensions import db
 from llmadmin.models import Task
+from llmadmin.models.base import utcnow
 from llmadmin.models.task import CANCELED, FAILURE, QUEUED, RUNNING, SUCCESS
 from llmadmin.services import tasks as svc
 
@@ -67,7 +69,9 @@ def make_tasks(model, n, **kw):
     return ids, job_ids
 
 
-def run_all(ids, handler, sleeps=None, monkeypatch=None):
+def run_all(ids, handler, sleeps=None, monkeypatch=None, wait_parked=True):
+    """Run the tasks' jobs, then the jobs of tasks they parked, as RQ's scheduler would
+    (after their ``not_before`` unless ``wait_parked`` is False), until none is queued."""
     if monkeypatch is not None:
         recorded = sleeps if sleeps is not None else []
 
@@ -76,12 +80,23 @@ def run_all(ids, handler, sleeps=None, monkeypatch=None):
 
         monkeypatch.setattr(executor, "backoff_sleep", fake_sleep)
     transport = httpx.MockTransport(handler)
-    rows = db.session.execute(db.select(Task.job_id, Task.id).where(Task.id.in_(ids))).all()
-    by_job: dict[str, list[int]] = {}
-    for job_id, task_id in rows:
-        by_job.setdefault(job_id, []).append(task_id)
-    for job_id, task_ids in by_job.items():
-        run_chunk(job_id, task_ids, transport=transport)
+    for _ in range(60):
+        rows = db.session.execute(
+            db.select(Task.job_id, Task.id, Task.not_before).where(
+                Task.id.in_(ids), Task.status == QUEUED
+            )
+        ).all()
+        db.session.commit()
+        if not rows:
+            break
+        latest = max((r.not_before for r in rows if r.not_before), default=None)
+        if wait_parked and latest is not None:
+            time.sleep(max(0.0, (latest - utcnow()).total_seconds()))
+        by_job: dict[str, list[int]] = {}
+        for job_id, task_id, _ in rows:
+            by_job.setdefault(job_id, []).append(task_id)
+        for job_id, task_ids in by_job.items():
+            run_chunk(job_id, task_ids, transport=transport)
     db.session.expire_all()
     return {t.id: t for t in db.session.execute(db.select(Task).where(Task.id.in_(ids))).scalars()}
 
@@ -118,8 +133,8 @@ def test_job_of_another_delivery_does_not_claim(app, sim_model, monkeypatch):
     claims = []
     claim = chunk_rows.claim
 
-    def recording_claim(job_id, batch):
-        claimed = claim(job_id, batch)
+    def recording_claim(job_id, batch, model_id=None):
+        claimed = claim(job_id, batch, model_id)
         claims.append((job_id, list(batch), [r.id for r in claimed]))
         return claimed
 
@@ -216,8 +231,15 @@ def test_retries_exhausted_give_clear_failure(app, sim_model, monkeypatch):
     assert len(handler.calls) == 2
 
 
-def test_retry_after_is_honoured(app, sim_model, monkeypatch):
-    ids, _ = make_tasks(sim_model, 1, max_attempts=2)
+def test_retry_after_parks_the_task_under_a_scheduled_job(app, sim_model, monkeypatch):
+    """A Retry-After wait is not slept in the worker: the task goes back to QUEUED under an
+    RQ job scheduled for the end of the wait, with a note saying why and until when."""
+    from rq.job import Job
+    from rq.registry import ScheduledJobRegistry
+
+    from llmadmin.queues import get_queue, get_redis
+
+    ids, (first_job,) = make_tasks(sim_model, 1, max_attempts=2)
 
     def answer(prompt, n, body):
         if n == 1:
@@ -226,10 +248,22 @@ def test_retry_after_is_honoured(app, sim_model, monkeypatch):
             )
         return httpx.Response(200, json=completion())
 
-    sleeps = []
-    task = run_all(ids, Recorder(answer), sleeps, monkeypatch)[ids[0]]
-    assert task.status == SUCCESS
-    assert any(7 <= s < 7.5 for s in sleeps), sleeps
+    handler, sleeps = Recorder(answer), []
+    monkeypatch.setattr(executor, "backoff_sleep", lambda delay: sleeps.append(delay))
+    before = utcnow()
+    run_chunk(first_job, ids, transport=httpx.MockTransport(handler))
+    db.session.expire_all()
+    task = db.session.get(Task, ids[0])
+    assert task.status == QUEUED and task.job_id != first_job and sleeps == []
+    assert 7 <= (task.not_before - before).total_seconds() <= 9
+    assert "Retry-After 7 s" in task.queue_note and "waits until" in task.queue_note
+    assert task.call_attempts == 1 and task.attempts == 0
+    registry = ScheduledJobRegistry(queue=get_queue("llm"))
+    assert task.job_id in registry.get_job_ids()
+    assert Job.fetch(task.job_id, connection=get_redis()).args == (task.job_id, ids)
+    # Run when due (here: at once): the second attempt succeeds and is the last one allowed.
+    task = run_all(ids, handler, wait_parked=False)[ids[0]]
+    assert task.status == SUCCESS and len(handler.calls) == 2
 
 
 def test_backoff_grows_with_each_attempt_up_to_the_cap():
@@ -455,25 +489,8 @@ def test_streamed_partial_output_is_saved(app, sim_model, monkeypatch):
     assert task.status == SUCCESS and task.result == "Hello"
 
 
-def test_a_job_takes_queued_work_of_other_jobs_for_the_same_model(app, sim_model):
-    app.config["TASK_CHUNK_FACTOR"] = 1  # cap 4 -> 4 tasks per job
-    ids, job_ids = make_tasks(sim_model, 12)
-    assert len(job_ids) == 3
-    first = db.session.execute(db.select(Task.job_id).where(Task.id == ids[0])).scalar()
-    handler = Recorder(lambda p, n, b: httpx.Response(200, json=completion()))
-    run_chunk(first, ids[:4], transport=httpx.MockTransport(handler), steal_seconds=60)
-    db.session.expire_all()
-    tasks = [db.session.get(Task, i) for i in ids]
-    assert {t.status for t in tasks} == {SUCCESS}
-    assert {t.job_id for t in tasks} == {first}
-    assert len(handler.calls) == 12
-    # The other jobs, delivered later, find nothing left to run.
-    for other in job_ids - {first}:
-        run_chunk(other, ids, transport=httpx.MockTransport(handler), steal_seconds=60)
-    assert len(handler.calls) == 12
-
-
-def test_without_stealing_a_job_runs_only_its_chunk(app, sim_model):
+def test_a_job_runs_only_its_chunk(app, sim_model):
+    """No stealing: another model's work is never held up by one model's backlog."""
     app.config["TASK_CHUNK_FACTOR"] = 1
     ids, job_ids = make_tasks(sim_model, 8)
     first = db.session.execute(db.select(Task.job_id).where(Task.id == ids[0])).scalar()
@@ -493,7 +510,7 @@ def test_a_task_whose_redis_steps_outlast_the_wait_is_handed_back_not_failed(
 
     app.config["REDIS_OUTAGE_WAIT_SECONDS"] = 0
 
-    async def unreachable(self):
+    async def unreachable(self, park_after=None):
         raise redis.ConnectionError("Error 111 connecting to redis")
 
     monkeypatch.setattr(ModelLimiter, "acquire", unreachable)
