@@ -13,6 +13,7 @@ slow database never stalls the calls in flight. A task that must wait a while is
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 import threading
@@ -76,6 +77,10 @@ class ChunkRunner:
         self.runtime = runtime
         self.writer = OutcomeWriter(job_id)
         self.inflight: dict[int, asyncio.Task] = {}
+        self.ready: deque = deque()  # claimed (RUNNING) rows whose call has not started yet
+        self.healthy = False  # claim ahead only once a call of this chunk has succeeded
+        self.closing = False
+        self.wake = asyncio.Event()
         self.handed_back: list[int] = []
         self.parks: list[parking.Park] = []
         self.partial_saved: dict[int, float] = {}
@@ -103,7 +108,9 @@ class ChunkRunner:
         try:
             await self._loop()
         finally:
+            self.closing = True
             self.ctx.waiting -= len(self.pending)
+            self.ctx.claimed -= len(self.ready)
             for task in self.inflight.values():
                 task.cancel()
             await asyncio.gather(*self.inflight.values(), return_exceptions=True)
@@ -146,7 +153,7 @@ class ChunkRunner:
         on_done = None
         retry_at = 0.0
         last_cancel_check = time.monotonic()
-        while self.pending or self.inflight or self.handed_back or self.parks or step:
+        while self.pending or self.ready or self.inflight or self.handed_back or self.parks or step:
             if DRAIN.is_set():
                 if step is not None:
                     await asyncio.wait([step])
@@ -158,11 +165,13 @@ class ChunkRunner:
                 step, on_done = self._next_step(now - last_cancel_check >= CANCEL_CHECK_SECONDS)
                 if on_done == self._canceled_found:
                     last_cancel_check = now
-            waitables = list(self.inflight.values()) + ([step] if step is not None else [])
-            if waitables:
-                await asyncio.wait(waitables, timeout=0.05, return_when=asyncio.FIRST_COMPLETED)
-            else:
-                await asyncio.sleep(0.05)
+                if step is not None:
+                    step.add_done_callback(self._wake_up)
+            if not self.wake.is_set():  # woken by a finished call or step, or after 50 ms
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(0.05):
+                        await self.wake.wait()
+            self.wake.clear()
             if step is not None and step.done():
                 if not self._finish_step(step, on_done):
                     retry_at = time.monotonic() + 1.0
@@ -170,22 +179,12 @@ class ChunkRunner:
             self._reap()
 
     def _next_step(self, cancel_check_due: bool):
-        """Start the most urgent database step in the lane; return (future, on_done) or (None, None)."""
-        if self.writer.due() or self.parks:
-            batch, parks = self.writer.take(), self.parks
-            self.parks = []
+        """Start the most urgent database step in the lane; return (future, on_done) or (None, None).
 
-            def write():
-                self.writer.write(batch)
-                if parks:
-                    parking.park(self.job_id, self.model.id, parks)
-
-            def restore(ok, _):
-                if not ok:
-                    self.writer.give_back(batch)
-                    self.parks[:0] = parks
-
-            return self._in_lane(write), restore
+        Outcomes, parks and the next claim go in one step (one transaction each), and claims
+        run ahead of the free slots (``_claim_room``), so a slot that frees up is refilled
+        from ``ready`` at once instead of waiting for the database.
+        """
         if self.handed_back:
             ids, self.handed_back = self.handed_back, []
             batch = self.writer.take()
@@ -202,26 +201,46 @@ class ChunkRunner:
                     self.handed_back[:0] = ids
 
             return self._in_lane(hand_back), give_back
-        free = self.ctx.free()
-        if free > 0 and self.pending:
-            batch = [self.pending.popleft() for _ in range(min(free, len(self.pending)))]
-            self.ctx.busy += len(batch)  # reserved while the claim runs
-            self.ctx.waiting -= len(batch)
-
-            def claimed(ok, rows):
-                self.ctx.busy -= len(batch)
-                if ok:
-                    self._start_calls(rows)
-                else:
-                    self.pending.extendleft(reversed(batch))
-                    self.ctx.waiting += len(batch)
-
-            return self._in_lane(chunk_rows.claim, self.job_id, batch, self.model.id), claimed
-        if cancel_check_due and self.inflight:
-            return self._in_lane(
-                chunk_rows.find_gone, self.job_id, list(self.inflight)
-            ), self._canceled_found
+        room = min(self._claim_room(), len(self.pending))
+        if room > 0 or self.writer.due() or self.parks:
+            return self._write_and_claim(room)
+        if cancel_check_due and (self.inflight or self.ready):
+            watched = list(self.inflight) + [row[0] for row in self.ready]
+            return self._in_lane(chunk_rows.find_gone, self.job_id, watched), self._canceled_found
         return None, None
+
+    def _claim_room(self) -> int:
+        """How many more tasks this runner may claim: the model's cap in this process, plus
+        as many ready ahead while its calls succeed (none while they fail or hang)."""
+        ahead = self.model.cap if self.healthy else 0
+        return self.model.cap + ahead - self.ctx.busy - self.ctx.claimed
+
+    def _write_and_claim(self, room: int):
+        batch, parks = self.writer.take(), self.parks
+        self.parks = []
+        claim = [self.pending.popleft() for _ in range(room)]
+        self.ctx.claimed += len(claim)  # reserved while the claim runs
+        self.ctx.waiting -= len(claim)
+
+        def step():
+            self.writer.write(batch)
+            if parks:
+                parking.park(self.job_id, self.model.id, parks)
+            return chunk_rows.claim(self.job_id, claim, self.model.id) if claim else []
+
+        def done(ok, rows):
+            if not ok:
+                self.writer.give_back(batch)
+                self.parks[:0] = parks
+                self.pending.extendleft(reversed(claim))
+                self.ctx.waiting += len(claim)
+                self.ctx.claimed -= len(claim)
+                return
+            self.ctx.claimed -= len(claim) - len(rows)
+            self.ready.extend(rows)
+            self._fill()
+
+        return self._in_lane(step), done
 
     def _in_lane(self, fn, *args) -> asyncio.Future:
         context = contextvars.copy_context()  # the app context, hence the same database session
@@ -252,10 +271,11 @@ class ChunkRunner:
             grace,
             len(self.pending),
         )
+        self.closing = True  # no new call starts from the tasks claimed ahead
         if self.inflight:
             await asyncio.wait(list(self.inflight.values()), timeout=grace)
         self._reap()
-        unfinished = list(self.inflight)
+        unfinished = list(self.inflight) + [row[0] for row in self.ready]
         for task in self.inflight.values():
             task.cancel()
         await asyncio.gather(*self.inflight.values(), return_exceptions=True)
@@ -263,7 +283,9 @@ class ChunkRunner:
         batch, parks = self.writer.take(), self.parks
         ids = unfinished + list(self.pending) + self.handed_back
         self.ctx.waiting -= len(self.pending)
+        self.ctx.claimed -= len(self.ready)
         self.pending.clear()
+        self.ready.clear()
         self.handed_back, self.parks = [], []
 
         def hand_back():
@@ -274,8 +296,11 @@ class ChunkRunner:
 
         await self._in_lane(hand_back)
 
-    def _start_calls(self, rows) -> None:
-        for task_id, prompt, system_prompt, call_attempts, breaker_waited in rows:
+    def _fill(self) -> None:
+        """Start calls for ready tasks while the model has free slots in this process."""
+        while self.ready and self.ctx.busy < self.model.cap and not self.closing:
+            task_id, prompt, system_prompt, call_attempts, breaker_waited = self.ready.popleft()
+            self.ctx.claimed -= 1
             try:  # the prompt policy may have changed since the task was written (a re-run)
                 policy.check_prompt(prompt, system_prompt)
             except policy.PromptRefused as exc:
@@ -290,6 +315,11 @@ class ChunkRunner:
 
     def _slot_freed(self, _call) -> None:
         self.ctx.busy -= 1
+        self._fill()  # refill at once from the tasks claimed ahead
+        self.wake.set()
+
+    def _wake_up(self, _future) -> None:
+        self.wake.set()
 
     def _reap(self) -> None:
         for task_id, task in list(self.inflight.items()):
@@ -310,7 +340,12 @@ class ChunkRunner:
 
     def _canceled_found(self, ok: bool, gone) -> None:
         """Stop the calls of tasks that were canceled (or taken away) while running."""
-        for task_id in gone or ():
+        gone = set(gone or ())
+        if gone and self.ready:
+            kept = [row for row in self.ready if row[0] not in gone]
+            self.ctx.claimed -= len(self.ready) - len(kept)
+            self.ready = deque(kept)
+        for task_id in gone:
             task = self.inflight.pop(task_id, None)
             if task is not None:
                 task.cancel()
@@ -318,6 +353,7 @@ class ChunkRunner:
 
     def _park(self, task_id: int, seconds: float, reason: str, attempt: int, waited: float) -> None:
         """Hand the task back for later: the lane parks it under a scheduled job."""
+        self.healthy = False
         self.parks.append(parking.Park(task_id, seconds, reason, attempt, waited))
 
     async def _run_one(
@@ -380,8 +416,10 @@ class ChunkRunner:
                 )
                 latency = (time.monotonic() - call_started) * 1000
                 self.writer.success(task_id, result, latency, cost)
+                self.healthy = True
                 return
             except LLMError as exc:
+                self.healthy = False
                 await self._best_effort(self.breaker.record_failure(exc.kind))
                 delay = resilience.retry_delay(exc, attempt, model.max_attempts)
                 if delay is None:

@@ -27,7 +27,8 @@ class ModelContext:
     def __init__(self, runtime: Runtime, settings: ModelSettings):
         self.settings = settings
         self.users = 0
-        self.busy = 0  # slots claimed or being claimed by this process's chunks
+        self.busy = 0  # calls in flight from this process's chunks
+        self.claimed = 0  # tasks claimed (or being claimed) whose call has not started
         self.waiting = 0  # tasks of this process's chunks not claimed yet
         self.limiter = ModelLimiter(
             runtime.redis,
@@ -50,10 +51,6 @@ class ModelContext:
             max_connections=min(runtime.max_connections, settings.cap),
             transport=runtime.transport,
         )
-
-    def free(self) -> int:
-        """Slots of the model this process may still fill."""
-        return self.settings.cap - self.busy
 
 
 class Runtime:
