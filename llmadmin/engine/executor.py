@@ -202,6 +202,8 @@ class ChunkRunner:
 
             return self._in_lane(hand_back), give_back
         room = min(self._claim_room(), len(self.pending))
+        if room > 0 and self.ready and room < self._claim_batch():
+            room = 0  # enough is claimed ahead: claim a bigger batch a little later
         if room > 0 or self.writer.due() or self.parks:
             return self._write_and_claim(room)
         if cancel_check_due and (self.inflight or self.ready):
@@ -214,6 +216,10 @@ class ChunkRunner:
         as many ready ahead while its calls succeed (none while they fail or hang)."""
         ahead = self.model.cap if self.healthy else 0
         return self.model.cap + ahead - self.ctx.busy - self.ctx.claimed
+
+    def _claim_batch(self) -> int:
+        """The smallest claim worth a transaction while tasks claimed ahead keep slots busy."""
+        return max(1, self.model.cap // 2) if self.healthy else 1
 
     def _write_and_claim(self, room: int):
         batch, parks = self.writer.take(), self.parks
