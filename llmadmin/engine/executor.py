@@ -201,6 +201,9 @@ class ChunkRunner:
                     self.handed_back[:0] = ids
 
             return self._in_lane(hand_back), give_back
+        pause = self.ctx.paused_until - time.monotonic()
+        if self.pending and resilience.should_park(pause, self.park_min):
+            return self._defer_pending(pause)
         room = min(self._claim_room(), len(self.pending))
         if room > 0 and self.ready and room < self._claim_batch():
             room = 0  # enough is claimed ahead: claim a bigger batch a little later
@@ -216,6 +219,21 @@ class ChunkRunner:
         as many ready ahead while its calls succeed (none while they fail or hang)."""
         ahead = self.model.cap if self.healthy else 0
         return self.model.cap + ahead - self.ctx.busy - self.ctx.claimed
+
+    def _defer_pending(self, seconds: float):
+        """The model must wait: park the tasks not claimed yet in one step, without calls."""
+        ids = list(self.pending)
+        self.pending.clear()
+        self.ctx.waiting -= len(ids)
+        reason = self.ctx.pause_reason
+
+        def restore(ok, _):
+            if not ok:
+                self.pending.extend(ids)
+                self.ctx.waiting += len(ids)
+
+        step = self._in_lane(parking.defer, self.job_id, self.model.id, ids, seconds, reason)
+        return step, restore
 
     def _claim_batch(self) -> int:
         """The smallest claim worth a transaction while tasks claimed ahead keep slots busy."""
@@ -394,6 +412,7 @@ class ChunkRunner:
                 breaker_waited += wait
                 if resilience.should_park(wait, self.park_min):
                     reason = f"parked: circuit breaker of {model.label} open"
+                    self.ctx.pause(wait, reason)
                     self._park(task_id, wait, reason, attempt, breaker_waited)
                     return
                 await asyncio.sleep(wait)
@@ -442,6 +461,12 @@ class ChunkRunner:
                 if resilience.should_park(delay, self.park_min):
                     reason = f"parked: attempt {attempt} failed ({exc.kind}"
                     reason += f", Retry-After {exc.retry_after:g} s)" if exc.retry_after else ")"
+                    if exc.retry_after:  # the server asked the whole model to wait
+                        self.ctx.pause(
+                            float(exc.retry_after),
+                            f"parked: {model.label} asked for a pause "
+                            f"(Retry-After {exc.retry_after:g} s)",
+                        )
                     self._park(task_id, delay, reason, attempt, breaker_waited)
                     return
                 await backoff_sleep(delay)

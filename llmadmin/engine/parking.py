@@ -74,6 +74,29 @@ def park(job_id: str, model_id: int, parks: list[Park]) -> int:
     return sum(len(ids) for _, ids, _ in scheduled)
 
 
+def defer(job_id: str, model_id: int, task_ids: list[int], seconds: float, reason: str) -> int:
+    """Park tasks of ``job_id`` that were never claimed (still QUEUED) in one go.
+
+    Used when the model as a whole must wait (a Retry-After, an open breaker): calling
+    each task only to be told the same would cost calls and churn.
+    """
+    at = whole_second_after(utcnow(), seconds)
+    new_job = f"tasks-{uuid.uuid4().hex}"
+    moved = transition(
+        task_ids,
+        QUEUED,
+        from_statuses=(QUEUED,),
+        where=Task.job_id == job_id,
+        job_id=new_job,
+        not_before=at,
+        queue_note=f"{reason}; waits until {at:%H:%M:%S} UTC"[:200],
+    )
+    if moved:
+        model = db.session.get(LLMModel, model_id)
+        schedule(new_job, moved, at, model_id, job_timeout_for(model, len(moved)))
+    return len(moved)
+
+
 def whole_second_after(now, seconds: float):
     """``now + seconds`` rounded up to a whole second: RQ's ScheduledJobRegistry keeps whole
     seconds (and would otherwise run a job up to a second before its time)."""

@@ -9,6 +9,7 @@ model never claim more tasks together than the model's cap.
 from __future__ import annotations
 
 import asyncio
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import redis.asyncio as aioredis
@@ -30,6 +31,9 @@ class ModelContext:
         self.busy = 0  # calls in flight from this process's chunks
         self.claimed = 0  # tasks claimed (or being claimed) whose call has not started
         self.waiting = 0  # tasks of this process's chunks not claimed yet
+        # The model as a whole must wait (Retry-After, open breaker) until this monotonic time.
+        self.paused_until = 0.0
+        self.pause_reason = ""
         self.limiter = ModelLimiter(
             runtime.redis,
             runtime.prefix,
@@ -51,6 +55,12 @@ class ModelContext:
             max_connections=min(runtime.max_connections, settings.cap),
             transport=runtime.transport,
         )
+
+    def pause(self, seconds: float, reason: str) -> None:
+        """Remember that no call to the model is worth making for ``seconds``."""
+        until = time.monotonic() + seconds
+        if until > self.paused_until:
+            self.paused_until, self.pause_reason = until, reason
 
 
 class Runtime:

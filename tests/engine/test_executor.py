@@ -522,3 +522,23 @@ def test_a_task_whose_redis_steps_outlast_the_wait_is_handed_back_not_failed(
         assert task.status in (PENDING, QUEUED) and task.error is None, (task.status, task.error)
         assert task.queue_note in ("re-queued: Redis was unreachable", None)
         assert task.run_requested_at is not None or task.status == QUEUED
+
+
+def test_a_retry_after_pauses_the_whole_model_without_calling_its_other_tasks(
+    app, sim_model, monkeypatch
+):
+    """The server asked for a pause: the chunk's other tasks are parked too, uncalled."""
+    ids, (job_id,) = make_tasks(sim_model, 3, max_attempts=2, max_concurrency=1)
+    handler = Recorder(
+        lambda p, n, b: httpx.Response(
+            429, headers={"Retry-After": "30"}, json={"error": {"message": "slow down"}}
+        )
+    )
+    run_chunk(job_id, ids, transport=httpx.MockTransport(handler))
+    db.session.expire_all()
+    tasks = [db.session.get(Task, i) for i in ids]
+    assert len(handler.calls) == 1
+    assert {t.status for t in tasks} == {QUEUED}
+    assert [t.call_attempts for t in tasks] == [1, 0, 0]
+    assert all(t.job_id != job_id and t.not_before is not None for t in tasks)
+    assert "asked for a pause (Retry-After 30 s)" in tasks[2].queue_note
