@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import socket
+import statistics
 import sys
 import threading
 import time
@@ -200,23 +201,28 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="5 models × 50 in the last case")
     parser.add_argument("--cases", default="abcd", help="which A cases to run (letters)")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs per measurement; the median is used"
+    )
     args = parser.parse_args()
     os.environ.setdefault("WORKER_DRAIN_SECONDS", "2")
     bench = Fairness(args)
     bench.env["WORKER_DRAIN_SECONDS"] = "2"
     rows = []
     try:
-        alone = bench.b_alone()
+        alone = statistics.median(bench.b_alone() for _ in range(args.repeat))
         for label, directive in CASES.items():
             if label[0] not in args.cases:
                 continue
-            elapsed, states = bench.b_behind(directive)
-            rows.append((label, elapsed, elapsed / alone, states))
+            runs = [bench.b_behind(directive) for _ in range(args.repeat)]
+            elapsed = statistics.median(r[0] for r in runs)
+            rows.append((label, elapsed, elapsed / alone, runs[-1][1]))
         models = 5 if args.quick else 20
         total, peak = bench.many_models(models, 50)
     finally:
         bench.close()
-    print(f"\nB alone (cap 8, 40 tasks, 200 ms): {alone:.2f} s")
+    print(f"\nmedians of {args.repeat} runs each")
+    print(f"B alone (cap 8, 40 tasks, 200 ms): {alone:.2f} s")
     print(f"{'A (120 tasks, cap 8) ...':38} {'B makespan':>10} {'÷ alone':>8}  A's tasks meanwhile")
     for label, elapsed, ratio, states in rows:
         print(f"{label:38} {elapsed:9.2f}s {ratio:8.2f}  {states}")
