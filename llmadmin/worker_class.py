@@ -88,6 +88,11 @@ class LLMWorker(Worker):
         finally:
             self.in_work_loop = False
 
+    def register_death(self) -> None:
+        """Record the worker's death; from now on housekeeping never registers it again."""
+        self.in_work_loop = False  # closes the window before work() returns
+        super().register_death()
+
     def ensure_registered(self) -> bool:
         """Register this worker again if Redis lost it; return True when it had to.
 
