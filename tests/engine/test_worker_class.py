@@ -38,3 +38,13 @@ def test_forget_removes_a_replaced_workers_registration():
     assert connection.sismember(worker_registration.REDIS_WORKER_KEYS, worker.key)
     _forget(worker)
     assert Worker.count(connection=connection) == 0 and not connection.exists(worker.key)
+
+
+def test_a_worker_that_recorded_its_death_is_not_brought_back():
+    """The housekeeping thread may run between RQ's death record and the end of work()."""
+    worker, connection = _worker()
+    worker.in_work_loop = True
+    worker.register_death()
+    assert Worker.count(connection=connection) == 0
+    assert worker.ensure_registered() is False, "a dead worker registered again"
+    assert Worker.count(connection=connection) == 0
