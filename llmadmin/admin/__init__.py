@@ -39,6 +39,10 @@ if TYPE_CHECKING:
     from flask import Flask
 
 
+# One object for the category: Flask-Admin groups menu entries by it.
+ADMINISTRATION = _l("Administration")
+
+
 class AdminOnlyLink(MenuLink):
     """A menu link only administrators see (the RQ dashboard)."""
 
@@ -63,15 +67,28 @@ def init_admin(app: Flask) -> Admin:
     admin.add_view(
         BulkOperationView(BulkOperation, db, name=_l("Bulk operations"), endpoint="bulkoperation")
     )
-    admin.add_view(PersonView(Person, db, name=_l("People"), endpoint="person"))
     admin.add_view(ApiTokenView(ApiToken, db, name=_l("API tokens"), endpoint="apitoken"))
-    admin.add_view(AuditView(AuditEntry, db, name=_l("Audit Log"), endpoint="audit"))
+    # Admin-only panels share one dropdown, so the navigation bar stays one line at 1366 px.
+    admin.add_view(
+        PersonView(Person, db, name=_l("People"), endpoint="person", category=ADMINISTRATION)
+    )
+    admin.add_view(
+        AuditView(AuditEntry, db, name=_l("Audit Log"), endpoint="audit", category=ADMINISTRATION)
+    )
     if app.config["OTP_NOTIFIER"] == "log":  # development: codes are read here, not from an inbox
         admin.add_view(
-            CodeOutboxView(CodeOutboxEntry, db, name=_l("Code outbox"), endpoint="code_outbox")
+            CodeOutboxView(
+                CodeOutboxEntry,
+                db,
+                name=_l("Code outbox"),
+                endpoint="code_outbox",
+                category=ADMINISTRATION,
+            )
         )
     admin.add_view(SettingsView(name=_l("My settings"), endpoint="settings", url="/admin/settings"))
-    admin.add_link(AdminOnlyLink(name=_l("RQ Dashboard"), url="/admin/rq/"))
+    admin.add_link(
+        AdminOnlyLink(name=_l("RQ Dashboard"), url="/admin/rq/", category=ADMINISTRATION)
+    )
     app.jinja_env.globals["status_label"] = formatters.status_label  # badges in any template
     app.extensions["llmadmin.admin"] = admin
     return admin
