@@ -109,3 +109,22 @@ def test_a_phone_keeps_the_status_column(page, live, admin_user, sim_model, lang
     status = row.locator("td.col-status").bounding_box()
     assert status is not None and status["x"] + status["width"] <= PHONE["width"], status
     assert page.evaluate(FITS)["page"] <= 0
+
+
+def test_the_menus_open_and_sign_out_works(page, live, admin_user, member_user):
+    sign_in(page, live.url)
+    page.click("a.dropdown-toggle:has-text('Administration')")
+    expect(page.locator("a.dropdown-item[href='/admin/rq/']")).to_be_visible()
+    expect(page.locator("a.dropdown-item[href^='/admin/person/']")).to_be_visible()
+    page.click("#user-menu-toggle")
+    expect(page.locator("#user-menu a[href$='/admin/settings/']")).to_be_visible()
+    with page.expect_navigation():
+        page.click("#sign-out")
+    page.goto(f"{live.url}/admin/task/")
+    expect(page.locator("#password")).to_be_visible()  # signed out: the sign-in form
+
+    # A member has no Administration menu (none of its panels are open to them).
+    sign_in(page, live.url, email="member@example.com", password="member-password")
+    expect(page.locator("a.dropdown-toggle:has-text('Administration')")).to_have_count(0)
+    expect(page.locator("nav a[href^='/admin/apitoken/']")).to_be_visible()
+    assert violations(page) == []
