@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from flask import url_for
+from flask import g, has_request_context, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -284,7 +284,11 @@ def task_link(view: BaseModelView, context: Context | None, model: Any, name: st
 
 
 class LazyOptions:
-    """Filter options read when a page is rendered (Flask-Admin reads a callable only once)."""
+    """Filter options read when a page is rendered (Flask-Admin reads a callable only once).
+
+    Read once per request: the same options serve a picker's four filters (equal, not equal,
+    in list, not in list), so a list page pays one query per picker, not four.
+    """
 
     def __init__(self, load: Callable[[], list[tuple[str, str]]]) -> None:
         self.load = load
@@ -293,7 +297,12 @@ class LazyOptions:
         return True
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
-        return iter(self.load())
+        if not has_request_context():
+            return iter(self.load())
+        cache = g.setdefault("_lazy_filter_options", {})
+        if self.load not in cache:
+            cache[self.load] = self.load()
+        return iter(cache[self.load])
 
 
 def model_name_options() -> list[tuple[str, str]]:

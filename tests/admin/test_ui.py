@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from sqlalchemy import event
+
 from llmadmin.extensions import db
 from llmadmin.models import BulkOperation, Download, Task
 from llmadmin.models.task import SUCCESS
@@ -65,6 +67,23 @@ def test_filters_are_pickers_and_status_is_one_click(admin_client, admin_user, s
     # The model and creator filters offer the names to pick from.
     groups = re.search(r'id="filter-groups-data"[^>]*>([^<]*)<', html).group(1)
     assert "Sim" in groups and "Ada Admin" in groups
+
+
+def test_picker_options_are_read_once_per_page(admin_client, admin_user, sim_model):
+    """Each picker's four filters share one query for their options."""
+    add_task(admin_user, sim_model)
+    seen = []
+
+    def note(_conn, _cursor, statement, *_args):
+        seen.append(" ".join(statement.split()))
+
+    event.listen(db.engine, "before_cursor_execute", note)
+    try:
+        assert admin_client.get("/admin/task/").status_code == 200
+    finally:
+        event.remove(db.engine, "before_cursor_execute", note)
+    assert sum(s.startswith("SELECT llm_model.name FROM llm_model") for s in seen) == 1
+    assert sum(s.startswith("SELECT person.name FROM person") for s in seen) == 1
 
 
 def test_duplicated_from_links_to_its_source(admin_client, admin_user, sim_model):
