@@ -209,10 +209,12 @@ def add_default_views(app) -> None:
     from flask_admin.contrib.sqla import ModelView
     from sqlalchemy import func, select
 
+    from llmadmin.admin.home import first_steps
     from llmadmin.admin.tasks import TaskView
     from llmadmin.extensions import db
     from llmadmin.models import Task
     from llmadmin.models.task import FAILURE, STATUSES
+    from llmadmin.services import activity
 
     class DefaultTaskView(ModelView):
         can_view_details = True
@@ -229,7 +231,8 @@ def add_default_views(app) -> None:
             return True
 
     class DefaultHome(BaseView):
-        """The home page's code before the lists work: full counts, NULLS LAST, lazy models."""
+        """The home page's code before the lists work: full counts, NULLS LAST, lazy models
+        (first steps and recent activity as on the real page)."""
 
         def is_accessible(self):
             return True
@@ -249,10 +252,14 @@ def add_default_views(app) -> None:
                 .scalars()
                 .all()
             )
+            # First steps and recent activity as the real page has them, so the two pages
+            # differ only in the counts and the latest failures.
             return self.render(
                 "admin/home.html",
                 counts={s: counts.get(s, 0) for s in STATUSES},
                 failures=failures,
+                steps=first_steps(),
+                recent=activity.recent(None),
                 queue_ok=False,
             )
 
