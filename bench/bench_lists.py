@@ -209,6 +209,7 @@ def add_default_views(app) -> None:
     from flask_admin.contrib.sqla import ModelView
     from sqlalchemy import func, select
 
+    from llmadmin.admin import formatters
     from llmadmin.admin.home import first_steps
     from llmadmin.admin.tasks import TaskView
     from llmadmin.extensions import db
@@ -261,6 +262,8 @@ def add_default_views(app) -> None:
                 steps=first_steps(),
                 recent=activity.recent(None),
                 queue_ok=False,
+                status_label=formatters.status_label,
+                error_for_viewer=formatters.error_for_viewer,
             )
 
     admin = app.extensions["llmadmin.admin"]
