@@ -115,7 +115,8 @@ def _first_event(call, events):
 
 def _timed_out(call) -> GatewayError:
     seconds = current_app.config["GATEWAY_TIMEOUT_SECONDS"]
-    reason = _("Canceled: the gateway client stopped waiting after %(s)s s.", s=seconds)
+    # Stored on the row like the engine's own errors (English, whoever reads it later).
+    reason = f"Canceled: the gateway client stopped waiting after {seconds} s."
     if not chat_calls.abandon(call.task_id, reason):
         final = chat_calls.outcome(call.task_id)  # it finished just now: the row decides
         if final is not None and final.status == SUCCESS:
@@ -213,7 +214,7 @@ def _sse(call, events, first, head: dict, with_usage: bool):
         call.close()
         if not finished:  # the client went away: nobody will read this answer
             chat_calls.abandon(
-                call.task_id, _("Canceled: the gateway client disconnected before the end.")
+                call.task_id, "Canceled: the gateway client disconnected before the end."
             )
 
 
