@@ -47,7 +47,8 @@ class Relay:
     def __init__(self, redis, prefix: str):
         self.redis = redis  # the chunk's asyncio client
         self.prefix = prefix
-        self.watched: set[int] = set()
+        self.watched: set[int] = set()  # gateway tasks: "done" is published
+        self.streaming: set[int] = set()  # of which the client streams: deltas too
         self.buffer: list[tuple[str, str]] = []
         self.wake = asyncio.Event()
 
@@ -56,16 +57,19 @@ class Relay:
         if not is_relayed(submission_key):
             return False
         self.watched.add(task_id)
-        return wants_stream(submission_key)
+        if wants_stream(submission_key):
+            self.streaming.add(task_id)
+            return True
+        return False
 
     def delta(self, task_id: int, text: str) -> None:
         """Queue a piece of streamed text (sent in order by ``pump``)."""
-        if task_id in self.watched:
+        if task_id in self.streaming:
             self._queue(task_id, {"d": text})
 
     def reset(self, task_id: int) -> None:
         """Say that the text streamed so far is void (the call is retried)."""
-        if task_id in self.watched:
+        if task_id in self.streaming:
             self._queue(task_id, {"r": 1})
 
     def _queue(self, task_id: int, message: dict) -> None:
@@ -92,6 +96,7 @@ class Relay:
         if not done:
             return
         self.watched.difference_update(done)
+        self.streaming.difference_update(done)
         try:
             pipe = get_redis().pipeline(transaction=False)
             for task_id in done:
