@@ -38,6 +38,7 @@ def wants_json() -> bool:
 
 
 API_PREFIX = "/api/v1"
+GATEWAY_PREFIX = "/v1"  # the OpenAI-compatible gateway
 API_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -66,6 +67,11 @@ def render_error(code: int, message: str | None = None):
     message = str(message or MESSAGES.get(code) or _("Error."))
     if request.path == API_PREFIX or request.path.startswith(API_PREFIX + "/"):
         return api_error(code, message)
+    if request.path == GATEWAY_PREFIX or request.path.startswith(GATEWAY_PREFIX + "/"):
+        # OpenAI's shape, so the SDKs raise their classes (llmadmin/gateway/errors.py).
+        kind = "server_error" if code >= 500 else "invalid_request_error"
+        error = {"message": message, "type": kind, "param": None, "code": None}
+        return jsonify(error=error), code
     if wants_json():
         return jsonify(error=message, status=code), code
     return render_template("error.html", code=code, message=message), code

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import httpx
 import openai
 import pytest
 
 from llmadmin.extensions import db
 from llmadmin.models import AuditEntry, Task
 from llmadmin.models.task import CANCELED, FAILURE, RUNNING, SUCCESS
+from llmadmin.services.api_tokens import create_token
 from tests.integration.conftest import wait_until
 
 pytestmark = pytest.mark.slow
@@ -20,7 +22,9 @@ def _task(task_id: int) -> Task:
     return row
 
 
-def test_a_plain_call_is_a_task_of_the_tokens_person(client, sim_row, workers, member_user):
+def test_a_plain_call_is_a_task_of_the_tokens_person(
+    client, server, token, sim_row, workers, member_user, other_member
+):
     workers.start(1)
     raw = client.chat.completions.with_raw_response.create(
         model="Sim",
@@ -44,6 +48,11 @@ def test_a_plain_call_is_a_task_of_the_tokens_person(client, sim_row, workers, m
     assert task.creator_id == member_user.id and task.system_prompt == "Be brief."
     assert (task.temperature, task.max_tokens, task.seed) == (0.2, 50, 7)
     assert db.session.query(AuditEntry).filter_by(action="gateway_call").count() == 1
+    # Per-person isolation, as in the admin and /api/v1: only the caller's token sees it.
+    other = create_token(other_member.id, "other")[1]
+    url = f"{server}/api/v1/tasks/{task.id}"
+    assert httpx.get(url, headers={"Authorization": f"Bearer {other}"}).status_code == 404
+    assert httpx.get(url, headers={"Authorization": f"Bearer {token}"}).status_code == 200
 
 
 def test_a_stream_arrives_piece_by_piece_with_usage(client, sim_row, workers):

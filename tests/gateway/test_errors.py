@@ -94,3 +94,13 @@ def test_the_optional_per_token_rate_is_429_with_retry_after(app, client, sim_ro
     with pytest.raises(openai.RateLimitError) as err:
         client.models.list()
     assert int(err.value.response.headers["Retry-After"]) >= 1
+
+
+def test_an_unknown_url_under_v1_answers_in_openai_shape(server, token):
+    answer = httpx.get(f"{server}/v1/nothing", headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 404
+    assert set(answer.json()["error"]) == {"message", "type", "param", "code"}
+    answer = httpx.get(
+        f"{server}/v1/chat/completions", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert answer.status_code == 405 and answer.json()["error"]["type"] == "invalid_request_error"
