@@ -1,10 +1,11 @@
 """Benchmark the gateway: /v1/chat/completions through llmadmin vs direct to the same endpoint.
 
-    .venv/bin/python bench/bench_gateway.py [--workers 2] [--web-threads 80] [--rounds 4]
+    [DATABASE_URL=postgresql://…/postgres] .venv/bin/python bench/bench_gateway.py \
+        [--workers 2] [--web-processes 2] [--web-threads 40] [--rounds 4] [--only 0/1 200/64]
 
 Real processes in a temporary folder: the simulated endpoint (uvicorn), the web app under
-gunicorn (gthread), ``--workers`` worker.py processes, a fresh SQLite file and a private
-embedded Redis. The same async httpx clients send the same request (0 ms or 200 ms of
+gunicorn (gthread), ``--workers`` worker.py processes, a fresh SQLite file (or a fresh
+PostgreSQL database on the server DATABASE_URL names) and a private embedded Redis. The same async httpx clients send the same request (0 ms or 200 ms of
 simulated latency, set per request with a ``[[sim: latency_ms=…]]`` directive) to the
 endpoint directly and through the gateway, with 1 and 64 clients at once. Printed per case:
 p50 latency of each, the added p50 (target <= 30 ms) and the throughput ratio (target at
@@ -49,7 +50,39 @@ def wait_http(url: str, timeout: float = 30.0) -> None:
     raise RuntimeError(f"{url} did not answer within {timeout}s")
 
 
-def prepare(folder: str, sim_url: str) -> tuple[dict, str]:
+def fresh_postgres(admin_url: str) -> str:
+    """Create an empty PostgreSQL database for this run; return its URL."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    from sqlalchemy import create_engine, text
+
+    from llmadmin.database import normalise_url
+
+    admin_url = normalise_url(admin_url)
+    name = f"llmadmin_bench_gateway_{os.getpid()}"
+    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return urlunsplit(urlsplit(admin_url)._replace(path=f"/{name}"))
+
+
+def drop_postgres(url: str) -> None:
+    from urllib.parse import urlsplit, urlunsplit
+
+    from sqlalchemy import create_engine, text
+
+    parts = urlsplit(url)
+    engine = create_engine(
+        urlunsplit(parts._replace(path="/postgres")), isolation_level="AUTOCOMMIT"
+    )
+    with engine.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{parts.path.lstrip("/")}" WITH (FORCE)'))
+    engine.dispose()
+
+
+def prepare(folder: str, sim_url: str, database_url: str) -> tuple[dict, str]:
     """Migrate a fresh database, add a person, a token and the model; return (env, token)."""
     from llmadmin.queues import ensure_embedded_redis
 
@@ -57,7 +90,7 @@ def prepare(folder: str, sim_url: str) -> tuple[dict, str]:
     env.update(
         {
             "LLMADMIN_INSTANCE": folder,
-            "DATABASE_URL": f"sqlite:///{folder}/bench.db",
+            "DATABASE_URL": database_url or f"sqlite:///{folder}/bench.db",
             "REDIS_URL": ensure_embedded_redis(os.path.join(folder, "redis")),
             "SECRET_KEY": "bench-secret",
             "LOG_LEVEL": "WARNING",
@@ -157,10 +190,15 @@ def report(rows: list[tuple]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2, help="worker.py processes")
-    parser.add_argument("--web-threads", type=int, default=80, help="gunicorn threads")
+    parser.add_argument("--web-processes", type=int, default=2, help="gunicorn processes")
+    parser.add_argument("--web-threads", type=int, default=40, help="gunicorn threads each")
     parser.add_argument("--rounds", type=int, default=4, help="calls per client at 64 clients")
     parser.add_argument("--only", nargs="*", help="cases as LATENCY/CLIENTS, e.g. 0/1 200/64")
     args = parser.parse_args()
+    # DATABASE_URL=postgresql://…/postgres: a fresh database on that server (else SQLite).
+    database_url = (
+        fresh_postgres(os.environ["DATABASE_URL"]) if os.environ.get("DATABASE_URL") else ""
+    )
     procs: list[subprocess.Popen] = []
     with tempfile.TemporaryDirectory(prefix="bench-gateway-") as folder:
         from llmadmin.queues import stop_embedded_redis
@@ -178,10 +216,11 @@ def main() -> None:
                     stderr=subprocess.STDOUT,
                 )
             )
-            env, token = prepare(folder, sim_url)
+            env, token = prepare(folder, sim_url, database_url)
             procs.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "gunicorn", "-k", "gthread", "-w", "1"]
+                    [sys.executable, "-m", "gunicorn", "-k", "gthread"]
+                    + ["-w", str(args.web_processes)]
                     + ["--threads", str(args.web_threads), "-b", f"127.0.0.1:{web_port}"]
                     + ["app:app"],
                     cwd=ROOT,
@@ -215,6 +254,12 @@ def main() -> None:
                 except subprocess.TimeoutExpired:
                     proc.kill()
             stop_embedded_redis(os.path.join(folder, "redis"))
+            if database_url:
+                drop_postgres(database_url)
+    print(
+        f"database: {'PostgreSQL' if database_url else 'SQLite'}; workers: {args.workers}; "
+        f"web: gunicorn gthread {args.web_processes} x {args.web_threads} threads"
+    )
     report(rows)
 
 
