@@ -129,3 +129,14 @@ def test_a_wait_past_the_timeout_is_504_and_cancels(app, client, sim_row, worker
         client.chat.completions.create(model="Sim", messages=[{"role": "user", "content": "hi"}])
     assert err.value.status_code == 504 and err.value.code == "timeout"
     assert db.session.query(Task).one().status == CANCELED
+
+
+def test_a_repeated_idempotency_key_returns_the_first_calls_task(client, sim_row, workers):
+    workers.start(1)
+    body = {"model": "Sim", "messages": [{"role": "user", "content": "once"}]}
+    headers = {"Idempotency-Key": "job-42"}
+    first = client.chat.completions.with_raw_response.create(**body, extra_headers=headers)
+    again = client.chat.completions.with_raw_response.create(**body, extra_headers=headers)
+    assert first.headers["X-LLMAdmin-Task-Id"] == again.headers["X-LLMAdmin-Task-Id"]
+    assert again.parse().choices[0].message.content == first.parse().choices[0].message.content
+    assert db.session.query(Task).count() == 1
