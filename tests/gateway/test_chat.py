@@ -98,6 +98,7 @@ def test_an_upstream_failure_is_a_5xx(client, sim_row, workers):
             model="Sim", messages=[{"role": "user", "content": "x [[sim: status=503]]"}]
         )
     assert err.value.status_code == 502 and err.value.code == "upstream_error"
+    assert err.value.response.headers["x-should-retry"] == "false"  # the engine retried
     assert "503" in err.value.message
     assert db.session.query(Task).one().status == FAILURE
     with pytest.raises(openai.InternalServerError):  # streamed: the status comes before any text
