@@ -30,6 +30,8 @@ FAILURES = {
     "blocked_prompt": (400, "invalid_request_error", "prompt_blocked"),
     "timeout": (504, "server_error", "upstream_timeout"),
     "connect_timeout": (504, "server_error", "upstream_timeout"),
+    "model_disabled": (404, "invalid_request_error", "model_not_found"),
+    "model_deleted": (404, "invalid_request_error", "model_not_found"),
     "canceled": (409, "invalid_request_error", "task_canceled"),
     "deleted": (409, "invalid_request_error", "task_canceled"),
 }
