@@ -193,6 +193,7 @@ def main() -> None:
     parser.add_argument("--web-processes", type=int, default=2, help="gunicorn processes")
     parser.add_argument("--web-threads", type=int, default=40, help="gunicorn threads each")
     parser.add_argument("--rounds", type=int, default=4, help="calls per client at 64 clients")
+    parser.add_argument("--log", help="keep the processes' output in this file")
     parser.add_argument("--only", nargs="*", help="cases as LATENCY/CLIENTS, e.g. 0/1 200/64")
     args = parser.parse_args()
     # DATABASE_URL=postgresql://…/postgres: a fresh database on that server (else SQLite).
@@ -206,7 +207,7 @@ def main() -> None:
         try:
             sim_port, web_port = free_port(), free_port()
             sim_url = f"http://127.0.0.1:{sim_port}/v1"
-            log = open(os.path.join(folder, "processes.log"), "wb")
+            log = open(args.log or os.path.join(folder, "processes.log"), "wb")
             procs.append(
                 subprocess.Popen(
                     [sys.executable, "-m", "llmadmin.llm.simulator", "--port", str(sim_port)]

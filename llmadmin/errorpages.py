@@ -11,6 +11,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DataError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from llmadmin.database import is_transient_error
@@ -115,12 +116,14 @@ def init_app(app) -> None:
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(InterfaceError)
+    @app.errorhandler(PoolTimeout)
     def database_unavailable(exc):
-        # Locked past the busy timeout, connection lost, server restarting: transient. The
-        # transaction was rolled back, so nothing was half-written; say so and ask for a retry.
-        if not is_transient_error(exc):
+        # Locked past the busy timeout, connection lost, server restarting, every pooled
+        # connection busy: transient. The transaction was rolled back, so nothing was
+        # half-written; say so and ask for a retry.
+        if not isinstance(exc, PoolTimeout) and not is_transient_error(exc):
             return unexpected_error(exc)
-        logger.warning("database unavailable on %s %s: %s", request.method, request.path, exc.orig)
+        logger.warning("database unavailable on %s %s: %s", request.method, request.path, exc)
         db.session.rollback()
         body, status = render_error(
             503,

@@ -123,11 +123,24 @@ def start_call(
         _queued, waiting = dispatch.dispatch([task_id], at_front=True)
     except QueueUnavailable:
         waiting = 1
+    except Exception:  # e.g. the database stayed locked: no task may run for nobody
+        call.close()
+        _abandon_quietly(task_id, "Canceled: the gateway could not queue the call.")
+        raise
     if waiting:
         call.close()
         abandon(task_id, "Canceled: the job queue (Redis) was unreachable.")
         raise QueueUnavailable(_("The job queue (Redis) is unreachable right now; try again."))
     return call
+
+
+def _abandon_quietly(task_id: int, reason: str) -> None:
+    """Cancel a task whose request is failing anyway; log, never mask, a second failure."""
+    try:
+        db.session.rollback()
+        abandon(task_id, reason)
+    except Exception:
+        logger.exception("gateway: task %s could not be canceled; the reconciler will", task_id)
 
 
 def _subscribed(task_id: int) -> ChatCall:

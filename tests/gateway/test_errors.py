@@ -104,3 +104,18 @@ def test_an_unknown_url_under_v1_answers_in_openai_shape(server, token):
         f"{server}/v1/chat/completions", headers={"Authorization": f"Bearer {token}"}
     )
     assert answer.status_code == 405 and answer.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_an_exhausted_database_pool_is_a_503_in_openai_shape(client, sim_row, monkeypatch):
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    from llmadmin.services import chat_calls
+
+    def busy(name):
+        raise PoolTimeout("QueuePool limit of size 5 overflow 10 reached")
+
+    monkeypatch.setattr(chat_calls, "usable_model", busy)
+    with pytest.raises(openai.InternalServerError) as err:
+        client.with_options(max_retries=0).chat.completions.create(model="Sim", messages=USER)
+    assert err.value.status_code == 503 and err.value.type == "server_error"
+    assert err.value.response.headers["Retry-After"] == "5"
