@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import redis
 from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import insert, select
@@ -28,13 +29,16 @@ from llmadmin.extensions import db
 from llmadmin.lifecycle import transition
 from llmadmin.models import LLMModel, Task
 from llmadmin.models.task import CANCELED, FINAL_STATUSES, PENDING, QUEUED, RUNNING
-from llmadmin.queues import REDIS_OUTAGE, get_redis
+from llmadmin.queues import REDIS_OUTAGE, get_pubsub_redis
 from llmadmin.services import audit, tasks
 from llmadmin.services.jobs_control import stop_jobs_without_live_tasks
 
 logger = logging.getLogger(__name__)
 
 IDLE_CHECK_SECONDS = 1.0  # without a relayed message, read the row this often
+# A listener that breaks (Redis away, or redis-py's "I/O operation on closed file") only makes
+# the call read its row once a second: the row, not the relay, is the truth.
+LISTENER_ERRORS = (*REDIS_OUTAGE, redis.RedisError, ValueError)
 
 
 def usable_models() -> list[LLMModel]:
@@ -144,15 +148,22 @@ def _abandon_quietly(task_id: int, reason: str) -> None:
 
 
 def _subscribed(task_id: int) -> ChatCall:
+    """Listen to the task's channel; without a listener the call still reads its row."""
+    pubsub = get_pubsub_redis().pubsub(ignore_subscribe_messages=True)
     try:
-        pubsub = get_redis().pubsub(ignore_subscribe_messages=True)
         pubsub.subscribe(relay.channel(current_app.config["QUEUE_PREFIX"], task_id))
-    except REDIS_OUTAGE as exc:
-        abandon(task_id, "Canceled: the job queue (Redis) was unreachable.")
-        raise QueueUnavailable(
-            _("The job queue (Redis) is unreachable right now; try again.")
-        ) from exc
+    except LISTENER_ERRORS as exc:
+        logger.warning("gateway: task %s waits without a listener (%r)", task_id, exc)
+        _close(pubsub)
+        pubsub = None
     return ChatCall(task_id, pubsub)
+
+
+def _close(pubsub) -> None:
+    try:
+        pubsub.close()
+    except LISTENER_ERRORS:
+        pass
 
 
 def abandon(task_id: int, reason: str) -> bool:
@@ -237,11 +248,16 @@ class ChatCall:
                 self.current = ""
 
     def _next_message(self, timeout: float) -> dict | None:
+        if self.pubsub is None:
+            time.sleep(max(0.0, timeout))
+            return None
         try:
             raw = self.pubsub.get_message(timeout=max(0.0, timeout))
-        except REDIS_OUTAGE as exc:  # the row still tells the outcome: wait and look at it
-            logger.warning("gateway relay unreachable (%s); reading the task row", exc)
-            time.sleep(timeout)
+        except LISTENER_ERRORS as exc:  # the row still tells the outcome: read it each second
+            logger.warning("gateway relay lost (%r); reading the task row", exc)
+            _close(self.pubsub)
+            self.pubsub = None
+            time.sleep(max(0.0, timeout))
             return None
         if raw is None or raw.get("type") != "message":
             return None
@@ -269,7 +285,6 @@ class ChatCall:
 
     def close(self) -> None:
         """Stop listening (best effort)."""
-        try:
-            self.pubsub.close()
-        except REDIS_OUTAGE:
-            pass
+        if self.pubsub is not None:
+            _close(self.pubsub)
+            self.pubsub = None

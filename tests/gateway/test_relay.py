@@ -74,3 +74,28 @@ def test_only_gateway_tasks_are_relayed_and_only_streams_get_text(app):
         ("1", {"done": 1}),
         ("2", {"done": 1}),
     ]
+
+
+def test_a_broken_listener_falls_back_to_reading_the_row(app, sim_model, member_user):
+    """redis-py can fail a listener ("I/O operation on closed file"): the row still answers."""
+    import time
+
+    from llmadmin.extensions import db
+    from llmadmin.models import Task
+
+    class Broken:
+        closed = False
+
+        def get_message(self, timeout):
+            raise ValueError("I/O operation on closed file.")
+
+        def close(self):
+            self.closed = True
+
+    task = Task(name="t", prompt="p", model_id=sim_model.id, status=SUCCESS, result="done")
+    db.session.add(task)
+    db.session.commit()
+    broken = Broken()
+    call = ChatCall(task.id, broken)
+    kinds = [kind for kind, _value in call.events(time.monotonic() + 30)]
+    assert kinds[-1] == "final" and broken.closed and call.pubsub is None
