@@ -227,6 +227,9 @@ def main() -> None:
                     [sys.executable, "-m", "gunicorn", "-k", "gthread"]
                     + ["-w", str(args.web_processes)]
                     + ["--threads", str(args.web_threads), "-b", f"127.0.0.1:{web_port}"]
+                    # gunicorn closes idle keep-alive connections after 2 s by default, racing
+                    # the clients' reuse of them (httpx.ReadError); proxies keep them ~75 s.
+                    + ["--keep-alive", "75"]
                     + ["app:app"],
                     cwd=ROOT,
                     env=env,
