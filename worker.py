@@ -42,6 +42,11 @@ def main() -> None:
         import llmadmin.jobs.bulk  # noqa: F401
         import llmadmin.jobs.exports  # noqa: F401
         import llmadmin.jobs.tasks  # noqa: F401
+        from llmadmin.llm.pool import shared_ssl_context
+
+        # Load the CA bundle before forking: every job would otherwise load it again (20-40
+        # ms per job, which a gateway caller waits for).
+        shared_ssl_context()
         from llmadmin.maintenance import start_thread
         from llmadmin.queues import all_queue_names, get_redis
 

@@ -37,6 +37,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         database,
         downloads_web,
         errorpages,
+        gateway,
         health,
         i18n,
         queues,
@@ -57,6 +58,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     rqdash.init_app(app)
     downloads_web.init_app(app)
     api.init_app(app)
+    gateway.init_app(app)
     health.init_app(app)
     errorpages.init_app(app)
     cli.init_app(app)

@@ -117,6 +117,10 @@ def from_environment(env: os._Environ | dict | None = None) -> dict:
         "API_RATE_PER_MINUTE": parse_int(env.get("API_RATE_PER_MINUTE"), 100),
         "API_MAX_BODY_BYTES": parse_int(env.get("API_MAX_BODY_BYTES"), 64 * 1024 * 1024),
         "API_MAX_TASKS_PER_REQUEST": parse_int(env.get("API_MAX_TASKS_PER_REQUEST"), 10_000),
+        # The OpenAI-compatible gateway (/v1): calls per minute per token (0 = only the models'
+        # own limits), and how long a request waits for its task before it is canceled (504).
+        "GATEWAY_RATE_PER_MINUTE": parse_int(env.get("GATEWAY_RATE_PER_MINUTE"), 0),
+        "GATEWAY_TIMEOUT_SECONDS": parse_int(env.get("GATEWAY_TIMEOUT_SECONDS"), 600),
         "WTF_CSRF_TIME_LIMIT": None,
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "FLASK_ADMIN_SWATCH": "default",

@@ -11,6 +11,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DataError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from llmadmin.database import is_transient_error
@@ -38,6 +39,7 @@ def wants_json() -> bool:
 
 
 API_PREFIX = "/api/v1"
+GATEWAY_PREFIX = "/v1"  # the OpenAI-compatible gateway
 API_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -66,6 +68,11 @@ def render_error(code: int, message: str | None = None):
     message = str(message or MESSAGES.get(code) or _("Error."))
     if request.path == API_PREFIX or request.path.startswith(API_PREFIX + "/"):
         return api_error(code, message)
+    if request.path == GATEWAY_PREFIX or request.path.startswith(GATEWAY_PREFIX + "/"):
+        # OpenAI's shape, so the SDKs raise their classes (llmadmin/gateway/errors.py).
+        kind = "server_error" if code >= 500 else "invalid_request_error"
+        error = {"message": message, "type": kind, "param": None, "code": None}
+        return jsonify(error=error), code
     if wants_json():
         return jsonify(error=message, status=code), code
     return render_template("error.html", code=code, message=message), code
@@ -109,12 +116,14 @@ def init_app(app) -> None:
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(InterfaceError)
+    @app.errorhandler(PoolTimeout)
     def database_unavailable(exc):
-        # Locked past the busy timeout, connection lost, server restarting: transient. The
-        # transaction was rolled back, so nothing was half-written; say so and ask for a retry.
-        if not is_transient_error(exc):
+        # Locked past the busy timeout, connection lost, server restarting, every pooled
+        # connection busy: transient. The transaction was rolled back, so nothing was
+        # half-written; say so and ask for a retry.
+        if not isinstance(exc, PoolTimeout) and not is_transient_error(exc):
             return unexpected_error(exc)
-        logger.warning("database unavailable on %s %s: %s", request.method, request.path, exc.orig)
+        logger.warning("database unavailable on %s %s: %s", request.method, request.path, exc)
         db.session.rollback()
         body, status = render_error(
             503,

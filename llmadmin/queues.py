@@ -123,6 +123,23 @@ def get_redis() -> redis.Redis:
     return client
 
 
+def get_pubsub_redis() -> redis.Redis:
+    """Return the client for pub/sub listeners (gateway calls): its own pool, no health checks.
+
+    redis-py's health check on a pool shared by many threads can race with a pub/sub
+    connection being handed over (seen under 64 concurrent gateway calls: "I/O operation on
+    closed file"); listeners take their connection from this pool instead.
+    """
+    app = current_app._get_current_object()
+    client = app.extensions.get("llmadmin.redis.pubsub")
+    if client is None:
+        if app.config.get("REDIS_EMBEDDED"):
+            ensure_embedded_redis(app.config["EMBEDDED_REDIS_DIR"])
+        client = redis.Redis.from_url(app.config["REDIS_URL"], socket_connect_timeout=2)
+        app.extensions["llmadmin.redis.pubsub"] = client
+    return client
+
+
 def get_queue(kind: str) -> Queue:
     """Return the RQ queue for ``kind`` ("llm" or "reports")."""
     names = {"llm": current_app.config["LLM_QUEUE"], "reports": current_app.config["REPORTS_QUEUE"]}

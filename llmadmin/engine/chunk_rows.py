@@ -52,12 +52,11 @@ def steal(job_id: str, model_id: int, free: int) -> list:
 
 
 def prompts(claimed: list[int]) -> list:
-    """Return (id, prompt, system prompt, *call parameters) of ``claimed``."""
+    """Return (id, prompt, system prompt, submission key, *call parameters) of ``claimed``."""
     if not claimed:
         return []
-    rows = db.session.execute(
-        select(Task.id, Task.prompt, Task.system_prompt, *PARAM_COLUMNS).where(Task.id.in_(claimed))
-    ).all()
+    columns = (Task.id, Task.prompt, Task.system_prompt, Task.submission_key, *PARAM_COLUMNS)
+    rows = db.session.execute(select(*columns).where(Task.id.in_(claimed))).all()
     db.session.commit()  # end the read transaction; SQLite must not hold a snapshot open
     return rows
 

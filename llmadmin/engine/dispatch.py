@@ -45,8 +45,11 @@ def job_timeout_for(model: LLMModel | None, n_tasks: int) -> int:
     return int(min(24 * 3600, max(60, waves * per_call + 60)))
 
 
-def dispatch(task_ids: list[int]) -> tuple[int, int]:
-    """Queue the given PENDING tasks in model-sized chunks; return (queued, waiting)."""
+def dispatch(task_ids: list[int], *, at_front: bool = False) -> tuple[int, int]:
+    """Queue the given PENDING tasks in model-sized chunks; return (queued, waiting).
+
+    ``at_front`` puts the jobs before everything already queued (a client is waiting).
+    """
     by_model: dict[int | None, list[int]] = defaultdict(list)
     for batch in in_batches(task_ids):
         rows = db.session.execute(
@@ -72,10 +75,12 @@ def dispatch(task_ids: list[int]) -> tuple[int, int]:
             if marked:
                 planned.append((job_id, marked, model))
     db.session.commit()  # every row first, then every job: a job never starts before its rows
-    return _enqueue_all(planned)
+    return _enqueue_all(planned, at_front)
 
 
-def _enqueue_all(planned: list[tuple[str, list[int], LLMModel | None]]) -> tuple[int, int]:
+def _enqueue_all(
+    planned: list[tuple[str, list[int], LLMModel | None]], at_front: bool = False
+) -> tuple[int, int]:
     """Enqueue the chunks' jobs in one Redis round trip; when Redis is away, hand them back.
 
     One pipeline for all jobs: 10,000 tasks make ~160 jobs, and one round trip each cost
@@ -94,6 +99,7 @@ def _enqueue_all(planned: list[tuple[str, list[int], LLMModel | None]]) -> tuple
                     job_timeout=job_timeout_for(model, len(marked)),
                     description=f"run {len(marked)} task(s) on model #{model.id if model else '-'}",
                     pipeline=pipe,
+                    **({"at_front": True} if at_front else {}),
                 )
             queues.execute(pipe)
     except QueueUnavailable:

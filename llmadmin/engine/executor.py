@@ -30,6 +30,7 @@ from llmadmin.engine.heartbeat import Heartbeat
 from llmadmin.engine.limits import ModelLimiter, heartbeat_key
 from llmadmin.engine.model_settings import ModelSettings
 from llmadmin.engine.params import CallParams
+from llmadmin.engine.relay import Relay
 from llmadmin.engine.resilience import backoff_delay  # noqa: F401  (tests import it from here)
 from llmadmin.engine.writer import OutcomeWriter
 from llmadmin.errors import CircuitOpen, LLMError
@@ -94,6 +95,9 @@ class ChunkRunner:
         self.lease_seconds = float(cfg["HEARTBEAT_TTL_SECONDS"])
         self.redis_patience = float(cfg["REDIS_OUTAGE_WAIT_SECONDS"])
         self.breaker_patience = float(cfg["BREAKER_WAIT_SECONDS"])
+        # Gateway calls: their deltas and "done" go to the web request waiting for them.
+        self.relay = Relay(None, self.prefix)
+        self.writer.after_write = self.relay.written
 
     async def run(self) -> int:
         """Run every claimable task of the chunk; return how many outcomes were written."""
@@ -132,9 +136,12 @@ class ChunkRunner:
             self.limiter,
         )
         heartbeat.start()
+        self.relay.redis = self.redis
+        pump = asyncio.ensure_future(self.relay.pump())
         try:
             await self._loop()
         finally:
+            pump.cancel()
             for task in self.inflight.values():
                 task.cancel()
             await asyncio.gather(*self.inflight.values(), return_exceptions=True)
@@ -272,12 +279,17 @@ class ChunkRunner:
             task_id, prompt, system_prompt = row.id, row.prompt, row.system_prompt
             params = CallParams.of(row, self.model)  # the task's own, else the model's
             self.writer.begin(task_id, params)
+            relay_stream = self.relay.watch(task_id, getattr(row, "submission_key", None))
+            if task_id in self.relay.watched:
+                self.writer.hurry(task_id)  # a client is waiting: write its outcome at once
             try:  # the prompt policy may have changed since the task was written (a re-run)
                 policy.check_prompt(prompt, system_prompt)
             except policy.PromptRefused as exc:
                 self.writer.failure(task_id, str(exc), "blocked_prompt", None)
                 continue
-            coro = self._run_one(task_id, build_messages(prompt, system_prompt), params)
+            coro = self._run_one(
+                task_id, build_messages(prompt, system_prompt), params, relay_stream
+            )
             self.inflight[task_id] = asyncio.ensure_future(coro)
 
     def _may_steal(self) -> bool:
@@ -315,7 +327,9 @@ class ChunkRunner:
                 task.cancel()
                 logger.info("task %s canceled while running; its call was stopped", task_id)
 
-    async def _run_one(self, task_id: int, messages: list[dict], params: CallParams) -> None:
+    async def _run_one(
+        self, task_id: int, messages: list[dict], params: CallParams, relay_stream: bool = False
+    ) -> None:
         model = self.model
         request = ChatRequest(
             base_url=model.base_url,
@@ -323,11 +337,11 @@ class ChunkRunner:
             model=model.model_name,
             messages=messages,
             timeout=model.timeout,
-            stream=model.stream,
+            stream=model.stream or relay_stream,  # a streaming gateway client gets a stream
             **params.sent(),
         )
         streamed: list[str] = []
-        on_delta = self._delta_saver(task_id, streamed) if model.stream else None
+        on_delta = self._delta_saver(task_id, streamed) if request.stream else None
         started = time.monotonic()
         attempt, breaker_waited = 0, 0.0
         last_error: LLMError | None = None  # the task's own last failure: its final error's cause
@@ -379,6 +393,7 @@ class ChunkRunner:
                     )
                     return
                 streamed.clear()
+                self.relay.reset(task_id)
                 await backoff_sleep(delay)
 
     async def _with_redis(self, step):
@@ -411,6 +426,7 @@ class ChunkRunner:
     def _delta_saver(self, task_id: int, streamed: list[str]):
         def on_delta(delta: str) -> None:
             streamed.append(delta)
+            self.relay.delta(task_id, delta)
             now = time.monotonic()
             if now - self.partial_saved.get(task_id, 0.0) >= PARTIAL_SAVE_SECONDS:
                 self.partial_saved[task_id] = now

@@ -116,6 +116,10 @@ class OutcomeWriter:
         self.params: dict[int, CallParams] = {}
         self.last_flush = time.monotonic()
         self.written = 0
+        # Called with the ids of the final rows each successful write committed.
+        self.after_write = None
+        self.hurried: set[int] = set()  # tasks whose outcome is written without waiting
+        self.rush = False
 
     def begin(self, task_id: int, params: CallParams) -> None:
         """Remember the parameters a task's call sends (they go onto its run)."""
@@ -147,18 +151,25 @@ class OutcomeWriter:
         columns = failure_columns(message, kind, latency_ms, partial_text, calls)
         self._final(task_id, FAILURE, columns, run_columns(self.params.pop(task_id, None)))
 
+    def hurry(self, task_id: int) -> None:
+        """Write this task's outcome as soon as it is known (a client waits for it)."""
+        self.hurried.add(task_id)
+
     def partial(self, task_id: int, text: str) -> None:
         """Remember the latest streamed text of a running task."""
         self.partials[task_id] = text
 
     def _final(self, task_id: int, status: str, columns: dict, run: dict) -> None:
         self.partials.pop(task_id, None)
+        if task_id in self.hurried:
+            self.hurried.discard(task_id)
+            self.rush = True
         row = {"id": task_id, "job_id": self.job_id, "status": status, "finished_at": utcnow()}
         self.finals.append({**row, **dict.fromkeys(OUTCOME_COLUMNS), **columns, RUN: run})
 
     def due(self) -> bool:
         """Tell whether a flush should happen now."""
-        if len(self.finals) >= self.max_batch:
+        if len(self.finals) >= self.max_batch or self.rush:
             return True
         return (
             bool(self.finals or self.partials)
@@ -173,6 +184,7 @@ class OutcomeWriter:
         """Hand over everything collected so far (on the event loop's thread)."""
         batch = (self.finals, self.partials)
         self.finals, self.partials = [], {}
+        self.rush = False
         self.last_flush = time.monotonic()
         return batch
 
@@ -207,3 +219,5 @@ class OutcomeWriter:
             db.session.rollback()
             raise
         self.written += len(finals)
+        if finals and self.after_write is not None:
+            self.after_write([row["id"] for row in finals])

@@ -40,6 +40,7 @@ URL_ARGS = {
     "filename": "x.css",
     "task_id": 1,
     "model_id": 1,
+    "name": "Sim",  # /v1/models/<name> (the gateway)
     "operation_id": 1,
 }
 
@@ -88,11 +89,12 @@ def protected_urls(app) -> list[tuple[str, str]]:
 
     The JSON API (``api.*``) is left out: it takes a token, never a session, so it answers 401
     rather than the login page and needs no CSRF token; tests/api checks both (every route
-    refuses a request without a token, and one with only a session cookie).
+    refuses a request without a token, and one with only a session cookie). The same goes for
+    the OpenAI-compatible gateway (``gateway.*``, tests/gateway).
     """
     urls = []
     for rule in app.url_map.iter_rules():
-        if rule.endpoint in PUBLIC_ENDPOINTS or rule.endpoint.startswith("api."):
+        if rule.endpoint in PUBLIC_ENDPOINTS or rule.endpoint.startswith(("api.", "gateway.")):
             continue
         url = rule.build({name: URL_ARGS[name] for name in rule.arguments}, append_unknown=False)[1]
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):

@@ -1,0 +1,290 @@
+"""Gateway chat calls: one ``/v1/chat/completions`` request is one task, run by a worker.
+
+``start_call`` validates and writes the task (attributed to the token's person, audited),
+subscribes to its relay channel (``engine.relay``) and only then queues it at the front
+of the queue, so no message can be missed. ``ChatCall.events`` yields the streamed text
+as the worker relays it and ends with the task row's outcome: the row is the truth, the
+relayed text only a preview of it. Without a message for a second the row is read once,
+so a lost message (or a cancel in the admin) costs a second, never a stuck request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import redis
+from flask import current_app
+from flask_babel import gettext as _
+from sqlalchemy import insert, select
+
+from llmadmin.engine import dispatch, relay
+from llmadmin.errors import NotFound, QueueUnavailable
+from llmadmin.extensions import db
+from llmadmin.lifecycle import transition
+from llmadmin.models import LLMModel, Task
+from llmadmin.models.task import CANCELED, FINAL_STATUSES, PENDING, QUEUED, RUNNING
+from llmadmin.queues import REDIS_OUTAGE, get_pubsub_redis
+from llmadmin.services import audit, tasks
+from llmadmin.services.jobs_control import stop_jobs_without_live_tasks
+
+logger = logging.getLogger(__name__)
+
+IDLE_CHECK_SECONDS = 1.0  # without a relayed message, read the row this often
+# A listener that breaks (Redis away, or redis-py's "I/O operation on closed file") only makes
+# the call read its row once a second: the row, not the relay, is the truth.
+LISTENER_ERRORS = (*REDIS_OUTAGE, redis.RedisError, ValueError)
+
+
+def usable_models() -> list[LLMModel]:
+    """Return the models a gateway caller may use (every enabled one), by name."""
+    return list(
+        db.session.execute(
+            select(LLMModel).where(LLMModel.enabled.is_(True)).order_by(LLMModel.name)
+        ).scalars()
+    )
+
+
+def usable_model(name: object) -> LLMModel:
+    """Return the enabled model called ``name``; NotFound otherwise."""
+    model = None
+    if isinstance(name, str) and name:
+        model = db.session.execute(
+            select(LLMModel).where(LLMModel.name == name, LLMModel.enabled.is_(True))
+        ).scalar_one_or_none()
+    if model is None:
+        raise NotFound(_("The model %(name)r does not exist or is disabled.", name=name))
+    return model
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A finished gateway task, read from its row."""
+
+    task_id: int
+    status: str
+    text: str | None
+    error: str | None
+    error_kind: str | None
+    finish_reason: str | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+
+
+def _submission_key(person_id: int, stream: bool, request_key: str | None) -> str:
+    prefix = relay.STREAM_PREFIX if stream else relay.KEY_PREFIX
+    if not request_key:
+        return prefix + uuid.uuid4().hex
+    digest = hashlib.sha256(f"{person_id}\x00{request_key}".encode()).hexdigest()[:40]
+    return prefix + digest
+
+
+def start_call(
+    person_id: int,
+    model: LLMModel,
+    prompt: str,
+    system_prompt: str | None,
+    parameters: dict,
+    *,
+    stream: bool,
+    request_key: str | None = None,
+) -> ChatCall:
+    """Create (or, for a repeated ``request_key``, find) the call's task and queue it.
+
+    Raises ItemsInvalid for a prompt or parameter the task rules refuse and
+    QueueUnavailable when Redis is away (the task is then canceled, never left waiting).
+    """
+    key = _submission_key(person_id, stream, request_key)
+    earlier = tasks.find_submitted(key) if request_key else None
+    if earlier is not None and earlier.creator_id == person_id:
+        return _subscribed(earlier.id)
+    item = {
+        "prompt": prompt,
+        "system_prompt": system_prompt,
+        "model_id": model.id,
+        "parameters": parameters,
+    }
+    row = tasks.validate_tasks([item], person_id)[0]
+    table = Task.__table__
+    task_id = db.session.execute(
+        insert(table).returning(table.c.id), {**row, "submission_key": key}
+    ).scalar_one()
+    audit.record(
+        "gateway_call",
+        "task",
+        task_id,
+        f"Chat completion through the /v1 gateway on model {model.name}",
+        commit=False,
+    )
+    db.session.commit()
+    call = _subscribed(task_id)
+    try:
+        _queued, waiting = dispatch.dispatch([task_id], at_front=True)
+    except QueueUnavailable:
+        waiting = 1
+    except Exception:  # e.g. the database stayed locked: no task may run for nobody
+        call.close()
+        _abandon_quietly(task_id, "Canceled: the gateway could not queue the call.")
+        raise
+    if waiting:
+        call.close()
+        abandon(task_id, "Canceled: the job queue (Redis) was unreachable.")
+        raise QueueUnavailable(_("The job queue (Redis) is unreachable right now; try again."))
+    return call
+
+
+def _abandon_quietly(task_id: int, reason: str) -> None:
+    """Cancel a task whose request is failing anyway; log, never mask, a second failure."""
+    try:
+        db.session.rollback()
+        abandon(task_id, reason)
+    except Exception:
+        logger.exception("gateway: task %s could not be canceled; the reconciler will", task_id)
+
+
+def _subscribed(task_id: int) -> ChatCall:
+    """Listen to the task's channel; without a listener the call still reads its row."""
+    pubsub = get_pubsub_redis().pubsub(ignore_subscribe_messages=True)
+    try:
+        pubsub.subscribe(relay.channel(current_app.config["QUEUE_PREFIX"], task_id))
+    except LISTENER_ERRORS as exc:
+        logger.warning("gateway: task %s waits without a listener (%r)", task_id, exc)
+        _close(pubsub)
+        pubsub = None
+    return ChatCall(task_id, pubsub)
+
+
+def _close(pubsub) -> None:
+    try:
+        pubsub.close()
+    except LISTENER_ERRORS:
+        pass
+
+
+def abandon(task_id: int, reason: str) -> bool:
+    """Cancel a gateway task nobody waits for any more; False when it had already finished."""
+    job_ids = set(
+        db.session.execute(
+            select(Task.job_id).where(Task.id == task_id, Task.job_id.is_not(None))
+        ).scalars()
+    )
+    changed = transition(
+        [task_id],
+        CANCELED,
+        from_statuses=(PENDING, QUEUED, RUNNING),
+        error=reason,
+        error_kind="canceled",
+        run_requested_at=None,
+        queue_note=None,
+    )
+    if changed:
+        stop_jobs_without_live_tasks(job_ids)
+    return bool(changed)
+
+
+def outcome(task_id: int) -> Outcome | None:
+    """Return the task's outcome when it has finished, else None (ends the read at once)."""
+    row = db.session.execute(
+        select(
+            Task.status,
+            Task.result,
+            Task.error,
+            Task.error_kind,
+            Task.finish_reason,
+            Task.prompt_tokens,
+            Task.completion_tokens,
+        ).where(Task.id == task_id)
+    ).one_or_none()
+    db.session.rollback()  # no snapshot held open between reads
+    if row is None:
+        return Outcome(task_id, CANCELED, None, "The task was deleted.", "deleted", *[None] * 3)
+    if row.status not in FINAL_STATUSES:
+        return None
+    return Outcome(task_id, str(row.status), *row[1:])
+
+
+class ChatCall:
+    """A gateway task being waited for: its relayed text, then its outcome."""
+
+    def __init__(self, task_id: int, pubsub):
+        self.task_id = task_id
+        self.pubsub = pubsub
+        self.sent = ""  # text handed to the client so far
+        self.current = ""  # the current attempt's text
+        self.diverged = False  # a retry produced text that contradicts what was sent
+
+    def events(self, deadline: float) -> Iterator[tuple[str, object]]:
+        """Yield ("text", piece)… then ("final", Outcome), or ("idle", None) while waiting.
+
+        Ends with ("timeout", None) when ``deadline`` (time.monotonic) passes first.
+        """
+        last_check = time.monotonic()
+        while True:
+            now = time.monotonic()
+            if now >= deadline:
+                yield "timeout", None
+                return
+            message = self._next_message(min(IDLE_CHECK_SECONDS, deadline - now))
+            if message is None or message.get("done") or now - last_check >= IDLE_CHECK_SECONDS:
+                last_check = time.monotonic()
+                final = outcome(self.task_id)
+                if final is not None:
+                    yield "final", final
+                    return
+                if message is None:
+                    yield "idle", None
+                    continue
+            if "d" in message:
+                self.current += message["d"]
+                piece = self._advance()
+                if piece:
+                    yield "text", piece
+            elif message.get("r"):
+                self.current = ""
+
+    def _next_message(self, timeout: float) -> dict | None:
+        if self.pubsub is None:
+            time.sleep(max(0.0, timeout))
+            return None
+        try:
+            raw = self.pubsub.get_message(timeout=max(0.0, timeout))
+        except LISTENER_ERRORS as exc:  # the row still tells the outcome: read it each second
+            logger.warning("gateway relay lost (%r); reading the task row", exc)
+            _close(self.pubsub)
+            self.pubsub = None
+            time.sleep(max(0.0, timeout))
+            return None
+        if raw is None or raw.get("type") != "message":
+            return None
+        try:
+            return json.loads(raw["data"])
+        except (ValueError, TypeError):
+            return None
+
+    def _advance(self) -> str:
+        """Return the new text to hand out (nothing while a retry repeats what was sent)."""
+        if len(self.current) > len(self.sent) and self.current.startswith(self.sent):
+            piece, self.sent = self.current[len(self.sent) :], self.current
+            return piece
+        if not self.sent.startswith(self.current):
+            self.diverged = True
+        return ""
+
+    def rest_of(self, final: Outcome) -> str | None:
+        """The final text not yet handed out; None when it contradicts what was sent."""
+        text = final.text or ""
+        if self.diverged or not text.startswith(self.sent):
+            return None
+        rest, self.sent = text[len(self.sent) :], text
+        return rest
+
+    def close(self) -> None:
+        """Stop listening (best effort)."""
+        if self.pubsub is not None:
+            _close(self.pubsub)
+            self.pubsub = None
