@@ -233,7 +233,7 @@ def validate_tasks(items: list[dict], creator_id: int | None = None, *, run: boo
     rows, errors = [], []
     for index, item in enumerate(items):
         try:
-            rows.append(_task_row(item, models, creator_id, run))
+            rows.append(task_row(item, models, creator_id, run))
         except ValidationError as exc:
             errors.append({"index": index, "field": exc.field, "message": str(exc)})
             if len(errors) >= MAX_ITEM_ERRORS:
@@ -259,7 +259,11 @@ def _models_by_name_and_id(items: list[dict]) -> dict:
     return found
 
 
-def _task_row(item: dict, models: dict, creator_id: int | None, run: bool) -> dict:
+def task_row(item: dict, models: dict, creator_id: int | None, run: bool) -> dict:
+    """Return the task row (column values) of one item, or raise ValidationError naming the field.
+
+    ``models`` maps ``("name", name)`` / ``("id", id)`` to the models the items name.
+    """
     try:
         name, prompt, system_prompt = validate_task_fields(
             item.get("name"), item.get("prompt"), item.get("system_prompt")

@@ -1,0 +1,527 @@
+"""Batches: an uploaded file of prompts checked line by line, then turned into tasks.
+
+The flow (admin upload, and later ``/v1/batches``): ``store_upload`` keeps the file under
+the instance folder; ``validate_upload`` streams it and returns a ``Summary`` (counts per
+model, the first rows, every line's error up to a cap) without creating anything;
+``create_batch`` streams it again and inserts the valid lines' tasks (1,000 per INSERT)
+with one Batch row in one transaction, then dispatches them through the usual path.
+
+A batch's counts are read from its tasks (one GROUP BY), and its status is derived from
+them when someone looks (``refresh``): IN_PROGRESS becomes COMPLETED and CANCELLING
+becomes CANCELLED once no task is left waiting or running.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from flask import current_app
+from flask_babel import gettext as _
+from sqlalchemy import func, insert, select
+
+from llmadmin.engine import dispatch
+from llmadmin.errors import Conflict, ItemsInvalid, NotFound, ValidationError
+from llmadmin.extensions import db
+from llmadmin.lifecycle import BATCHES
+from llmadmin.models import Batch, LLMModel, Person, Task
+from llmadmin.models.base import utcnow
+from llmadmin.models.batch import OPEN_BATCH_STATUSES, BatchStatus
+from llmadmin.models.task import CANCELED, FAILURE, PENDING, QUEUED, RUNNING, SUCCESS
+from llmadmin.services import audit, batch_files, downloads
+from llmadmin.services import tasks as task_service
+from llmadmin.services.selections import Selection
+from llmadmin.services.task_params import clean_param
+from llmadmin.services.tasks import Outcome
+
+logger = logging.getLogger(__name__)
+
+MAX_STORED_ERRORS = 1000  # line errors kept on the Batch row (for its results file)
+PREVIEW_ROWS = 20
+UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
+UPLOAD_MAX_AGE_SECONDS = 24 * 3600
+INSERT_BATCH = task_service.INSERT_BATCH
+
+
+# --- counts and status -------------------------------------------------------------------
+
+
+@dataclass
+class Counts:
+    """How many of a batch's tasks are in each state."""
+
+    pending: int = 0
+    queued: int = 0
+    running: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    canceled: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.pending + self.queued + self.running + self.done
+
+    @property
+    def done(self) -> int:
+        return self.succeeded + self.failed + self.canceled
+
+    @property
+    def active(self) -> int:
+        return self.pending + self.queued + self.running
+
+    def as_dict(self) -> dict[str, int]:
+        """Return the counts, total first (queued includes tasks waiting to be sent)."""
+        return {
+            "total": self.total,
+            "queued": self.pending + self.queued,
+            "running": self.running,
+            "succeeded": self.succeeded,
+            "failed": self.failed,
+            "canceled": self.canceled,
+        }
+
+
+_COUNT_FIELD = {
+    PENDING: "pending",
+    QUEUED: "queued",
+    RUNNING: "running",
+    SUCCESS: "succeeded",
+    FAILURE: "failed",
+    CANCELED: "canceled",
+}
+
+
+def counts(batch_ids) -> dict[int, Counts]:
+    """Return the counts of every given batch in one GROUP BY query."""
+    ids = sorted({int(i) for i in batch_ids})
+    found = {batch_id: Counts() for batch_id in ids}
+    if not ids:
+        return found
+    rows = db.session.execute(
+        select(Task.batch_id, Task.status, func.count())
+        .where(Task.batch_id.in_(ids))
+        .group_by(Task.batch_id, Task.status)
+    ).all()
+    for batch_id, status, number in rows:
+        name = _COUNT_FIELD.get(status)
+        if name:
+            setattr(found[batch_id], name, number)
+    return found
+
+
+def refresh(batches: list[Batch]) -> dict[int, Counts]:
+    """Return the batches' counts, finishing those with no task left to run (one commit)."""
+    found = counts(b.id for b in batches)
+    finished = {BatchStatus.IN_PROGRESS: [], BatchStatus.FINALIZING: [], BatchStatus.CANCELLING: []}
+    for batch in batches:
+        if batch.status in finished and found[batch.id].active == 0:
+            finished[batch.status].append(batch.id)
+    moved = False
+    for status, target in (
+        (BatchStatus.IN_PROGRESS, BatchStatus.COMPLETED),
+        (BatchStatus.FINALIZING, BatchStatus.COMPLETED),
+        (BatchStatus.CANCELLING, BatchStatus.CANCELLED),
+    ):
+        if finished[status]:
+            moved |= bool(
+                BATCHES.transition(finished[status], target, from_statuses=(status,), commit=False)
+            )
+    if moved:
+        db.session.commit()  # expires the loaded rows: they show the new status
+    return found
+
+
+def get_batch(batch_id: int, person: Person) -> Batch:
+    """Load a batch the person may see (their own; an admin: any), or raise NotFound."""
+    row = db.session.get(Batch, batch_id)
+    if row is None or (not person.is_admin and row.creator_id != person.id):
+        raise NotFound(_("Batch #%(id)s does not exist.", id=batch_id))
+    return row
+
+
+# --- uploads -----------------------------------------------------------------------------
+
+
+def upload_dir() -> str:
+    """Return the folder that keeps uploaded batch files until they are confirmed."""
+    folder = current_app.config.get("BATCH_UPLOAD_DIR") or os.path.join(
+        current_app.instance_path, "batch-uploads"
+    )
+    os.makedirs(folder, exist_ok=True)
+    return folder
+
+
+def store_upload(stream, filename: str | None, creator_id: int) -> str:
+    """Keep an uploaded file (streamed to disk) and return its upload id."""
+    fmt = batch_files.format_of(filename)
+    _sweep_old_uploads()
+    upload_id = uuid.uuid4().hex
+    path = os.path.join(upload_dir(), f"{upload_id}.{fmt}")
+    with open(path, "wb") as handle:
+        while chunk := stream.read(1024 * 1024):
+            handle.write(chunk)
+    meta = {"creator_id": creator_id, "source_name": (filename or "")[:255], "format": fmt}
+    with open(os.path.join(upload_dir(), f"{upload_id}.json"), "w", encoding="utf-8") as handle:
+        json.dump(meta, handle)
+    if fmt != "xlsx":
+        try:
+            batch_files.sniff_text(path)
+        except ValidationError:
+            discard_upload(upload_id)
+            raise
+    return upload_id
+
+
+def upload_info(upload_id: str, creator_id: int) -> tuple[str, dict]:
+    """Return (path, meta) of the person's own upload, or raise NotFound."""
+    if not isinstance(upload_id, str) or not UPLOAD_ID.match(upload_id):
+        raise NotFound(_("This upload does not exist or has expired; upload the file again."))
+    try:
+        with open(os.path.join(upload_dir(), f"{upload_id}.json"), encoding="utf-8") as handle:
+            meta = json.load(handle)
+    except (OSError, ValueError) as exc:
+        raise NotFound(
+            _("This upload does not exist or has expired; upload the file again.")
+        ) from exc
+    if meta.get("creator_id") != creator_id:
+        raise NotFound(_("This upload does not exist or has expired; upload the file again."))
+    return os.path.join(upload_dir(), f"{upload_id}.{meta['format']}"), meta
+
+
+def discard_upload(upload_id: str) -> None:
+    """Remove an upload's files (after its batch was made, or when it is refused)."""
+    for extension in (*batch_files.FORMATS, "json"):
+        try:
+            os.remove(os.path.join(upload_dir(), f"{upload_id}.{extension}"))
+        except FileNotFoundError:
+            pass
+
+
+def _sweep_old_uploads() -> None:
+    """Remove uploads nobody confirmed within a day."""
+    cutoff = time.time() - UPLOAD_MAX_AGE_SECONDS
+    with os.scandir(upload_dir()) as entries:
+        for entry in entries:
+            try:
+                if entry.is_file() and entry.stat().st_mtime < cutoff:
+                    os.remove(entry.path)
+            except OSError:
+                pass
+
+
+# --- checking lines ----------------------------------------------------------------------
+
+
+@dataclass
+class Checked:
+    """One line checked against the database: the task row it makes, or its error."""
+
+    number: int
+    row: dict | None
+    model: str | None
+    custom_id: str | None
+    field: str | None = None
+    message: str | None = None
+
+
+@dataclass
+class Summary:
+    """What a file would make: counts, per-model lines, first rows, the errors (capped)."""
+
+    lines: int = 0
+    valid: int = 0
+    invalid: int = 0
+    per_model: Counter = field(default_factory=Counter)
+    preview: list[dict] = field(default_factory=list)
+    errors: list[dict] = field(default_factory=list)
+
+    def add_error(self, checked: Checked) -> None:
+        """Count an invalid line and keep its error while under the cap."""
+        self.invalid += 1
+        if len(self.errors) < MAX_STORED_ERRORS:
+            self.errors.append(
+                {
+                    "line": checked.number,
+                    "custom_id": checked.custom_id,
+                    "field": checked.field,
+                    "message": checked.message,
+                }
+            )
+
+
+class _Models:
+    """Models by name, each looked up once per file (a file names a handful)."""
+
+    def __init__(self) -> None:
+        self.found: dict = {}
+        self.looked: set[str] = set()
+
+    def lookup(self, name) -> dict:
+        if isinstance(name, str) and name not in self.looked:
+            self.looked.add(name)
+            model = db.session.execute(
+                select(LLMModel).where(LLMModel.name == name)
+            ).scalar_one_or_none()
+            if model is not None:
+                self.found[("name", name)] = model
+        return self.found
+
+
+def check_lines(path: str, fmt: str, creator_id: int | None) -> Iterator[Checked]:
+    """Yield every line of the file checked as a task (the API's and the form's rules)."""
+    models = _Models()
+    seen_ids: set[str] = set()
+    for line in batch_files.read_lines(path, fmt):
+        model_name = (line.item or {}).get("model")
+        if not line.ok:
+            yield Checked(line.number, None, model_name, line.custom_id, line.field, line.message)
+            continue
+        try:
+            if line.custom_id is not None:
+                if line.custom_id in seen_ids:
+                    raise ValidationError(
+                        _("custom_id %(id)r appears on an earlier line.", id=line.custom_id),
+                        field="custom_id",
+                    )
+                seen_ids.add(line.custom_id)
+            row = task_service.task_row(line.item, models.lookup(model_name), creator_id, True)
+            for name, value in line.param_cells.items():
+                try:
+                    row[name] = clean_param(name, value)
+                except ValidationError as exc:
+                    raise ValidationError(str(exc), field=name) from exc
+        except ValidationError as exc:
+            yield Checked(line.number, None, model_name, line.custom_id, exc.field, str(exc))
+            continue
+        yield Checked(line.number, row, model_name, line.custom_id)
+
+
+def validate_file(path: str, fmt: str, creator_id: int | None) -> Summary:
+    """Check every line of a file; create nothing."""
+    summary = Summary()
+    for checked in check_lines(path, fmt, creator_id):
+        summary.lines += 1
+        if checked.row is None:
+            summary.add_error(checked)
+            continue
+        summary.valid += 1
+        summary.per_model[checked.model] += 1
+        if len(summary.preview) < PREVIEW_ROWS:
+            summary.preview.append(_preview(checked))
+    return summary
+
+
+def validate_upload(upload_id: str, creator_id: int) -> tuple[dict, Summary]:
+    """Check the person's upload; return its meta and summary."""
+    path, meta = upload_info(upload_id, creator_id)
+    return meta, validate_file(path, meta["format"], creator_id)
+
+
+def _preview(checked: Checked) -> dict:
+    row = checked.row or {}
+    return {
+        "line": checked.number,
+        "custom_id": checked.custom_id,
+        "name": row.get("name"),
+        "model": checked.model,
+        "system_prompt": (row.get("system_prompt") or "")[:200],
+        "prompt": (row.get("prompt") or "")[:300],
+        "parameters": {k: row.get(k) for k in task_service.TASK_PARAMETERS if row.get(k)},
+    }
+
+
+# --- making the batch --------------------------------------------------------------------
+
+
+def create_batch(
+    upload_id: str,
+    creator_id: int,
+    name: str | None = None,
+    *,
+    all_or_nothing: bool = False,
+) -> Batch:
+    """Create the batch of an upload: its valid lines' tasks, queued; the errors recorded.
+
+    With ``all_or_nothing`` (OpenAI's batches) one bad line refuses the whole file
+    (``ItemsInvalid``). A file without a single valid line creates nothing either.
+    """
+    path, meta = upload_info(upload_id, creator_id)
+    batch = create_batch_from_file(
+        path,
+        meta["format"],
+        creator_id,
+        name=name,
+        source_name=meta.get("source_name"),
+        all_or_nothing=all_or_nothing,
+    )
+    discard_upload(upload_id)
+    return batch
+
+
+def create_batch_from_file(
+    path: str,
+    fmt: str,
+    creator_id: int,
+    *,
+    name: str | None = None,
+    source_name: str | None = None,
+    all_or_nothing: bool = False,
+) -> Batch:
+    """Stream ``path`` into one Batch and its tasks (one transaction), then dispatch them."""
+    label = task_service.clean_text(name, _("Name"), required=False, max_chars=200)
+    batch = Batch(
+        name=label or (source_name or _("Batch"))[:200],
+        creator_id=creator_id,
+        source_name=source_name,
+        source_format=fmt,
+        status=BatchStatus.VALIDATING,
+        created_at=utcnow(),
+    )
+    db.session.add(batch)
+    db.session.flush()
+    try:
+        ids, summary = _insert_lines(batch, path, fmt, creator_id)
+        _check_outcome(summary, all_or_nothing)
+    except BaseException:
+        db.session.rollback()  # nothing of the batch is kept
+        raise
+    batch.total, batch.lines, batch.invalid_lines = len(ids), summary.lines, summary.invalid
+    batch.line_errors = json.dumps(summary.errors, ensure_ascii=False) if summary.errors else None
+    audit.record(
+        "create_batch",
+        "batch",
+        str(batch.id),
+        f"batch {batch.name!r} from {fmt}: {len(ids)} task(s), {summary.invalid} invalid line(s)",
+        commit=False,
+    )
+    BATCHES.transition([batch.id], BatchStatus.IN_PROGRESS, commit=False)
+    db.session.commit()
+    dispatch.dispatch(ids)
+    return batch
+
+
+def _insert_lines(batch: Batch, path: str, fmt: str, creator_id: int):
+    summary, ids, rows = Summary(), [], []
+    table = Task.__table__
+    for checked in check_lines(path, fmt, creator_id):
+        summary.lines += 1
+        if checked.row is None:
+            summary.add_error(checked)
+            continue
+        summary.valid += 1
+        summary.per_model[checked.model] += 1
+        checked.row.update(
+            batch_id=batch.id, batch_line=checked.number, custom_id=checked.custom_id
+        )
+        rows.append(checked.row)
+        if len(rows) >= INSERT_BATCH:
+            ids += sorted(db.session.execute(insert(table).returning(table.c.id), rows).scalars())
+            rows = []
+    if rows:
+        ids += sorted(db.session.execute(insert(table).returning(table.c.id), rows).scalars())
+    return ids, summary
+
+
+def _check_outcome(summary: Summary, all_or_nothing: bool) -> None:
+    if summary.lines == 0:
+        raise ValidationError(_("The file has no lines to run."), field="file")
+    if summary.invalid and (all_or_nothing or not summary.valid):
+        errors = [
+            {"index": e["line"], "field": e["field"], "message": e["message"]}
+            for e in summary.errors
+        ]
+        raise ItemsInvalid(
+            _(
+                "%(invalid)s of %(lines)s line(s) are invalid; nothing was created.",
+                invalid=f"{summary.invalid:,}",
+                lines=f"{summary.lines:,}",
+            ),
+            errors,
+        )
+
+
+# --- acting on a batch -------------------------------------------------------------------
+
+
+def cancel_batch(batch_id: int) -> Outcome:
+    """Cancel a batch: its unfinished tasks are canceled; finished results are kept."""
+    batch = db.session.get(Batch, batch_id)
+    if batch is None:
+        raise NotFound(_("Batch #%(id)s does not exist.", id=batch_id))
+    if not BATCHES.transition([batch_id], BatchStatus.CANCELLING, commit=False):
+        status = batch.status
+        db.session.rollback()
+        raise Conflict(
+            _(
+                "Batch #%(id)s is %(status)s; only a batch in progress can be canceled.",
+                id=batch_id,
+                status=status_label(status),
+            )
+        )
+    db.session.commit()
+    outcome = task_service.cancel_tasks(_task_ids(batch_id, (PENDING, QUEUED, RUNNING)))
+    db.session.expire_all()
+    refresh([db.session.get(Batch, batch_id)])
+    return outcome
+
+
+def retry_failed_lines(batch_id: int) -> Outcome:
+    """Run the batch's failed tasks again; a finished batch is in progress again."""
+    failed = _task_ids(batch_id, (FAILURE,))
+    if not failed:
+        return Outcome()
+    reopen = (
+        BatchStatus.COMPLETED,
+        BatchStatus.CANCELLED,
+        BatchStatus.EXPIRED,
+        BatchStatus.FINALIZING,
+    )
+    BATCHES.transition([batch_id], BatchStatus.IN_PROGRESS, from_statuses=reopen, commit=False)
+    return task_service.run_tasks(failed)  # commits the batch's move with the tasks'
+
+
+def _task_ids(batch_id: int, statuses) -> list[int]:
+    return list(
+        db.session.execute(
+            select(Task.id).where(Task.batch_id == batch_id, Task.status.in_(statuses))
+        ).scalars()
+    )
+
+
+def export_results(batch_id: int, person: Person, fmt: str):
+    """Queue the batch's results file (one row per input line) in the Download Center."""
+    batch = get_batch(batch_id, person)
+    selection = Selection("task", person.id, filters=(("batch", "equals", str(batch.id)),))
+    return downloads.create_export(
+        "batch_results",
+        fmt,
+        selection,
+        description=_("batch #%(id)s “%(name)s”", id=batch.id, name=batch.name),
+    )
+
+
+def is_open(batch: Batch) -> bool:
+    """Whether the batch's tasks may still change."""
+    return batch.status in OPEN_BATCH_STATUSES
+
+
+def status_label(status: str) -> str:
+    """Return a batch status as people read it, in their language."""
+    labels = {
+        BatchStatus.VALIDATING: _("Validating"),
+        BatchStatus.IN_PROGRESS: _("In progress"),
+        BatchStatus.FINALIZING: _("Finalizing"),
+        BatchStatus.COMPLETED: _("Completed"),
+        BatchStatus.FAILED: _("Failed"),
+        BatchStatus.EXPIRED: _("Expired"),
+        BatchStatus.CANCELLING: _("Cancelling"),
+        BatchStatus.CANCELLED: _("Cancelled"),
+    }
+    return labels.get(status, status)

@@ -1,0 +1,274 @@
+"""Batch files and the batch service: parse, validate, create, counts, cancel, retry, results."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from openpyxl import Workbook
+from sqlalchemy import event
+
+from llmadmin.errors import Conflict, ItemsInvalid, NotFound, ValidationError
+from llmadmin.extensions import db
+from llmadmin.lifecycle import transition
+from llmadmin.models import Batch, Task
+from llmadmin.models.batch import BatchStatus
+from llmadmin.models.task import FAILURE, QUEUED, RUNNING, SUCCESS
+from llmadmin.services import batch_files, batch_results, batches
+
+
+def openai_line(custom_id, model="Sim", content="Hi", **body):
+    return json.dumps(
+        {
+            "custom_id": custom_id,
+            "method": "POST",
+            "url": "/v1/chat/completions",
+            "body": {
+                "model": model,
+                "messages": [
+                    {"role": "system", "content": "Be brief."},
+                    {"role": "user", "content": content},
+                ],
+                **body,
+            },
+        }
+    )
+
+
+def upload(person_id, name, data: bytes) -> str:
+    return batches.store_upload(io.BytesIO(data), name, person_id)
+
+
+def lines_of(tmp_path, name, data: bytes):
+    path = tmp_path / name
+    path.write_bytes(data)
+    return list(batch_files.read_lines(str(path), batch_files.format_of(name)))
+
+
+# --- reading files ---------------------------------------------------------------------
+
+
+def test_openai_jsonl_lines_become_task_items(app, tmp_path):
+    data = "\n".join([openai_line("a", temperature=0.2, max_completion_tokens=5), ""]).encode()
+    (line,) = lines_of(tmp_path, "in.jsonl", data)
+    assert line.ok and line.custom_id == "a"
+    assert line.item["prompt"] == "Hi" and line.item["system_prompt"] == "Be brief."
+    assert line.item["parameters"] == {"temperature": 0.2, "max_tokens": 5}
+
+
+@pytest.mark.parametrize(
+    "text, field, words",
+    [
+        ("{not json", None, "not JSON"),
+        ("[1]", None, "JSON object"),
+        (json.dumps({"prompt": "x", "model": "Sim", "colour": 1}), "colour", "Unknown field"),
+        (
+            json.dumps({"method": "POST", "url": "/v1/chat/completions", "body": {}}),
+            "custom_id",
+            "",
+        ),
+        (
+            json.dumps({"custom_id": "a", "method": "GET", "url": "/v1/chat/completions"}),
+            "method",
+            "",
+        ),
+        (openai_line("a").replace("/v1/chat/completions", "/v1/embeddings"), "url", ""),
+        (openai_line("a", tools=[]), "body.tools", "not supported"),
+        (openai_line("a", stream=True), "body.stream", ""),
+    ],
+)
+def test_bad_jsonl_lines_say_which_field(app, tmp_path, text, field, words):
+    good = json.dumps({"prompt": "ok", "model": "Sim"})
+    lines = lines_of(tmp_path, "in.jsonl", f"{good}\n{text}\n".encode())
+    assert lines[0].ok
+    bad = lines[1]
+    assert not bad.ok and bad.number == 2 and bad.field == field
+    assert words in bad.message
+
+
+def test_csv_with_bom_aliases_and_parameter_columns(app, tmp_path):
+    data = "\ufeffName,Prompt,System prompt,Model,Custom ID,temperature\nA,Hello,,Sim,x1,0.5\n\n"
+    (line,) = lines_of(tmp_path, "in.csv", data.encode("utf-8"))
+    assert line.number == 2 and line.custom_id == "x1"
+    assert line.item["name"] == "A" and line.item["prompt"] == "Hello"
+    assert line.param_cells == {"temperature": "0.5"}
+
+
+def test_csv_in_another_encoding_is_refused_clearly(app, tmp_path):
+    data = "prompt,model\n退款申请,Sim\n".encode("gbk")
+    with pytest.raises(ValidationError, match="not UTF-8"):
+        lines_of(tmp_path, "in.csv", data)
+
+
+@pytest.mark.parametrize(
+    "header, words",
+    [("prompt,name\n", "missing: model"), ("prompt,model,colour\n", "Unknown column 'colour'")],
+)
+def test_csv_columns_missing_or_unknown(app, tmp_path, header, words):
+    with pytest.raises(ValidationError, match=words):
+        lines_of(tmp_path, "in.csv", header.encode())
+
+
+def test_xlsx_rows(app, tmp_path):
+    book = Workbook()
+    sheet = book.active
+    sheet.append(["prompt", "model", "max_tokens", "custom_id"])
+    sheet.append(["Hello", "Sim", 12, 7])
+    sheet.append([None, None, None, None])
+    sheet.append(["Bye", "Sim", None, None])
+    path = tmp_path / "in.xlsx"
+    book.save(path)
+    lines = list(batch_files.read_lines(str(path), "xlsx"))
+    assert [line.number for line in lines] == [2, 4]
+    assert lines[0].param_cells == {"max_tokens": 12} and lines[0].custom_id == "7"
+
+
+def test_a_file_that_is_not_a_workbook(app, tmp_path):
+    with pytest.raises(ValidationError, match="not a readable .xlsx"):
+        lines_of(tmp_path, "in.xlsx", b"prompt,model\n")
+
+
+def test_unknown_extension(app):
+    with pytest.raises(ValidationError, match=".csv, .xlsx or .jsonl"):
+        batch_files.format_of("prompts.txt")
+
+
+# --- validating and creating -------------------------------------------------------------
+
+
+def test_validation_summarises_and_creates_nothing(app, sim_model, member_user):
+    data = "\n".join(
+        [
+            openai_line("a"),
+            openai_line("b", model="Nope"),
+            openai_line("a"),
+            openai_line("c", temperature=9),
+            openai_line("d"),
+        ]
+    ).encode()
+    upload_id = upload(member_user.id, "in.jsonl", data)
+    meta, summary = batches.validate_upload(upload_id, member_user.id)
+    assert meta["format"] == "jsonl"
+    assert (summary.lines, summary.valid, summary.invalid) == (5, 2, 3)
+    assert summary.per_model == {"Sim": 2}
+    assert [(e["line"], e["field"]) for e in summary.errors] == [
+        (2, "model"),
+        (3, "custom_id"),
+        (4, "parameters.temperature"),
+    ]
+    assert db.session.query(Task).count() == 0 and db.session.query(Batch).count() == 0
+
+
+def test_create_batch_inserts_dispatches_and_counts(app, sim_model, member_user):
+    data = "\n".join(openai_line(f"r{i}") for i in range(5)) + "\n" + openai_line("x", model="No")
+    upload_id = upload(member_user.id, "in.jsonl", data.encode())
+    batch = batches.create_batch(upload_id, member_user.id, "My batch")
+    assert batch.status == BatchStatus.IN_PROGRESS and batch.in_progress_at is not None
+    assert (batch.total, batch.lines, batch.invalid_lines) == (5, 6, 1)
+    tasks = db.session.query(Task).order_by(Task.id).all()
+    assert [t.custom_id for t in tasks] == [f"r{i}" for i in range(5)]
+    assert [t.batch_line for t in tasks] == [1, 2, 3, 4, 5]
+    assert {t.status for t in tasks} == {QUEUED} and {t.batch_id for t in tasks} == {batch.id}
+    found = batches.refresh([batch])[batch.id]
+    assert found.as_dict() == {
+        "total": 5,
+        "queued": 5,
+        "running": 0,
+        "succeeded": 0,
+        "failed": 0,
+        "canceled": 0,
+    }
+    with pytest.raises(NotFound):  # the upload is used up
+        batches.upload_info(upload_id, member_user.id)
+
+
+def test_all_or_nothing_refuses_the_whole_file(app, sim_model, member_user):
+    data = openai_line("a") + "\n" + openai_line("b", model="Nope")
+    upload_id = upload(member_user.id, "in.jsonl", data.encode())
+    with pytest.raises(ItemsInvalid) as caught:
+        batches.create_batch(upload_id, member_user.id, all_or_nothing=True)
+    assert caught.value.errors[0]["index"] == 2
+    assert db.session.query(Task).count() == 0 and db.session.query(Batch).count() == 0
+
+
+def test_a_file_without_valid_lines_creates_nothing(app, sim_model, member_user):
+    upload_id = upload(member_user.id, "in.csv", b"prompt,model\nHi,Nope\n")
+    with pytest.raises(ItemsInvalid, match="nothing was created"):
+        batches.create_batch(upload_id, member_user.id)
+    assert db.session.query(Batch).count() == 0
+
+
+def test_someone_elses_upload_is_not_found(app, sim_model, member_user, other_member):
+    upload_id = upload(member_user.id, "in.csv", b"prompt,model\nHi,Sim\n")
+    with pytest.raises(NotFound):
+        batches.validate_upload(upload_id, other_member.id)
+    with pytest.raises(NotFound):
+        batches.upload_info("../../etc/passwd", member_user.id)
+
+
+def _finish(ids, status, **values):
+    transition(ids, RUNNING, from_statuses=(QUEUED,))
+    transition(ids, status, **values)
+
+
+def test_status_follows_the_tasks_and_retry_reopens(app, sim_model, member_user):
+    data = "\n".join(openai_line(f"r{i}") for i in range(3))
+    batch = batches.create_batch(upload(member_user.id, "in.jsonl", data.encode()), member_user.id)
+    ids = [t.id for t in db.session.query(Task).order_by(Task.id)]
+    _finish(ids[:2], SUCCESS, result="hello", prompt_tokens=3, completion_tokens=2)
+    _finish(ids[2:], FAILURE, error="boom", error_kind="server_error")
+    batches.refresh([batch])
+    assert batch.status == BatchStatus.COMPLETED and batch.completed_at is not None
+    out = list(batch_results.result_lines(batch.id, "output"))
+    assert [o["custom_id"] for o in out] == ["r0", "r1"]
+    assert out[0]["response"]["body"]["choices"][0]["message"]["content"] == "hello"
+    assert out[0]["response"]["body"]["usage"]["total_tokens"] == 5
+    (err,) = batch_results.result_lines(batch.id, "error")
+    assert err["custom_id"] == "r2" and err["error"]["message"] == "boom"
+    assert batch_results.openai_batch(batch, batches.counts([batch.id])[batch.id])[
+        "request_counts"
+    ] == {"total": 3, "completed": 2, "failed": 1}
+
+    outcome = batches.retry_failed_lines(batch.id)
+    assert outcome.changed == 1
+    db.session.expire_all()
+    assert db.session.get(Batch, batch.id).status == BatchStatus.IN_PROGRESS
+    assert db.session.get(Task, ids[2]).status == QUEUED
+
+
+def test_cancel_keeps_finished_results(app, sim_model, member_user):
+    data = "\n".join(openai_line(f"r{i}") for i in range(3))
+    batch = batches.create_batch(upload(member_user.id, "in.jsonl", data.encode()), member_user.id)
+    ids = [t.id for t in db.session.query(Task).order_by(Task.id)]
+    _finish(ids[:1], SUCCESS, result="kept")
+    batches.cancel_batch(batch.id)
+    db.session.expire_all()
+    batch = db.session.get(Batch, batch.id)
+    assert batch.status == BatchStatus.CANCELLED and batch.cancelled_at is not None
+    assert batches.counts([batch.id])[batch.id].as_dict()["canceled"] == 2
+    assert db.session.get(Task, ids[0]).result == "kept"
+    with pytest.raises(Conflict):
+        batches.cancel_batch(batch.id)
+
+
+def test_counts_are_one_query_for_many_batches(app, sim_model, member_user):
+    made = [
+        batches.create_batch(
+            upload(member_user.id, "a.csv", b"prompt,model\nA,Sim\nB,Sim\n"), member_user.id
+        )
+        for _ in range(3)
+    ]
+    ids = [b.id for b in made]
+    statements = []
+
+    def count(*args):
+        statements.append(args)
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        found = batches.counts(ids)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+    assert len(statements) == 1
+    assert [found[i].total for i in ids] == [2, 2, 2]
