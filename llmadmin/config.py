@@ -117,6 +117,8 @@ def from_environment(env: os._Environ | dict | None = None) -> dict:
         "API_RATE_PER_MINUTE": parse_int(env.get("API_RATE_PER_MINUTE"), 100),
         "API_MAX_BODY_BYTES": parse_int(env.get("API_MAX_BODY_BYTES"), 64 * 1024 * 1024),
         "API_MAX_TASKS_PER_REQUEST": parse_int(env.get("API_MAX_TASKS_PER_REQUEST"), 10_000),
+        # Largest batch file the admin's upload accepts (bytes).
+        "BATCH_MAX_UPLOAD_BYTES": parse_int(env.get("BATCH_MAX_UPLOAD_BYTES"), 256 * 1024 * 1024),
         "WTF_CSRF_TIME_LIMIT": None,
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "FLASK_ADMIN_SWATCH": "default",

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from flask import current_app
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, insert, select
 
 from llmadmin.engine import dispatch
@@ -512,16 +513,19 @@ def is_open(batch: Batch) -> bool:
     return batch.status in OPEN_BATCH_STATUSES
 
 
+STATUS_LABELS = {
+    BatchStatus.VALIDATING: _l("Validating"),
+    BatchStatus.IN_PROGRESS: _l("In progress"),
+    BatchStatus.FINALIZING: _l("Finalizing"),
+    BatchStatus.COMPLETED: _l("Completed"),
+    BatchStatus.FAILED: _l("Failed"),
+    BatchStatus.EXPIRED: _l("Expired"),
+    BatchStatus.CANCELLING: _l("Cancelling"),
+    BatchStatus.CANCELLED: _l("Cancelled"),
+}
+
+
 def status_label(status: str) -> str:
     """Return a batch status as people read it, in their language."""
-    labels = {
-        BatchStatus.VALIDATING: _("Validating"),
-        BatchStatus.IN_PROGRESS: _("In progress"),
-        BatchStatus.FINALIZING: _("Finalizing"),
-        BatchStatus.COMPLETED: _("Completed"),
-        BatchStatus.FAILED: _("Failed"),
-        BatchStatus.EXPIRED: _("Expired"),
-        BatchStatus.CANCELLING: _("Cancelling"),
-        BatchStatus.CANCELLED: _("Cancelled"),
-    }
-    return labels.get(status, status)
+    label = STATUS_LABELS.get(status)
+    return str(label) if label is not None else status
