@@ -6,10 +6,10 @@ import io
 import json
 
 from llmadmin.extensions import db
+from llmadmin.lifecycle import transition
 from llmadmin.models import Batch, Download, Task
 from llmadmin.models.batch import BatchStatus
 from llmadmin.models.task import FAILURE, QUEUED, RUNNING
-from llmadmin.lifecycle import transition
 from tests.conftest import csrf_token
 
 CSV = "name,prompt,model,custom_id\nA,Hello,Sim,a1\nB,Bye,Sim,b1\nC,Oops,Nope,c1\n"
