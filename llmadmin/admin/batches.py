@@ -100,12 +100,11 @@ def status_badge(view: BaseModelView, context: Context | None, model: Batch, nam
 
 
 def _post_button(url: str, label: str, css: str, confirm: str | None = None) -> Markup:
-    attributes = Markup(' data-confirm="{}"').format(confirm) if confirm else Markup("")
     return Markup(
-        '<form method="post" action="{}" class="d-inline js-batch-action"{}>'
+        '<form method="post" action="{}" class="d-inline js-batch-action" data-confirm="{}">'
         '<input type="hidden" name="csrf_token" value="{}">'
         '<button class="btn btn-sm btn-{} mb-1" type="submit">{}</button></form> '
-    ).format(url, attributes, generate_csrf(), css, label)
+    ).format(url, confirm or "", generate_csrf(), css, label)
 
 
 def _actions(view: BaseModelView, context: Context | None, model: Batch, name: str) -> Markup:
@@ -153,6 +152,7 @@ class BatchView(ScopedView):
     can_export = False
     live_status = True
     list_template = "admin/batch_list.html"
+    details_template = "admin/batch_details.html"
     column_list = (
         "id",
         "name",

@@ -499,7 +499,9 @@ def _task_ids(batch_id: int, statuses) -> list[int]:
 def export_results(batch_id: int, person: Person, fmt: str):
     """Queue the batch's results file (one row per input line) in the Download Center."""
     batch = get_batch(batch_id, person)
-    selection = Selection("task", person.id, filters=(("batch", "equals", str(batch.id)),))
+    selection = Selection(  # in line order: a batch's ids follow its lines
+        "task", person.id, filters=(("batch", "equals", str(batch.id)),), sort="id"
+    )
     return downloads.create_export(
         "batch_results",
         fmt,
