@@ -85,17 +85,33 @@ SQLITE_TRIGGERS = (
 
 
 def downgrade():
+    sqlite = op.get_bind().dialect.name == 'sqlite'
+    if sqlite:
+        _foreign_keys_off()
     with op.batch_alter_table('task', schema=None) as batch_op:
         batch_op.drop_index('ix_task_batch_id_id')
         batch_op.drop_index('ix_task_batch_id_status')
-        batch_op.drop_constraint(batch_op.f('fk_task_batch_id_batch'), type_='foreignkey')
+        if not sqlite:
+            batch_op.drop_constraint(batch_op.f('fk_task_batch_id_batch'), type_='foreignkey')
         batch_op.drop_column('custom_id')
         batch_op.drop_column('batch_line')
         batch_op.drop_column('batch_id')
-    if op.get_bind().dialect.name == 'sqlite':
+    if sqlite:
         for statement in SQLITE_TRIGGERS:
             op.execute(statement)
+        op.execute('PRAGMA foreign_keys=ON')
     with op.batch_alter_table('batch', schema=None) as batch_op:
         for column in ('status', 'name', 'creator_id', 'created_at', 'completed_at'):
             batch_op.drop_index(batch_op.f(f'ix_batch_{column}'))
     op.drop_table('batch')
+
+
+def _foreign_keys_off():
+    """SQLite drops task.batch_id only by copying the table; with foreign keys on, dropping
+    the old table would run the ON DELETE actions of its rows (task_run rows deleted)."""
+    op.execute('PRAGMA foreign_keys=OFF')
+    if op.get_bind().exec_driver_sql('PRAGMA foreign_keys').scalar():
+        raise RuntimeError(
+            'Downgrading 0013 on SQLite needs foreign keys off, which SQLite refuses inside '
+            'a transaction: run `flask db downgrade 0012` on its own.'
+        )
