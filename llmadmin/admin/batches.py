@@ -118,7 +118,7 @@ def _actions(view: BaseModelView, context: Context | None, model: Batch, name: s
     for fmt in ("csv", "xlsx"):
         parts.append(
             _post_button(
-                view.get_url(".results_view", id=model.id, fmt=fmt),
+                view.get_url(".results_view", batch_id=model.id, fmt=fmt),
                 _("Results %(format)s", format=fmt.upper()),
                 "outline-primary",
             )
@@ -126,7 +126,7 @@ def _actions(view: BaseModelView, context: Context | None, model: Batch, name: s
     if found.failed:
         parts.append(
             _post_button(
-                view.get_url(".retry_view", id=model.id),
+                view.get_url(".retry_view", batch_id=model.id),
                 _("Retry failed lines (%(count)s)", count=f"{found.failed:,}"),
                 "outline-warning",
             )
@@ -134,7 +134,7 @@ def _actions(view: BaseModelView, context: Context | None, model: Batch, name: s
     if batches.is_open(model):
         parts.append(
             _post_button(
-                view.get_url(".cancel_view", id=model.id),
+                view.get_url(".cancel_view", batch_id=model.id),
                 _("Cancel"),
                 "outline-danger",
                 _("Cancel this batch? Unfinished tasks are canceled; results so far are kept."),
@@ -279,22 +279,22 @@ class BatchView(ScopedView):
 
     # --- one-click actions -------------------------------------------------------------
 
-    @expose("/<int:id>/retry/", methods=("POST",))
-    def retry_view(self, id: int) -> Response:
+    @expose("/<int:batch_id>/retry/", methods=("POST",))
+    def retry_view(self, batch_id: int) -> Response:
         """Run the batch's failed lines again."""
-        batch = self._posted(id)
+        batch = self._posted(batch_id)
         return self._outcome(lambda: batches.retry_failed_lines(batch.id), "queued again")
 
-    @expose("/<int:id>/cancel/", methods=("POST",))
-    def cancel_view(self, id: int) -> Response:
+    @expose("/<int:batch_id>/cancel/", methods=("POST",))
+    def cancel_view(self, batch_id: int) -> Response:
         """Cancel the batch's unfinished tasks."""
-        batch = self._posted(id)
+        batch = self._posted(batch_id)
         return self._outcome(lambda: batches.cancel_batch(batch.id), "canceled")
 
-    @expose("/<int:id>/results/<fmt>/", methods=("POST",))
-    def results_view(self, id: int, fmt: str) -> Response:
+    @expose("/<int:batch_id>/results/<fmt>/", methods=("POST",))
+    def results_view(self, batch_id: int, fmt: str) -> Response:
         """Queue the batch's results file in the Download Center."""
-        batch = self._posted(id)
+        batch = self._posted(batch_id)
         try:
             download, queued = batches.export_results(batch.id, current_user, fmt)
         except LLMAdminError as exc:
@@ -311,9 +311,9 @@ class BatchView(ScopedView):
         flash(Markup("{}{}").format(message, link), "success" if queued else "warning")
         return redirect(self._back())
 
-    def _posted(self, id: int) -> Batch:
+    def _posted(self, batch_id: int) -> Batch:
         """The batch of a one-click POST (CSRF checked by the app), within the person's scope."""
-        return self.get_one(str(id))
+        return self.get_one(str(batch_id))
 
     def _back(self) -> str:
         return request.referrer or self.get_url(".index_view")

@@ -198,7 +198,7 @@ def upload_info(upload_id: str, creator_id: int) -> tuple[str, dict]:
 
 def discard_upload(upload_id: str) -> None:
     """Remove an upload's files (after its batch was made, or when it is refused)."""
-    for extension in (*batch_files.FORMATS, "json"):
+    for extension in (*batch_files.FORMATS, "json", "json.taken"):
         try:
             os.remove(os.path.join(upload_dir(), f"{upload_id}.{extension}"))
         except FileNotFoundError:
@@ -354,16 +354,33 @@ def create_batch(
     (``ItemsInvalid``). A file without a single valid line creates nothing either.
     """
     path, meta = upload_info(upload_id, creator_id)
-    batch = create_batch_from_file(
-        path,
-        meta["format"],
-        creator_id,
-        name=name,
-        source_name=meta.get("source_name"),
-        all_or_nothing=all_or_nothing,
-    )
+    claimed = _claim(upload_id)  # the same form posted twice makes one batch
+    try:
+        batch = create_batch_from_file(
+            path,
+            meta["format"],
+            creator_id,
+            name=name,
+            source_name=meta.get("source_name"),
+            all_or_nothing=all_or_nothing,
+        )
+    except BaseException:
+        os.replace(claimed, claimed.removesuffix(".taken"))
+        raise
     discard_upload(upload_id)
     return batch
+
+
+def _claim(upload_id: str) -> str:
+    """Take the upload for one batch (an atomic rename); NotFound when another request has it."""
+    meta = os.path.join(upload_dir(), f"{upload_id}.json")
+    try:
+        os.rename(meta, f"{meta}.taken")
+    except FileNotFoundError as exc:
+        raise NotFound(
+            _("This upload does not exist or has expired; upload the file again.")
+        ) from exc
+    return f"{meta}.taken"
 
 
 def create_batch_from_file(

@@ -41,6 +41,8 @@ URL_ARGS = {
     "task_id": 1,
     "model_id": 1,
     "operation_id": 1,
+    "batch_id": 1,
+    "fmt": "csv",
 }
 
 

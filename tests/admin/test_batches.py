@@ -147,3 +147,12 @@ def test_post_without_csrf_is_refused(member_client, sim_model):
     assert answer.status_code == 400
     db.session.expire_all()
     assert db.session.get(Batch, batch.id).status == BatchStatus.IN_PROGRESS
+
+
+def test_preview_speaks_chinese(member_client, member_user, sim_model):
+    member_user.locale = "zh_Hans_CN"
+    db.session.commit()
+    html = upload(member_client, CSV.encode()).get_data(as_text=True)
+    assert "共读取 3 行：2 行有效，1 行无效。" in html
+    assert "创建 2 个任务" in html and "无效行" in html
+    assert "Upload another file" not in html

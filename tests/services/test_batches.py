@@ -272,3 +272,22 @@ def test_counts_are_one_query_for_many_batches(app, sim_model, member_user):
         event.remove(db.engine, "before_cursor_execute", count)
     assert len(statements) == 1
     assert [found[i].total for i in ids] == [2, 2, 2]
+
+
+def test_a_second_confirm_of_the_same_upload_makes_nothing(app, sim_model, member_user):
+    upload_id = upload(member_user.id, "in.csv", b"prompt,model\nHi,Sim\n")
+    batches._claim(upload_id)  # another request is creating it right now
+    with pytest.raises(NotFound):
+        batches.create_batch(upload_id, member_user.id)
+    assert db.session.query(Batch).count() == 0
+
+
+def test_a_failed_create_leaves_the_upload_usable(app, sim_model, member_user):
+    upload_id = upload(
+        member_user.id,
+        "in.jsonl",
+        (openai_line("a") + "\n" + openai_line("b", model="No")).encode(),
+    )
+    with pytest.raises(ItemsInvalid):
+        batches.create_batch(upload_id, member_user.id, all_or_nothing=True)
+    assert batches.create_batch(upload_id, member_user.id).total == 1
