@@ -323,7 +323,11 @@ def _text(value) -> str | None:
     return str(value)
 
 
+CSV_FIELD_LIMIT = 16 * 1024 * 1024  # csv's default (128 KiB) is below a long prompt
+
+
 def _csv_lines(path: str) -> Iterator[Line]:
+    csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
     with open(path, encoding="utf-8-sig", newline="") as handle:
         reader = csv.reader(handle)
         try:

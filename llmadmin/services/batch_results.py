@@ -104,7 +104,9 @@ def result_lines(batch_id: int, kind: str) -> Iterator[dict]:
         .where(Task.batch_id == batch_id, Task.status.in_(statuses))
         .order_by(Task.id)
     )
-    result = db.session.connection().execution_options(yield_per=YIELD_PER).execute(query)
+    # Statement-level option: Connection.execution_options would change the session's
+    # connection for good (every later statement a server-side cursor on PostgreSQL).
+    result = db.session.execute(query.execution_options(yield_per=YIELD_PER))
     try:
         for row in result:
             yield _output_line(row) if kind == "output" else _error_line(row)

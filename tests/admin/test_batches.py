@@ -156,3 +156,10 @@ def test_preview_speaks_chinese(member_client, member_user, sim_model):
     assert "共读取 3 行：2 行有效，1 行无效。" in html
     assert "创建 2 个任务" in html and "无效行" in html
     assert "Upload another file" not in html
+
+
+def test_an_oversized_upload_is_refused_before_reading(member_client, app, sim_model):
+    app.config["BATCH_MAX_UPLOAD_BYTES"] = 100
+    html = upload(member_client, b"prompt,model\n" + b"x,Sim\n" * 50).get_data(as_text=True)
+    assert "The file is larger than" in html
+    assert db.session.query(Batch).count() == 0

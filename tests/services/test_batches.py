@@ -291,3 +291,9 @@ def test_a_failed_create_leaves_the_upload_usable(app, sim_model, member_user):
     with pytest.raises(ItemsInvalid):
         batches.create_batch(upload_id, member_user.id, all_or_nothing=True)
     assert batches.create_batch(upload_id, member_user.id).total == 1
+
+
+def test_a_long_csv_prompt_is_read(app, tmp_path):
+    long_prompt = "长" * 150_000
+    (line,) = lines_of(tmp_path, "in.csv", f"prompt,model\n{long_prompt},Sim\n".encode())
+    assert line.item["prompt"] == long_prompt
