@@ -163,3 +163,21 @@ def test_an_oversized_upload_is_refused_before_reading(member_client, app, sim_m
     html = upload(member_client, b"prompt,model\n" + b"x,Sim\n" * 50).get_data(as_text=True)
     assert "The file is larger than" in html
     assert db.session.query(Batch).count() == 0
+
+
+def test_the_list_page_costs_the_same_statements_for_1_or_6_batches(
+    member_client, member_user, sim_model
+):
+    from llmadmin.services import batches as service
+    from tests.admin.test_lists_scale import count_statements
+
+    def add():
+        upload_id = service.store_upload(io.BytesIO(CSV.encode()), "p.csv", member_user.id)
+        service.create_batch(upload_id, member_user.id)
+
+    add()
+    one = count_statements(member_client, "/admin/batch/")
+    for _ in range(5):
+        add()
+    six = count_statements(member_client, "/admin/batch/")
+    assert one == six
