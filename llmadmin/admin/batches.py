@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 from flask import current_app, flash, g, jsonify, redirect, request, url_for
@@ -143,6 +144,34 @@ def _actions(view: BaseModelView, context: Context | None, model: Batch, name: s
     return Markup("").join(parts)
 
 
+ERRORS_SHOWN = 50
+
+
+def _line_errors(view: BaseModelView, context: Context | None, model: Batch, name: str) -> Markup:
+    """The first rejected lines (all of them are in the results file)."""
+    errors = json.loads(model.line_errors) if model.line_errors else []
+    if not errors:
+        return Markup("")
+    rows = Markup("").join(
+        Markup("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>").format(
+            e["line"], e.get("custom_id") or "", e.get("field") or "", e["message"]
+        )
+        for e in errors[:ERRORS_SHOWN]
+    )
+    head = Markup("<tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>").format(
+        _("Line"), _("Custom ID"), _("Field"), _("Error")
+    )
+    note = ""
+    if model.invalid_lines > ERRORS_SHOWN:
+        note = _(
+            "The first %(count)s are shown; the results file lists every one.",
+            count=ERRORS_SHOWN,
+        )
+    return Markup('<table class="table table-sm mb-1">{}{}</table><small>{}</small>').format(
+        head, rows, note
+    )
+
+
 class BatchView(ScopedView):
     """Members see their own batches, admins all; batches are made by uploading a file."""
 
@@ -171,6 +200,7 @@ class BatchView(ScopedView):
         "lines",
         "in_progress_at",
         "cancelled_at",
+        "line_errors",
         "actions",
     )
     column_default_sort = ("id", True)
@@ -199,13 +229,14 @@ class BatchView(ScopedView):
         "in_progress_at": _l("Started at"),
         "cancelled_at": _l("Canceled at"),
         "actions": _l("Actions"),
+        "line_errors": _l("Invalid lines"),
     }
     column_formatters = {
         "status": status_badge,
         "actions": _actions,
         **{name: _count for name in COUNTS},
     }
-    column_formatters_detail = column_formatters
+    column_formatters_detail = {**column_formatters, "line_errors": _line_errors}
 
     def get_list(self, *args: Any, **kwargs: Any) -> Any:
         """The page's rows with their counts (one GROUP BY for the page; open batches settle)."""

@@ -51,6 +51,7 @@ def test_upload_preview_confirm(member_client, sim_model):
 
     details = member_client.get(f"/admin/batch/details/?id={batch.id}").get_data(as_text=True)
     assert "Retry failed lines" not in details and "Results CSV" in details
+    assert "There is no model &#39;Nope&#39;" in details or "There is no model 'Nope'" in details
     listing = member_client.get("/admin/batch/").get_data(as_text=True)
     assert "Nightly" in listing and 'data-field="queued">2<' in listing
     status = member_client.get(f"/admin/batch/status.json?ids={batch.id}").get_json()
@@ -181,3 +182,19 @@ def test_the_list_page_costs_the_same_statements_for_1_or_6_batches(
         add()
     six = count_statements(member_client, "/admin/batch/")
     assert one == six
+
+
+def test_xlsx_upload(member_client, sim_model):
+    from openpyxl import Workbook
+
+    book = Workbook()
+    book.active.append(["提示词", "模型", "temperature"])
+    book.active.append(["你好", "Sim", 0.3])
+    book.active.append(["再见", "Sim", 5])
+    data = io.BytesIO()
+    book.save(data)
+    html = upload(member_client, data.getvalue(), filename="p.xlsx").get_data(as_text=True)
+    assert "2 line(s) read: 1 valid, 1 invalid." in html and "temperature" in html
+    confirm(member_client, html)
+    task = db.session.query(Task).one()
+    assert task.prompt == "你好" and task.temperature == 0.3
