@@ -391,27 +391,29 @@ def create_batch_from_file(
     name: str | None = None,
     source_name: str | None = None,
     all_or_nothing: bool = False,
+    keep_failed: bool = False,
 ) -> Batch:
-    """Stream ``path`` into one Batch and its tasks (one transaction), then dispatch them."""
+    """Stream ``path`` into one Batch and its tasks (one transaction), then dispatch them.
+
+    A refused file raises ``ItemsInvalid`` (``ValidationError`` when it has no line) and
+    leaves nothing behind; with ``keep_failed`` (OpenAI's batches) it leaves one FAILED
+    Batch row instead, holding the errors and no task.
+    """
     label = task_service.clean_text(name, _("Name"), required=False, max_chars=200)
-    batch = Batch(
-        name=label or (source_name or _("Batch"))[:200],
-        creator_id=creator_id,
-        source_name=source_name,
-        source_format=fmt,
-        status=BatchStatus.VALIDATING,
-        created_at=utcnow(),
-    )
-    db.session.add(batch)
-    db.session.flush()
+    label = label or (source_name or _("Batch"))[:200]
+    batch = _new_batch(label, creator_id, source_name, fmt)
     try:
         ids, summary = _insert_lines(batch, path, fmt, creator_id)
         _check_outcome(summary, all_or_nothing)
-    except BaseException:
+    except ValidationError as exc:
         db.session.rollback()  # nothing of the batch is kept
+        if not keep_failed:
+            raise
+        return _failed_batch(label, creator_id, source_name, fmt, exc)
+    except BaseException:
+        db.session.rollback()
         raise
-    batch.total, batch.lines, batch.invalid_lines = len(ids), summary.lines, summary.invalid
-    batch.line_errors = json.dumps(summary.errors, ensure_ascii=False) if summary.errors else None
+    _record_lines(batch, len(ids), summary)
     audit.record(
         "create_batch",
         "batch",
@@ -422,6 +424,39 @@ def create_batch_from_file(
     BATCHES.transition([batch.id], BatchStatus.IN_PROGRESS, commit=False)
     db.session.commit()
     dispatch.dispatch(ids)
+    return batch
+
+
+def _new_batch(label: str, creator_id: int, source_name: str | None, fmt: str) -> Batch:
+    batch = Batch(
+        name=label,
+        creator_id=creator_id,
+        source_name=source_name,
+        source_format=fmt,
+        status=BatchStatus.VALIDATING,
+        created_at=utcnow(),
+    )
+    db.session.add(batch)
+    db.session.flush()
+    return batch
+
+
+def _record_lines(batch: Batch, total: int, summary: Summary) -> None:
+    batch.total, batch.lines, batch.invalid_lines = total, summary.lines, summary.invalid
+    batch.line_errors = json.dumps(summary.errors, ensure_ascii=False) if summary.errors else None
+
+
+def _failed_batch(label, creator_id, source_name, fmt, exc: ValidationError) -> Batch:
+    """One FAILED batch holding why the file was refused (OpenAI's failed validation)."""
+    batch = _new_batch(label, creator_id, source_name, fmt)
+    errors = [
+        {"line": e["index"], "custom_id": None, "field": e["field"], "message": e["message"]}
+        for e in getattr(exc, "errors", [])
+    ]
+    batch.invalid_lines = len(errors)
+    batch.line_errors = json.dumps(errors, ensure_ascii=False) if errors else None
+    BATCHES.transition([batch.id], BatchStatus.FAILED, error=str(exc)[:2000], commit=False)
+    db.session.commit()
     return batch
 
 

@@ -297,3 +297,18 @@ def test_a_long_csv_prompt_is_read(app, tmp_path):
     long_prompt = "长" * 150_000
     (line,) = lines_of(tmp_path, "in.csv", f"prompt,model\n{long_prompt},Sim\n".encode())
     assert line.item["prompt"] == long_prompt
+
+
+def test_keep_failed_leaves_one_failed_batch_with_the_errors(app, sim_model, member_user, tmp_path):
+    path = tmp_path / "in.jsonl"
+    path.write_text(openai_line("a") + "\n" + openai_line("b", model="Nope") + "\n")
+    batch = batches.create_batch_from_file(
+        str(path), "jsonl", member_user.id, all_or_nothing=True, keep_failed=True
+    )
+    db.session.expire_all()
+    batch = db.session.get(Batch, batch.id)
+    assert batch.status == BatchStatus.FAILED and batch.failed_at is not None
+    assert "nothing was created" in batch.error and db.session.query(Task).count() == 0
+    info = batch_results.openai_batch(batch, batches.counts([batch.id])[batch.id])
+    assert info["status"] == "failed" and info["errors"]["data"][0]["line"] == 2
+    assert info["errors"]["data"][0]["param"] == "model"
