@@ -119,6 +119,9 @@ def from_environment(env: os._Environ | dict | None = None) -> dict:
         "API_MAX_TASKS_PER_REQUEST": parse_int(env.get("API_MAX_TASKS_PER_REQUEST"), 10_000),
         # Largest batch file the admin's upload accepts (bytes).
         "BATCH_MAX_UPLOAD_BYTES": parse_int(env.get("BATCH_MAX_UPLOAD_BYTES"), 256 * 1024 * 1024),
+        # Where uploaded batch files wait for their confirm (default: instance/batch-uploads);
+        # several web machines must share it, like DOWNLOAD_DIR.
+        "BATCH_UPLOAD_DIR": env.get("BATCH_UPLOAD_DIR", ""),
         "WTF_CSRF_TIME_LIMIT": None,
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "FLASK_ADMIN_SWATCH": "default",

@@ -380,6 +380,8 @@ def sniff_text(path: str) -> None:
     """Refuse a CSV/JSONL upload that is plainly binary (a spreadsheet renamed, say)."""
     with open(path, "rb") as handle:
         start = handle.read(4096)
+    if start.startswith((b"\xff\xfe", b"\xfe\xff")):  # Excel's "Unicode text" is UTF-16
+        raise ValidationError(_not_utf8(1), field="file")
     if start.startswith(b"PK\x03\x04") or b"\x00" in start:
         raise ValidationError(
             _("The file is binary, not text; upload CSV or JSONL text, or a .xlsx workbook."),

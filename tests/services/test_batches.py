@@ -312,3 +312,10 @@ def test_keep_failed_leaves_one_failed_batch_with_the_errors(app, sim_model, mem
     info = batch_results.openai_batch(batch, batches.counts([batch.id])[batch.id])
     assert info["status"] == "failed" and info["errors"]["data"][0]["line"] == 2
     assert info["errors"]["data"][0]["param"] == "model"
+
+
+def test_utf16_and_binary_uploads_are_refused_at_once(app, member_user):
+    with pytest.raises(ValidationError, match="not UTF-8"):
+        upload(member_user.id, "in.csv", "prompt,model\nHi,Sim\n".encode("utf-16"))
+    with pytest.raises(ValidationError, match="binary"):
+        upload(member_user.id, "in.jsonl", b"PK\x03\x04 zip")
