@@ -171,6 +171,8 @@ def _openai_line(number: int, data: dict) -> Line:
         parameters[target] = value
     if body.get("stream"):
         raise ValidationError(_("body.stream must be false in a batch."), field="body.stream")
+    if body.get("n", 1) != 1:
+        raise ValidationError(_("body.n must be 1: a task has one answer."), field="body.n")
     item = {
         "name": custom_id[:200],
         "prompt": prompt,

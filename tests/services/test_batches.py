@@ -76,6 +76,7 @@ def test_openai_jsonl_lines_become_task_items(app, tmp_path):
         (openai_line("a").replace("/v1/chat/completions", "/v1/embeddings"), "url", ""),
         (openai_line("a", tools=[]), "body.tools", "not supported"),
         (openai_line("a", stream=True), "body.stream", ""),
+        (openai_line("a", n=2), "body.n", "one answer"),
     ],
 )
 def test_bad_jsonl_lines_say_which_field(app, tmp_path, text, field, words):
