@@ -22,6 +22,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from flask import current_app
 from flask_babel import gettext as _
@@ -64,6 +65,7 @@ class Counts:
     succeeded: int = 0
     failed: int = 0
     canceled: int = 0
+    last_finished_at: datetime | None = None  # when its last task finished
 
     @property
     def total(self) -> int:
@@ -106,14 +108,17 @@ def counts(batch_ids) -> dict[int, Counts]:
     if not ids:
         return found
     rows = db.session.execute(
-        select(Task.batch_id, Task.status, func.count())
+        select(Task.batch_id, Task.status, func.count(), func.max(Task.finished_at))
         .where(Task.batch_id.in_(ids))
         .group_by(Task.batch_id, Task.status)
     ).all()
-    for batch_id, status, number in rows:
+    for batch_id, status, number, last in rows:
+        row = found[batch_id]
         name = _COUNT_FIELD.get(status)
         if name:
-            setattr(found[batch_id], name, number)
+            setattr(row, name, number)
+        if last is not None and (row.last_finished_at is None or last > row.last_finished_at):
+            row.last_finished_at = last
     return found
 
 
@@ -124,15 +129,21 @@ def refresh(batches: list[Batch]) -> dict[int, Counts]:
     for batch in batches:
         if batch.status in finished and found[batch.id].active == 0:
             finished[batch.status].append(batch.id)
+    targets = {
+        BatchStatus.IN_PROGRESS: (BatchStatus.COMPLETED, "completed_at"),
+        BatchStatus.FINALIZING: (BatchStatus.COMPLETED, "completed_at"),
+        BatchStatus.CANCELLING: (BatchStatus.CANCELLED, "cancelled_at"),
+    }
     moved = False
-    for status, target in (
-        (BatchStatus.IN_PROGRESS, BatchStatus.COMPLETED),
-        (BatchStatus.FINALIZING, BatchStatus.COMPLETED),
-        (BatchStatus.CANCELLING, BatchStatus.CANCELLED),
-    ):
-        if finished[status]:
+    for status, ids in finished.items():
+        target, stamp = targets[status]
+        for batch_id in ids:  # stamped with when its last task finished, not when seen
+            last = found[batch_id].last_finished_at
+            when = {stamp: last} if last is not None else {}
             moved |= bool(
-                BATCHES.transition(finished[status], target, from_statuses=(status,), commit=False)
+                BATCHES.transition(
+                    [batch_id], target, from_statuses=(status,), commit=False, **when
+                )
             )
     if moved:
         db.session.commit()  # expires the loaded rows: they show the new status
