@@ -1,7 +1,8 @@
 """Batches: an uploaded file of prompts checked line by line, then turned into tasks.
 
 The flow (admin upload, and later ``/v1/batches``): ``store_upload`` keeps the file under
-the instance folder; ``validate_upload`` streams it and returns a ``Summary`` (counts per
+the instance folder (``services.batch_uploads``); ``validate_upload``
+(``services.batch_checks``) streams it and returns a ``Summary`` (counts per
 model, the first rows, every line's error up to a cap) without creating anything;
 ``create_batch`` streams it again and inserts the valid lines' tasks (1,000 per INSERT)
 with one Batch row in one transaction, then dispatches them through the usual path.
@@ -16,15 +17,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
-import time
-import uuid
-from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
-from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, insert, select
@@ -33,22 +28,29 @@ from llmadmin.engine import dispatch
 from llmadmin.errors import Conflict, ItemsInvalid, NotFound, ValidationError
 from llmadmin.extensions import db
 from llmadmin.lifecycle import BATCHES
-from llmadmin.models import Batch, LLMModel, Person, Task
+from llmadmin.models import Batch, Person, Task
 from llmadmin.models.base import utcnow
 from llmadmin.models.batch import OPEN_BATCH_STATUSES, BatchStatus
 from llmadmin.models.task import CANCELED, FAILURE, PENDING, QUEUED, RUNNING, SUCCESS
-from llmadmin.services import audit, batch_files, downloads
+from llmadmin.services import audit, downloads
 from llmadmin.services import tasks as task_service
+from llmadmin.services.batch_checks import (  # noqa: F401  (validate_* for callers)
+    Summary,
+    check_lines,
+    validate_file,
+    validate_upload,
+)
+from llmadmin.services.batch_uploads import (  # noqa: F401  (the upload steps, for callers)
+    claim,
+    discard_upload,
+    store_upload,
+    upload_info,
+)
 from llmadmin.services.selections import Selection
-from llmadmin.services.task_params import clean_param
 from llmadmin.services.tasks import Outcome
 
 logger = logging.getLogger(__name__)
 
-MAX_STORED_ERRORS = 1000  # line errors kept on the Batch row (for its results file)
-PREVIEW_ROWS = 20
-UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
-UPLOAD_MAX_AGE_SECONDS = 24 * 3600
 INSERT_BATCH = task_service.INSERT_BATCH
 
 
@@ -158,197 +160,6 @@ def get_batch(batch_id: int, person: Person) -> Batch:
     return row
 
 
-# --- uploads -----------------------------------------------------------------------------
-
-
-def upload_dir() -> str:
-    """Return the folder that keeps uploaded batch files until they are confirmed."""
-    folder = current_app.config.get("BATCH_UPLOAD_DIR") or os.path.join(
-        current_app.instance_path, "batch-uploads"
-    )
-    os.makedirs(folder, exist_ok=True)
-    return folder
-
-
-def store_upload(stream, filename: str | None, creator_id: int) -> str:
-    """Keep an uploaded file (streamed to disk) and return its upload id."""
-    fmt = batch_files.format_of(filename)
-    _sweep_old_uploads()
-    upload_id = uuid.uuid4().hex
-    path = os.path.join(upload_dir(), f"{upload_id}.{fmt}")
-    with open(path, "wb") as handle:
-        while chunk := stream.read(1024 * 1024):
-            handle.write(chunk)
-    meta = {"creator_id": creator_id, "source_name": (filename or "")[:255], "format": fmt}
-    with open(os.path.join(upload_dir(), f"{upload_id}.json"), "w", encoding="utf-8") as handle:
-        json.dump(meta, handle)
-    if fmt != "xlsx":
-        try:
-            batch_files.sniff_text(path)
-        except ValidationError:
-            discard_upload(upload_id)
-            raise
-    return upload_id
-
-
-def upload_info(upload_id: str, creator_id: int) -> tuple[str, dict]:
-    """Return (path, meta) of the person's own upload, or raise NotFound."""
-    if not isinstance(upload_id, str) or not UPLOAD_ID.match(upload_id):
-        raise NotFound(_("This upload does not exist or has expired; upload the file again."))
-    try:
-        with open(os.path.join(upload_dir(), f"{upload_id}.json"), encoding="utf-8") as handle:
-            meta = json.load(handle)
-    except (OSError, ValueError) as exc:
-        raise NotFound(
-            _("This upload does not exist or has expired; upload the file again.")
-        ) from exc
-    if meta.get("creator_id") != creator_id:
-        raise NotFound(_("This upload does not exist or has expired; upload the file again."))
-    return os.path.join(upload_dir(), f"{upload_id}.{meta['format']}"), meta
-
-
-def discard_upload(upload_id: str) -> None:
-    """Remove an upload's files (after its batch was made, or when it is refused)."""
-    for extension in (*batch_files.FORMATS, "json", "json.taken"):
-        try:
-            os.remove(os.path.join(upload_dir(), f"{upload_id}.{extension}"))
-        except FileNotFoundError:
-            pass
-
-
-def _sweep_old_uploads() -> None:
-    """Remove uploads nobody confirmed within a day."""
-    cutoff = time.time() - UPLOAD_MAX_AGE_SECONDS
-    with os.scandir(upload_dir()) as entries:
-        for entry in entries:
-            try:
-                if entry.is_file() and entry.stat().st_mtime < cutoff:
-                    os.remove(entry.path)
-            except OSError:
-                pass
-
-
-# --- checking lines ----------------------------------------------------------------------
-
-
-@dataclass
-class Checked:
-    """One line checked against the database: the task row it makes, or its error."""
-
-    number: int
-    row: dict | None
-    model: str | None
-    custom_id: str | None
-    field: str | None = None
-    message: str | None = None
-
-
-@dataclass
-class Summary:
-    """What a file would make: counts, per-model lines, first rows, the errors (capped)."""
-
-    lines: int = 0
-    valid: int = 0
-    invalid: int = 0
-    per_model: Counter = field(default_factory=Counter)
-    preview: list[dict] = field(default_factory=list)
-    errors: list[dict] = field(default_factory=list)
-
-    def add_error(self, checked: Checked) -> None:
-        """Count an invalid line and keep its error while under the cap."""
-        self.invalid += 1
-        if len(self.errors) < MAX_STORED_ERRORS:
-            self.errors.append(
-                {
-                    "line": checked.number,
-                    "custom_id": checked.custom_id,
-                    "field": checked.field,
-                    "message": checked.message,
-                }
-            )
-
-
-class _Models:
-    """Models by name, each looked up once per file (a file names a handful)."""
-
-    def __init__(self) -> None:
-        self.found: dict = {}
-        self.looked: set[str] = set()
-
-    def lookup(self, name) -> dict:
-        if isinstance(name, str) and name not in self.looked:
-            self.looked.add(name)
-            model = db.session.execute(
-                select(LLMModel).where(LLMModel.name == name)
-            ).scalar_one_or_none()
-            if model is not None:
-                self.found[("name", name)] = model
-        return self.found
-
-
-def check_lines(path: str, fmt: str, creator_id: int | None) -> Iterator[Checked]:
-    """Yield every line of the file checked as a task (the API's and the form's rules)."""
-    models = _Models()
-    seen_ids: set[str] = set()
-    for line in batch_files.read_lines(path, fmt):
-        model_name = (line.item or {}).get("model")
-        if not line.ok:
-            yield Checked(line.number, None, model_name, line.custom_id, line.field, line.message)
-            continue
-        try:
-            if line.custom_id is not None:
-                if line.custom_id in seen_ids:
-                    raise ValidationError(
-                        _("custom_id %(id)r appears on an earlier line.", id=line.custom_id),
-                        field="custom_id",
-                    )
-                seen_ids.add(line.custom_id)
-            row = task_service.task_row(line.item, models.lookup(model_name), creator_id, True)
-            for name, value in line.param_cells.items():
-                try:
-                    row[name] = clean_param(name, value)
-                except ValidationError as exc:
-                    raise ValidationError(str(exc), field=name) from exc
-        except ValidationError as exc:
-            yield Checked(line.number, None, model_name, line.custom_id, exc.field, str(exc))
-            continue
-        yield Checked(line.number, row, model_name, line.custom_id)
-
-
-def validate_file(path: str, fmt: str, creator_id: int | None) -> Summary:
-    """Check every line of a file; create nothing."""
-    summary = Summary()
-    for checked in check_lines(path, fmt, creator_id):
-        summary.lines += 1
-        if checked.row is None:
-            summary.add_error(checked)
-            continue
-        summary.valid += 1
-        summary.per_model[checked.model] += 1
-        if len(summary.preview) < PREVIEW_ROWS:
-            summary.preview.append(_preview(checked))
-    return summary
-
-
-def validate_upload(upload_id: str, creator_id: int) -> tuple[dict, Summary]:
-    """Check the person's upload; return its meta and summary."""
-    path, meta = upload_info(upload_id, creator_id)
-    return meta, validate_file(path, meta["format"], creator_id)
-
-
-def _preview(checked: Checked) -> dict:
-    row = checked.row or {}
-    return {
-        "line": checked.number,
-        "custom_id": checked.custom_id,
-        "name": row.get("name"),
-        "model": checked.model,
-        "system_prompt": (row.get("system_prompt") or "")[:200],
-        "prompt": (row.get("prompt") or "")[:300],
-        "parameters": {k: row.get(k) for k in task_service.TASK_PARAMETERS if row.get(k)},
-    }
-
-
 # --- making the batch --------------------------------------------------------------------
 
 
@@ -365,7 +176,7 @@ def create_batch(
     (``ItemsInvalid``). A file without a single valid line creates nothing either.
     """
     path, meta = upload_info(upload_id, creator_id)
-    claimed = _claim(upload_id)  # the same form posted twice makes one batch
+    claimed = claim(upload_id)  # the same form posted twice makes one batch
     try:
         batch = create_batch_from_file(
             path,
@@ -380,18 +191,6 @@ def create_batch(
         raise
     discard_upload(upload_id)
     return batch
-
-
-def _claim(upload_id: str) -> str:
-    """Take the upload for one batch (an atomic rename); NotFound when another request has it."""
-    meta = os.path.join(upload_dir(), f"{upload_id}.json")
-    try:
-        os.rename(meta, f"{meta}.taken")
-    except FileNotFoundError as exc:
-        raise NotFound(
-            _("This upload does not exist or has expired; upload the file again.")
-        ) from exc
-    return f"{meta}.taken"
 
 
 def create_batch_from_file(

@@ -279,7 +279,7 @@ def test_counts_are_one_query_for_many_batches(app, sim_model, member_user):
 
 def test_a_second_confirm_of_the_same_upload_makes_nothing(app, sim_model, member_user):
     upload_id = upload(member_user.id, "in.csv", b"prompt,model\nHi,Sim\n")
-    batches._claim(upload_id)  # another request is creating it right now
+    batches.claim(upload_id)  # another request is creating it right now
     with pytest.raises(NotFound):
         batches.create_batch(upload_id, member_user.id)
     assert db.session.query(Batch).count() == 0
