@@ -198,3 +198,18 @@ def test_xlsx_upload(member_client, sim_model):
     confirm(member_client, html)
     task = db.session.query(Task).one()
     assert task.prompt == "你好" and task.temperature == 0.3
+
+
+def test_admin_sees_and_acts_on_everyones_batches(client, member_user, admin_user, sim_model):
+    from tests.conftest import login
+
+    login(client, "member@example.com", "member-password")
+    batch = _make_batch(client)
+    client.get("/logout")
+    login(client, "admin@example.com", "admin-password")
+    assert "Nightly" in client.get("/admin/batch/").get_data(as_text=True)
+    assert client.get(f"/admin/batch/details/?id={batch.id}").status_code == 200
+    token = csrf_token(client, "/admin/batch/")
+    client.post(f"/admin/batch/{batch.id}/cancel/", data={"csrf_token": token})
+    db.session.expire_all()
+    assert db.session.get(Batch, batch.id).status == BatchStatus.CANCELLED
