@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from sqlalchemy import select
 
 from llmadmin.extensions import db
-from llmadmin.models import Batch, LLMModel, Task
+from llmadmin.models import Batch, LLMModel, Person, Task
 from llmadmin.models.task import CANCELED, FAILURE, SUCCESS
 from llmadmin.services.selections import Selection
 
@@ -178,7 +178,10 @@ def merge_invalid_lines(selection: Selection, rows: Iterator[tuple], width: int)
     """
     batch_id = batch_of(selection)
     batch = db.session.get(Batch, batch_id) if batch_id is not None else None
-    errors = json.loads(batch.line_errors) if batch is not None and batch.line_errors else []
+    person = db.session.get(Person, selection.person_id)
+    if batch is None or person is None or not (person.is_admin or batch.creator_id == person.id):
+        return rows  # the query's own scope already left out what this person may not see
+    errors = json.loads(batch.line_errors) if batch.line_errors else []
     if not errors:
         return rows
     invalid = []
