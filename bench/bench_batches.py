@@ -153,10 +153,16 @@ def child(args) -> None:
     """Run one case in this process and print its figures as JSON."""
     if args.case == "baseline":
         result = case_baseline(args.file)
-    elif args.case == "app":
-        result = case_app(args.folder)
     else:
-        result = case_ours(args.file, args.folder, args.case == "create")
+        from llmadmin.queues import stop_embedded_redis
+
+        try:
+            if args.case == "app":
+                result = case_app(args.folder)
+            else:
+                result = case_ours(args.file, args.folder, args.case == "create")
+        finally:
+            stop_embedded_redis(os.path.join(args.folder, "redis"))
     result["peak_mb"] = peak_mb()
     print(json.dumps(result))
 
