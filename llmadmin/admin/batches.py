@@ -100,6 +100,26 @@ def status_badge(view: BaseModelView, context: Context | None, model: Batch, nam
     )
 
 
+def creation_progress(model: Batch) -> str:
+    """How far the job creating the batch's tasks got (empty once it is done)."""
+    if model.status != BatchStatus.VALIDATING:
+        return ""
+    if model.line_count:
+        return _(
+            "creating tasks: %(done)s of %(count)s line(s) read",
+            done=f"{model.lines:,}",
+            count=f"{model.line_count:,}",
+        )
+    return _("checking the file and creating tasks: %(done)s line(s) read", done=f"{model.lines:,}")
+
+
+def _status(view: BaseModelView, context: Context | None, model: Batch, name: str) -> Markup:
+    """The badge, and while the tasks are being created, how far that got (refreshed live)."""
+    return Markup(
+        '{} <small class="text-muted js-count" data-id="{}" data-field="progress">{}</small>'
+    ).format(status_badge(view, context, model, name), model.id, creation_progress(model))
+
+
 def _post_button(url: str, label: str, css: str, confirm: str | None = None) -> Markup:
     return Markup(
         '<form method="post" action="{}" class="d-inline js-batch-action" data-confirm="{}">'
@@ -199,7 +219,11 @@ class BatchView(ScopedView):
         "source_format",
         "lines",
         "in_progress_at",
+        "expires_at",
+        "completion_window",
         "cancelled_at",
+        "expired_at",
+        "error",
         "line_errors",
         "actions",
     )
@@ -228,11 +252,15 @@ class BatchView(ScopedView):
         "completed_at": _l("Completed at"),
         "in_progress_at": _l("Started at"),
         "cancelled_at": _l("Canceled at"),
+        "expires_at": _l("Expires at"),
+        "expired_at": _l("Expired at"),
+        "completion_window": _l("Completion window"),
+        "error": _l("Error"),
         "actions": _l("Actions"),
         "line_errors": _l("Invalid lines"),
     }
     column_formatters = {
-        "status": status_badge,
+        "status": _status,
         "actions": _actions,
         **{name: _count for name in COUNTS},
     }
@@ -255,6 +283,7 @@ class BatchView(ScopedView):
                 str(row.id): {
                     "status": row.status,
                     "badge": str(status_badge(self, None, row, "status")),
+                    "progress": creation_progress(row),
                     **{k: f"{v:,}" for k, v in found[row.id].as_dict().items()},
                 }
                 for row in rows
@@ -298,14 +327,24 @@ class BatchView(ScopedView):
         except LLMAdminError as exc:
             flash(str(exc), "error")
             return redirect(self.get_url(".create_view"))
-        flash(
-            _(
-                "Batch #%(id)s created: %(count)s task(s) queued.",
-                id=batch.id,
-                count=f"{batch.total:,}",
-            ),
-            "success",
-        )
+        if getattr(batch, "queued", True):
+            flash(
+                _(
+                    "Batch #%(id)s accepted: its tasks are being created in the background; "
+                    "this page shows the progress.",
+                    id=batch.id,
+                ),
+                "success",
+            )
+        else:
+            flash(
+                _(
+                    "Batch #%(id)s accepted, but the job queue is unreachable: its tasks are "
+                    "created as soon as it is back.",
+                    id=batch.id,
+                ),
+                "warning",
+            )
         return redirect(self.get_url(".details_view", id=batch.id))
 
     # --- one-click actions -------------------------------------------------------------

@@ -225,7 +225,9 @@ SCHEMAS = {
                 {name: _t("integer") for name in ("total", "completed", "failed")}
             ),
             "lines": _t("integer"),
+            "line_count": _n("integer"),
             "invalid_lines": _t("integer"),
+            "completion_window": _t("string"),
             "line_errors": {
                 "type": "array",
                 "items": _object(
@@ -242,6 +244,8 @@ SCHEMAS = {
             "in_progress_at": TIME,
             "completed_at": TIME,
             "cancelled_at": TIME,
+            "expires_at": TIME,
+            "expired_at": TIME,
         }
     ),
     "BatchList": _object(

@@ -192,7 +192,9 @@ def batch(row: Batch, counts) -> dict:
         "counts": counts.as_dict(),
         "request_counts": batch_results.request_counts(counts),
         "lines": row.lines,
+        "line_count": row.line_count,
         "invalid_lines": row.invalid_lines,
+        "completion_window": row.completion_window,
         "line_errors": [
             {
                 "line": e["line"],
@@ -207,6 +209,8 @@ def batch(row: Batch, counts) -> dict:
         "in_progress_at": when(row.in_progress_at),
         "completed_at": when(row.completed_at),
         "cancelled_at": when(row.cancelled_at),
+        "expires_at": when(row.expires_at),
+        "expired_at": when(row.expired_at),
     }
 
 

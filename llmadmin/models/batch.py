@@ -2,7 +2,7 @@
 
 from enum import StrEnum
 
-from sqlalchemy import DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from llmadmin.extensions import db
@@ -68,6 +68,18 @@ class Batch(db.Model):
     expires_at: Mapped[object | None] = mapped_column(DateTime)
     cancelling_at: Mapped[object | None] = mapped_column(DateTime)
     cancelled_at: Mapped[object | None] = mapped_column(DateTime)
+    # OpenAI's completion_window ("24h"): past expires_at unfinished tasks are canceled (EXPIRED).
+    completion_window: Mapped[str] = mapped_column(String(8), nullable=False, default="24h")
+    # Creating the tasks (a job, in chunks, while VALIDATING): the file, who owns the work,
+    # and how far it got. A run resumes after ``last_line`` (the last input line committed).
+    source_path: Mapped[str | None] = mapped_column(String(1024))  # cleared when done
+    upload_id: Mapped[str | None] = mapped_column(String(32))  # an admin upload to discard
+    all_or_nothing: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    line_count: Mapped[int | None] = mapped_column(Integer)  # lines to read, once known
+    last_line: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    job_id: Mapped[str | None] = mapped_column(String(64))
+    creation_attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    progress_at: Mapped[object | None] = mapped_column(DateTime)  # last chunk committed
 
     creator = relationship("Person", foreign_keys=[creator_id], passive_deletes=True)
 

@@ -18,7 +18,7 @@ from llmadmin.extensions import db
 from llmadmin.models import LLMModel
 from llmadmin.services import batch_files
 from llmadmin.services import tasks as task_service
-from llmadmin.services.batch_uploads import upload_info
+from llmadmin.services.batch_uploads import note_summary, upload_info
 from llmadmin.services.task_params import clean_param
 
 MAX_STORED_ERRORS = 1000  # line errors kept (on the Batch row, for its results file)
@@ -127,7 +127,9 @@ def validate_file(path: str, fmt: str, creator_id: int | None) -> Summary:
 def validate_upload(upload_id: str, creator_id: int) -> tuple[dict, Summary]:
     """Check the person's upload; return its meta and summary."""
     path, meta = upload_info(upload_id, creator_id)
-    return meta, validate_file(path, meta["format"], creator_id)
+    summary = validate_file(path, meta["format"], creator_id)
+    note_summary(upload_id, creator_id, summary.lines, summary.valid, summary.invalid)
+    return meta, summary
 
 
 def _preview(checked: Checked) -> dict:

@@ -149,7 +149,10 @@ def _output_line(row) -> dict:
 
 
 def _error_line(row) -> dict:
-    code = "batch_cancelled" if row.status == CANCELED else (row.error_kind or "task_failed")
+    if row.status == CANCELED:  # OpenAI's codes: batch_expired for lines its window cut off
+        code = "batch_expired" if row.error_kind == "batch_expired" else "batch_cancelled"
+    else:
+        code = row.error_kind or "task_failed"
     return {
         "id": f"batch_req_{row.id}",
         "custom_id": row.custom_id,

@@ -22,6 +22,7 @@ from llmadmin.services import batch_files
 
 UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
 UPLOAD_MAX_AGE_SECONDS = 24 * 3600
+FILE_EXTENSIONS = (*batch_files.FORMATS, "json.taken")
 
 
 def upload_dir() -> str:
@@ -70,6 +71,16 @@ def upload_info(upload_id: str, creator_id: int) -> tuple[str, dict]:
     return os.path.join(upload_dir(), f"{upload_id}.{meta['format']}"), meta
 
 
+def note_summary(upload_id: str, creator_id: int, lines: int, valid: int, invalid: int) -> None:
+    """Keep the preview's counts with the upload (its confirm knows them without a re-read)."""
+    path, meta = upload_info(upload_id, creator_id)
+    meta["summary"] = {"lines": lines, "valid": valid, "invalid": invalid}
+    target = os.path.join(upload_dir(), f"{upload_id}.json")
+    with open(f"{target}.tmp", "w", encoding="utf-8") as handle:
+        json.dump(meta, handle)
+    os.replace(f"{target}.tmp", target)
+
+
 def discard_upload(upload_id: str) -> None:
     """Remove an upload's files (after its batch was made, or when it is refused)."""
     for extension in (*batch_files.FORMATS, "json", "json.taken"):
@@ -100,4 +111,9 @@ def claim(upload_id: str) -> str:
         raise NotFound(
             _("This upload does not exist or has expired; upload the file again.")
         ) from exc
+    for extension in FILE_EXTENSIONS:  # the one-day sweep of uploads counts from the claim
+        try:
+            os.utime(os.path.join(upload_dir(), f"{upload_id}.{extension}"))
+        except FileNotFoundError:
+            pass
     return f"{meta}.taken"

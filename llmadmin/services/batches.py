@@ -4,27 +4,27 @@ The flow (admin upload, and later ``/v1/batches``): ``store_upload`` keeps the f
 the instance folder (``services.batch_uploads``); ``validate_upload``
 (``services.batch_checks``) streams it and returns a ``Summary`` (counts per
 model, the first rows, every line's error up to a cap) without creating anything;
-``create_batch`` streams it again and inserts the valid lines' tasks (1,000 per INSERT)
-with one Batch row in one transaction, then dispatches them through the usual path.
+``create_batch`` stores one VALIDATING Batch row and enqueues a job that streams the file
+again and inserts the valid lines' tasks in chunks (``services.batch_creation``), sending
+each chunk through the usual path; the request answers at once.
 
 A batch's counts are read from its tasks (one GROUP BY), and its status is derived from
-them when someone looks (``refresh``): IN_PROGRESS becomes COMPLETED and CANCELLING
-becomes CANCELLED once no task is left waiting or running.
+them (``refresh``) when someone looks and by the housekeeping pass
+(``services.batch_sweep``): IN_PROGRESS becomes COMPLETED and CANCELLING becomes CANCELLED
+once no task is left waiting or running; past its completion window it is EXPIRED.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 
-from llmadmin.engine import dispatch
 from llmadmin.errors import Conflict, ItemsInvalid, NotFound, ValidationError
 from llmadmin.extensions import db
 from llmadmin.lifecycle import BATCHES
@@ -32,7 +32,7 @@ from llmadmin.models import Batch, Person, Task
 from llmadmin.models.base import utcnow
 from llmadmin.models.batch import OPEN_BATCH_STATUSES, BatchStatus
 from llmadmin.models.task import CANCELED, FAILURE, PENDING, QUEUED, RUNNING, SUCCESS
-from llmadmin.services import audit, downloads
+from llmadmin.services import batch_creation, downloads
 from llmadmin.services import tasks as task_service
 from llmadmin.services.batch_checks import (  # noqa: F401  (validate_* for callers)
     Summary,
@@ -40,6 +40,7 @@ from llmadmin.services.batch_checks import (  # noqa: F401  (validate_* for call
     validate_file,
     validate_upload,
 )
+from llmadmin.services.batch_files import FORMATS
 from llmadmin.services.batch_uploads import (  # noqa: F401  (the upload steps, for callers)
     claim,
     discard_upload,
@@ -50,8 +51,6 @@ from llmadmin.services.selections import Selection
 from llmadmin.services.tasks import Outcome
 
 logger = logging.getLogger(__name__)
-
-INSERT_BATCH = task_service.INSERT_BATCH
 
 
 # --- counts and status -------------------------------------------------------------------
@@ -170,27 +169,40 @@ def create_batch(
     *,
     all_or_nothing: bool = False,
 ) -> Batch:
-    """Create the batch of an upload: its valid lines' tasks, queued; the errors recorded.
+    """Accept the batch of an upload: a VALIDATING row now, its tasks made by a job.
 
-    With ``all_or_nothing`` (OpenAI's batches) one bad line refuses the whole file
-    (``ItemsInvalid``). A file without a single valid line creates nothing either.
+    An upload whose preview found no valid line is refused at once (``ItemsInvalid``) and
+    stays usable; otherwise the upload is claimed (the same form posted twice makes one
+    batch) and its file is discarded once the job is done with it.
     """
     path, meta = upload_info(upload_id, creator_id)
-    claimed = claim(upload_id)  # the same form posted twice makes one batch
+    summary = meta.get("summary") or {}
+    if summary.get("lines") == 0:
+        raise ValidationError(_("The file has no lines to run."), field="file")
+    if summary and (summary["valid"] == 0 or (all_or_nothing and summary["invalid"])):
+        raise ItemsInvalid(
+            _(
+                "%(invalid)s of %(lines)s line(s) are invalid; nothing was created.",
+                invalid=f"{summary['invalid']:,}",
+                lines=f"{summary['lines']:,}",
+            ),
+            [],
+        )
+    claimed = claim(upload_id)
     try:
-        batch = create_batch_from_file(
+        return create_batch_from_file(
             path,
             meta["format"],
             creator_id,
             name=name,
             source_name=meta.get("source_name"),
             all_or_nothing=all_or_nothing,
+            upload_id=upload_id,
+            line_count=summary.get("lines"),
         )
     except BaseException:
         os.replace(claimed, claimed.removesuffix(".taken"))
         raise
-    discard_upload(upload_id)
-    return batch
 
 
 def create_batch_from_file(
@@ -201,113 +213,41 @@ def create_batch_from_file(
     name: str | None = None,
     source_name: str | None = None,
     all_or_nothing: bool = False,
-    keep_failed: bool = False,
+    keep_failed: bool = True,
+    upload_id: str | None = None,
+    line_count: int | None = None,
+    completion_window: str = "24h",
 ) -> Batch:
-    """Stream ``path`` into one Batch and its tasks (one transaction), then dispatch them.
+    """Accept ``path`` as one batch: the row is VALIDATING at once, a job makes its tasks.
 
-    A refused file raises ``ItemsInvalid`` (``ValidationError`` when it has no line) and
-    leaves nothing behind; with ``keep_failed`` (OpenAI's batches) it leaves one FAILED
-    Batch row instead, holding the errors and no task.
+    The answer does not wait for the file to be read (OpenAI's ``POST /v1/batches``); the
+    job validates and creates in chunks (``services.batch_creation``). A refused file
+    (with ``all_or_nothing``, any invalid line; otherwise no valid line) leaves one FAILED
+    batch holding the errors and no task, as OpenAI's failed validation does: that is the
+    only way an answer already given can report it, so ``keep_failed`` must stay True.
+    ``batch.queued`` tells whether the job reached the queue (else housekeeping sends it).
     """
+    if not keep_failed:
+        raise ValueError("A batch is checked after the answer: a refused file keeps its row.")
     label = task_service.clean_text(name, _("Name"), required=False, max_chars=200)
     label = label or (source_name or _("Batch"))[:200]
-    batch = _new_batch(label, creator_id, source_name, fmt)
-    try:
-        ids, summary = _insert_lines(batch, path, fmt, creator_id)
-        _check_outcome(summary, all_or_nothing)
-    except ValidationError as exc:
-        db.session.rollback()  # nothing of the batch is kept
-        if not keep_failed:
-            raise
-        return _failed_batch(label, creator_id, source_name, fmt, exc)
-    except BaseException:
-        db.session.rollback()
-        raise
-    _record_lines(batch, len(ids), summary)
-    audit.record(
-        "create_batch",
-        "batch",
-        str(batch.id),
-        f"batch {batch.name!r} from {fmt}: {len(ids)} task(s), {summary.invalid} invalid line(s)",
-        commit=False,
-    )
-    BATCHES.transition([batch.id], BatchStatus.IN_PROGRESS, commit=False)
-    db.session.commit()
-    dispatch.dispatch(ids)
-    return batch
-
-
-def _new_batch(label: str, creator_id: int, source_name: str | None, fmt: str) -> Batch:
-    batch = Batch(
-        name=label,
-        creator_id=creator_id,
+    if fmt not in FORMATS:
+        raise ValidationError(_("Upload a .csv, .xlsx or .jsonl file."), field="file")
+    if not os.path.isfile(path):
+        raise ValidationError(_("The batch's file is missing; upload it again."), field="file")
+    batch, queued = batch_creation.accept_file(
+        path,
+        fmt,
+        creator_id,
+        label,
         source_name=source_name,
-        source_format=fmt,
-        status=BatchStatus.VALIDATING,
-        created_at=utcnow(),
+        all_or_nothing=all_or_nothing,
+        upload_id=upload_id,
+        line_count=line_count,
+        completion_window=completion_window,
     )
-    db.session.add(batch)
-    db.session.flush()
+    batch.queued = queued
     return batch
-
-
-def _record_lines(batch: Batch, total: int, summary: Summary) -> None:
-    batch.total, batch.lines, batch.invalid_lines = total, summary.lines, summary.invalid
-    batch.line_errors = json.dumps(summary.errors, ensure_ascii=False) if summary.errors else None
-
-
-def _failed_batch(label, creator_id, source_name, fmt, exc: ValidationError) -> Batch:
-    """One FAILED batch holding why the file was refused (OpenAI's failed validation)."""
-    batch = _new_batch(label, creator_id, source_name, fmt)
-    errors = [
-        {"line": e["index"], "custom_id": None, "field": e["field"], "message": e["message"]}
-        for e in getattr(exc, "errors", [])
-    ]
-    batch.invalid_lines = len(errors)
-    batch.line_errors = json.dumps(errors, ensure_ascii=False) if errors else None
-    BATCHES.transition([batch.id], BatchStatus.FAILED, error=str(exc)[:2000], commit=False)
-    db.session.commit()
-    return batch
-
-
-def _insert_lines(batch: Batch, path: str, fmt: str, creator_id: int):
-    summary, ids, rows = Summary(), [], []
-    table = Task.__table__
-    for checked in check_lines(path, fmt, creator_id):
-        summary.lines += 1
-        if checked.row is None:
-            summary.add_error(checked)
-            continue
-        summary.valid += 1
-        summary.per_model[checked.model] += 1
-        checked.row.update(
-            batch_id=batch.id, batch_line=checked.number, custom_id=checked.custom_id
-        )
-        rows.append(checked.row)
-        if len(rows) >= INSERT_BATCH:
-            ids += sorted(db.session.execute(insert(table).returning(table.c.id), rows).scalars())
-            rows = []
-    if rows:
-        ids += sorted(db.session.execute(insert(table).returning(table.c.id), rows).scalars())
-    return ids, summary
-
-
-def _check_outcome(summary: Summary, all_or_nothing: bool) -> None:
-    if summary.lines == 0:
-        raise ValidationError(_("The file has no lines to run."), field="file")
-    if summary.invalid and (all_or_nothing or not summary.valid):
-        errors = [
-            {"index": e["line"], "field": e["field"], "message": e["message"]}
-            for e in summary.errors
-        ]
-        raise ItemsInvalid(
-            _(
-                "%(invalid)s of %(lines)s line(s) are invalid; nothing was created.",
-                invalid=f"{summary.invalid:,}",
-                lines=f"{summary.lines:,}",
-            ),
-            errors,
-        )
 
 
 # --- acting on a batch -------------------------------------------------------------------
@@ -346,7 +286,15 @@ def retry_failed_lines(batch_id: int) -> Outcome:
         BatchStatus.EXPIRED,
         BatchStatus.FINALIZING,
     )
-    BATCHES.transition([batch_id], BatchStatus.IN_PROGRESS, from_statuses=reopen, commit=False)
+    batch = db.session.get(Batch, batch_id)
+    hours = batch_creation.window_hours(batch.completion_window) if batch else 24
+    BATCHES.transition(  # a new window: an expired batch retried is not expired at once again
+        [batch_id],
+        BatchStatus.IN_PROGRESS,
+        from_statuses=reopen,
+        commit=False,
+        expires_at=utcnow() + timedelta(hours=hours),
+    )
     return task_service.run_tasks(failed)  # commits the batch's move with the tasks'
 
 

@@ -10,7 +10,7 @@ from llmadmin.lifecycle import transition
 from llmadmin.models import Batch, Download, Task
 from llmadmin.models.batch import BatchStatus
 from llmadmin.models.task import FAILURE, QUEUED, RUNNING
-from tests.conftest import csrf_token
+from tests.conftest import csrf_token, run_batch_jobs
 
 CSV = "name,prompt,model,custom_id\nA,Hello,Sim,a1\nB,Bye,Sim,b1\nC,Oops,Nope,c1\n"
 
@@ -46,6 +46,14 @@ def test_upload_preview_confirm(member_client, sim_model):
     done = confirm(member_client, html)
     assert done.status_code == 302
     batch = db.session.query(Batch).one()
+    assert batch.status == BatchStatus.VALIDATING and db.session.query(Task).count() == 0
+    waiting = member_client.get(done.headers["Location"]).get_data(as_text=True)
+    assert "its tasks are being created in the background" in waiting
+    assert "creating tasks: 0 of 3 line(s) read" in waiting and "location.reload" in waiting
+    status = member_client.get(f"/admin/batch/status.json?ids={batch.id}").get_json()
+    assert status[str(batch.id)]["progress"] == "creating tasks: 0 of 3 line(s) read"
+    run_batch_jobs()
+    batch = db.session.query(Batch).one()
     assert batch.name == "Nightly" and batch.total == 2 and batch.invalid_lines == 1
     assert {t.status for t in db.session.query(Task)} == {QUEUED}
 
@@ -55,7 +63,7 @@ def test_upload_preview_confirm(member_client, sim_model):
     listing = member_client.get("/admin/batch/").get_data(as_text=True)
     assert "Nightly" in listing and 'data-field="queued">2<' in listing
     status = member_client.get(f"/admin/batch/status.json?ids={batch.id}").get_json()
-    assert status[str(batch.id)]["queued"] == "2"
+    assert status[str(batch.id)]["queued"] == "2" and status[str(batch.id)]["progress"] == ""
     tasks = member_client.get(f"/admin/task/?flt0_batch_equals={batch.id}").get_data(as_text=True)
     assert "#1 A" in tasks or ">A<" in tasks
     none = member_client.get(f"/admin/task/?flt0_batch_equals={batch.id + 1}").get_data(
@@ -95,6 +103,7 @@ def test_confirm_of_someone_elses_upload_creates_nothing(
 def _make_batch(client):
     html = upload(client, CSV.encode()).get_data(as_text=True)
     confirm(client, html)
+    run_batch_jobs()
     return db.session.query(Batch).one()
 
 
@@ -175,6 +184,7 @@ def test_the_list_page_costs_the_same_statements_for_1_or_6_batches(
     def add():
         upload_id = service.store_upload(io.BytesIO(CSV.encode()), "p.csv", member_user.id)
         service.create_batch(upload_id, member_user.id)
+        run_batch_jobs()
 
     add()
     one = count_statements(member_client, "/admin/batch/")
@@ -196,6 +206,7 @@ def test_xlsx_upload(member_client, sim_model):
     html = upload(member_client, data.getvalue(), filename="p.xlsx").get_data(as_text=True)
     assert "2 line(s) read: 1 valid, 1 invalid." in html and "temperature" in html
     confirm(member_client, html)
+    run_batch_jobs()
     task = db.session.query(Task).one()
     assert task.prompt == "你好" and task.temperature == 0.3
 

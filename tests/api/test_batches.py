@@ -10,13 +10,16 @@ from llmadmin.models import Task
 from llmadmin.models.task import FAILURE, QUEUED, RUNNING
 from llmadmin.services import batches
 from tests.api.conftest import Api
+from tests.conftest import run_batch_jobs
 
 CSV = b"prompt,model,custom_id\nHello,Sim,a\nBye,Sim,b\nOops,Nope,c\n"
 
 
 def make_batch(person_id):
     upload_id = batches.store_upload(io.BytesIO(CSV), "prompts.csv", person_id)
-    return batches.create_batch(upload_id, person_id, "Nightly").id
+    batch_id = batches.create_batch(upload_id, person_id, "Nightly").id
+    run_batch_jobs()
+    return batch_id
 
 
 def test_list_and_get_with_counts(client, member_token, member_user, sim_model):

@@ -24,6 +24,7 @@ from llmadmin.services import batches
 from llmadmin.services import downloads as download_service
 from llmadmin.services.api_tokens import create_token
 from tests.api.conftest import bearer
+from tests.conftest import run_batch_jobs
 
 CHECKS = [
     schemathesis.checks.not_a_server_error,
@@ -50,6 +51,7 @@ def api_schema(app, admin_user, sim_model):
     batches.create_batch(
         batches.store_upload(io.BytesIO(lines), "b.csv", admin_user.id), admin_user.id
     )
+    run_batch_jobs()
     app.config["CONFORMANCE_TOKEN"] = token
     app.config["CONFORMANCE_IDS"] = ids
 

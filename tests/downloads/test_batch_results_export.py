@@ -6,11 +6,13 @@ import io
 
 from openpyxl import load_workbook
 
+from llmadmin.extensions import db
 from llmadmin.lifecycle import transition
-from llmadmin.models import Task
+from llmadmin.models import Batch, Task
 from llmadmin.models.download import SUCCESS
 from llmadmin.models.task import FAILURE, QUEUED, RUNNING
 from llmadmin.services import batches
+from tests.conftest import run_batch_jobs
 from tests.downloads.conftest import read_csv
 from tests.downloads.test_export_job import run
 
@@ -19,7 +21,9 @@ CSV = b"prompt,model,custom_id\nBad one,Nope,x0\nHello,Sim,a\nBye,Sim,b\nSkip,Si
 
 def _batch(person):
     upload_id = batches.store_upload(io.BytesIO(CSV), "prompts.csv", person.id)
-    return batches.create_batch(upload_id, person.id)
+    batch_id = batches.create_batch(upload_id, person.id).id
+    run_batch_jobs()
+    return db.session.get(Batch, batch_id)
 
 
 def test_every_input_line_in_order(member_user, sim_model, storage):

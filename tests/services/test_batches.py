@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import io
 import json
+import os
+from datetime import timedelta
 
 import pytest
 from openpyxl import Workbook
+from rq.job import Job
 from sqlalchemy import event
 
 from llmadmin.errors import Conflict, ItemsInvalid, NotFound, ValidationError
@@ -15,7 +18,9 @@ from llmadmin.lifecycle import transition
 from llmadmin.models import Batch, Task
 from llmadmin.models.batch import BatchStatus
 from llmadmin.models.task import FAILURE, QUEUED, RUNNING, SUCCESS
-from llmadmin.services import batch_files, batch_results, batches
+from llmadmin.queues import get_redis
+from llmadmin.services import batch_files, batch_results, batch_uploads, batches
+from tests.conftest import run_batch_jobs
 
 
 def openai_line(custom_id, model="Sim", content="Hi", **body):
@@ -161,12 +166,32 @@ def test_validation_summarises_and_creates_nothing(app, sim_model, member_user):
     assert db.session.query(Task).count() == 0 and db.session.query(Batch).count() == 0
 
 
-def test_create_batch_inserts_dispatches_and_counts(app, sim_model, member_user):
+def make(person_id, name, data: bytes, **kwargs) -> Batch:
+    """Upload, preview and confirm a file, then run its creation job as a worker would."""
+    upload_id = upload(person_id, name, data)
+    batches.validate_upload(upload_id, person_id)
+    batch_id = batches.create_batch(upload_id, person_id, **kwargs).id
+    run_batch_jobs()
+    return db.session.get(Batch, batch_id)
+
+
+def test_create_batch_answers_at_once_then_a_job_makes_the_tasks(app, sim_model, member_user):
     data = "\n".join(openai_line(f"r{i}") for i in range(5)) + "\n" + openai_line("x", model="No")
     upload_id = upload(member_user.id, "in.jsonl", data.encode())
+    batches.validate_upload(upload_id, member_user.id)
     batch = batches.create_batch(upload_id, member_user.id, "My batch")
+    assert batch.status == BatchStatus.VALIDATING and batch.queued
+    assert (batch.line_count, batch.expires_at - batch.created_at) == (6, timedelta(hours=24))
+    assert db.session.query(Task).count() == 0  # nothing inserted inside the request
+    job = Job.fetch(batch.job_id, connection=get_redis())
+    assert job.func_name == "llmadmin.jobs.batches.create_batch_tasks"
+    assert job.args == (batch.id, batch.job_id)
+
+    assert run_batch_jobs() == [BatchStatus.IN_PROGRESS]
+    batch = db.session.get(Batch, batch.id)
     assert batch.status == BatchStatus.IN_PROGRESS and batch.in_progress_at is not None
     assert (batch.total, batch.lines, batch.invalid_lines) == (5, 6, 1)
+    assert batch.source_path is None
     tasks = db.session.query(Task).order_by(Task.id).all()
     assert [t.custom_id for t in tasks] == [f"r{i}" for i in range(5)]
     assert [t.batch_line for t in tasks] == [1, 2, 3, 4, 5]
@@ -182,22 +207,35 @@ def test_create_batch_inserts_dispatches_and_counts(app, sim_model, member_user)
     }
     with pytest.raises(NotFound):  # the upload is used up
         batches.upload_info(upload_id, member_user.id)
+    assert not [n for n in os.listdir(batch_uploads.upload_dir()) if n.startswith(upload_id)]
 
 
-def test_all_or_nothing_refuses_the_whole_file(app, sim_model, member_user):
+def test_all_or_nothing_fails_the_batch_and_creates_no_task(app, sim_model, member_user):
     data = openai_line("a") + "\n" + openai_line("b", model="Nope")
     upload_id = upload(member_user.id, "in.jsonl", data.encode())
-    with pytest.raises(ItemsInvalid) as caught:
-        batches.create_batch(upload_id, member_user.id, all_or_nothing=True)
-    assert caught.value.errors[0]["index"] == 2
-    assert db.session.query(Task).count() == 0 and db.session.query(Batch).count() == 0
+    batch_id = batches.create_batch(upload_id, member_user.id, all_or_nothing=True).id
+    assert run_batch_jobs() == [BatchStatus.FAILED]
+    batch = db.session.get(Batch, batch_id)
+    assert batch.status == BatchStatus.FAILED and "nothing was created" in batch.error
+    assert json.loads(batch.line_errors)[0]["line"] == 2
+    assert db.session.query(Task).count() == 0
 
 
-def test_a_file_without_valid_lines_creates_nothing(app, sim_model, member_user):
+def test_a_previewed_file_without_valid_lines_is_refused_at_once(app, sim_model, member_user):
     upload_id = upload(member_user.id, "in.csv", b"prompt,model\nHi,Nope\n")
+    batches.validate_upload(upload_id, member_user.id)
     with pytest.raises(ItemsInvalid, match="nothing was created"):
         batches.create_batch(upload_id, member_user.id)
     assert db.session.query(Batch).count() == 0
+    batches.upload_info(upload_id, member_user.id)  # still usable
+
+
+def test_a_file_without_valid_lines_fails_in_the_job(app, sim_model, member_user):
+    upload_id = upload(member_user.id, "in.csv", b"prompt,model\nHi,Nope\n")
+    batch_id = batches.create_batch(upload_id, member_user.id).id  # not previewed
+    assert run_batch_jobs() == [BatchStatus.FAILED]
+    batch = db.session.get(Batch, batch_id)
+    assert "nothing was created" in batch.error and db.session.query(Task).count() == 0
 
 
 def test_someone_elses_upload_is_not_found(app, sim_model, member_user, other_member):
@@ -215,7 +253,7 @@ def _finish(ids, status, **values):
 
 def test_status_follows_the_tasks_and_retry_reopens(app, sim_model, member_user):
     data = "\n".join(openai_line(f"r{i}") for i in range(3))
-    batch = batches.create_batch(upload(member_user.id, "in.jsonl", data.encode()), member_user.id)
+    batch = make(member_user.id, "in.jsonl", data.encode())
     ids = [t.id for t in db.session.query(Task).order_by(Task.id)]
     _finish(ids[:2], SUCCESS, result="hello", prompt_tokens=3, completion_tokens=2)
     _finish(ids[2:], FAILURE, error="boom", error_kind="server_error")
@@ -242,7 +280,7 @@ def test_status_follows_the_tasks_and_retry_reopens(app, sim_model, member_user)
 
 def test_cancel_keeps_finished_results(app, sim_model, member_user):
     data = "\n".join(openai_line(f"r{i}") for i in range(3))
-    batch = batches.create_batch(upload(member_user.id, "in.jsonl", data.encode()), member_user.id)
+    batch = make(member_user.id, "in.jsonl", data.encode())
     ids = [t.id for t in db.session.query(Task).order_by(Task.id)]
     _finish(ids[:1], SUCCESS, result="kept")
     batches.cancel_batch(batch.id)
@@ -256,12 +294,7 @@ def test_cancel_keeps_finished_results(app, sim_model, member_user):
 
 
 def test_counts_are_one_query_for_many_batches(app, sim_model, member_user):
-    made = [
-        batches.create_batch(
-            upload(member_user.id, "a.csv", b"prompt,model\nA,Sim\nB,Sim\n"), member_user.id
-        )
-        for _ in range(3)
-    ]
+    made = [make(member_user.id, "a.csv", b"prompt,model\nA,Sim\nB,Sim\n") for _ in range(3)]
     ids = [b.id for b in made]
     statements = []
 
@@ -285,15 +318,18 @@ def test_a_second_confirm_of_the_same_upload_makes_nothing(app, sim_model, membe
     assert db.session.query(Batch).count() == 0
 
 
-def test_a_failed_create_leaves_the_upload_usable(app, sim_model, member_user):
+def test_a_refused_confirm_leaves_the_upload_usable(app, sim_model, member_user):
     upload_id = upload(
         member_user.id,
         "in.jsonl",
         (openai_line("a") + "\n" + openai_line("b", model="No")).encode(),
     )
+    batches.validate_upload(upload_id, member_user.id)
     with pytest.raises(ItemsInvalid):
         batches.create_batch(upload_id, member_user.id, all_or_nothing=True)
-    assert batches.create_batch(upload_id, member_user.id).total == 1
+    batch_id = batches.create_batch(upload_id, member_user.id).id
+    run_batch_jobs()
+    assert db.session.get(Batch, batch_id).total == 1
 
 
 def test_a_long_csv_prompt_is_read(app, tmp_path):
@@ -308,7 +344,11 @@ def test_keep_failed_leaves_one_failed_batch_with_the_errors(app, sim_model, mem
     batch = batches.create_batch_from_file(
         str(path), "jsonl", member_user.id, all_or_nothing=True, keep_failed=True
     )
-    db.session.expire_all()
+    assert (
+        batch_results.openai_batch(batch, batches.counts([batch.id])[batch.id])["status"]
+        == "validating"
+    )  # OpenAI's POST /v1/batches answers at once
+    run_batch_jobs()
     batch = db.session.get(Batch, batch.id)
     assert batch.status == BatchStatus.FAILED and batch.failed_at is not None
     assert "nothing was created" in batch.error and db.session.query(Task).count() == 0
