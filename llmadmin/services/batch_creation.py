@@ -167,6 +167,8 @@ def run_creation(batch_id: int, job_id: str) -> str:
 def _create(batch: Batch, job_id: str) -> str:
     batch_id, path, fmt = batch.id, batch.source_path, batch.source_format
     creator_id, start = batch.creator_id, batch.last_line
+    if not path or not os.path.isfile(path):
+        raise ValidationError(_("The batch's file is missing; upload it again."), field="file")
     if batch.all_or_nothing and start == 0:
         _validate_all(batch_id, job_id, path, fmt, creator_id)
     chunk = _Chunk(batch_id, job_id, start)

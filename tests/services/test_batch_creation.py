@@ -190,6 +190,16 @@ def test_canceling_while_tasks_are_created_stops_the_job(
     assert lines_of_tasks(batch.id) == [1, 2]
 
 
+def test_a_file_gone_before_its_job_ran_fails_the_batch_clearly(
+    app, sim_model, member_user, tmp_path
+):
+    batch = accept(tmp_path, member_user.id)
+    (tmp_path / "in.jsonl").unlink()
+    assert run_batch_jobs() == [BatchStatus.FAILED]
+    row = db.session.get(Batch, batch.id)
+    assert row.error == "The batch's file is missing; upload it again."
+
+
 def test_a_bad_completion_window_is_refused(app, sim_model, member_user, tmp_path):
     with pytest.raises(ValueError):
         accept(tmp_path, member_user.id, keep_failed=False)
