@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from llmadmin.errors import ValidationError
+from llmadmin.errors import ItemsInvalid, ValidationError
 from llmadmin.extensions import db
 from llmadmin.models import LLMModel
 from llmadmin.services import batch_files
@@ -122,6 +122,34 @@ def validate_file(path: str, fmt: str, creator_id: int | None) -> Summary:
         if len(summary.preview) < PREVIEW_ROWS:
             summary.preview.append(_preview(checked))
     return summary
+
+
+def refuse_invalid_lines(path: str, fmt: str, creator_id: int | None, progress) -> int:
+    """Check every line; return how many, or refuse the file (``ItemsInvalid``) if any is bad.
+
+    ``progress(lines_read)`` is called after each line (the job stamps its progress).
+    """
+    summary = Summary()
+    for checked in check_lines(path, fmt, creator_id):
+        summary.lines += 1
+        if checked.row is None:
+            summary.add_error(checked)
+        progress(summary.lines)
+    if summary.lines == 0:
+        raise ValidationError(_("The file has no lines to run."), field="file")
+    if summary.invalid:
+        raise ItemsInvalid(
+            _(
+                "%(invalid)s of %(lines)s line(s) are invalid; nothing was created.",
+                invalid=f"{summary.invalid:,}",
+                lines=f"{summary.lines:,}",
+            ),
+            [
+                {"index": e["line"], "field": e["field"], "message": e["message"]}
+                for e in summary.errors
+            ],
+        )
+    return summary.lines
 
 
 def validate_upload(upload_id: str, creator_id: int) -> tuple[dict, Summary]:

@@ -28,16 +28,16 @@ from sqlalchemy import insert, select, update
 
 from llmadmin import queues
 from llmadmin.engine import dispatch
-from llmadmin.errors import ItemsInvalid, LLMAdminError, QueueUnavailable, ValidationError
+from llmadmin.errors import LLMAdminError, QueueUnavailable, ValidationError
 from llmadmin.extensions import db
 from llmadmin.lifecycle import BATCHES, transition
 from llmadmin.models import Batch, Task
 from llmadmin.models.base import utcnow
 from llmadmin.models.batch import BatchStatus
 from llmadmin.models.task import CANCELED, PENDING, QUEUED, RUNNING
-from llmadmin.services import audit, downloads
+from llmadmin.services import audit, batch_files, downloads
 from llmadmin.services import tasks as task_service
-from llmadmin.services.batch_checks import MAX_STORED_ERRORS, Summary, check_lines
+from llmadmin.services.batch_checks import MAX_STORED_ERRORS, check_lines, refuse_invalid_lines
 from llmadmin.services.batch_uploads import discard_upload
 from llmadmin.services.jobs_control import stop_jobs_without_live_tasks
 
@@ -169,6 +169,8 @@ def _create(batch: Batch, job_id: str) -> str:
     creator_id, start = batch.creator_id, batch.last_line
     if not path or not os.path.isfile(path):
         raise ValidationError(_("The batch's file is missing; upload it again."), field="file")
+    if fmt != "xlsx":
+        batch_files.sniff_text(path)  # another encoding, a binary file: one clear message
     if batch.all_or_nothing and start == 0:
         _validate_all(batch_id, job_id, path, fmt, creator_id)
     chunk = _Chunk(batch_id, job_id, start)
@@ -184,28 +186,13 @@ def _create(batch: Batch, job_id: str) -> str:
 
 def _validate_all(batch_id: int, job_id: str, path: str, fmt: str, creator_id) -> None:
     """Check the whole file before any task exists (OpenAI's batches: all or nothing)."""
-    summary = Summary()
-    for checked in check_lines(path, fmt, creator_id):
-        summary.lines += 1
-        if checked.row is None:
-            summary.add_error(checked)
-        if summary.lines % PROGRESS_EVERY == 0:
+
+    def progress(lines: int) -> None:
+        if lines % PROGRESS_EVERY == 0:
             _own(batch_id, job_id, progress_at=utcnow())
-    if summary.lines == 0:
-        raise ValidationError(_("The file has no lines to run."), field="file")
-    if summary.invalid:
-        raise ItemsInvalid(
-            _(
-                "%(invalid)s of %(lines)s line(s) are invalid; nothing was created.",
-                invalid=f"{summary.invalid:,}",
-                lines=f"{summary.lines:,}",
-            ),
-            [
-                {"index": e["line"], "field": e["field"], "message": e["message"]}
-                for e in summary.errors
-            ],
-        )
-    _own(batch_id, job_id, line_count=summary.lines, progress_at=utcnow())
+
+    lines = refuse_invalid_lines(path, fmt, creator_id, progress)
+    _own(batch_id, job_id, line_count=lines, progress_at=utcnow())
 
 
 def _own(batch_id: int, job_id: str, *conditions, **values) -> None:

@@ -63,6 +63,7 @@ def openai_batch(batch: Batch, found) -> dict:
     return {
         "object": "batch",
         "endpoint": batch.endpoint,
+        "completion_window": batch.completion_window,
         "status": openai_status(batch),
         "request_counts": request_counts(found),
         "errors": {

@@ -168,6 +168,14 @@ def test_preview_speaks_chinese(member_client, member_user, sim_model):
     assert "Upload another file" not in html
 
 
+def test_confirm_and_progress_speak_chinese(member_client, member_user, sim_model):
+    member_user.locale = "zh_Hans_CN"
+    db.session.commit()
+    done = confirm(member_client, upload(member_client, CSV.encode()).get_data(as_text=True))
+    page = member_client.get(done.headers["Location"]).get_data(as_text=True)
+    assert "正在后台创建其任务" in page and "正在创建任务：已读取 0 / 3 行" in page
+
+
 def test_an_oversized_upload_is_refused_before_reading(member_client, app, sim_model):
     app.config["BATCH_MAX_UPLOAD_BYTES"] = 100
     html = upload(member_client, b"prompt,model\n" + b"x,Sim\n" * 50).get_data(as_text=True)

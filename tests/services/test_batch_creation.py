@@ -200,6 +200,22 @@ def test_a_file_gone_before_its_job_ran_fails_the_batch_clearly(
     assert row.error == "The batch's file is missing; upload it again."
 
 
+def test_a_file_in_another_encoding_fails_the_batch_with_the_reason(
+    app, sim_model, member_user, tmp_path
+):
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(jsonl().encode("utf-16"))
+    batch = batches.create_batch_from_file(
+        str(path), "jsonl", member_user.id, all_or_nothing=True, keep_failed=True
+    )
+    assert batch.status == BatchStatus.VALIDATING
+    assert run_batch_jobs() == [BatchStatus.FAILED]
+    row = db.session.get(Batch, batch.id)
+    assert "UTF-8" in row.error and Task.query.count() == 0
+    info = batch_results.openai_batch(row, batches.counts([row.id])[row.id])
+    assert info["status"] == "failed" and info["completion_window"] == "24h"
+
+
 def test_a_bad_completion_window_is_refused(app, sim_model, member_user, tmp_path):
     with pytest.raises(ValueError):
         accept(tmp_path, member_user.id, keep_failed=False)
