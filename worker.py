@@ -39,6 +39,7 @@ def main() -> None:
     app = create_app()
     with app.app_context():
         import llmadmin.engine.executor  # noqa: F401  preload for fast forks
+        import llmadmin.jobs.batches  # noqa: F401
         import llmadmin.jobs.bulk  # noqa: F401
         import llmadmin.jobs.exports  # noqa: F401
         import llmadmin.jobs.tasks  # noqa: F401

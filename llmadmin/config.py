@@ -121,6 +121,11 @@ def from_environment(env: os._Environ | dict | None = None) -> dict:
         # own limits), and how long a request waits for its task before it is canceled (504).
         "GATEWAY_RATE_PER_MINUTE": parse_int(env.get("GATEWAY_RATE_PER_MINUTE"), 0),
         "GATEWAY_TIMEOUT_SECONDS": parse_int(env.get("GATEWAY_TIMEOUT_SECONDS"), 600),
+        # Largest batch file the admin's upload accepts (bytes).
+        "BATCH_MAX_UPLOAD_BYTES": parse_int(env.get("BATCH_MAX_UPLOAD_BYTES"), 256 * 1024 * 1024),
+        # Where uploaded batch files wait for their confirm (default: instance/batch-uploads);
+        # several web machines must share it, like DOWNLOAD_DIR.
+        "BATCH_UPLOAD_DIR": env.get("BATCH_UPLOAD_DIR", ""),
         "WTF_CSRF_TIME_LIMIT": None,
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "FLASK_ADMIN_SWATCH": "default",

@@ -1,4 +1,4 @@
-"""The one place where the status of a task, a download or a bulk operation changes.
+"""The one place where the status of a task, a download, a bulk operation or a batch changes.
 
 Each kind of row has a ``StateMachine``: a table of which statuses a status may be
 reached from, and timestamps that go with it. Every change is a conditional UPDATE
@@ -25,8 +25,9 @@ from sqlalchemy.sql.dml import Update
 from llmadmin.database import in_batches
 from llmadmin.errors import InvalidTransition
 from llmadmin.extensions import db
-from llmadmin.models import BulkOperation, Download, Task
+from llmadmin.models import Batch, BulkOperation, Download, Task
 from llmadmin.models.base import utcnow
+from llmadmin.models.batch import BatchStatus
 from llmadmin.models.bulk_operation import BulkStatus
 from llmadmin.models.download import DownloadStatus
 from llmadmin.models.task import TaskStatus
@@ -179,7 +180,43 @@ BULK_OPERATIONS = StateMachine(
     _bulk_stamps,
 )
 
-MACHINES: dict[str, StateMachine] = {m.table.name: m for m in (TASKS, DOWNLOADS, BULK_OPERATIONS)}
+_S = BatchStatus
+# The time column each batch status stamps (OpenAI's batch object has one per status).
+_BATCH_TIMES = {
+    _S.IN_PROGRESS: "in_progress_at",
+    _S.FINALIZING: "finalizing_at",
+    _S.COMPLETED: "completed_at",
+    _S.FAILED: "failed_at",
+    _S.EXPIRED: "expired_at",
+    _S.CANCELLING: "cancelling_at",
+    _S.CANCELLED: "cancelled_at",
+}
+
+
+def _batch_stamps(to_status) -> dict:
+    column = _BATCH_TIMES.get(to_status)
+    return {column: utcnow()} if column else {}
+
+
+BATCHES = StateMachine(
+    Batch,
+    {
+        _S.VALIDATING: (),
+        # "retry failed lines" opens a finished batch again
+        _S.IN_PROGRESS: (_S.VALIDATING, _S.FINALIZING, _S.COMPLETED, _S.CANCELLED, _S.EXPIRED),
+        _S.FINALIZING: (_S.IN_PROGRESS,),
+        _S.COMPLETED: (_S.IN_PROGRESS, _S.FINALIZING),
+        _S.FAILED: (_S.VALIDATING, _S.IN_PROGRESS),
+        _S.EXPIRED: (_S.IN_PROGRESS, _S.FINALIZING),
+        _S.CANCELLING: (_S.VALIDATING, _S.IN_PROGRESS, _S.FINALIZING),
+        _S.CANCELLED: (_S.VALIDATING, _S.CANCELLING),
+    },
+    _batch_stamps,
+)
+
+MACHINES: dict[str, StateMachine] = {
+    m.table.name: m for m in (TASKS, DOWNLOADS, BULK_OPERATIONS, BATCHES)
+}
 
 
 def transition(task_ids: Iterable[int], to_status, **options) -> list[int]:

@@ -1,7 +1,7 @@
 """Periodic housekeeping run by every worker process (safe on many machines at once).
 
 Each pass sends tasks that waited for the queue. Later passes (reconciler, download
-sweeper, bulk operation sweeper) hook in here. Everything uses conditional updates, so two machines running the
+sweeper, bulk operation sweeper, batch sweeper) hook in here. Everything uses conditional updates, so two machines running the
 same pass at once do no harm; a short Redis lock just avoids wasted work.
 """
 
@@ -15,6 +15,7 @@ import redis
 from llmadmin.engine.dispatch import dispatch_waiting
 from llmadmin.errors import QueueUnavailable
 from llmadmin.extensions import db
+from llmadmin.services.batch_sweep import sweep_batches
 from llmadmin.services.bulk_sweep import sweep_operations
 from llmadmin.services.download_sweep import sweep_downloads
 from llmadmin.services.reconcile import safe_reconcile
@@ -31,6 +32,7 @@ def run_pass() -> dict:
         done["dispatched"], done["still_waiting"] = dispatch_waiting()
         done["downloads"] = sweep_downloads()
         done["bulk"] = sweep_operations()
+        done["batches"] = sweep_batches()
     except QueueUnavailable:
         done["queue"] = "unreachable"
     finally:

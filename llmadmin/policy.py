@@ -37,6 +37,7 @@ from urllib.parse import urlsplit
 
 from flask import current_app, has_app_context
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session
 
@@ -312,7 +313,7 @@ def parse_prompt_patterns(value: str) -> list[BlockedPattern]:
 def check_prompt(prompt: str | None, system_prompt: str | None = None) -> None:
     """Raise PromptRefused, naming the reason, when a text matches a blocked pattern."""
     patterns = _state().prompt_patterns if has_app_context() else []
-    for label, text in ((_("The prompt"), prompt), (_("The system prompt"), system_prompt)):
+    for label, text in ((_l("The prompt"), prompt), (_l("The system prompt"), system_prompt)):
         if not text:
             continue
         for pattern in patterns:

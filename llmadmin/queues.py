@@ -182,6 +182,10 @@ JOBS: dict[str, JobSpec] = {
     "llmadmin.jobs.exports.export_download": JobSpec("reports", {"job_timeout": None}),
     "llmadmin.jobs.exports.remove_download_files": JobSpec("reports"),
     "llmadmin.jobs.bulk.apply_bulk_operation": JobSpec("llm", {"job_timeout": None}),
+    # Creating a batch's tasks: owned through batch.job_id, resumable, re-sent by housekeeping.
+    "llmadmin.jobs.batches.create_batch_tasks": JobSpec(
+        "llm", {"job_timeout": None, "result_ttl": 3600, "failure_ttl": 7 * 86400}
+    ),
 }
 
 

@@ -4,7 +4,7 @@ from logging.config import fileConfig
 from alembic import context
 from flask import current_app
 
-from llmadmin.models.task import is_unmodelled_search_object
+from llmadmin.models.task import is_batch_column_fk, is_unmodelled_search_object
 
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
@@ -52,7 +52,10 @@ def get_metadata():
 
 
 def include_object(object, name, type_, reflected, compare_to):
-    """Leave the text-search objects of migration 0011 to the migrations (not modelled)."""
+    """Leave the text-search objects of migration 0011 to the migrations (not modelled), and
+    task.batch_id's foreign key, which SQLite reflects without name or ON DELETE (0013)."""
+    if is_batch_column_fk(object, type_):
+        return False
     return not (reflected and is_unmodelled_search_object(name, type_))
 
 

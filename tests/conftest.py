@@ -206,3 +206,18 @@ def sim_model(app, admin_user):
     db.session.add(model)
     db.session.commit()
     return model
+
+
+def run_batch_jobs() -> list[str]:
+    """Do what a worker does with the queued batch-creation jobs: run each once, by its id."""
+    from llmadmin.models import Batch
+    from llmadmin.models.batch import BatchStatus
+    from llmadmin.services.batch_creation import run_creation
+
+    waiting = db.session.execute(
+        db.select(Batch.id, Batch.job_id).where(Batch.status == BatchStatus.VALIDATING)
+    ).all()
+    db.session.commit()
+    outcomes = [run_creation(batch_id, job_id) for batch_id, job_id in waiting]
+    db.session.expire_all()
+    return outcomes

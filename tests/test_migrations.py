@@ -18,7 +18,7 @@ from sqlalchemy.exc import OperationalError
 from llmadmin import create_app
 from llmadmin.database import normalise_url
 from llmadmin.extensions import db
-from llmadmin.models.task import is_unmodelled_search_object
+from llmadmin.models.task import is_batch_column_fk, is_unmodelled_search_object
 
 MIGRATIONS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "migrations")
 LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -118,6 +118,8 @@ def schema_differences(app) -> list:
 
 def include_object(object, name, type_, reflected, compare_to):
     """As migrations/env.py: the text-search objects are the migrations' own."""
+    if is_batch_column_fk(object, type_):
+        return False  # checked by test_batch_foreign_key_sets_null
     return not (reflected and is_unmodelled_search_object(name, type_))
 
 
@@ -192,3 +194,19 @@ def test_0009_backfills_one_run_per_finished_task(migration_app):
         (2, "FAILURE", None, "HTTP 500", 2, "Old", None),
     ]
     assert [bool(v) for v in outdated] == [False]
+
+
+def test_batch_foreign_key_sets_null(migration_app):
+    """task.batch_id -> batch.id ON DELETE SET NULL on both databases (see is_batch_column_fk)."""
+    flask_db(migration_app, "upgrade")
+    with migration_app.app_context(), db.engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            rows = conn.exec_driver_sql("PRAGMA foreign_key_list(task)").all()
+            found = [(r[2], r[3], r[4], r[6]) for r in rows if r[3] == "batch_id"]
+            assert found == [("batch", "batch_id", "id", "SET NULL")]
+        else:
+            fks = db.inspect(conn).get_foreign_keys("task")
+            found = [fk for fk in fks if fk["constrained_columns"] == ["batch_id"]]
+            assert [
+                (fk["name"], fk["referred_table"], fk["options"].get("ondelete")) for fk in found
+            ] == [("fk_task_batch_id_batch", "batch", "SET NULL")]

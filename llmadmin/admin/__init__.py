@@ -13,6 +13,7 @@ from flask_babel import lazy_gettext as _l
 from llmadmin.admin import formatters
 from llmadmin.admin.api_tokens import ApiTokenView
 from llmadmin.admin.audit import AuditView
+from llmadmin.admin.batches import BatchView
 from llmadmin.admin.bulk_operations import BulkOperationView
 from llmadmin.admin.downloads import DownloadView
 from llmadmin.admin.home import HomeView
@@ -26,6 +27,7 @@ from llmadmin.extensions import db
 from llmadmin.models import (
     ApiToken,
     AuditEntry,
+    Batch,
     BulkOperation,
     CodeOutboxEntry,
     Download,
@@ -62,6 +64,7 @@ def init_admin(app: Flask) -> Admin:
         translations_path=TRANSLATIONS,
     )
     admin.add_view(TaskView(Task, db, name=_l("Tasks"), endpoint="task"))
+    admin.add_view(BatchView(Batch, db, name=_l("Batches"), endpoint="batch"))
     admin.add_view(LLMModelView(LLMModel, db, name=_l("LLM Models"), endpoint="llmmodel"))
     admin.add_view(DownloadView(Download, db, name=_l("Download Center"), endpoint="download"))
     admin.add_view(

@@ -46,7 +46,9 @@ OPERATION_OF_CLASS = (
 
 
 def filter_kind(flt: base_filters.BaseFilter) -> str:
-    """Return the registry kind of a Flask-Admin filter: datetime, bool or text."""
+    """Return the registry kind of a Flask-Admin filter: datetime, bool, int or text."""
+    if isinstance(flt, base_filters.BaseIntFilter | base_filters.BaseIntListFilter):
+        return "int"
     if isinstance(flt, base_filters.BaseDateTimeFilter | base_filters.BaseDateTimeBetweenFilter):
         return "datetime"
     if isinstance(flt, base_filters.BaseBooleanFilter) and not isinstance(

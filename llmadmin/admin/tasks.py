@@ -98,6 +98,8 @@ class TaskView(export_actions.ExportActionsMixin, ParamFormViews, ScopedView):
         "model",
         "creator",
         "source_task",
+        "batch",
+        "custom_id",
         "system_prompt",
         "prompt",
         "temperature",
@@ -156,8 +158,12 @@ class TaskView(export_actions.ExportActionsMixin, ParamFormViews, ScopedView):
         "result_outdated",
         "output_is_json",
         "finish_reason",
+        "batch_id",
     )
     column_labels = {
+        "batch_id": _l("Batch"),
+        "batch": _l("Batch"),
+        "custom_id": _l("Custom ID"),
         "id": _l("ID"),
         "name": _l("Name"),
         "status": _l("Status"),

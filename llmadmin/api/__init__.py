@@ -10,7 +10,7 @@ import logging
 
 from werkzeug.exceptions import HTTPException
 
-from llmadmin.api import docs, downloads, models, operations, tasks  # noqa: F401  (routes)
+from llmadmin.api import batches, docs, downloads, models, operations, tasks  # noqa: F401
 from llmadmin.api.blueprint import bp
 from llmadmin.errorpages import MESSAGES, api_error
 from llmadmin.errors import ItemsInvalid, LLMAdminError, RateLimited, http_status

@@ -11,6 +11,7 @@ from functools import lru_cache
 from flask import current_app
 
 from llmadmin.api.schema import ref, to_openapi
+from llmadmin.api.serialize import BATCH_STATUS_NAMES
 from llmadmin.api.shapes import (
     EXPORT_INPUT,
     MODEL_INPUT,
@@ -80,6 +81,8 @@ SCHEMAS = {
             "model_id": _n("integer"),
             "creator_id": _n("integer"),
             "source_task_id": _n("integer"),
+            "batch_id": _n("integer"),
+            "custom_id": _n("string"),
             "prompt": _t("string"),
             "system_prompt": _n("string"),
             "result": _n("string"),
@@ -201,6 +204,52 @@ SCHEMAS = {
             "started_at": TIME,
             "finished_at": TIME,
         }
+    ),
+    "Batch": _object(
+        {
+            "id": _t("integer"),
+            "name": _t("string"),
+            "creator_id": _n("integer"),
+            "source_name": _n("string"),
+            "source_format": _t("string", enum=["csv", "xlsx", "jsonl"]),
+            "endpoint": _t("string"),
+            "status": _t("string", enum=list(BATCH_STATUS_NAMES)),
+            "openai_status": _t("string", enum=[s.lower() for s in BATCH_STATUS_NAMES]),
+            "counts": _object(
+                {
+                    name: _t("integer")
+                    for name in ("total", "queued", "running", "succeeded", "failed", "canceled")
+                }
+            ),
+            "request_counts": _object(
+                {name: _t("integer") for name in ("total", "completed", "failed")}
+            ),
+            "lines": _t("integer"),
+            "line_count": _n("integer"),
+            "invalid_lines": _t("integer"),
+            "completion_window": _t("string"),
+            "line_errors": {
+                "type": "array",
+                "items": _object(
+                    {
+                        "line": _t("integer"),
+                        "custom_id": _n("string"),
+                        "field": _n("string"),
+                        "message": _t("string"),
+                    }
+                ),
+            },
+            "error": _n("string"),
+            "created_at": _t("string", format="date-time"),
+            "in_progress_at": TIME,
+            "completed_at": TIME,
+            "cancelled_at": TIME,
+            "expires_at": TIME,
+            "expired_at": TIME,
+        }
+    ),
+    "BatchList": _object(
+        {"data": {"type": "array", "items": ref("Batch")}, "next_cursor": _n("string")}
     ),
 }
 INPUTS = (TASK_INPUT, TASKS_INPUT, TASK_FILTERS, EXPORT_INPUT, MODEL_INPUT, MODEL_UPDATE)
@@ -443,12 +492,66 @@ def _paths(max_tasks: int) -> dict:
         "/bulk-operations/{operation_id}": {
             "get": operation(
                 "getBulkOperation",
-                "Get a bulk operation with its counts (batches are not served yet).",
+                "Get a bulk operation with its counts.",
                 _answer(200, "The operation.", "BulkOperation"),
                 READ,
                 params=[_id("operation_id")],
                 tag="bulk operations",
             )
+        },
+        **_batch_paths(),
+    }
+
+
+def _batch_paths() -> dict:
+    batch_id = _id("batch_id")
+    page = [
+        _query("status", "One batch status or several, comma-separated (e.g. IN_PROGRESS)."),
+        _query("cursor", "next_cursor of the previous page."),
+        {
+            "name": "limit",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
+        },
+    ]
+    actions = {
+        "cancel": "Cancel a batch in progress (409 otherwise); finished results are kept.",
+        "retry": "Run the batch's failed lines again.",
+    }
+    return {
+        "/batches": {
+            "get": operation(
+                "listBatches",
+                "List batches (uploaded files of prompts), newest first, with their counts.",
+                _answer(200, "A page of batches.", "BatchList"),
+                READ,
+                params=page,
+                tag="batches",
+            )
+        },
+        "/batches/{batch_id}": {
+            "get": operation(
+                "getBatch",
+                "Get a batch with its counts.",
+                _answer(200, "The batch.", "Batch"),
+                READ,
+                params=[batch_id],
+                tag="batches",
+            )
+        },
+        **{
+            f"/batches/{{batch_id}}/{name}": {
+                "post": operation(
+                    f"{name}Batch",
+                    text,
+                    _answer(200, "The batch now.", "Batch"),
+                    WRITE,
+                    params=[batch_id],
+                    tag="batches",
+                )
+            }
+            for name, text in actions.items()
         },
     }
 

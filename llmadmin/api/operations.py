@@ -1,4 +1,4 @@
-"""Bulk operations with their counts. (Batches arrive with the Batch row; not served yet.)"""
+"""Bulk operations with their counts (batches: ``api/batches.py``)."""
 
 from __future__ import annotations
 

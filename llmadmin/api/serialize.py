@@ -7,8 +7,9 @@ from datetime import datetime
 from decimal import Decimal
 
 from llmadmin.admin.formatters import error_for_viewer
-from llmadmin.models import ApiToken, BulkOperation, Download, LLMModel, Task
-from llmadmin.services import api_tokens
+from llmadmin.models import ApiToken, Batch, BulkOperation, Download, LLMModel, Task
+from llmadmin.models.batch import BATCH_STATUSES
+from llmadmin.services import api_tokens, batch_results
 from llmadmin.services import llm_models as model_service
 from llmadmin.services.task_params import PARAM_FIELDS
 
@@ -38,6 +39,8 @@ def task(row: Task, model_names: dict[int, str] | None = None) -> dict:
         "model_id": row.model_id,
         "creator_id": row.creator_id,
         "source_task_id": row.source_task_id,
+        "batch_id": row.batch_id,
+        "custom_id": row.custom_id,
         "prompt": row.prompt,
         "system_prompt": row.system_prompt,
         "result": row.result,
@@ -168,6 +171,46 @@ def operation(row: BulkOperation) -> dict:
         "created_at": when(row.created_at),
         "started_at": when(row.started_at),
         "finished_at": when(row.finished_at),
+    }
+
+
+BATCH_STATUS_NAMES = tuple(s.value for s in BATCH_STATUSES)
+
+
+def batch(row: Batch, counts) -> dict:
+    """Return a batch with its counts (``services.batches.Counts``) and OpenAI's view of it."""
+    errors = json.loads(row.line_errors) if row.line_errors else []
+    return {
+        "id": row.id,
+        "name": row.name,
+        "creator_id": row.creator_id,
+        "source_name": row.source_name,
+        "source_format": row.source_format,
+        "endpoint": row.endpoint,
+        "status": row.status,
+        "openai_status": batch_results.openai_status(row),
+        "counts": counts.as_dict(),
+        "request_counts": batch_results.request_counts(counts),
+        "lines": row.lines,
+        "line_count": row.line_count,
+        "invalid_lines": row.invalid_lines,
+        "completion_window": row.completion_window,
+        "line_errors": [
+            {
+                "line": e["line"],
+                "custom_id": e.get("custom_id"),
+                "field": e.get("field"),
+                "message": e["message"],
+            }
+            for e in errors[:100]
+        ],
+        "error": row.error,
+        "created_at": when(row.created_at),
+        "in_progress_at": when(row.in_progress_at),
+        "completed_at": when(row.completed_at),
+        "cancelled_at": when(row.cancelled_at),
+        "expires_at": when(row.expires_at),
+        "expired_at": when(row.expired_at),
     }
 
 

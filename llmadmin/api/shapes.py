@@ -40,6 +40,7 @@ TASK_FILTERS = Obj(
     {
         "status": F("string", "One status or several, comma-separated (e.g. FAILURE,CANCELED)."),
         "model": F("string", "Model name."),
+        "batch": F("string", "A batch's id: its tasks only.", extra={"pattern": "^[0-9]+$"}),
         "creator": F("string", "Creator's email (with @) or name."),
         "created_after": F("string", "ISO 8601 time (UTC).", extra={"format": "date-time"}),
         "created_before": F("string", "ISO 8601 time (UTC).", extra={"format": "date-time"}),

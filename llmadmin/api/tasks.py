@@ -105,17 +105,17 @@ def list_tasks():
     if unknown:
         raise ValidationError(f"Unknown query parameter {unknown[0]!r}.", field=unknown[0])
     selection = task_selection(request.args, current_person().id)
-    limit = _limit(request.args.get("limit"))
+    limit = page_limit(request.args.get("limit"))
     stmt = selections.build_query(selection, ordered=False)
     cursor = request.args.get("cursor")
     if cursor:
-        stmt = stmt.where(Task.id < _decode_cursor(cursor))
+        stmt = stmt.where(Task.id < decode_cursor(cursor))
     rows = db.session.execute(stmt.order_by(Task.id.desc()).limit(limit + 1)).scalars().all()
     page = rows[:limit]
     names = _model_names({r.model_id for r in page})
     return {
         "data": [serialize.task(r, names) for r in page],
-        "next_cursor": _encode_cursor(page[-1].id) if len(rows) > limit else None,
+        "next_cursor": encode_cursor(page[-1].id) if len(rows) > limit else None,
     }
 
 
@@ -133,6 +133,11 @@ def task_selection(args, person_id: int, ids=None) -> Selection:
         filters.append(("status", "in_list", ",".join(wanted)))
     if args.get("model"):
         filters.append(("model", "equals", args["model"]))
+    batch = (args.get("batch") or "").strip()
+    if batch:
+        if not batch.isdigit() or not 1 <= int(batch) < 2**31:
+            raise ValidationError("batch must be a batch id (a whole number).", field="batch")
+        filters.append(("batch", "equals", str(int(batch))))
     creator = args.get("creator")
     if creator:
         filters.append(("creator_email" if "@" in creator else "creator", "equals", creator))
@@ -161,7 +166,8 @@ def _time(value: str, field: str) -> str:
     return parsed.strftime(DATETIME_FORMAT)
 
 
-def _limit(value: str | None) -> int:
+def page_limit(value: str | None) -> int:
+    """Return a list's page size from its ``limit`` argument (default 50, at most 500)."""
     if value is None:
         return DEFAULT_LIMIT
     if not value.isdigit() or not 1 <= int(value) <= MAX_LIMIT:
@@ -169,11 +175,13 @@ def _limit(value: str | None) -> int:
     return int(value)
 
 
-def _encode_cursor(last_id: int) -> str:
+def encode_cursor(last_id: int) -> str:
+    """Return the opaque cursor that continues a list after ``last_id``."""
     return base64.urlsafe_b64encode(f"t{last_id}".encode()).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str) -> int:
+def decode_cursor(cursor: str) -> int:
+    """Return the id a cursor continues after, or refuse one this API did not give out."""
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         if text[:1] != "t" or not text[1:].isdigit() or len(text) > 12:

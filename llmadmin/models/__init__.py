@@ -2,6 +2,7 @@
 
 from llmadmin.models.api_token import ApiToken
 from llmadmin.models.audit import AuditEntry
+from llmadmin.models.batch import Batch
 from llmadmin.models.bulk_operation import BulkOperation
 from llmadmin.models.code_outbox import CodeOutboxEntry
 from llmadmin.models.download import Download
@@ -14,6 +15,7 @@ from llmadmin.models.task_run import TaskRun
 __all__ = [
     "ApiToken",
     "AuditEntry",
+    "Batch",
     "BulkOperation",
     "CodeOutboxEntry",
     "Download",

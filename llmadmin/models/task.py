@@ -91,10 +91,16 @@ class Task(db.Model):
     # Calls made to the endpoint for the current outcome (retries included); ``attempts``
     # counts runs (a worker starting the task), which is what the reconciler limits.
     calls: Mapped[int | None] = mapped_column(Integer)
+    # The batch (uploaded file) the task came from, its line there and the caller's own id
+    # for it (OpenAI's custom_id), by which batch results are matched.
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("batch.id", ondelete="SET NULL"))
+    batch_line: Mapped[int | None] = mapped_column(Integer)
+    custom_id: Mapped[str | None] = mapped_column(String(200))
 
     creator = relationship("Person", foreign_keys=[creator_id], passive_deletes=True)
     model = relationship("LLMModel", foreign_keys=[model_id], passive_deletes=True)
     source_task = relationship("Task", remote_side=[id], foreign_keys=[source_task_id])
+    batch = relationship("Batch", foreign_keys=[batch_id], passive_deletes=True)
 
     # (x, id): a filter on x (or a member's scope) read newest first straight from the index,
     # on PostgreSQL too (its plain index on x would need a sort of every matching row).
@@ -103,6 +109,9 @@ class Task(db.Model):
         Index("ix_task_creator_id_id", "creator_id", "id"),
         Index("ix_task_model_id_id", "model_id", "id"),
         Index("ix_task_status_finished_at", "status", "finished_at", "id"),
+        # A batch's tasks in line order, and its counts by status (one GROUP BY).
+        Index("ix_task_batch_id_status", "batch_id", "status"),
+        Index("ix_task_batch_id_id", "batch_id", "id"),
     )
 
     def __str__(self) -> str:
@@ -121,3 +130,19 @@ def is_unmodelled_search_object(name: str | None, type_: str) -> bool:
     if type_ == "table":
         return bool(name) and (name == "task_fts" or name.startswith("task_fts_"))
     return type_ == "index" and name in TASK_SEARCH_INDEXES
+
+
+def is_batch_column_fk(object, type_: str) -> bool:
+    """Whether a schema object is task.batch_id's foreign key (left out of model comparisons).
+
+    Migration 0013 adds it on SQLite as a column constraint (ALTER TABLE ADD COLUMN; copying
+    the task table instead would run ON DELETE actions of the rows it drops), which
+    SQLAlchemy reflects without its name or ON DELETE. tests/test_migrations.py checks it
+    directly on both databases.
+    """
+    if type_ != "foreign_key_constraint":
+        return False
+    table = getattr(object, "table", None)
+    columns = [c.name for c in getattr(object, "columns", ())]
+    table = None if table is None else table.name
+    return table == "task" and columns == ["batch_id"]

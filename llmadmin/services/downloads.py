@@ -354,11 +354,15 @@ def _write_export(row: Download, target: str, locale: str, zone_name: str) -> tu
         texts = [(str(header), folder) for header, folder in BUNDLE_TEXTS.get(row.source, ())]
     os.makedirs(os.path.dirname(target), exist_ok=True)
     download_id = row.id
+    rows = iter_rows(query, columns)
+    merge = SOURCES[row.source].merge_rows
+    if merge is not None:
+        rows = merge(stored_selection(row), rows, len(columns))
     outcome = write_file(
         row.file_format,
         target,
         headers,
-        iter_rows(query, columns),
+        rows,
         progress=lambda n: report_progress(download_id, n),
         texts=texts,
     )

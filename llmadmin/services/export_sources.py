@@ -16,6 +16,7 @@ from sqlalchemy.orm import aliased
 
 from llmadmin import crypto
 from llmadmin.models import LLMModel, Person, Task, TaskRun
+from llmadmin.services import batch_results
 
 # --- what each list exports (never a secret) ---------------------------------------------
 
@@ -34,6 +35,9 @@ class Source:
     formats: tuple[str, ...]
     columns: Callable[[], tuple[list[Column], list[tuple]]]  # -> columns, outer joins
     then_by: Callable[[], tuple] = tuple  # order within one list row (e.g. its runs)
+    # (selection, rows, width) -> rows: adds rows that are not in the query (a batch's
+    # rejected lines), keeping the order
+    merge_rows: Callable[..., Any] | None = None
 
 
 def _task_columns():
@@ -105,6 +109,31 @@ def _task_run_columns():
     return columns, [(run, run.task_id == Task.id)]
 
 
+def _batch_result_columns():
+    """One line per input line of a batch (its task; rejected lines are merged in)."""
+    model = aliased(LLMModel)
+    columns = [
+        Column(_l("Line"), Task.batch_line),
+        Column(_l("Custom ID"), Task.custom_id),
+        Column(_l("Status"), Task.status),
+        Column(_l("Name"), Task.name),
+        Column(_l("Model"), model.name),
+        Column(_l("Output"), Task.result),
+        Column(_l("Error"), Task.error),
+        Column(_l("Error class"), Task.error_kind),
+        Column(_l("Finish reason"), Task.finish_reason),
+        Column(_l("Prompt tokens"), Task.prompt_tokens),
+        Column(_l("Output tokens"), Task.completion_tokens),
+        Column(_l("Cost"), Task.cost),
+        Column(_l("Latency (ms)"), Task.latency_ms),
+        Column(_l("Finished at"), Task.finished_at),
+        Column(_l("Task ID"), Task.id),
+        Column(_l("System prompt"), Task.system_prompt),
+        Column(_l("Prompt"), Task.prompt),
+    ]
+    return columns, [(model, Task.model_id == model.id)]
+
+
 def _masked_key(token: str | None) -> str:
     if not token:
         return ""
@@ -161,6 +190,14 @@ SOURCES: dict[str, Source] = {
     ),
     "llm_models": Source(_l("LLM Models"), "llmmodel", ("csv", "xlsx"), _model_columns),
     "people": Source(_l("People"), "person", ("csv", "xlsx"), _person_columns),
+    # A batch's results: the task list filtered by the batch, plus its rejected lines.
+    "batch_results": Source(
+        _l("Batch results"),
+        "task",
+        ("csv", "xlsx"),
+        _batch_result_columns,
+        merge_rows=batch_results.merge_invalid_lines,
+    ),
 }
 
 

@@ -45,6 +45,7 @@ OPERATIONS: dict[str, tuple[str, ...]] = {
         "not_in_list",
     ),
     "bool": ("equals", "not_equal"),
+    "int": ("equals", "not_equal", "greater", "smaller", "empty", "in_list", "not_in_list"),
     "datetime": (
         "equals",
         "not_equal",
@@ -147,6 +148,10 @@ def _when(ref: str, label: str) -> FilterField:
     return FilterField(ref, "datetime", label)
 
 
+def _int(ref: str, label: str) -> FilterField:
+    return FilterField(ref, "int", label)
+
+
 LISTS: dict[str, ListSpec] = {
     "task": ListSpec(
         model=Task,
@@ -165,6 +170,7 @@ LISTS: dict[str, ListSpec] = {
             "finish_reason": _text("finish_reason", _l("finish reason")),
             "result_outdated": _bool("result_outdated", _l("output outdated")),
             "output_is_json": _bool("output_is_json", _l("output is JSON")),
+            "batch": _int("batch_id", _l("batch")),
         },
         sort={
             **{c: c for c in ("id", "name", "status", "attempts", "latency_ms", "cost")},
@@ -469,7 +475,10 @@ def _clean(kind: str, operation: str, value: str):
                 raise ValueError(value)
             return value == "1"
         if operation in ("in_list", "not_in_list"):
-            return [v.strip() for v in value.split(",") if v.strip()]
+            items = [v.strip() for v in value.split(",") if v.strip()]
+            return [_int_value(v) for v in items] if kind == "int" else items
+        if kind == "int":
+            return _int_value(value)
         if kind == "datetime" and operation in ("between", "not_between"):
             start, end = (datetime.strptime(v, DATETIME_FORMAT) for v in value.split(" to "))
             return start, end
@@ -478,6 +487,13 @@ def _clean(kind: str, operation: str, value: str):
     except ValueError as exc:
         raise ValidationError(_("Invalid filter value: %(value)s", value=value)) from exc
     return value
+
+
+def _int_value(value: str) -> int:
+    number = int(value.strip())
+    if not -(2**31) <= number < 2**31:  # ids are 32-bit columns
+        raise ValueError(value)
+    return number
 
 
 def _condition(column, kind: str, operation: str, value: str):

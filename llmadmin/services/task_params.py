@@ -197,9 +197,9 @@ _CLEANERS = {
         v,
         1,
         MAX_TOKENS_LIMIT,
-        _("a whole number from 1 to %(max)s", max=format(MAX_TOKENS_LIMIT, ",")),
+        _l("a whole number from 1 to %(max)s", max=format(MAX_TOKENS_LIMIT, ",")),
     ),
-    "seed": lambda v: _integer("seed", v, SEED_MIN, SEED_MAX, _("a whole number (64-bit)")),
+    "seed": lambda v: _integer("seed", v, SEED_MIN, SEED_MAX, _l("a whole number (64-bit)")),
     "stop": _stop,
     "response_format": _response_format,
 }

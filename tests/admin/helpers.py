@@ -42,6 +42,8 @@ URL_ARGS = {
     "model_id": 1,
     "name": "Sim",  # /v1/models/<name> (the gateway)
     "operation_id": 1,
+    "batch_id": 1,
+    "fmt": "csv",
 }
 
 

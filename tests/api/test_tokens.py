@@ -183,7 +183,7 @@ def test_every_api_route_refuses_a_request_without_a_token(app, member_client, s
             response = member_client.open(url, method=method, json={})
             assert_error(response, 401)
             checked += 1
-    assert checked == 18
+    assert checked == 22
 
 
 def test_the_token_decides_who_acts_not_a_cookie_sent_along(
