@@ -8,8 +8,7 @@ import os
 from flask import Flask
 
 from llmadmin import config as settings
-
-__version__ = "0.1.0"
+from llmadmin.version import VERSION as __version__  # noqa: E402,F401  (public)
 
 
 def create_app(test_config: dict | None = None) -> Flask:

@@ -80,6 +80,10 @@ class LLMWorker(Worker):
 
     in_work_loop = False
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._registration_lock = threading.Lock()
+
     def work(self, *args, **kwargs):
         """RQ's work loop, remembering whether it runs (see ``ensure_registered``)."""
         self.in_work_loop = True
@@ -88,10 +92,15 @@ class LLMWorker(Worker):
         finally:
             self.in_work_loop = False
 
-    def register_death(self) -> None:
-        """Record the worker's death; from now on housekeeping never registers it again."""
-        self.in_work_loop = False  # closes the window before work() returns
-        super().register_death()
+    def register_death(self, *args, **kwargs) -> None:
+        """Close the door on ``ensure_registered`` before recording the death.
+
+        RQ records the death inside ``work()``; without this the housekeeping thread
+        could register the dying worker again between the two.
+        """
+        with self._registration_lock:
+            self.in_work_loop = False
+            super().register_death(*args, **kwargs)
 
     def ensure_registered(self) -> bool:
         """Register this worker again if Redis lost it; return True when it had to.
@@ -99,15 +108,16 @@ class LLMWorker(Worker):
         Called from the housekeeping thread, so it only touches this worker's own keys;
         a worker whose loop has ended (it is being replaced) is never brought back.
         """
-        if not self.in_work_loop or self.birth_date is None:
-            return False
-        if self.connection.sismember(worker_registration.REDIS_WORKER_KEYS, self.key):
-            return False
-        with self.connection.pipeline() as pipeline:
-            pipeline.hset(self.key, mapping=self.serialize())
-            worker_registration.register(self, pipeline)
-            pipeline.expire(self.key, self.worker_ttl + 60)
-            pipeline.execute()
+        with self._registration_lock:
+            if not self.in_work_loop or self.birth_date is None:
+                return False
+            if self.connection.sismember(worker_registration.REDIS_WORKER_KEYS, self.key):
+                return False
+            with self.connection.pipeline() as pipeline:
+                pipeline.hset(self.key, mapping=self.serialize())
+                worker_registration.register(self, pipeline)
+                pipeline.expire(self.key, self.worker_ttl + 60)
+                pipeline.execute()
         logger.warning("worker %s: Redis had forgotten this worker; registered it again", self.name)
         return True
 

@@ -10,7 +10,6 @@ from functools import lru_cache
 
 from flask import current_app
 
-from llmadmin import __version__
 from llmadmin.api.schema import ref, to_openapi
 from llmadmin.api.shapes import (
     EXPORT_INPUT,
@@ -21,6 +20,7 @@ from llmadmin.api.shapes import (
     TASKS_INPUT,
 )
 from llmadmin.models.task import STATUSES
+from llmadmin.version import VERSION as __version__
 
 MAX_ID = 2**31 - 1
 ERROR_TEXT = {

@@ -63,3 +63,13 @@ def test_one_scheduler_thread_per_site_moves_due_jobs(app):
 
     time.sleep(0.01)
     assert second.holds_lock(), "another worker takes over when the holder stops"
+
+
+def test_a_worker_that_recorded_its_death_is_not_brought_back():
+    """The housekeeping thread may run between RQ's death record and the end of work()."""
+    worker, connection = _worker()
+    worker.in_work_loop = True
+    worker.register_death()
+    assert Worker.count(connection=connection) == 0
+    assert worker.ensure_registered() is False, "a dead worker registered again"
+    assert Worker.count(connection=connection) == 0
