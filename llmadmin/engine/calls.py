@@ -39,7 +39,7 @@ async def backoff_sleep(seconds: float) -> None:
 class TaskCalls:
     """Run one task's calls; the attributes used here are set by ``ChunkRunner``.
 
-    model, ctx (the model's state in this process: pause), breaker, limiter, clients,
+    model, ctx (the model's state in this process: pause), breaker, limiter, gate, clients,
     writer, parks, partial_saved, healthy, park_min, breaker_patience, redis_patience.
     """
 
@@ -71,16 +71,16 @@ class TaskCalls:
         on_delta = self._delta_saver(task_id, streamed) if model.stream else None
         started = time.monotonic()
         while True:
-            try:
-                breaker_dirty = await self._with_redis(self.breaker.before_call)
+            try:  # the breaker and the limits, in one round trip
+                token, breaker_dirty = await self._with_redis(
+                    lambda: self.gate.enter(self.park_min)
+                )
             except CircuitOpen as exc:
                 wait = self._breaker_open(task_id, exc, carried, started)
                 if wait is None:
                     return
                 await asyncio.sleep(wait)
                 continue
-            try:
-                token = await self._with_redis(lambda: self.limiter.acquire(self.park_min))
             except MustWait as wait:
                 reason = (
                     f"parked: rate limit of {model.label} ({model.rpm}/min) reached"
@@ -95,7 +95,7 @@ class TaskCalls:
                     call_started = time.monotonic()
                     result = await chat(self.clients.next(), request, on_delta=on_delta)
                 finally:
-                    await asyncio.shield(self.limiter.release(token))
+                    self.gate.leave(token)  # given back with the next call's round trip
                 if breaker_dirty:
                     await self._best_effort(self.breaker.record_success())
                 cost = compute_cost(

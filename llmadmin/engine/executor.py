@@ -85,10 +85,12 @@ class ChunkRunner(TaskCalls):
         runtime = self.runtime
         self.lane = runtime.lane
         self.ctx = runtime.model(self.model)
-        self.limiter, self.breaker, self.clients = (
-            self.ctx.limiter,
-            self.ctx.breaker,
-            self.ctx.clients,
+        ctx = self.ctx
+        self.limiter, self.breaker, self.gate, self.clients = (
+            ctx.limiter,
+            ctx.breaker,
+            ctx.gate,
+            ctx.clients,
         )
         key = heartbeat_key(runtime.prefix, self.job_id)
         runtime.heartbeat.add(key, self.limiter)

@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 from flask import current_app
 
 from llmadmin.engine.breaker import CircuitBreaker
+from llmadmin.engine.gate import Gate
 from llmadmin.engine.heartbeat import Heartbeat
 from llmadmin.engine.limits import ModelLimiter
 from llmadmin.engine.model_settings import ModelSettings
@@ -51,6 +52,7 @@ class ModelContext:
             settings.breaker_cooldown,
             probe_seconds=settings.timeout + 5,
         )
+        self.gate = Gate(runtime.redis, self.limiter, self.breaker)  # both in one round trip
         self.clients = ClientPool(
             max_connections=min(runtime.max_connections, settings.cap),
             transport=runtime.transport,
@@ -97,12 +99,15 @@ class Runtime:
     async def release(self, ctx: ModelContext) -> None:
         """A chunk stopped using ``ctx``; close it when nobody uses it any more."""
         ctx.users -= 1
-        if ctx.users <= 0 and self.models.get(ctx.settings.id) is not ctx:
-            await ctx.clients.aclose()
+        if ctx.users <= 0:
+            await ctx.gate.give_back_now()
+            if self.models.get(ctx.settings.id) is not ctx:
+                await ctx.clients.aclose()
 
     async def aclose(self) -> None:
         """Close every client and stop the threads (no chunk may run any more)."""
         for ctx in self.models.values():
+            await ctx.gate.give_back_now()
             await ctx.clients.aclose()
         self.models.clear()
         self.heartbeat.stop()

@@ -537,7 +537,7 @@ def test_a_task_whose_redis_steps_outlast_the_wait_is_handed_back_not_failed(
     """Redis away longer than REDIS_OUTAGE_WAIT_SECONDS: the task waits for the queue again."""
     import redis
 
-    from llmadmin.engine.limits import ModelLimiter
+    from llmadmin.engine.gate import Gate
     from llmadmin.models.task import PENDING
 
     app.config["REDIS_OUTAGE_WAIT_SECONDS"] = 0
@@ -545,7 +545,7 @@ def test_a_task_whose_redis_steps_outlast_the_wait_is_handed_back_not_failed(
     async def unreachable(self, park_after=None):
         raise redis.ConnectionError("Error 111 connecting to redis")
 
-    monkeypatch.setattr(ModelLimiter, "acquire", unreachable)
+    monkeypatch.setattr(Gate, "enter", unreachable)
     ids, _ = make_tasks(sim_model, 2)
     handler = Recorder(lambda p, n, b: httpx.Response(200, json=completion()))
     tasks = run_all(ids, handler, [], monkeypatch)
