@@ -89,17 +89,19 @@ class Engine:
         return bool(self.chunks)
 
     def crowded(self, settings: ModelSettings) -> bool:
-        """Tell whether a chunk's worth of the model's tasks already waits in this engine.
+        """Tell whether two chunks' worth of the model's tasks already wait in this engine.
 
         Then the worker defers the next chunk of that model (RQ schedules it again a moment
         later), so that one model's backlog never fills a worker and idle workers share it.
+        Two, not one: a deferred chunk comes back 1-2 s later (retry interval, scheduler
+        pass), and a chunk of a fast model (cap 32, 200 ms: 1.6 s) would run out before it.
         """
         cfg = self.app.config
         chunk = min(cfg["TASK_CHUNK_MAX"], settings.cap * cfg["TASK_CHUNK_FACTOR"])
         ctx = self.runtime.models.get(settings.id)
         with self.lock:
             waiting = self.starting.get(settings.id, 0) + (ctx.waiting if ctx else 0)
-        return waiting >= max(1, chunk)
+        return waiting >= 2 * max(1, chunk)
 
     def submit(self, job_id: str, task_ids: list[int], settings: ModelSettings) -> None:
         """Accept a chunk (from the worker's thread); it runs beside the others."""

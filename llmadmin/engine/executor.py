@@ -167,6 +167,10 @@ class ChunkRunner(TaskCalls):
                     retry_at = time.monotonic() + 1.0
                 step, on_done = None, None
             self._reap()
+            if (
+                self.ready
+            ):  # a slot freed by another chunk of the model (its callback fills its own)
+                self._fill()
 
     def _next_step(self, cancel_check_due: bool):
         """Start the most urgent database step in the lane; return (future, on_done) or (None, None).
