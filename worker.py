@@ -1,7 +1,9 @@
 """Start an RQ worker for llmadmin: ``python worker.py [--queues llm reports] [--burst]``.
 
 Builds the app once, pushes an app context, preloads the job modules (so each forked
-job starts fast) and runs RQ's worker on the configured queues.
+job starts fast), starts the engine that runs task chunks of every model side by side
+and the scheduler thread (one per site does the work, elected by RQ's lock), and runs
+RQ's worker on the configured queues.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ import os
 import threading
 
 from llmadmin import create_app
+from llmadmin.engine.engine import Engine
 from llmadmin.extensions import db
-from llmadmin.worker_class import LLMWorker, work_until_stopped
+from llmadmin.worker_class import LLMWorker, SchedulerThread, work_until_stopped
 
 
 def parse_args() -> argparse.Namespace:
@@ -25,6 +28,13 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--burst", action="store_true", help="Quit when the queues are empty.")
     parser.add_argument("--name", default=None, help="Worker name (default: RQ's).")
+    parser.add_argument(
+        "--no-scheduler",
+        action="store_true",
+        default=os.environ.get("WORKER_SCHEDULER", "1").lower() in ("0", "false", "no", "off"),
+        help="Do not run the scheduler thread that moves parked tasks back to the queue "
+        "(some process of the site must run it).",
+    )
     parser.add_argument(
         "--housekeeping-interval",
         type=float,
@@ -65,16 +75,25 @@ def main() -> None:
                 also=lambda: "worker" in current and current["worker"].ensure_registered(),
             )
         queues = args.queues or all_queue_names()
+        engine = Engine(app).start()
+        scheduler = None
+        if not args.no_scheduler:
+            scheduler = SchedulerThread(all_queue_names(), get_redis(), app.config["QUEUE_PREFIX"])
+            scheduler.start()
         try:
             work_until_stopped(
                 lambda: LLMWorker(queues, connection=get_redis(), name=args.name),
                 burst=args.burst,
                 on_worker=lambda worker: current.update(worker=worker),
-                with_scheduler=True,
                 logging_level=os.environ.get("LOG_LEVEL", "INFO"),
             )
+            if args.burst:
+                engine.wait_idle()
         finally:
             stop.set()
+            if scheduler is not None:
+                scheduler.stop()
+            engine.stop(timeout=app.config["WORKER_DRAIN_SECONDS"] + 10)
 
 
 if __name__ == "__main__":

@@ -44,6 +44,28 @@ def free_port() -> int:
 SIM_PORT = int(os.environ.get("BENCH_SIM_PORT") or free_port())
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) used so far by a process and its children."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        total = 0.0
+        for proc in [root, *root.children(recursive=True)]:
+            times = proc.cpu_times()
+            total += times.user + times.system
+        return total
+    except psutil.Error:
+        return 0.0
+
+
+def openai_python(requested: str | None) -> str | None:
+    """An interpreter that can import ``openai`` (the one asked for, or this one), or None."""
+    python = requested or sys.executable
+    check = subprocess.run([python, "-c", "import openai"], capture_output=True)
+    return python if check.returncode == 0 else None
+
+
 class Bench:
     def __init__(self, args):
         self.args = args
@@ -205,12 +227,26 @@ class Bench:
         self.sim_config(latency_ms=latency_ms)
         _, ids = self.fresh(n, cap)
         procs = self.workers(n_workers)
+        cpu_before = sum(cpu_seconds(p.pid) for p in procs)
         try:
             run_tasks(ids)
             self.wait_final(ids, 600)
+            self.last_cpu_ms = (sum(cpu_seconds(p.pid) for p in procs) - cpu_before) / n * 1000
         finally:
             self.stop(procs)
         return self.throughput(ids)
+
+    def script_rate(self, script: str, n: int, cap: int, latency_ms: int, python: str):
+        """Run a hand-written baseline script; return (req/s, CPU ms per request)."""
+        self.sim_config(latency_ms=latency_ms)
+        out = subprocess.run(
+            [python, str(ROOT / "bench" / script), self.sim_root + "/v1", str(n), str(cap)],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+        ).stdout.split()
+        return float(out[0]), float(out[1])
 
     def naive_rate(self, n: int, latency_ms: int) -> float:
         from rq import Queue
@@ -288,11 +324,23 @@ def main() -> None:
     parser.add_argument(
         "--skip-limits", action="store_true", help="skip the (slow) rate-limit check"
     )
+    parser.add_argument(
+        "--openai-python",
+        default=None,
+        help="interpreter with the openai package for the AsyncOpenAI baseline "
+        "(default: this one, skipped when it lacks openai)",
+    )
+    parser.add_argument(
+        "--only-baselines", action="store_true", help="only the hand-written script comparison"
+    )
     args = parser.parse_args()
     n = 600 if args.quick else 2000
     bench = Bench(args)
     rows = []
     try:
+        scripts = hand_written(bench, n, openai_python(args.openai_python))
+        if args.only_baselines:
+            return
         naive = bench.naive_rate(40 if args.quick else 100, 200)
         rows.append(("naive baseline (1 RQ job per task), 200 ms", naive, None))
         ideal = 32 / 0.2
@@ -315,6 +363,7 @@ def main() -> None:
         limits = None if args.skip_limits else bench.limits_check(700, 8, 600)
     finally:
         bench.close()
+        print_hand_written(scripts if "scripts" in locals() else {})
     print(
         f"\nDatabase: {bench.app.config['SQLALCHEMY_DATABASE_URI'].split('://')[0]}; "
         f"Redis: {'embedded' if bench.app.config.get('REDIS_EMBEDDED') else 'REDIS_URL'}"
@@ -334,6 +383,45 @@ def main() -> None:
         print(
             f"2 workers, cap 8, 600 requests/min, 700 tasks: {limits} (limits: ≤ 8 in flight, ≤ 600 per 60 s)"
         )
+
+
+def hand_written(bench: Bench, n: int, oa_python: str | None) -> dict:
+    """Engine against the hand-written asyncio scripts, same simulator, same run."""
+    results = {}
+    for latency in (200, 0):
+        engine = bench.engine_rate(n, 32, latency)
+        results[("engine", latency)] = (engine, bench.last_cpu_ms)
+        results[("httpx", latency)] = bench.script_rate(
+            "baseline_httpx.py", n, 32, latency, sys.executable
+        )
+        if oa_python:
+            results[("openai", latency)] = bench.script_rate(
+                "baseline_openai.py", n, 32, latency, oa_python
+            )
+    return results
+
+
+def print_hand_written(results: dict) -> None:
+    """Print the engine against the hand-written scripts (ratios in the same run)."""
+    if not results:
+        return
+    print(
+        f"\n{'cap 32, hand-written baselines':44} {'req/s':>8} {'CPU ms/req':>11} {'engine ×':>9}"
+    )
+    for latency in (200, 0):
+        engine, _ = results[("engine", latency)]
+        for name in ("engine", "httpx", "openai"):
+            if (name, latency) not in results:
+                print(f"{name + f', {latency} ms':44} {'skipped (no openai package)':>30}")
+                continue
+            rate, cpu = results[(name, latency)]
+            label = {
+                "engine": "engine (1 worker.py, database rows)",
+                "httpx": "asyncio + one httpx.AsyncClient + semaphore",
+                "openai": "asyncio + AsyncOpenAI + semaphore",
+            }[name]
+            ratio = "" if name == "engine" else f"{engine / rate:9.2f}"
+            print(f"{label + f', {latency} ms':44} {rate:8.1f} {cpu:11.2f} {ratio}")
 
 
 if __name__ == "__main__":

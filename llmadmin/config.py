@@ -24,6 +24,13 @@ def parse_int(value: str | None, default: int) -> int:
     return int(value)
 
 
+def parse_float(value: str | None, default: float) -> float:
+    """Read a number, falling back to ``default`` when unset."""
+    if value is None or value.strip() == "":
+        return default
+    return float(value)
+
+
 def parse_list(value: str | None) -> list[str]:
     """Read a comma-separated list, dropping empty items."""
     if not value:
@@ -59,6 +66,11 @@ def from_environment(env: os._Environ | dict | None = None) -> dict:
         "RECONCILE_GRACE_SECONDS": parse_int(env.get("RECONCILE_GRACE_SECONDS"), 10),
         "REDIS_OUTAGE_WAIT_SECONDS": parse_int(env.get("REDIS_OUTAGE_WAIT_SECONDS"), 60),
         "BREAKER_WAIT_SECONDS": parse_int(env.get("BREAKER_WAIT_SECONDS"), 45),
+        # Waits this long or longer park the task (scheduled RQ job) instead of sleeping.
+        "PARK_MIN_SECONDS": parse_float(env.get("PARK_MIN_SECONDS"), 1.0),
+        # Tasks one worker process's engine holds (running and waiting) before it stops
+        # taking jobs, so other processes get the rest.
+        "ENGINE_MAX_TASKS": parse_int(env.get("ENGINE_MAX_TASKS"), 20_000),
         "WORKER_DRAIN_SECONDS": parse_int(env.get("WORKER_DRAIN_SECONDS"), 20),
         "MAX_RUN_ATTEMPTS": parse_int(env.get("MAX_RUN_ATTEMPTS"), 3),
         "DOWNLOAD_DIR": env.get("DOWNLOAD_DIR", ""),

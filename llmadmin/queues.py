@@ -12,6 +12,7 @@ import os
 import subprocess
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import redis
@@ -189,18 +190,23 @@ JOBS: dict[str, JobSpec] = {
 }
 
 
-def enqueue(job: str, *args, description: str, **overrides):
+def enqueue(job: str, *args, description: str, at: datetime | None = None, **overrides):
     """Enqueue the job named ``job`` (a key of JOBS) with ``args``; QueueUnavailable if Redis is down.
 
     ``description`` is shown in the RQ dashboard: ids and counts only, never user or
     upstream text. ``overrides`` (``job_id``, ``job_timeout``...) replace the spec's options.
+    ``at`` (UTC) puts the job in RQ's ScheduledJobRegistry until then instead of the queue.
     """
     spec = JOBS[job]
     options = {**spec.options, **overrides}
     if options.get("job_timeout", 0) is None:
         options["job_timeout"] = current_app.config["JOB_TIMEOUT"]
     try:
-        return get_queue(spec.queue).enqueue(job, *args, description=description, **options)
+        queue = get_queue(spec.queue)
+        if at is not None:
+            at = at if at.tzinfo else at.replace(tzinfo=UTC)
+            return queue.enqueue_at(at, job, *args, description=description, **options)
+        return queue.enqueue(job, *args, description=description, **options)
     except REDIS_OUTAGE as exc:
         raise QueueUnavailable(_("The job queue (Redis) is unreachable right now.")) from exc
 

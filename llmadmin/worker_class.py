@@ -1,9 +1,14 @@
 """The RQ worker class llmadmin runs, and the loop that keeps it alive through Redis outages.
 
-On SIGTERM RQ's parent stops taking jobs and waits for the running one. A chunk can
-hold many calls, so the parent also forwards SIGTERM to the job process, whose handler
-asks the executor to drain: finish in-flight calls within WORKER_DRAIN_SECONDS and
-hand every unfinished task back to the queue, so nothing is left RUNNING.
+Task chunks (``execute_tasks``) are not forked: the job hands its chunk to the process's
+engine (``engine.engine``), which runs the chunks of every model side by side, and the
+worker goes on taking jobs until the engine holds ENGINE_MAX_TASKS tasks. Other jobs
+(exports, bulk actions) keep RQ's fork-per-job isolation.
+
+On SIGTERM RQ's parent stops taking jobs and waits for the running one. The engine (and
+a forked job process, which gets SIGTERM forwarded) drains: in-flight calls finish
+within WORKER_DRAIN_SECONDS and every unfinished task goes back to the queue, so nothing
+is left RUNNING.
 
 RQ's ``work()`` retries only its blocking dequeue when Redis goes away; an error in any
 other step (heartbeat, registry cleaning, job monitoring) makes it quit. A worker
@@ -20,25 +25,53 @@ import logging
 import os
 import signal
 import threading
+import time
+import uuid
 from collections.abc import Callable
 
+import redis
 from rq import Worker, worker_registration
+from rq.scheduler import RQScheduler
+from rq.worker import WorkerStatus
 
+from llmadmin.engine.engine import current_engine
 from llmadmin.engine.executor import request_drain
 from llmadmin.queues import REDIS_OUTAGE
 
 logger = logging.getLogger(__name__)
 
+# Jobs the engine runs inside the worker process instead of a forked job process.
+ENGINE_JOBS = frozenset({"llmadmin.jobs.tasks.execute_tasks"})
+
 
 class LLMWorker(Worker):
+    def execute_job(self, job, queue) -> None:
+        """Hand task chunks to the engine without forking; fork for every other job."""
+        if job.func_name in ENGINE_JOBS and current_engine() is not None:
+            self.prepare_execution(job)
+            self.perform_job(job, queue)  # returns as soon as the engine accepted the chunk
+            self.set_state(WorkerStatus.IDLE)
+            return
+        super().execute_job(job, queue)
+
+    def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):
+        """Take no job while the engine is full: other workers take them meanwhile."""
+        engine = current_engine()
+        while engine is not None and engine.full() and not self._stop_requested:
+            self.heartbeat()
+            time.sleep(0.2)
+        return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+
     def setup_work_horse_signals(self) -> None:
         """In the job process: Ctrl-C is the parent's business; SIGTERM means drain."""
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, _drain_on_sigterm)
 
     def handle_warm_shutdown_request(self) -> None:
-        """Forward the warm shutdown to the running job process."""
+        """Drain the engine and forward the warm shutdown to the running job process."""
         super().handle_warm_shutdown_request()
+        if current_engine() is not None:
+            request_drain()
         if self.horse_pid:
             try:
                 os.kill(self.horse_pid, signal.SIGTERM)
@@ -170,3 +203,58 @@ def _reap_orphan_horse(worker: Worker) -> None:
         os.waitpid(pid, 0)
     except ChildProcessError:
         pass
+
+
+class SchedulerThread(threading.Thread):
+    """RQ's scheduler as a thread of a worker; one per site works, elected by a short lock.
+
+    ``Worker.work(with_scheduler=True)`` forks a scheduler process in every worker (≈ 77 MB
+    each), and RQ's scheduler lock lives 61 s, so a killed scheduler stops parked tasks for
+    a minute. Here every worker runs this light thread; the one holding a 5-s lock (renewed
+    each second) moves due jobs (parked tasks, deferred chunks) from RQ's
+    ScheduledJobRegistry to their queues with RQ's own ``enqueue_scheduled_jobs``, and
+    another takes over within 5 s when it dies.
+    """
+
+    LOCK_MS = 5000
+
+    def __init__(self, queue_names: list[str], connection, prefix: str, interval: float = 1.0):
+        super().__init__(name="llmadmin-scheduler", daemon=True)
+        self.scheduler = RQScheduler(queue_names, connection=connection)
+        self.queue_names = list(queue_names)
+        self.connection = connection
+        self.lock_key = f"{prefix}:scheduler-lock"
+        self.token = uuid.uuid4().hex
+        self.interval = interval
+        self.stopping = threading.Event()
+        self.renew = connection.register_script(RENEW_LOCK)
+
+    def holds_lock(self) -> bool:
+        """Take the site's scheduler lock, or renew it if this thread holds it."""
+        if self.connection.set(self.lock_key, self.token, nx=True, px=self.LOCK_MS):
+            return True
+        return bool(self.renew(keys=[self.lock_key], args=[self.token, self.LOCK_MS]))
+
+    def run(self) -> None:
+        while not self.stopping.wait(self.interval):
+            try:
+                if self.holds_lock():
+                    self.scheduler.prepare_registries(self.queue_names)
+                    self.scheduler.enqueue_scheduled_jobs()
+            except (redis.RedisError, OSError) as exc:
+                logger.warning("scheduler pass skipped: %s", exc)
+        with contextlib.suppress(redis.RedisError, OSError):
+            self.renew(keys=[self.lock_key], args=[self.token, 1])  # let another take over
+
+    def stop(self) -> None:
+        """Stop moving jobs and give the lock up."""
+        self.stopping.set()
+        self.join(timeout=5)
+
+
+RENEW_LOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""

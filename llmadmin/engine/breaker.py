@@ -80,19 +80,23 @@ class CircuitBreaker:
             keys=[self.key, self.probe_key], args=["1", self.probe_ms]
         )
         if int(state) == 0:
-            seconds = max(1, round(int(wait_ms) / 1000))
-            if isinstance(last_error, bytes):
-                last_error = last_error.decode("utf-8", "replace")
-            # States what is, never what will happen: the task holding this may give up.
-            raise CircuitOpen(
-                f"Model {self.label} is failing repeatedly, so calls to it are paused for "
-                f"about {seconds} s more (circuit breaker open after {self.threshold} "
-                f"consecutive failures).",
-                retry_after=seconds,
-                threshold=self.threshold,
-                cause=last_error or None,
-            )
+            raise self.open_error(int(wait_ms), last_error)
         return int(state) == 2 or int(failures) > 0
+
+    def open_error(self, wait_ms: int, last_error: str | bytes | None) -> CircuitOpen:
+        """The error of a call refused while the breaker is open for ``wait_ms`` more."""
+        seconds = max(1, round(wait_ms / 1000))
+        if isinstance(last_error, bytes):
+            last_error = last_error.decode("utf-8", "replace")
+        # States what is, never what will happen: the task holding this may give up.
+        return CircuitOpen(
+            f"Model {self.label} is failing repeatedly, so calls to it are paused for "
+            f"about {seconds} s more (circuit breaker open after {self.threshold} "
+            f"consecutive failures).",
+            retry_after=seconds,
+            threshold=self.threshold,
+            cause=last_error or None,
+        )
 
     async def record_success(self) -> None:
         """Close the breaker."""

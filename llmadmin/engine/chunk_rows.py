@@ -1,4 +1,4 @@
-"""The database side of a running chunk: claim, steal, notice cancels, hand back, fail.
+"""The database side of a chunk: check it before it runs, claim, notice cancels, hand back, fail.
 
 Every function is one short transaction of conditional updates (via
 ``lifecycle.TASKS``), run in the chunk's database lane thread or by
@@ -11,52 +11,62 @@ import logging
 
 from sqlalchemy import select
 
-from llmadmin import policy
+from llmadmin import crypto, policy
 from llmadmin.engine.dispatch import dispatch
+from llmadmin.engine.model_settings import ModelSettings
 from llmadmin.engine.params import PARAM_COLUMNS
 from llmadmin.engine.runs import record_runs
 from llmadmin.errors import QueueUnavailable
 from llmadmin.extensions import db
 from llmadmin.lifecycle import transition
-from llmadmin.models import Task
+from llmadmin.models import LLMModel, Task
 from llmadmin.models.base import utcnow
 from llmadmin.models.task import FAILURE, PENDING, QUEUED, RUNNING
 
 logger = logging.getLogger(__name__)
 
+# What a run carries across parks (engine.parking writes them): the calls made so far, the
+# last real failure (its words and kind) and the seconds waited for an open breaker.
+CARRIED = (Task.calls, Task.error, Task.error_kind, Task.breaker_waited)
 
-def claim(job_id: str, batch: list[int]) -> list:
-    """Claim ``batch`` (still QUEUED for ``job_id``); return the claimed rows' prompts."""
-    return prompts(transition(batch, RUNNING, from_statuses=(QUEUED,), where=Task.job_id == job_id))
 
+def claim(job_id: str, batch: list[int], model_id: int | None = None) -> list:
+    """Claim ``batch`` (still QUEUED for ``job_id``); return the claimed rows' prompts.
 
-def steal(job_id: str, model_id: int, free: int) -> list:
-    """Claim up to ``free`` tasks queued for the same model under other jobs."""
-    candidates = (
-        db.session.execute(
-            select(Task.id)
-            .where(Task.model_id == model_id, Task.status == QUEUED)
-            .order_by(Task.id)
-            .limit(free)
+    With ``model_id``, a task whose model was deleted since the chunk started is failed
+    instead of claimed (the chunk runs on a snapshot of the model's settings).
+    """
+    where = Task.job_id == job_id
+    if model_id is not None:
+        where = where & (Task.model_id == model_id)
+    claimed = transition(batch, RUNNING, from_statuses=(QUEUED,), where=where)
+    if model_id is not None and len(claimed) < len(batch):
+        failed = transition(
+            set(batch) - set(claimed),
+            FAILURE,
+            from_statuses=(QUEUED,),
+            where=(Task.job_id == job_id) & Task.model_id.is_(None),
+            commit=False,
+            error="The task's model was deleted before the task ran.",
+            error_kind="model_deleted",
+            run_requested_at=None,
         )
-        .scalars()
-        .all()
-    )
-    claimed = (
-        transition(candidates, RUNNING, from_statuses=(QUEUED,), job_id=job_id)
-        if candidates
-        else []
-    )
-    db.session.commit()
+        record_runs([{"id": i, "status": FAILURE, "job_id": job_id} for i in failed])
+        db.session.commit()
     return prompts(claimed)
 
 
 def prompts(claimed: list[int]) -> list:
-    """Return (id, prompt, system prompt, submission key, *call parameters) of ``claimed``."""
+    """Return the claimed rows: id, prompt, system prompt, submission key, call parameters
+    and carried state.
+
+    The carried state is what the task's run did before it was parked (``CARRIED``); the
+    submission key marks a gateway call (``engine.relay``).
+    """
     if not claimed:
         return []
     columns = (Task.id, Task.prompt, Task.system_prompt, Task.submission_key, *PARAM_COLUMNS)
-    rows = db.session.execute(select(*columns).where(Task.id.in_(claimed))).all()
+    rows = db.session.execute(select(*columns, *CARRIED).where(Task.id.in_(claimed))).all()
     db.session.commit()  # end the read transaction; SQLite must not hold a snapshot open
     return rows
 
@@ -121,3 +131,30 @@ def fail_blocked_tasks(job_id: str, task_ids: list[int], base_url: str) -> bool:
         fail_queued(job_id, task_ids, str(exc), "blocked_url")
         return True
     return False
+
+
+def prepare_chunk(job_id: str, task_ids: list[int]) -> ModelSettings | None:
+    """Check a chunk's model before it runs; return its settings, or None when its tasks failed."""
+    first = db.session.execute(
+        select(Task.model_id).where(Task.id.in_(task_ids), Task.job_id == job_id).limit(1)
+    ).scalar_one_or_none()
+    model = db.session.get(LLMModel, first) if first else None
+    if model is None:
+        fail_queued(
+            job_id, task_ids, "The task's model was deleted before the task ran.", "model_deleted"
+        )
+        return None
+    if not model.enabled:
+        fail_queued(job_id, task_ids, f"The model {model.name} is disabled.", "model_disabled")
+        return None
+    if fail_blocked_tasks(
+        job_id, task_ids, model.base_url
+    ):  # OUTBOUND_ALLOWLIST, kind "blocked_url"
+        return None
+    try:
+        settings = ModelSettings.load(model)
+    except crypto.SecretUnreadable as exc:
+        fail_queued(job_id, task_ids, str(exc), "auth")
+        return None
+    db.session.commit()
+    return settings

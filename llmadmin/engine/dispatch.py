@@ -22,6 +22,7 @@ from llmadmin.errors import QueueUnavailable
 from llmadmin.extensions import db
 from llmadmin.lifecycle import transition
 from llmadmin.models import LLMModel, Task
+from llmadmin.models.base import utcnow
 from llmadmin.models.task import PENDING, QUEUED
 
 logger = logging.getLogger(__name__)
@@ -48,65 +49,67 @@ def job_timeout_for(model: LLMModel | None, n_tasks: int) -> int:
 def dispatch(task_ids: list[int], *, at_front: bool = False) -> tuple[int, int]:
     """Queue the given PENDING tasks in model-sized chunks; return (queued, waiting).
 
+    A task parked until a later time (``not_before``) is scheduled for that time, never sent
+    earlier (the reconciler re-sends parked tasks whose scheduled job Redis lost).
     ``at_front`` puts the jobs before everything already queued (a client is waiting).
     """
-    by_model: dict[int | None, list[int]] = defaultdict(list)
+    now = utcnow()
+    by_model: dict[tuple, list[int]] = defaultdict(list)
     for batch in in_batches(task_ids):
         rows = db.session.execute(
-            select(Task.id, Task.model_id)
+            select(Task.id, Task.model_id, Task.not_before)
             .where(Task.id.in_(batch), Task.status == PENDING)
             .order_by(Task.id)
         ).all()
-        for task_id, model_id in rows:
-            by_model[model_id].append(task_id)
-    planned: list[tuple[str, list[int], LLMModel | None]] = []
-    for model_id, ids in by_model.items():
+        for task_id, model_id, not_before in rows:
+            at = not_before if not_before is not None and not_before > now else None
+            by_model[(model_id, at)].append(task_id)
+    planned: list[tuple[str, list[int], LLMModel | None, object]] = []
+    for (model_id, at), ids in by_model.items():
         model = db.session.get(LLMModel, model_id) if model_id else None
+        note = {} if at is not None else {"queue_note": None}  # a parked task keeps its reason
         for chunk in in_batches(ids, chunk_size_for(model)):
             job_id = f"tasks-{uuid.uuid4().hex}"
             marked = transition(
-                chunk,
-                QUEUED,
-                from_statuses=(PENDING,),
-                job_id=job_id,
-                queue_note=None,
-                commit=False,
+                chunk, QUEUED, from_statuses=(PENDING,), job_id=job_id, commit=False, **note
             )
             if marked:
-                planned.append((job_id, marked, model))
+                planned.append((job_id, marked, model, at))
     db.session.commit()  # every row first, then every job: a job never starts before its rows
     return _enqueue_all(planned, at_front)
 
 
 def _enqueue_all(
-    planned: list[tuple[str, list[int], LLMModel | None]], at_front: bool = False
+    planned: list[tuple[str, list[int], LLMModel | None, object]], at_front: bool = False
 ) -> tuple[int, int]:
     """Enqueue the chunks' jobs in one Redis round trip; when Redis is away, hand them back.
 
     One pipeline for all jobs: 10,000 tasks make ~160 jobs, and one round trip each cost
-    more than inserting the tasks.
+    more than inserting the tasks. A chunk of parked tasks goes to RQ's
+    ScheduledJobRegistry for its ``not_before`` (``at``) instead of the queue.
     """
     if not planned:
         return 0, 0
     try:
         with queues.pipeline() as pipe:
-            for job_id, marked, model in planned:
+            for job_id, marked, model, at in planned:
                 queues.enqueue(
                     "llmadmin.jobs.tasks.execute_tasks",
                     job_id,
                     marked,
+                    at=at,
                     job_id=job_id,
                     job_timeout=job_timeout_for(model, len(marked)),
                     description=f"run {len(marked)} task(s) on model #{model.id if model else '-'}",
                     pipeline=pipe,
-                    **({"at_front": True} if at_front else {}),
+                    **({"at_front": True} if at_front and at is None else {}),
                 )
             queues.execute(pipe)
     except QueueUnavailable:
-        waiting = sum(_hand_back(job_id, marked) for job_id, marked, _model in planned)
+        waiting = sum(_hand_back(job_id, marked) for job_id, marked, _model, _at in planned)
         logger.warning("Redis unreachable: %d task(s) wait for the queue", waiting)
         return 0, waiting
-    return sum(len(marked) for _job, marked, _model in planned), 0
+    return sum(len(marked) for _job, marked, _model, _at in planned), 0
 
 
 def _hand_back(job_id: str, marked: list[int]) -> int:

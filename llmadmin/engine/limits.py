@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 import uuid
 from contextlib import asynccontextmanager
 
@@ -70,6 +71,14 @@ def heartbeat_key(prefix: str, job_id: str) -> str:
 RATE_WINDOW_MS = 62_000
 
 
+class MustWait(Exception):
+    """No slot now: the rate window is exhausted (``reason`` "rate") or the cap is full ("cap")."""
+
+    def __init__(self, seconds: float, reason: str):
+        super().__init__(f"{reason}: wait {seconds:.1f} s")
+        self.seconds, self.reason = seconds, reason
+
+
 class ModelLimiter:
     """Acquire a slot under a model's concurrency cap and requests-per-minute limit."""
 
@@ -85,9 +94,15 @@ class ModelLimiter:
         self.held: set[str] = set()
         self.script = redis_client.register_script(ACQUIRE)
 
-    async def acquire(self) -> str:
-        """Wait until a slot is free, take it and return its token."""
+    async def acquire(self, park_after: float | None = None) -> str:
+        """Wait until a slot is free, take it and return its token.
+
+        With ``park_after``, raise ``MustWait`` instead of waiting that long or longer:
+        for the rate window at once (Redis knows when the oldest request ages out), for a
+        concurrency slot held by other workers once it has been full that long.
+        """
         token = uuid.uuid4().hex
+        started = time.monotonic()
         while True:
             ok, wait_ms = await self.script(
                 keys=list(self.keys),
@@ -98,6 +113,11 @@ class ModelLimiter:
                 return token
             # Concurrency waits are short; rate waits sleep until the oldest request ages out.
             delay = (int(wait_ms) / 1000) if int(wait_ms) > 0 else 0.01
+            if park_after is not None:
+                if int(wait_ms) > 0 and delay >= park_after:
+                    raise MustWait(delay, "rate")
+                if int(wait_ms) <= 0 and time.monotonic() - started >= park_after:
+                    raise MustWait(park_after, "cap")
             await asyncio.sleep(min(5.0, delay) + random.uniform(0, 0.01))
 
     async def release(self, token: str) -> None:

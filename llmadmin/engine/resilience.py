@@ -5,6 +5,11 @@ The kinds of failure that may be retried are decided where failures are classifi
 ``max_attempts``; this module decides the rest. The circuit breaker (``engine.breaker``)
 and the shared limits (``engine.limits``) say when a model may be called at all; how long
 a task may wait for an open breaker is BREAKER_WAIT_SECONDS.
+
+Waiting never occupies a worker: a wait of PARK_MIN_SECONDS or more parks the task
+(back to QUEUED under an RQ job scheduled for the end of the wait, ``engine.parking``);
+only shorter pauses are slept inside the engine, where they hold one of the model's
+slots but no worker.
 """
 
 from __future__ import annotations
@@ -37,11 +42,16 @@ def retry_delay(exc: LLMError, attempt: int, max_attempts: int) -> float | None:
     return backoff_delay(attempt, exc.retry_after)
 
 
+def should_park(delay: float, park_min_seconds: float) -> bool:
+    """Tell whether a wait of ``delay`` seconds parks the task instead of sleeping in the engine."""
+    return delay >= park_min_seconds
+
+
 def breaker_wait(retry_after: float | None, waited: float, patience: float) -> float | None:
     """Return how long to wait for an open breaker, or None when the task waited long enough.
 
     Waiting for a paused model costs the task no attempt; only a wait longer than
-    ``patience`` (BREAKER_WAIT_SECONDS) in all fails it with the breaker's message.
+    ``patience`` (BREAKER_WAIT_SECONDS) in all fails it (``final_error.breaker_gave_up``).
     """
     wait = float(retry_after or 1)
     if waited + wait > patience:

@@ -125,6 +125,11 @@ class OutcomeWriter:
         """Remember the parameters a task's call sends (they go onto its run)."""
         self.params[task_id] = params
 
+    def forget(self, task_id: int) -> None:
+        """Drop what was kept for a task that leaves without an outcome (parked, canceled)."""
+        self.params.pop(task_id, None)
+        self.partials.pop(task_id, None)
+
     def success(
         self,
         task_id: int,

@@ -2,22 +2,36 @@
 
 from __future__ import annotations
 
-from rq import get_current_job
+from rq import Retry
 
+from llmadmin.engine.chunk_rows import prepare_chunk
+from llmadmin.engine.engine import current_engine
 from llmadmin.engine.executor import run_chunk
 from llmadmin.jobs.context import app_context
 from llmadmin.services.llm_models import test_connection
 
+# How long a chunk of a model that already has a chunk's worth waiting in this worker is
+# deferred (RQ schedules the job again); an idle worker, or this one, takes it then.
+DEFER = Retry(max=1_000_000, interval=1)
 
-def execute_tasks(job_id: str, task_ids: list[int]) -> dict:
-    """Run the tasks queued under ``job_id`` (a duplicate delivery is a no-op)."""
 
-    job = get_current_job()
-    # Keep taking same-model work for at most half the job's timeout.
-    steal = job.timeout / 2 if job is not None and job.timeout and job.timeout > 0 else None
+def execute_tasks(job_id: str, task_ids: list[int]) -> dict | Retry:
+    """Run the tasks queued under ``job_id`` (a duplicate delivery is a no-op).
+
+    In ``worker.py`` the chunk is handed to the process's engine and the job ends at once
+    (the engine runs it beside other models' chunks); under a plain RQ worker it runs here.
+    """
+    engine = current_engine()
     with app_context():
-        written = run_chunk(job_id, task_ids, steal_seconds=steal)
-    return {"tasks": len(task_ids), "outcomes_written": written}
+        if engine is None:
+            written = run_chunk(job_id, task_ids)
+            return {"tasks": len(task_ids), "outcomes_written": written}
+        settings = prepare_chunk(job_id, task_ids)
+        if settings is not None and engine.crowded(settings):
+            return DEFER
+        if settings is not None:
+            engine.submit(job_id, task_ids, settings)
+    return {"tasks": len(task_ids), "handed_to_engine": settings is not None}
 
 
 def test_model_connection(model_id: int) -> dict:

@@ -65,6 +65,12 @@ class Task(db.Model):
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0, index=True)
     job_id: Mapped[str | None] = mapped_column(String(64), index=True)
     run_requested_at: Mapped[object | None] = mapped_column(DateTime, index=True)
+    # A parked task (backoff, Retry-After, open breaker, rate window) is QUEUED under a job
+    # scheduled for this moment and must not be sent earlier, also when re-queued.
+    not_before: Mapped[object | None] = mapped_column(DateTime, index=True)
+    # Seconds this run waited for an open breaker, carried across parks (``calls`` and
+    # ``error``/``error_kind`` carry the calls made and the last real failure so far).
+    breaker_waited: Mapped[float] = mapped_column(Float, nullable=False, default=0.0)
     created_at: Mapped[object] = mapped_column(DateTime, nullable=False, default=utcnow, index=True)
     queued_at: Mapped[object | None] = mapped_column(DateTime)
     started_at: Mapped[object | None] = mapped_column(DateTime, index=True)

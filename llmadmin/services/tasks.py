@@ -378,6 +378,8 @@ def run_tasks(task_ids: list[int], overrides: dict | None = None) -> Outcome:
         calls=None,
         job_id=None,
         queue_note=None,
+        not_before=None,
+        breaker_waited=0.0,
         commit=False,
     )
     for batch in in_batches(reset) if changes else ():

@@ -5,15 +5,18 @@ import json
 import random
 import statistics
 import threading
+import time
 from itertools import pairwise
 
 import httpx
 import pytest
 
-from llmadmin.engine import chunk_rows, executor
+from llmadmin.engine import calls as engine_calls
+from llmadmin.engine import chunk_rows
 from llmadmin.engine.executor import ChunkRunner, ModelSettings, backoff_delay, run_chunk
 from llmadmin.extensions import db
-from llmadmin.models import Task
+from llmadmin.models import Task, TaskRun
+from llmadmin.models.base import utcnow
 from llmadmin.models.task import CANCELED, FAILURE, QUEUED, RUNNING, SUCCESS
 from llmadmin.services import tasks as svc
 
@@ -67,21 +70,34 @@ def make_tasks(model, n, **kw):
     return ids, job_ids
 
 
-def run_all(ids, handler, sleeps=None, monkeypatch=None):
+def run_all(ids, handler, sleeps=None, monkeypatch=None, wait_parked=True):
+    """Run the tasks' jobs, then the jobs of tasks they parked, as RQ's scheduler would
+    (after their ``not_before`` unless ``wait_parked`` is False), until none is queued."""
     if monkeypatch is not None:
         recorded = sleeps if sleeps is not None else []
 
         async def fake_sleep(delay):
             recorded.append(delay)
 
-        monkeypatch.setattr(executor, "backoff_sleep", fake_sleep)
+        monkeypatch.setattr(engine_calls, "backoff_sleep", fake_sleep)
     transport = httpx.MockTransport(handler)
-    rows = db.session.execute(db.select(Task.job_id, Task.id).where(Task.id.in_(ids))).all()
-    by_job: dict[str, list[int]] = {}
-    for job_id, task_id in rows:
-        by_job.setdefault(job_id, []).append(task_id)
-    for job_id, task_ids in by_job.items():
-        run_chunk(job_id, task_ids, transport=transport)
+    for _ in range(60):
+        rows = db.session.execute(
+            db.select(Task.job_id, Task.id, Task.not_before).where(
+                Task.id.in_(ids), Task.status == QUEUED
+            )
+        ).all()
+        db.session.commit()
+        if not rows:
+            break
+        latest = max((r.not_before for r in rows if r.not_before), default=None)
+        if wait_parked and latest is not None:
+            time.sleep(max(0.0, (latest - utcnow()).total_seconds()))
+        by_job: dict[str, list[int]] = {}
+        for job_id, task_id, _ in rows:
+            by_job.setdefault(job_id, []).append(task_id)
+        for job_id, task_ids in by_job.items():
+            run_chunk(job_id, task_ids, transport=transport)
     db.session.expire_all()
     return {t.id: t for t in db.session.execute(db.select(Task).where(Task.id.in_(ids))).scalars()}
 
@@ -118,8 +134,8 @@ def test_job_of_another_delivery_does_not_claim(app, sim_model, monkeypatch):
     claims = []
     claim = chunk_rows.claim
 
-    def recording_claim(job_id, batch):
-        claimed = claim(job_id, batch)
+    def recording_claim(job_id, batch, model_id=None):
+        claimed = claim(job_id, batch, model_id)
         claims.append((job_id, list(batch), [r.id for r in claimed]))
         return claimed
 
@@ -216,8 +232,15 @@ def test_retries_exhausted_give_clear_failure(app, sim_model, monkeypatch):
     assert len(handler.calls) == 2 and task.calls == 2
 
 
-def test_retry_after_is_honoured(app, sim_model, monkeypatch):
-    ids, _ = make_tasks(sim_model, 1, max_attempts=2)
+def test_retry_after_parks_the_task_under_a_scheduled_job(app, sim_model, monkeypatch):
+    """A Retry-After wait is not slept in the worker: the task goes back to QUEUED under an
+    RQ job scheduled for the end of the wait, with a note saying why and until when."""
+    from rq.job import Job
+    from rq.registry import ScheduledJobRegistry
+
+    from llmadmin.queues import get_queue, get_redis
+
+    ids, (first_job,) = make_tasks(sim_model, 1, max_attempts=2)
 
     def answer(prompt, n, body):
         if n == 1:
@@ -226,10 +249,23 @@ def test_retry_after_is_honoured(app, sim_model, monkeypatch):
             )
         return httpx.Response(200, json=completion())
 
-    sleeps = []
-    task = run_all(ids, Recorder(answer), sleeps, monkeypatch)[ids[0]]
-    assert task.status == SUCCESS
-    assert any(7 <= s < 7.5 for s in sleeps), sleeps
+    handler, sleeps = Recorder(answer), []
+    monkeypatch.setattr(engine_calls, "backoff_sleep", lambda delay: sleeps.append(delay))
+    before = utcnow()
+    run_chunk(first_job, ids, transport=httpx.MockTransport(handler))
+    db.session.expire_all()
+    task = db.session.get(Task, ids[0])
+    assert task.status == QUEUED and task.job_id != first_job and sleeps == []
+    assert 7 <= (task.not_before - before).total_seconds() <= 9
+    assert "Retry-After 7 s" in task.queue_note and "waits until" in task.queue_note
+    assert task.calls == 1 and task.attempts == 0  # the call made travels with the row
+    assert task.error_kind == "rate_limited" and "slow down" in task.error  # its last failure
+    registry = ScheduledJobRegistry(queue=get_queue("llm"))
+    assert task.job_id in registry.get_job_ids()
+    assert Job.fetch(task.job_id, connection=get_redis()).args == (task.job_id, ids)
+    # Run when due (here: at once): the second attempt succeeds and is the last one allowed.
+    task = run_all(ids, handler, wait_parked=False)[ids[0]]
+    assert task.status == SUCCESS and len(handler.calls) == 2
 
 
 def test_backoff_grows_with_each_attempt_up_to_the_cap():
@@ -330,6 +366,35 @@ def test_breaker_pause_longer_than_the_wait_budget_fails_clearly(app, sim_model,
     assert "again in" not in tasks[ids[2]].error
 
 
+def test_a_parked_task_keeps_its_calls_and_its_last_real_failure(app, sim_model, monkeypatch):
+    """Calls and the last failure travel with a parked task: when the breaker then makes it
+    give up, its final error is its own HTTP 502 (with the URL), not the breaker's pause."""
+    from llmadmin.queues import get_redis
+
+    app.config["BREAKER_WAIT_SECONDS"] = 3
+    ids, (job_id,) = make_tasks(
+        sim_model, 1, max_attempts=3, breaker_threshold=1, breaker_cooldown_seconds=2
+    )
+    handler = Recorder(lambda p, n, b: httpx.Response(502, text="upstream is down"))
+    monkeypatch.setattr(engine_calls, "backoff_sleep", lambda delay: asyncio.sleep(0))
+    run_chunk(job_id, ids, transport=httpx.MockTransport(handler))
+    db.session.expire_all()
+    task = db.session.get(Task, ids[0])
+    assert task.status == QUEUED and "circuit breaker" in task.queue_note  # parked, not slept
+    assert task.calls == 1 and task.error_kind == "server_error" and task.breaker_waited >= 2
+    # The model stays down longer than the task may wait: it gives up after the park.
+    get_redis().hset(f"llmadmin:breaker:{sim_model.id}", "opened_until", 2**52)
+    task = run_all(ids, handler, wait_parked=False)[ids[0]]
+    assert task.status == FAILURE and task.error_kind == "server_error" and task.calls == 1
+    assert "(HTTP 502)" in task.error and "upstream is down" in task.error, task.error
+    assert task.error.startswith(f"The model endpoint at {sim_model.base_url}")
+    assert "1 call made" in task.error and "circuit breaker" in task.error
+    assert "again in" not in task.error and "will retry" not in task.error
+    assert len(handler.calls) == 1
+    (run,) = db.session.execute(db.select(TaskRun).where(TaskRun.task_id == ids[0])).scalars()
+    assert run.calls == 1 and run.error == task.error
+
+
 def test_rate_limited_and_client_errors_do_not_open_breaker(app, sim_model, monkeypatch):
     ids, _ = make_tasks(sim_model, 4, max_attempts=1, breaker_threshold=1, max_concurrency=1)
     handler = Recorder(lambda p, n, b: httpx.Response(400, json={"error": {"message": "bad"}}))
@@ -413,7 +478,7 @@ def test_an_answer_that_arrives_after_a_cancel_does_not_overwrite_it(app, sim_mo
 
 
 def test_streamed_partial_output_is_saved(app, sim_model, monkeypatch):
-    monkeypatch.setattr(executor, "PARTIAL_SAVE_SECONDS", 0)
+    monkeypatch.setattr(engine_calls, "PARTIAL_SAVE_SECONDS", 0)
     ids, job_ids = make_tasks(sim_model, 1, stream=True)
     job_id = job_ids.pop()
     release = asyncio.Event()
@@ -456,25 +521,8 @@ def test_streamed_partial_output_is_saved(app, sim_model, monkeypatch):
     assert task.status == SUCCESS and task.result == "Hello"
 
 
-def test_a_job_takes_queued_work_of_other_jobs_for_the_same_model(app, sim_model):
-    app.config["TASK_CHUNK_FACTOR"] = 1  # cap 4 -> 4 tasks per job
-    ids, job_ids = make_tasks(sim_model, 12)
-    assert len(job_ids) == 3
-    first = db.session.execute(db.select(Task.job_id).where(Task.id == ids[0])).scalar()
-    handler = Recorder(lambda p, n, b: httpx.Response(200, json=completion()))
-    run_chunk(first, ids[:4], transport=httpx.MockTransport(handler), steal_seconds=60)
-    db.session.expire_all()
-    tasks = [db.session.get(Task, i) for i in ids]
-    assert {t.status for t in tasks} == {SUCCESS}
-    assert {t.job_id for t in tasks} == {first}
-    assert len(handler.calls) == 12
-    # The other jobs, delivered later, find nothing left to run.
-    for other in job_ids - {first}:
-        run_chunk(other, ids, transport=httpx.MockTransport(handler), steal_seconds=60)
-    assert len(handler.calls) == 12
-
-
-def test_without_stealing_a_job_runs_only_its_chunk(app, sim_model):
+def test_a_job_runs_only_its_chunk(app, sim_model):
+    """No stealing: another model's work is never held up by one model's backlog."""
     app.config["TASK_CHUNK_FACTOR"] = 1
     ids, job_ids = make_tasks(sim_model, 8)
     first = db.session.execute(db.select(Task.job_id).where(Task.id == ids[0])).scalar()
@@ -489,15 +537,15 @@ def test_a_task_whose_redis_steps_outlast_the_wait_is_handed_back_not_failed(
     """Redis away longer than REDIS_OUTAGE_WAIT_SECONDS: the task waits for the queue again."""
     import redis
 
-    from llmadmin.engine.limits import ModelLimiter
+    from llmadmin.engine.gate import Gate
     from llmadmin.models.task import PENDING
 
     app.config["REDIS_OUTAGE_WAIT_SECONDS"] = 0
 
-    async def unreachable(self):
+    async def unreachable(self, park_after=None):
         raise redis.ConnectionError("Error 111 connecting to redis")
 
-    monkeypatch.setattr(ModelLimiter, "acquire", unreachable)
+    monkeypatch.setattr(Gate, "enter", unreachable)
     ids, _ = make_tasks(sim_model, 2)
     handler = Recorder(lambda p, n, b: httpx.Response(200, json=completion()))
     tasks = run_all(ids, handler, [], monkeypatch)
@@ -506,3 +554,23 @@ def test_a_task_whose_redis_steps_outlast_the_wait_is_handed_back_not_failed(
         assert task.status in (PENDING, QUEUED) and task.error is None, (task.status, task.error)
         assert task.queue_note in ("re-queued: Redis was unreachable", None)
         assert task.run_requested_at is not None or task.status == QUEUED
+
+
+def test_a_retry_after_pauses_the_whole_model_without_calling_its_other_tasks(
+    app, sim_model, monkeypatch
+):
+    """The server asked for a pause: the chunk's other tasks are parked too, uncalled."""
+    ids, (job_id,) = make_tasks(sim_model, 3, max_attempts=2, max_concurrency=1)
+    handler = Recorder(
+        lambda p, n, b: httpx.Response(
+            429, headers={"Retry-After": "30"}, json={"error": {"message": "slow down"}}
+        )
+    )
+    run_chunk(job_id, ids, transport=httpx.MockTransport(handler))
+    db.session.expire_all()
+    tasks = [db.session.get(Task, i) for i in ids]
+    assert len(handler.calls) == 1
+    assert {t.status for t in tasks} == {QUEUED}
+    assert [t.calls for t in tasks] == [1, None, None]
+    assert all(t.job_id != job_id and t.not_before is not None for t in tasks)
+    assert "asked for a pause (Retry-After 30 s)" in tasks[2].queue_note

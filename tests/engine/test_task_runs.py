@@ -6,7 +6,7 @@ import json
 
 import httpx
 
-from llmadmin.engine import executor
+from llmadmin.engine import calls as engine_calls
 from llmadmin.extensions import db
 from llmadmin.models import Task, TaskRun
 from llmadmin.models.task import CANCELED, FAILURE, SUCCESS
@@ -101,7 +101,7 @@ def test_a_failure_is_a_run_too_with_its_error_and_attempts(app, sim_model, monk
     async def no_sleep(delay):
         return None
 
-    monkeypatch.setattr(executor, "backoff_sleep", no_sleep)
+    monkeypatch.setattr(engine_calls, "backoff_sleep", no_sleep)
     run_all([task_id], Recorder(lambda p, n, b: httpx.Response(500, json={"error": "down"})))
     (run,) = runs_of(task_id)
     assert run.status == FAILURE and run.error_kind == "server_error"

@@ -20,7 +20,7 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from llmadmin.engine import executor
+from llmadmin.engine import calls as engine_calls
 from llmadmin.engine.executor import run_chunk
 from llmadmin.extensions import db
 from llmadmin.llm import compute_cost
@@ -118,7 +118,7 @@ def _run(model: LLMModel, prompts: list[str], monkeypatch) -> list[Task]:
     async def no_backoff(delay):
         return None
 
-    monkeypatch.setattr(executor, "backoff_sleep", no_backoff)
+    monkeypatch.setattr(engine_calls, "backoff_sleep", no_backoff)
     ids = [
         svc.create_task(prompt=p, model_id=model.id, creator_id=None, run=False).id for p in prompts
     ]

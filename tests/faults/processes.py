@@ -13,8 +13,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import redis
+from flask import current_app
 from rq import Worker
 
+from llmadmin.engine.engine import engine_key
+from llmadmin.queues import get_redis
 from tests.integration.conftest import ROOT, Workers, wait_until
 
 
@@ -144,12 +147,14 @@ class FaultWorkers(Workers):
         except (redis.RedisError, OSError):
             return []
 
-    def current_job(self, proc: subprocess.Popen) -> str | None:
-        """The RQ job ``proc`` is running (still readable after a kill -9: the hash stays)."""
-        for worker in self.rq_workers():
-            if worker.pid == proc.pid:
-                return worker.get_current_job_id()
-        return None
+    def current_jobs(self, proc: subprocess.Popen) -> set[str]:
+        """The jobs whose chunks ``proc``'s engine runs (readable for a heartbeat's lifetime
+        after a kill -9: the engine's set of job ids expires with its heartbeats)."""
+        key = engine_key(current_app.config["QUEUE_PREFIX"], socket.gethostname(), proc.pid)
+        try:
+            return {job.decode() for job in get_redis().smembers(key)}
+        except (redis.RedisError, OSError):
+            return set()
 
     def kill9(self, proc: subprocess.Popen) -> None:
         """kill -9 the worker, then its work horse and scheduler (a lost machine).

@@ -52,13 +52,13 @@ def _wait_busy(fault, workers, ids, *, calling: int = 2):
             return False
         calls, current = fault.calls(), rows(ids).values()
         for proc in workers.procs:
-            job = workers.current_job(proc)
+            jobs = workers.current_jobs(proc)
             if (
-                not job
+                not jobs
                 or sum(
                     1
                     for r in current
-                    if r.job_id == job and r.status == RUNNING and calls.get(r.id)
+                    if r.job_id in jobs and r.status == RUNNING and calls.get(r.id)
                 )
                 < calling
             ):
@@ -70,7 +70,7 @@ def _wait_busy(fault, workers, ids, *, calling: int = 2):
 
 def _interrupted(workers, victims, ids) -> tuple[set[str], set[int], set[int]]:
     """After the kill: the victims' jobs and the (unfinished, in flight) tasks of those jobs."""
-    jobs = {workers.current_job(proc) for proc in victims} - {None}
+    jobs = set().union(*(workers.current_jobs(proc) for proc in victims))
     current = rows(ids).values()
     affected = {r.id for r in current if r.job_id in jobs and r.status in ("QUEUED", RUNNING)}
     in_flight = {r.id for r in current if r.job_id in jobs and r.status == RUNNING}
@@ -177,11 +177,11 @@ def test_sigterm_in_a_long_chunk_drains_and_hands_back(app, fault):
     svc.run_tasks(ids)
     victim = workers.procs[0]
     wait_for(
-        lambda: count_final(ids) >= 4 and workers.current_job(victim),
+        lambda: count_final(ids) >= 4 and workers.current_jobs(victim),
         60,
         f"first wave done\n{workers.logs()}",
     )
-    job = workers.current_job(victim)
+    (job,) = workers.current_jobs(victim)
     workers.start(1)  # the one that takes over (idle until tasks come back)
     workers.wait_registered(2)
 
