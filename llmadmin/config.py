@@ -138,6 +138,7 @@ def from_environment(env: os._Environ | dict | None = None) -> dict:
         # Where uploaded batch files wait for their confirm (default: instance/batch-uploads);
         # several web machines must share it, like DOWNLOAD_DIR.
         "BATCH_UPLOAD_DIR": env.get("BATCH_UPLOAD_DIR", ""),
+        "GATEWAY_FILES_DIR": env.get("GATEWAY_FILES_DIR", ""),
         "WTF_CSRF_TIME_LIMIT": None,
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "FLASK_ADMIN_SWATCH": "default",

@@ -1,6 +1,7 @@
 """The OpenAI-compatible gateway, ``/v1``: point any OpenAI client at llmadmin with a token.
 
-``GET /v1/models`` and ``POST /v1/chat/completions`` (plain and streamed). Every call is a
+``GET /v1/models``, ``POST /v1/chat/completions`` (plain and streamed), ``/v1/files`` and
+``/v1/batches`` (OpenAI's Batch API over Batch rows). Every call is a
 task run by the worker like any other (limits, breaker, retries, cost, audit, the admin's
 lists). Errors have OpenAI's shape (``errors.py``) so the official SDKs raise the right
 classes; the token check (``blueprint.py``) and the error helpers are shared by every
@@ -14,7 +15,7 @@ from werkzeug.exceptions import HTTPException
 
 from llmadmin.errors import LLMAdminError
 from llmadmin.extensions import csrf, db
-from llmadmin.gateway import chat, models  # noqa: F401  (routes)
+from llmadmin.gateway import batches, chat, files, models  # noqa: F401  (routes)
 from llmadmin.gateway.blueprint import bp
 from llmadmin.gateway.errors import GatewayError, from_llmadmin, respond
 
@@ -38,9 +39,12 @@ def http_error(exc: HTTPException):
     """Answer werkzeug's errors (404, 405, 413, …) in OpenAI's shape."""
     status = exc.code or 500
     messages = {
-        404: _("Unknown request URL. This gateway serves /v1/models and /v1/chat/completions."),
+        404: _(
+            "Unknown request URL. This gateway serves /v1/models, /v1/chat/completions, "
+            "/v1/files and /v1/batches."
+        ),
         405: _("This method is not allowed on this URL."),
-        413: _("The request body is larger than API_MAX_BODY_BYTES allows."),
+        413: _("The request body is larger than this gateway allows."),
     }
     message = messages.get(status) or exc.description or exc.name
     return respond(GatewayError(status, str(message), "invalid_request_error"))

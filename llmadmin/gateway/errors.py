@@ -14,6 +14,7 @@ from flask_babel import gettext as _
 
 from llmadmin.errors import (
     AuthenticationFailed,
+    Conflict,
     ItemsInvalid,
     LLMAdminError,
     MalformedRequest,
@@ -65,7 +66,10 @@ def from_llmadmin(exc: LLMAdminError) -> GatewayError:
     if isinstance(exc, PermissionDenied):
         return GatewayError(403, message, "invalid_request_error")
     if isinstance(exc, NotFound):
-        return GatewayError(404, message, "invalid_request_error", "model", "model_not_found")
+        param, code = getattr(exc, "param", "model"), getattr(exc, "code", "model_not_found")
+        return GatewayError(404, message, "invalid_request_error", param, code)
+    if isinstance(exc, Conflict):
+        return GatewayError(409, message, "invalid_request_error", code="conflict")
     if isinstance(exc, RateLimited):
         headers = {"Retry-After": str(exc.retry_after)}
         return GatewayError(429, message, "requests", None, "rate_limit_exceeded", headers)

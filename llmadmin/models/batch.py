@@ -80,6 +80,9 @@ class Batch(db.Model):
     job_id: Mapped[str | None] = mapped_column(String(64))
     creation_attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     progress_at: Mapped[object | None] = mapped_column(DateTime)  # last chunk committed
+    # Made through POST /v1/batches: the /v1/files id it came from and the caller's metadata.
+    input_file_id: Mapped[str | None] = mapped_column(String(64))
+    metadata_json: Mapped[str | None] = mapped_column(Text)
 
     creator = relationship("Person", foreign_keys=[creator_id], passive_deletes=True)
 
