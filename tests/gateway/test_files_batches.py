@@ -98,6 +98,8 @@ def test_a_batch_runs_and_its_output_and_error_files_match_custom_ids(client, si
     errors = [json.loads(x) for x in client.files.content(done.error_file_id).text.splitlines()]
     assert [e["custom_id"] for e in errors] == ["c"]
     assert client.files.retrieve(done.output_file_id).purpose == "batch_output"
+    with pytest.raises(openai.BadRequestError):  # a batch's files are not stored: no delete
+        client.files.delete(done.output_file_id)
 
     # the input file can be deleted afterwards; the batch's files stay
     assert client.files.delete(uploaded.id).deleted is True
@@ -196,7 +198,15 @@ def test_bad_requests_have_openais_shape(app, client, sim_row):
             )
         assert err.value.param == param
         assert err.value.body["type"] == "invalid_request_error"
+    with pytest.raises(openai.NotFoundError):
+        client.files.delete("file-batch-999-error")
     app.config["BATCH_MAX_UPLOAD_BYTES"] = 100
+    with pytest.raises(openai.APIStatusError) as err:  # counted while it is written
+        client.files.create(
+            file=("big.jsonl", jsonl([line("a", "Sim", "x" * 200)])), purpose="batch"
+        )
+    assert err.value.status_code == 413 and err.value.body["param"] == "file"
+    assert [f.id for f in client.files.list()] == [uploaded.id]  # nothing half-written kept
     with pytest.raises(openai.APIStatusError) as err:
         client.files.create(file=("big.jsonl", b"x" * 200_000), purpose="batch")
     assert err.value.status_code == 413
