@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+from babel import dates as babel_dates
 from flask import (
     Blueprint,
     current_app,
@@ -124,18 +125,42 @@ def relative_time(value: datetime | None) -> str:
     return format_timedelta(localtime.utc_age(value), add_direction=True)
 
 
+class TimeCells:
+    """List time cells for one page: zone, its name and the language read once, not per cell.
+
+    ``cell`` is what ``time_cell`` returns; the relative text is Babel's ``format_timedelta``
+    with Flask-Babel's defaults (what ``flask_babel.format_timedelta`` calls).
+    """
+
+    def __init__(self) -> None:
+        self.zone_name, self.zone = _viewer_zone_pair()
+        self.zone_text = escape(self.zone_name)
+        self.locale = get_locale()
+
+    def cell(self, value: datetime | None) -> Markup:
+        """Relative time ("3 分钟前") with the exact local time and zone on hover."""
+        if value is None:
+            return Markup("")
+        local = localtime.to_local(value, self.zone)
+        relative = babel_dates.format_timedelta(
+            localtime.utc_age(value),
+            "second",
+            threshold=0.85,
+            add_direction=True,
+            locale=self.locale,
+        )
+        return Markup(
+            f'<time datetime="{escape(local.isoformat())}" '
+            f'title="{escape(local.strftime(localtime.EXACT_FORMAT))} {self.zone_text}">'
+            f"{escape(relative)}</time>"
+        )
+
+
 def time_cell(value: datetime | None) -> Markup:
     """Relative time ("3 分钟前") with the exact local time and zone on hover: list cells."""
     if value is None:
         return Markup("")
-    # Drawn for every time cell of a list page: one zone lookup, one conversion, no str.format.
-    name, tz = _viewer_zone_pair()
-    local = localtime.to_local(value, tz)
-    return Markup(
-        f'<time datetime="{escape(local.isoformat())}" '
-        f'title="{escape(local.strftime(localtime.EXACT_FORMAT))} {escape(name)}">'
-        f"{escape(relative_time(value))}</time>"
-    )
+    return TimeCells().cell(value)
 
 
 def exact_cell(value: datetime | None) -> Markup:

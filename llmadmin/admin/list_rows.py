@@ -11,7 +11,8 @@ a block with ``is_editable`` and ``get_value``: at 20 rows that is most of a lis
   row's id when that is plain digits (the same text in HTML, attributes and URLs; the CSRF
   token and return URL are the page's). Any other row action is rendered per row, as Flask-Admin does;
 * cells are the view's ``_get_list_value`` (the formatters ``get_value`` calls) escaped as Jinja
-  escapes them.
+  escapes them; list time cells come from one ``TimeCells`` per page (the zone, its name and
+  the language read once).
 
 The list template's ``list_row`` block falls back to Flask-Admin's own block for a view with
 editable columns or a composite primary key, and for a row whose id is not plain digits
@@ -34,6 +35,8 @@ from flask_admin.model.template import (
 )
 from jinja2 import pass_context
 from markupsafe import Markup, escape
+
+from llmadmin.i18n import TimeCells, list_datetime_formatter
 
 if TYPE_CHECKING:
     from flask_admin.model import BaseModelView
@@ -64,11 +67,14 @@ class RowPainter:
         self.buttons: list[list[str] | None] | None = None
         self.cells: list[tuple[str, Markup]] | None = None
         self.checkbox: list[str] | None = None
+        self.type_formatters: dict | None = None
 
     def usable(self) -> bool:
         """Tell whether this view's rows can be painted here (else Flask-Admin's block runs)."""
         view = self.view
-        return not view.column_editable_list and isinstance(getattr(view, "_primary_key", None), str)
+        return not view.column_editable_list and isinstance(
+            getattr(view, "_primary_key", None), str
+        )
 
     def _prepare(self, context: Context) -> None:
         stand_in = SimpleNamespace(**{self.view._primary_key: self.marker})
@@ -82,6 +88,14 @@ class RowPainter:
             (name, Markup('<td class="col-{}">').format(name))
             for name, _label in context["list_columns"]
         ]
+        # The same time cells as ``list_datetime_formatter``, with zone and language read once.
+        times = TimeCells()
+        self.type_formatters = {
+            kind: (lambda _view, value, _name: times.cell(value))
+            if formatter is list_datetime_formatter
+            else formatter
+            for kind, formatter in self.view.column_type_formatters.items()
+        }
         checkbox = Markup(
             '<td><input type="checkbox" name="rowid" class="action-checkbox" value="{}" '
             'title="{}" /></td>'
@@ -102,14 +116,16 @@ class RowPainter:
             html.append(text.join(self.checkbox))
         if self.view.column_display_actions:
             html.append('<td class="list-buttons-column">')
-            for action, parts in zip(context.get("list_row_actions") or (), self.buttons, strict=True):
+            for action, parts in zip(
+                context.get("list_row_actions") or (), self.buttons, strict=True
+            ):
                 if parts is None:
                     html.append(str(action.render_ctx(context, row_id, row)))
                 else:
                     html.append(text.join(parts))
             html.append("</td>")
         view = self.view
-        formatters, type_formatters = view.column_formatters, view.column_type_formatters
+        formatters, type_formatters = view.column_formatters, self.type_formatters
         for name, opening in self.cells:
             value = view._get_list_value(context, row, name, formatters, type_formatters)
             html.append(f"{opening}{escape(value)}</td>")
