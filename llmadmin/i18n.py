@@ -11,18 +11,20 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+from babel import dates as babel_dates
 from flask import (
     Blueprint,
     current_app,
+    g,
     has_request_context,
     redirect,
     request,
     session,
     url_for,
 )
-from flask_babel import Babel, format_timedelta, get_locale, gettext
+from flask_babel import Babel, format_timedelta, get_locale, get_timezone, gettext
 from flask_login import current_user
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from sqlalchemy.exc import SQLAlchemyError
 
 from llmadmin import localtime
@@ -85,9 +87,28 @@ def viewer_zone_name() -> str:
     return select_timezone()
 
 
+def _viewer_zone_pair():
+    """Return (IANA name, ZoneInfo) of this request's zone, looked up once per request.
+
+    A list page shows dozens of times; the selector (the signed-in person, the zone check)
+    runs once. Keyed by Flask-Babel's own per-request zone, so ``flask_babel.refresh()`` after
+    a change of settings is followed here too.
+    """
+    if not has_request_context():
+        name = viewer_zone_name()
+        return name, localtime.zone(name, current_app.config["DEFAULT_TIMEZONE"])
+    cache = g.setdefault("_viewer_zones", {})
+    key = get_timezone()
+    pair = cache.get(key)
+    if pair is None:
+        name = viewer_zone_name()
+        pair = cache[key] = (name, localtime.zone(name, current_app.config["DEFAULT_TIMEZONE"]))
+    return pair
+
+
 def viewer_zone():
     """Return the ZoneInfo times are shown in for this request."""
-    return localtime.zone(viewer_zone_name(), current_app.config["DEFAULT_TIMEZONE"])
+    return _viewer_zone_pair()[1]
 
 
 def exact_time(value: datetime | None) -> str:
@@ -104,27 +125,52 @@ def relative_time(value: datetime | None) -> str:
     return format_timedelta(localtime.utc_age(value), add_direction=True)
 
 
+class TimeCells:
+    """List time cells for one page: zone, its name and the language read once, not per cell.
+
+    ``cell`` is what ``time_cell`` returns; the relative text is Babel's ``format_timedelta``
+    with Flask-Babel's defaults (what ``flask_babel.format_timedelta`` calls).
+    """
+
+    def __init__(self) -> None:
+        self.zone_name, self.zone = _viewer_zone_pair()
+        self.zone_text = escape(self.zone_name)
+        self.locale = get_locale()
+
+    def cell(self, value: datetime | None) -> Markup:
+        """Relative time ("3 分钟前") with the exact local time and zone on hover."""
+        if value is None:
+            return Markup("")
+        local = localtime.to_local(value, self.zone)
+        relative = babel_dates.format_timedelta(
+            localtime.utc_age(value),
+            "second",
+            threshold=0.85,
+            add_direction=True,
+            locale=self.locale,
+        )
+        return Markup(
+            f'<time datetime="{escape(local.isoformat())}" '
+            f'title="{escape(local.strftime(localtime.EXACT_FORMAT))} {self.zone_text}">'
+            f"{escape(relative)}</time>"
+        )
+
+
 def time_cell(value: datetime | None) -> Markup:
     """Relative time ("3 分钟前") with the exact local time and zone on hover: list cells."""
     if value is None:
         return Markup("")
-    return Markup('<time datetime="{}" title="{} {}">{}</time>').format(
-        localtime.to_local(value, viewer_zone()).isoformat(),
-        exact_time(value),
-        viewer_zone_name(),
-        relative_time(value),
-    )
+    return TimeCells().cell(value)
 
 
 def exact_cell(value: datetime | None) -> Markup:
     """The exact local time, with the zone and the relative time on hover: details pages."""
     if value is None:
         return Markup("")
+    name, tz = _viewer_zone_pair()
+    local = localtime.to_local(value, tz)
     return Markup('<time datetime="{}" title="{} · {}">{}</time>').format(
-        localtime.to_local(value, viewer_zone()).isoformat(),
-        viewer_zone_name(),
-        relative_time(value),
-        exact_time(value),
+        local.isoformat(), name, relative_time(value), local.strftime(localtime.EXACT_FORMAT)
     )
 
 

@@ -18,6 +18,7 @@ from markupsafe import Markup
 
 from llmadmin import localtime
 from llmadmin.admin import selection_args
+from llmadmin.admin.list_rows import RowPainter
 from llmadmin.admin.listing import ScaleListMixin
 from llmadmin.admin.validators import parse_id
 from llmadmin.errors import LLMAdminError, QueueUnavailable
@@ -70,6 +71,13 @@ class ProtectedView(ScaleListMixin, ModelView):
         if not current_user.is_authenticated:
             return redirect(url_for("auth.login", next=request.full_path))
         abort(403)
+
+    def render(self, template: str, **kwargs: Any) -> str:
+        """Give list pages the row painter (rows drawn in Python, same HTML, much faster)."""
+        if "list_columns" in kwargs and "row_painter" not in kwargs:
+            painter = RowPainter(self)
+            kwargs["row_painter"] = painter if painter.usable() else None
+        return super().render(template, **kwargs)
 
     def get_one(self, id: Any) -> Any:
         """Load one row by a validated id (404 for an id that cannot exist)."""

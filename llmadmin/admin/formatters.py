@@ -58,12 +58,14 @@ def status_badge(view: BaseModelView, context: Context | None, model: Any, name:
     css = BADGE_CLASSES.get(status, "light")
     note = getattr(model, "queue_note", None)
     title = f' title="{escape(note)}"' if note else ""
-    badge = Markup(
-        '<span class="badge badge-{} js-status" data-id="{}" data-status="{}"{}>{}</span>'
-    ).format(css, model.id, status, Markup(title), status_label(status))
+    # Every row of a list draws one: f-strings with escape(), not Markup.format (several times faster).
+    badge = (
+        f'<span class="badge badge-{escape(css)} js-status" data-id="{escape(model.id)}" '
+        f'data-status="{escape(status)}"{title}>{escape(status_label(status))}</span>'
+    )
     if note:
-        badge += Markup(' <small class="text-muted">{}</small>').format(note.split(":")[0])
-    return badge + finish_flag(getattr(model, "finish_reason", None))
+        badge += f' <small class="text-muted">{escape(note.split(":")[0])}</small>'
+    return Markup(badge) + finish_flag(getattr(model, "finish_reason", None))
 
 
 # Finish reasons a person must notice: the output is not the whole answer the model would give.
@@ -115,7 +117,7 @@ def truncated(
     """Show the first line of long text in a list cell, the whole text as a tooltip."""
     value = getattr(model, name) or ""
     short = value if len(value) <= length else value[:length] + "…"
-    return Markup('<span title="{}">{}</span>').format(value[:1000], short)
+    return Markup(f'<span title="{escape(value[:1000])}">{escape(short)}</span>')
 
 
 def milliseconds(view: BaseModelView, context: Context | None, model: Any, name: str) -> str:

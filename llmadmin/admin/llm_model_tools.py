@@ -16,6 +16,8 @@ from llmadmin.services import audit
 from llmadmin.services import llm_models as model_service
 
 TEST_ROW_ACTION = TemplateLinkRowAction("llmadmin_row.test_connection", _l("Test connection"))
+# Its macro uses the row's id only: list pages render it once and put in each row's id.
+TEST_ROW_ACTION.same_for_every_row = True
 
 
 def _form_model_id() -> int | None:
