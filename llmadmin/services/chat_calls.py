@@ -24,7 +24,7 @@ from flask_babel import gettext as _
 from sqlalchemy import insert, select
 
 from llmadmin.engine import dispatch, relay
-from llmadmin.errors import NotFound, QueueUnavailable
+from llmadmin.errors import ItemsInvalid, NotFound, QueueUnavailable, ValidationError
 from llmadmin.extensions import db
 from llmadmin.lifecycle import transition
 from llmadmin.models import LLMModel, Task
@@ -109,11 +109,18 @@ def start_call(
         "model_id": model.id,
         "parameters": parameters,
     }
-    row = tasks.validate_tasks([item], person_id)[0]
+    # The row is written QUEUED under its job, with its audit entry, in one transaction;
+    # then the web request subscribes and the job goes to the front of the queue (one
+    # pipeline): no PENDING -> QUEUED step, no second commit on a client's path.
+    job_id = dispatch.new_job_id()
+    try:  # the task rules, with the model already read (validate_tasks would read it again)
+        row = tasks.task_row(item, {("id", model.id): model}, person_id, True)
+    except ValidationError as exc:
+        error = {"index": 0, "field": exc.field, "message": str(exc)}
+        raise ItemsInvalid(str(exc), [error]) from exc
+    row.update(status=QUEUED, queued_at=row["created_at"], job_id=job_id, submission_key=key)
     table = Task.__table__
-    task_id = db.session.execute(
-        insert(table).returning(table.c.id), {**row, "submission_key": key}
-    ).scalar_one()
+    task_id = db.session.execute(insert(table).returning(table.c.id), row).scalar_one()
     audit.record(
         "gateway_call",
         "task",
@@ -124,7 +131,7 @@ def start_call(
     db.session.commit()
     call = _subscribed(task_id)
     try:
-        _queued, waiting = dispatch.dispatch([task_id], at_front=True)
+        _queued, waiting = dispatch.enqueue_created(job_id, [task_id], model, at_front=True)
     except QueueUnavailable:
         waiting = 1
     except Exception:  # e.g. the database stayed locked: no task may run for nobody
@@ -208,6 +215,16 @@ def outcome(task_id: int) -> Outcome | None:
     return Outcome(task_id, str(row.status), *row[1:])
 
 
+def relayed_outcome(task_id: int, fields: object) -> Outcome | None:
+    """The outcome a "done" message carries (committed by the worker), or None if malformed."""
+    if not isinstance(fields, dict) or fields.get("status") not in FINAL_STATUSES:
+        return None
+    try:
+        return Outcome(task_id, *(fields.get(name) for name in relay.OUTCOME_FIELDS))
+    except TypeError:  # pragma: no cover - Outcome's fields are relay.OUTCOME_FIELDS
+        return None
+
+
 class ChatCall:
     """A gateway task being waited for: its relayed text, then its outcome."""
 
@@ -230,6 +247,11 @@ class ChatCall:
                 yield "timeout", None
                 return
             message = self._next_message(min(IDLE_CHECK_SECONDS, deadline - now))
+            if message is not None and message.get("done") and message.get("o"):
+                final = relayed_outcome(self.task_id, message["o"])
+                if final is not None:  # the committed outcome, as written: no need to re-read
+                    yield "final", final
+                    return
             if message is None or message.get("done") or now - last_check >= IDLE_CHECK_SECONDS:
                 last_check = time.monotonic()
                 final = outcome(self.task_id)
