@@ -1,10 +1,11 @@
 """Gateway chat calls: one ``/v1/chat/completions`` request is one task, run by a worker.
 
-``start_call`` validates and writes the task (attributed to the token's person, audited),
-subscribes to its relay channel (``engine.relay``) and only then queues it at the front
-of the queue, so no message can be missed. ``ChatCall.events`` yields the streamed text
-as the worker relays it and ends with the task row's outcome: the row is the truth, the
-relayed text only a preview of it. Without a message for a second the row is read once,
+``start_call`` validates and writes the task already QUEUED under its job (attributed to
+the token's person, audited, one transaction), subscribes to its relay channel
+(``engine.relay``) and only then enqueues the job at the front of the queue, so no message
+can be missed. ``ChatCall.events`` yields the streamed text as the worker relays it and
+ends with the task's committed outcome: the one "done" carries when the worker's write
+vouches for it, else read from the row (the row is the truth, relayed text only a preview). Without a message for a second the row is read once,
 so a lost message (or a cancel in the admin) costs a second, never a stuck request.
 """
 
