@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -155,19 +156,36 @@ def _abandon_quietly(task_id: int, reason: str) -> None:
         logger.exception("gateway: task %s could not be canceled; the reconciler will", task_id)
 
 
+# One pub/sub connection per web thread, kept between calls: a call subscribes on it (no new
+# connection, no handshake) and unsubscribes when it ends; a broken one is dropped.
+_LISTENERS = threading.local()
+
+
+def _listener():
+    client = get_pubsub_redis()
+    pubsub = getattr(_LISTENERS, "pubsub", None)
+    if pubsub is None or pubsub.connection_pool is not client.connection_pool:
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        _LISTENERS.pubsub = pubsub
+    return pubsub
+
+
 def _subscribed(task_id: int) -> ChatCall:
     """Listen to the task's channel; without a listener the call still reads its row."""
-    pubsub = get_pubsub_redis().pubsub(ignore_subscribe_messages=True)
+    name = relay.channel(current_app.config["QUEUE_PREFIX"], task_id)
+    pubsub = _listener()
     try:
-        pubsub.subscribe(relay.channel(current_app.config["QUEUE_PREFIX"], task_id))
+        pubsub.subscribe(name)
     except LISTENER_ERRORS as exc:
         logger.warning("gateway: task %s waits without a listener (%r)", task_id, exc)
         _close(pubsub)
         pubsub = None
-    return ChatCall(task_id, pubsub)
+    return ChatCall(task_id, pubsub, name)
 
 
 def _close(pubsub) -> None:
+    if getattr(_LISTENERS, "pubsub", None) is pubsub:
+        _LISTENERS.pubsub = None
     try:
         pubsub.close()
     except LISTENER_ERRORS:
@@ -229,9 +247,10 @@ def relayed_outcome(task_id: int, fields: object) -> Outcome | None:
 class ChatCall:
     """A gateway task being waited for: its relayed text, then its outcome."""
 
-    def __init__(self, task_id: int, pubsub):
+    def __init__(self, task_id: int, pubsub, channel: str | None = None):
         self.task_id = task_id
         self.pubsub = pubsub
+        self.channel = channel  # on a kept connection: unsubscribed at the end, not closed
         self.sent = ""  # text handed to the client so far
         self.current = ""  # the current attempt's text
         self.diverged = False  # a retry produced text that contradicts what was sent
@@ -284,6 +303,8 @@ class ChatCall:
             return None
         if raw is None or raw.get("type") != "message":
             return None
+        if self.channel is not None and _text(raw.get("channel")) != self.channel:
+            return None  # a late message for an earlier call on this connection
         try:
             return json.loads(raw["data"])
         except (ValueError, TypeError):
@@ -307,7 +328,18 @@ class ChatCall:
         return rest
 
     def close(self) -> None:
-        """Stop listening (best effort)."""
-        if self.pubsub is not None:
-            _close(self.pubsub)
-            self.pubsub = None
+        """Stop listening (best effort); a kept connection stays for the thread's next call."""
+        if self.pubsub is None:
+            return
+        pubsub, self.pubsub = self.pubsub, None
+        if self.channel is None or getattr(_LISTENERS, "pubsub", None) is not pubsub:
+            _close(pubsub)
+            return
+        try:
+            pubsub.unsubscribe(self.channel)
+        except LISTENER_ERRORS:
+            _close(pubsub)
+
+
+def _text(value) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value
