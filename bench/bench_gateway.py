@@ -1,7 +1,7 @@
 """Benchmark the gateway: /v1/chat/completions through llmadmin vs direct to the same endpoint.
 
     [DATABASE_URL=postgresql://…/postgres] .venv/bin/python bench/bench_gateway.py \
-        [--workers 2] [--web-processes 2] [--web-threads 40] [--rounds 4] [--only 0/1 200/64]
+        [--workers 2] [--web-processes 4] [--web-threads 32] [--rounds 4] [--only 0/1 200/64]
 
 Real processes in a temporary folder: the simulated endpoint (uvicorn), the web app under
 gunicorn (gthread), ``--workers`` worker.py processes, a fresh SQLite file (or a fresh
@@ -197,8 +197,8 @@ def report(rows: list[tuple]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2, help="worker.py processes")
-    parser.add_argument("--web-processes", type=int, default=2, help="gunicorn processes")
-    parser.add_argument("--web-threads", type=int, default=40, help="gunicorn threads each")
+    parser.add_argument("--web-processes", type=int, default=4, help="gunicorn processes")
+    parser.add_argument("--web-threads", type=int, default=32, help="gunicorn threads each")
     parser.add_argument("--rounds", type=int, default=4, help="calls per client at 64 clients")
     parser.add_argument("--log", help="keep the processes' output in this file")
     parser.add_argument("--only", nargs="*", help="cases as LATENCY/CLIENTS, e.g. 0/1 200/64")

@@ -96,15 +96,16 @@ class StateMachine:
 
     def transition_batch(
         self, rows: list[dict], *, from_status, match: tuple[str, ...] = (), **constants
-    ) -> None:
+    ) -> int:
         """Batched form (one executemany): each row names its id, its target status and values.
 
         ``rows`` are dicts with ``id``, ``status`` and the same other keys (column names);
         ``match`` names columns that must equal the row's value for it to change (e.g.
-        ``job_id``); ``constants`` are written to every row. Not committed here.
+        ``job_id``); ``constants`` are written to every row. Not committed here. Returns the
+        number of rows changed as the driver counts it (-1 when it cannot tell).
         """
         if not rows:
-            return
+            return 0
         for row in rows:
             self.sources(row["status"], (from_status,))
         t = self.table
@@ -119,7 +120,8 @@ class StateMachine:
             .values({**{name: bindparam(f"b_{name}") for name in columns}, **constants})
             .execution_options(**{LIFECYCLE: True})
         )
-        db.session.execute(stmt, [{f"b_{k}": v for k, v in row.items()} for row in rows])
+        result = db.session.execute(stmt, [{f"b_{k}": v for k, v in row.items()} for row in rows])
+        return result.rowcount
 
 
 def _task_stamps(to_status) -> dict:

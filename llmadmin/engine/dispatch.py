@@ -69,7 +69,7 @@ def dispatch(task_ids: list[int], *, at_front: bool = False) -> tuple[int, int]:
         model = db.session.get(LLMModel, model_id) if model_id else None
         note = {} if at is not None else {"queue_note": None}  # a parked task keeps its reason
         for chunk in in_batches(ids, chunk_size_for(model)):
-            job_id = f"tasks-{uuid.uuid4().hex}"
+            job_id = new_job_id()
             marked = transition(
                 chunk, QUEUED, from_statuses=(PENDING,), job_id=job_id, commit=False, **note
             )
@@ -77,6 +77,22 @@ def dispatch(task_ids: list[int], *, at_front: bool = False) -> tuple[int, int]:
                 planned.append((job_id, marked, model, at))
     db.session.commit()  # every row first, then every job: a job never starts before its rows
     return _enqueue_all(planned, at_front)
+
+
+def new_job_id() -> str:
+    """Return a fresh job id for a chunk of tasks."""
+    return f"tasks-{uuid.uuid4().hex}"
+
+
+def enqueue_created(
+    job_id: str, task_ids: list[int], model: LLMModel, *, at_front: bool = False
+) -> tuple[int, int]:
+    """Enqueue the job of tasks written QUEUED under ``job_id`` (committed); (queued, waiting).
+
+    For a caller that creates its rows already queued (a gateway call: one transaction, one
+    round trip); when Redis is away the rows go back to PENDING as ``dispatch`` does.
+    """
+    return _enqueue_all([(job_id, list(task_ids), model, None)], at_front)
 
 
 def _enqueue_all(

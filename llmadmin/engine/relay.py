@@ -6,7 +6,11 @@ the task's channel *before* the task is queued; the worker publishes on it:
 
 - ``{"d": text}`` — a piece of streamed text, in order, as it arrives;
 - ``{"r": 1}`` — the call is being retried: the text streamed so far is void;
-- ``{"done": 1}`` — the outcome is committed: read the task row, it is the truth.
+- ``{"done": 1, "o": {...}}`` — the outcome is committed, and ``o`` is that committed
+  outcome (status, result, error, error_kind, finish_reason, tokens): the web request answers
+  from it without reading the row again. Without ``o`` (the write could not tell that the
+  row took exactly these values, e.g. it was canceled meanwhile, or the text is huge) the
+  web request reads the task row: the row is the truth.
 
 Nothing here is needed for correctness: a lost message only costs the web request a
 (slow, periodic) look at the row. Publishing is best effort and never fails a task.
@@ -24,6 +28,17 @@ logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "gateway:"
 STREAM_PREFIX = "gateway:stream:"
+# The outcome fields "done" carries (the task row's columns the gateway answers from).
+OUTCOME_FIELDS = (
+    "status",
+    "result",
+    "error",
+    "error_kind",
+    "finish_reason",
+    "prompt_tokens",
+    "completion_tokens",
+)
+MAX_RELAYED_RESULT = 1_000_000  # characters; a longer answer is read from the row
 
 
 def channel(prefix: str, task_id: int) -> str:
@@ -90,17 +105,31 @@ class Relay:
             except REDIS_OUTAGE as exc:
                 logger.warning("gateway relay: %d message(s) lost (%s)", len(batch), exc)
 
-    def written(self, task_ids: list[int]) -> None:
-        """Say "done" for the gateway tasks among ``task_ids`` (their outcome is committed)."""
-        done = [i for i in task_ids if i in self.watched]
+    def written(self, rows: list[dict], committed: bool = False) -> None:
+        """Say "done" for the gateway tasks among the final ``rows`` of a committed write.
+
+        ``committed``: every row was written exactly as given, so "done" may carry it.
+        """
+        done = [row for row in rows if row["id"] in self.watched]
         if not done:
             return
-        self.watched.difference_update(done)
-        self.streaming.difference_update(done)
+        ids = [row["id"] for row in done]
+        self.watched.difference_update(ids)
+        self.streaming.difference_update(ids)
         try:
             pipe = get_redis().pipeline(transaction=False)
-            for task_id in done:
-                pipe.publish(channel(self.prefix, task_id), '{"done": 1}')
+            for row in done:
+                pipe.publish(channel(self.prefix, row["id"]), done_message(row, committed))
             pipe.execute()
         except REDIS_OUTAGE as exc:
-            logger.warning("gateway relay: done not sent for %s (%s)", done, exc)
+            logger.warning("gateway relay: done not sent for %s (%s)", ids, exc)
+
+
+def done_message(row: dict, committed: bool) -> str:
+    """The "done" message of a final row: with its outcome when that is the committed one."""
+    result = row.get("result")
+    if not committed or (isinstance(result, str) and len(result) > MAX_RELAYED_RESULT):
+        return '{"done": 1}'
+    outcome = {name: row.get(name) for name in OUTCOME_FIELDS}
+    outcome["status"] = str(outcome["status"])
+    return json.dumps({"done": 1, "o": outcome}, ensure_ascii=False, default=str)

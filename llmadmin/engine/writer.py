@@ -116,7 +116,8 @@ class OutcomeWriter:
         self.params: dict[int, CallParams] = {}
         self.last_flush = time.monotonic()
         self.written = 0
-        # Called with the ids of the final rows each successful write committed.
+        # Called after each successful write with its final rows and whether every one of
+        # them was committed as given (a row canceled meanwhile was left alone).
         self.after_write = None
         self.hurried: set[int] = set()  # tasks whose outcome is written without waiting
         self.rush = False
@@ -206,8 +207,9 @@ class OutcomeWriter:
         if not finals and not partials:
             return
         try:
+            changed = 0
             if finals:
-                TASKS.transition_batch(
+                changed = TASKS.transition_batch(
                     [{k: v for k, v in row.items() if k != RUN} for row in finals],
                     from_status=RUNNING,
                     match=("job_id",),
@@ -225,4 +227,4 @@ class OutcomeWriter:
             raise
         self.written += len(finals)
         if finals and self.after_write is not None:
-            self.after_write([row["id"] for row in finals])
+            self.after_write(finals, changed == len(finals))

@@ -1,10 +1,11 @@
 """Gateway chat calls: one ``/v1/chat/completions`` request is one task, run by a worker.
 
-``start_call`` validates and writes the task (attributed to the token's person, audited),
-subscribes to its relay channel (``engine.relay``) and only then queues it at the front
-of the queue, so no message can be missed. ``ChatCall.events`` yields the streamed text
-as the worker relays it and ends with the task row's outcome: the row is the truth, the
-relayed text only a preview of it. Without a message for a second the row is read once,
+``start_call`` validates and writes the task already QUEUED under its job (attributed to
+the token's person, audited, one transaction), subscribes to its relay channel
+(``engine.relay``) and only then enqueues the job at the front of the queue, so no message
+can be missed. ``ChatCall.events`` yields the streamed text as the worker relays it and
+ends with the task's committed outcome: the one "done" carries when the worker's write
+vouches for it, else read from the row (the row is the truth, relayed text only a preview). Without a message for a second the row is read once,
 so a lost message (or a cancel in the admin) costs a second, never a stuck request.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,7 +26,7 @@ from flask_babel import gettext as _
 from sqlalchemy import insert, select
 
 from llmadmin.engine import dispatch, relay
-from llmadmin.errors import NotFound, QueueUnavailable
+from llmadmin.errors import ItemsInvalid, NotFound, QueueUnavailable, ValidationError
 from llmadmin.extensions import db
 from llmadmin.lifecycle import transition
 from llmadmin.models import LLMModel, Task
@@ -109,11 +111,18 @@ def start_call(
         "model_id": model.id,
         "parameters": parameters,
     }
-    row = tasks.validate_tasks([item], person_id)[0]
+    # The row is written QUEUED under its job, with its audit entry, in one transaction;
+    # then the web request subscribes and the job goes to the front of the queue (one
+    # pipeline): no PENDING -> QUEUED step, no second commit on a client's path.
+    job_id = dispatch.new_job_id()
+    try:  # the task rules, with the model already read (validate_tasks would read it again)
+        row = tasks.task_row(item, {("id", model.id): model}, person_id, True)
+    except ValidationError as exc:
+        error = {"index": 0, "field": exc.field, "message": str(exc)}
+        raise ItemsInvalid(str(exc), [error]) from exc
+    row.update(status=QUEUED, queued_at=row["created_at"], job_id=job_id, submission_key=key)
     table = Task.__table__
-    task_id = db.session.execute(
-        insert(table).returning(table.c.id), {**row, "submission_key": key}
-    ).scalar_one()
+    task_id = db.session.execute(insert(table).returning(table.c.id), row).scalar_one()
     audit.record(
         "gateway_call",
         "task",
@@ -124,7 +133,7 @@ def start_call(
     db.session.commit()
     call = _subscribed(task_id)
     try:
-        _queued, waiting = dispatch.dispatch([task_id], at_front=True)
+        _queued, waiting = dispatch.enqueue_created(job_id, [task_id], model, at_front=True)
     except QueueUnavailable:
         waiting = 1
     except Exception:  # e.g. the database stayed locked: no task may run for nobody
@@ -147,19 +156,36 @@ def _abandon_quietly(task_id: int, reason: str) -> None:
         logger.exception("gateway: task %s could not be canceled; the reconciler will", task_id)
 
 
+# One pub/sub connection per web thread, kept between calls: a call subscribes on it (no new
+# connection, no handshake) and unsubscribes when it ends; a broken one is dropped.
+_LISTENERS = threading.local()
+
+
+def _listener():
+    client = get_pubsub_redis()
+    pubsub = getattr(_LISTENERS, "pubsub", None)
+    if pubsub is None or pubsub.connection_pool is not client.connection_pool:
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        _LISTENERS.pubsub = pubsub
+    return pubsub
+
+
 def _subscribed(task_id: int) -> ChatCall:
     """Listen to the task's channel; without a listener the call still reads its row."""
-    pubsub = get_pubsub_redis().pubsub(ignore_subscribe_messages=True)
+    name = relay.channel(current_app.config["QUEUE_PREFIX"], task_id)
+    pubsub = _listener()
     try:
-        pubsub.subscribe(relay.channel(current_app.config["QUEUE_PREFIX"], task_id))
+        pubsub.subscribe(name)
     except LISTENER_ERRORS as exc:
         logger.warning("gateway: task %s waits without a listener (%r)", task_id, exc)
         _close(pubsub)
         pubsub = None
-    return ChatCall(task_id, pubsub)
+    return ChatCall(task_id, pubsub, name)
 
 
 def _close(pubsub) -> None:
+    if getattr(_LISTENERS, "pubsub", None) is pubsub:
+        _LISTENERS.pubsub = None
     try:
         pubsub.close()
     except LISTENER_ERRORS:
@@ -208,12 +234,23 @@ def outcome(task_id: int) -> Outcome | None:
     return Outcome(task_id, str(row.status), *row[1:])
 
 
+def relayed_outcome(task_id: int, fields: object) -> Outcome | None:
+    """The outcome a "done" message carries (committed by the worker), or None if malformed."""
+    if not isinstance(fields, dict) or fields.get("status") not in FINAL_STATUSES:
+        return None
+    try:
+        return Outcome(task_id, *(fields.get(name) for name in relay.OUTCOME_FIELDS))
+    except TypeError:  # pragma: no cover - Outcome's fields are relay.OUTCOME_FIELDS
+        return None
+
+
 class ChatCall:
     """A gateway task being waited for: its relayed text, then its outcome."""
 
-    def __init__(self, task_id: int, pubsub):
+    def __init__(self, task_id: int, pubsub, channel: str | None = None):
         self.task_id = task_id
         self.pubsub = pubsub
+        self.channel = channel  # on a kept connection: unsubscribed at the end, not closed
         self.sent = ""  # text handed to the client so far
         self.current = ""  # the current attempt's text
         self.diverged = False  # a retry produced text that contradicts what was sent
@@ -230,6 +267,11 @@ class ChatCall:
                 yield "timeout", None
                 return
             message = self._next_message(min(IDLE_CHECK_SECONDS, deadline - now))
+            if message is not None and message.get("done") and message.get("o"):
+                final = relayed_outcome(self.task_id, message["o"])
+                if final is not None:  # the committed outcome, as written: no need to re-read
+                    yield "final", final
+                    return
             if message is None or message.get("done") or now - last_check >= IDLE_CHECK_SECONDS:
                 last_check = time.monotonic()
                 final = outcome(self.task_id)
@@ -261,6 +303,8 @@ class ChatCall:
             return None
         if raw is None or raw.get("type") != "message":
             return None
+        if self.channel is not None and _text(raw.get("channel")) != self.channel:
+            return None  # a late message for an earlier call on this connection
         try:
             return json.loads(raw["data"])
         except (ValueError, TypeError):
@@ -284,7 +328,18 @@ class ChatCall:
         return rest
 
     def close(self) -> None:
-        """Stop listening (best effort)."""
-        if self.pubsub is not None:
-            _close(self.pubsub)
-            self.pubsub = None
+        """Stop listening (best effort); a kept connection stays for the thread's next call."""
+        if self.pubsub is None:
+            return
+        pubsub, self.pubsub = self.pubsub, None
+        if self.channel is None or getattr(_LISTENERS, "pubsub", None) is not pubsub:
+            _close(pubsub)
+            return
+        try:
+            pubsub.unsubscribe(self.channel)
+        except LISTENER_ERRORS:
+            _close(pubsub)
+
+
+def _text(value) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value

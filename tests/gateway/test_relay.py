@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 from llmadmin.engine import relay
 from llmadmin.models.task import SUCCESS
 from llmadmin.queues import get_redis
+from llmadmin.services import chat_calls
 from llmadmin.services.chat_calls import ChatCall, Outcome
 
 
@@ -54,7 +55,7 @@ def test_only_gateway_tasks_are_relayed_and_only_streams_get_text(app):
         hub.reset(1)
         hub.delta(1, "y")
         await asyncio.sleep(0.2)
-        hub.written([1, 2, 3])
+        hub.written([{"id": 1}, {"id": 2}, {"id": 3}])
         pump.cancel()
         await client.aclose()
 
@@ -99,3 +100,36 @@ def test_a_broken_listener_falls_back_to_reading_the_row(app, sim_model, member_
     call = ChatCall(task.id, broken)
     kinds = [kind for kind, _value in call.events(time.monotonic() + 30)]
     assert kinds[-1] == "final" and broken.closed and call.pubsub is None
+
+
+def test_done_carries_the_outcome_only_when_the_write_committed_it_as_given():
+    row = {
+        "id": 7,
+        "status": SUCCESS,
+        "result": "Hello",
+        "error": None,
+        "error_kind": None,
+        "finish_reason": "stop",
+        "prompt_tokens": 3,
+        "completion_tokens": 1,
+        "latency_ms": 12.5,
+    }
+    carried = json.loads(relay.done_message(row, committed=True))
+    assert carried == {
+        "done": 1,
+        "o": {
+            "status": str(SUCCESS),
+            "result": "Hello",
+            "error": None,
+            "error_kind": None,
+            "finish_reason": "stop",
+            "prompt_tokens": 3,
+            "completion_tokens": 1,
+        },
+    }
+    final = chat_calls.relayed_outcome(7, carried["o"])
+    assert (final.status, final.text, final.finish_reason) == (SUCCESS, "Hello", "stop")
+    assert json.loads(relay.done_message(row, committed=False)) == {"done": 1}
+    huge = {**row, "result": "x" * (relay.MAX_RELAYED_RESULT + 1)}
+    assert json.loads(relay.done_message(huge, committed=True)) == {"done": 1}
+    assert chat_calls.relayed_outcome(7, {"status": "RUNNING"}) is None
