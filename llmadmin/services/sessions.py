@@ -73,14 +73,16 @@ def load(token: str | None) -> Person | None:
     """Return the person whose live session has ``token``, or None (ended, expired, unknown)."""
     if not token or not isinstance(token, str) or len(token) > 200:
         return None
-    row = db.session.execute(
-        select(LoginSession).where(LoginSession.token_hash == token_hash(token))
-    ).scalar_one_or_none()
-    if row is None or row.expires_at <= utcnow():
+    # One statement for the session row and its person (this runs on every request).
+    found = db.session.execute(
+        select(Person, LoginSession.expires_at)
+        .join(LoginSession, LoginSession.person_id == Person.id)
+        .where(LoginSession.token_hash == token_hash(token))
+    ).one_or_none()
+    if found is None or found.expires_at <= utcnow():
         return None
-    person = db.session.get(Person, row.person_id)
-    if person is not None:
-        person.login_token = token
+    person = found.Person
+    person.login_token = token
     return person
 
 
