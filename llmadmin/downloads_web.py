@@ -93,6 +93,9 @@ def announce_finished_downloads() -> None:
         return
     if request.path.startswith("/admin/rq") or not current_user.is_authenticated:
         return
+    # Asked along with the session check (services.sessions.load): skip the query when none waits.
+    if not getattr(current_user, "download_notices_waiting", True):
+        return
 
     for message, category in notice_messages(claim_notices(current_user.id)):
         flash(message, category)

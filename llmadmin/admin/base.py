@@ -11,13 +11,14 @@ from flask_admin.babel import gettext as admin_gettext
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.helpers import get_redirect_target
 from flask_admin.model import filters, typefmt
-from flask_babel import force_locale
+from flask_babel import force_locale, get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
 from markupsafe import Markup
 
 from llmadmin import localtime
 from llmadmin.admin import selection_args
+from llmadmin.admin.formatters import LazyOptions
 from llmadmin.admin.list_rows import RowPainter
 from llmadmin.admin.listing import ScaleListMixin
 from llmadmin.admin.validators import parse_id
@@ -85,10 +86,36 @@ class ProtectedView(ScaleListMixin, ModelView):
 
     def _refresh_filters_cache(self) -> None:
         """Read the times typed into datetime filters in the viewer's zone (columns hold UTC)."""
+        self._filter_groups_made: dict[tuple, Any] = {}
         super()._refresh_filters_cache()
         for flt in self._filters or ():
             if isinstance(flt, DATETIME_FILTERS):
                 flt.clean = _local_time_clean(flt.clean)
+
+    def _get_filter_groups(self) -> Any:
+        """Flask-Admin's filter groups (filter menu and its JSON), made once per language and options.
+
+        Flask-Admin translates every filter's label, operation and options on each list page;
+        they change only with the language and the pickers' options (read per request by
+        ``LazyOptions``, so a new model or person shows at once), which make the key.
+        """
+        groups = getattr(self, "_filter_groups", None)
+        if not groups:
+            return super()._get_filter_groups()
+        picked = tuple(
+            tuple(item["options"])
+            for group in groups.values()
+            for item in group
+            if isinstance(item["options"], LazyOptions)
+        )
+        key = (str(get_locale()), picked)
+        cache = self.__dict__.setdefault("_filter_groups_made", {})
+        made = cache.get(key)
+        if made is None:
+            if len(cache) >= 16:
+                cache.clear()
+            made = cache[key] = super()._get_filter_groups()
+        return made
 
     def get_filter_arg(self, index: int, flt: Any) -> str:
         """Name filters in URLs from their English labels: links and bookmarks work in any language."""

@@ -9,7 +9,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from markupsafe import Markup, escape
-from sqlalchemy import select
+from sqlalchemy import literal, select, union_all
 
 from llmadmin.extensions import db
 from llmadmin.models import LLMModel, Person
@@ -307,15 +307,35 @@ class LazyOptions:
         return iter(cache[self.load])
 
 
+def _picker_names() -> dict[str, list[str]]:
+    """Every model's name and, for admins, every person's name: one statement per request.
+
+    The task list's model and creator pickers share it (``LazyOptions`` keeps each picker's
+    options for the request; this keeps the names they are made of).
+    """
+    if has_request_context() and "_picker_names" in g:
+        return g._picker_names
+    models = select(literal("model").label("kind"), LLMModel.name.label("name"))
+    if _viewer_is_admin():
+        people = select(literal("person").label("kind"), Person.name.label("name"))
+        statement = union_all(models, people)
+    else:
+        statement = models
+    names: dict[str, list[str]] = {"model": [], "person": []}
+    for kind, name in db.session.execute(statement.order_by("kind", "name")):
+        names[kind].append(name)
+    if has_request_context():
+        g._picker_names = names
+    return names
+
+
 def model_name_options() -> list[tuple[str, str]]:
     """The model-name filter's picker: every model's name."""
-    names = db.session.execute(select(LLMModel.name).order_by(LLMModel.name)).scalars()
-    return [(n, n) for n in dict.fromkeys(names)]
+    return [(n, n) for n in dict.fromkeys(_picker_names()["model"])]
 
 
 def creator_name_options() -> list[tuple[str, str]]:
     """The creator filter's picker: everybody for admins, oneself for members."""
     if not _viewer_is_admin():
         return [(current_user.name, current_user.name)]
-    names = db.session.execute(select(Person.name).order_by(Person.name)).scalars()
-    return [(n, n) for n in dict.fromkeys(names)]
+    return [(n, n) for n in dict.fromkeys(_picker_names()["person"])]

@@ -37,6 +37,8 @@ class Person(UserMixin, db.Model):
 
     # The token of the signed-in session this object was loaded for (services/sessions), not a column.
     login_token = None
+    # Whether a finished download waits to be announced, asked with the session check; not a column.
+    download_notices_waiting = True
 
     def get_id(self) -> str | None:
         """Flask-Login's id for the cookies: the session token, never the guessable, unrevocable row id."""

@@ -53,17 +53,15 @@ def setup_state() -> dict[str, bool]:
     """Which first steps are done: a model added, one tested successfully, a task created.
 
     Each is an EXISTS (one index probe), never a count: the task table reaches millions of rows.
+    The three go in one statement.
     """
-
-    def any_row(query) -> bool:
-        return db.session.scalar(select(query.exists())) or False
-
-    return {
-        "model": any_row(select(LLMModel.id)),
-        "tested": any_row(
-            select(LLMModel.id).where(
-                LLMModel.last_test_at.is_not(None), LLMModel.last_test_error.is_(None)
-            )
-        ),
-        "task": any_row(select(Task.id)),
-    }
+    model, tested, task = db.session.execute(
+        select(
+            select(LLMModel.id).exists(),
+            select(LLMModel.id)
+            .where(LLMModel.last_test_at.is_not(None), LLMModel.last_test_error.is_(None))
+            .exists(),
+            select(Task.id).exists(),
+        )
+    ).one()
+    return {"model": bool(model), "tested": bool(tested), "task": bool(task)}

@@ -388,18 +388,20 @@ def write_file(
 # --- "your download is ready" ------------------------------------------------------------
 
 
+def unannounced(person_id) -> tuple:
+    """Where-criteria of a person's finished downloads not yet announced (``person_id``: value or column)."""
+    return (
+        Download.creator_id == person_id,
+        Download.notified.is_(False),
+        Download.status.in_((SUCCESS, FAILURE)),
+    )
+
+
 def claim_notices(person_id: int, limit: int = 5) -> list[Download]:
     """Return the person's finished, not yet announced downloads, marking them announced."""
     rows = (
         db.session.execute(
-            select(Download)
-            .where(
-                Download.creator_id == person_id,
-                Download.notified.is_(False),
-                Download.status.in_((SUCCESS, FAILURE)),
-            )
-            .order_by(Download.id)
-            .limit(limit)
+            select(Download).where(*unannounced(person_id)).order_by(Download.id).limit(limit)
         )
         .scalars()
         .all()

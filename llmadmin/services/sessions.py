@@ -24,8 +24,9 @@ from sqlalchemy import delete, event, inspect, select
 from sqlalchemy.orm import Session
 
 from llmadmin.extensions import db
-from llmadmin.models import LoginSession, Person
+from llmadmin.models import Download, LoginSession, Person
 from llmadmin.models.base import utcnow
+from llmadmin.services import downloads
 
 logger = logging.getLogger(__name__)
 
@@ -73,14 +74,19 @@ def load(token: str | None) -> Person | None:
     """Return the person whose live session has ``token``, or None (ended, expired, unknown)."""
     if not token or not isinstance(token, str) or len(token) > 200:
         return None
-    row = db.session.execute(
-        select(LoginSession).where(LoginSession.token_hash == token_hash(token))
-    ).scalar_one_or_none()
-    if row is None or row.expires_at <= utcnow():
+    # One statement for the session row, its person and whether a finished download waits to
+    # be announced (this runs on every request; most pages then need no notice query).
+    notices = select(Download.id).where(*downloads.unannounced(Person.id)).exists()
+    found = db.session.execute(
+        select(Person, LoginSession.expires_at, notices.label("notices"))
+        .join(LoginSession, LoginSession.person_id == Person.id)
+        .where(LoginSession.token_hash == token_hash(token))
+    ).one_or_none()
+    if found is None or found.expires_at <= utcnow():
         return None
-    person = db.session.get(Person, row.person_id)
-    if person is not None:
-        person.login_token = token
+    person = found.Person
+    person.login_token = token
+    person.download_notices_waiting = bool(found.notices)
     return person
 
 

@@ -222,6 +222,13 @@ def test_statements_per_page_do_not_grow_with_rows(admin_client, admin_user, url
     assert count_statements(admin_client, url) == few
 
 
+@pytest.mark.parametrize(("url", "most"), [("/admin/task/?after=999999999", 4), ("/admin/", 8)])
+def test_the_page_around_the_rows_costs_few_statements(admin_client, admin_user, url, most):
+    """Session, person and waiting notices in one statement; home counts and first steps in one each."""
+    add_varied_tasks(admin_user, 3, "c")
+    assert count_statements(admin_client, url) <= most
+
+
 def test_details_page_loads_in_a_few_statements(admin_client, admin_user, sim_model):
     task = Task(name="t", prompt="p", creator_id=admin_user.id, model_id=sim_model.id)
     db.session.add(task)

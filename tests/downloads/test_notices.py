@@ -44,3 +44,11 @@ def test_json_and_file_requests_do_not_consume_the_notice(member_client, member_
     member_client.get(f"/downloads/{row.id}/file")
     db.session.expire_all()
     assert not db.session.get(Download, row.id).notified
+
+
+def test_a_notice_waiting_after_a_quiet_page_is_shown_on_the_next(member_client, member_user):
+    """Whether a notice waits is asked with the session check: a new one is not missed."""
+    assert "Your download" not in member_client.get("/admin/task/").get_data(as_text=True)
+    make_download(member_user, content=None, status=FAILURE, error="Disk full.")
+    assert "failed: Disk full." in member_client.get("/admin/task/").get_data(as_text=True)
+    assert "failed: Disk full." not in member_client.get("/admin/task/").get_data(as_text=True)
