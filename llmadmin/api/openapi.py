@@ -119,11 +119,17 @@ SCHEMAS = {
     ),
     "Run": _object(
         {
+            "id": _n("integer"),
             "task_id": _t("integer"),
             "number": _t("integer"),
             "status": _t("string"),
             "attempts": _t("integer"),
+            "calls": _n("integer"),
             "model_id": _n("integer"),
+            "model_label": _n("string"),
+            "params": _n("object"),
+            "result": _n("string"),
+            "finish_reason": _n("string"),
             "started_at": TIME,
             "finished_at": TIME,
             "latency_ms": _n("number"),
@@ -382,7 +388,7 @@ def _paths(max_tasks: int) -> dict:
         "/tasks/{task_id}/runs": {
             "get": operation(
                 "listTaskRuns",
-                "The task's runs (for now its current run; full history comes with run history).",
+                "The task's runs, newest first: the run under way, then every stored run (task_run).",
                 _answer(200, "Runs, newest first.", "RunList"),
                 READ,
                 params=[task_id],

@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from llmadmin.admin.formatters import error_for_viewer
-from llmadmin.models import ApiToken, Batch, BulkOperation, Download, LLMModel, Task
+from llmadmin.models import ApiToken, Batch, BulkOperation, Download, LLMModel, Task, TaskRun
 from llmadmin.models.batch import BATCH_STATUSES
 from llmadmin.services import api_tokens, batch_results
 from llmadmin.services import llm_models as model_service
@@ -75,14 +75,21 @@ def parameters(row: Task) -> dict:
     return values
 
 
-def run(row: Task) -> dict:
-    """Return the task's current run (run history arrives with the TaskRun table)."""
+def run(row: Task | TaskRun, ordinal: int, params: dict | None = None) -> dict:
+    """Return one run: a stored ``TaskRun``, or the task itself for the run under way."""
+    stored = isinstance(row, TaskRun)
     return {
-        "task_id": row.id,
-        "number": max(1, row.attempts or 0),
+        "id": row.id if stored else None,
+        "task_id": row.task_id if stored else row.id,
+        "number": ordinal,
         "status": row.status,
         "attempts": row.attempts,
+        "calls": row.calls,
         "model_id": row.model_id,
+        "model_label": row.model_label if stored else None,
+        "params": params,
+        "result": row.result,
+        "finish_reason": row.finish_reason,
         "started_at": when(row.started_at),
         "finished_at": when(row.finished_at),
         "latency_ms": row.latency_ms,

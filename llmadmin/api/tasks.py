@@ -23,8 +23,9 @@ from llmadmin.errors import (
 )
 from llmadmin.extensions import db
 from llmadmin.models import LLMModel, Task
-from llmadmin.models.task import ACTIVE_STATUSES, FAILURE, FINAL_STATUSES, STATUSES
+from llmadmin.models.task import ACTIVE_STATUSES, FAILURE, FINAL_STATUSES, RUNNING, STATUSES
 from llmadmin.services import selections
+from llmadmin.services import task_runs as task_run_service
 from llmadmin.services import tasks as task_service
 from llmadmin.services.selections import DATETIME_FORMAT, Selection
 
@@ -247,7 +248,15 @@ def _reloaded(task_id: int):
 
 @bp.get("/tasks/<int:task_id>/runs")
 def task_runs(task_id: int):
-    """The task's runs. Until run history is stored (TaskRun), the current run only."""
+    """The task's runs, newest first: the run under way (if any), then every stored run."""
     row = visible_task(task_id)
-    runs = [serialize.run(row)] if row.started_at or row.status in FINAL_STATUSES else []
+    stored = task_run_service.history(task_id)
+    runs = [serialize.run(e.run, e.number, e.params) for e in stored]
+    under_way = row.status == RUNNING or (
+        row.status in ACTIVE_STATUSES and row.started_at is not None
+    )
+    # A finished task without a stored run was finished outside the engine (no run row).
+    unrecorded = not stored and row.status in FINAL_STATUSES
+    if under_way or unrecorded:
+        runs.insert(0, serialize.run(row, len(stored) + 1))
     return {"data": runs}

@@ -259,6 +259,34 @@ def test_runs_of_a_task(member_api, sim_model):
     assert len(runs) == 1 and runs[0]["status"] == "SUCCESS" and runs[0]["latency_ms"] == 12.5
 
 
+def test_runs_of_a_task_come_from_its_run_history(member_api, sim_model):
+    """Stored runs newest first with what each sent and got, then the run under way on top."""
+    from llmadmin.models import TaskRun
+
+    (task_id,) = make_tasks(member_api, 1)
+    for text, temperature in (("first answer", 0.1), ("second answer", 0.9)):
+        db.session.add(
+            TaskRun(
+                task_id=task_id,
+                model_id=sim_model.id,
+                model_label="sim",
+                params=json.dumps({"temperature": temperature}),
+                status="SUCCESS",
+                result=text,
+                attempts=1,
+                calls=2,
+            )
+        )
+    db.session.commit()
+    transition([task_id], RUNNING)
+    runs = member_api.get(f"/api/v1/tasks/{task_id}/runs").get_json()["data"]
+    assert [r["number"] for r in runs] == [3, 2, 1]
+    assert runs[0]["status"] == "RUNNING" and runs[0]["id"] is None
+    assert [r["result"] for r in runs[1:]] == ["second answer", "first answer"]
+    assert runs[1]["params"] == {"temperature": 0.9} and runs[1]["calls"] == 2
+    assert runs[2]["model_label"] == "sim" and isinstance(runs[2]["id"], int)
+
+
 def test_unknown_ids_and_routes_are_404_in_the_error_shape(member_api):
     assert_error(member_api.get("/api/v1/tasks/999"), 404, "not_found")
     assert_error(member_api.get("/api/v1/tasks/99999999999999999999"), 404)
