@@ -41,6 +41,7 @@ from llmadmin.queues import REDIS_OUTAGE
 logger = logging.getLogger(__name__)
 
 CANCEL_CHECK_SECONDS = 0.5
+IDLE_SECONDS = 0.5  # the longest a runner's loop sleeps without a wake-up (drain, pauses)
 
 
 def request_drain() -> None:
@@ -99,12 +100,14 @@ class ChunkRunner(TaskCalls):
         key = heartbeat_key(runtime.prefix, self.job_id)
         runtime.heartbeat.add(key, self.limiter)
         self.ctx.waiting += len(self.pending)
+        self.ctx.wakers.add(self._refill)
         self.relay.redis = runtime.redis
         pump = asyncio.ensure_future(self.relay.pump())
         try:
             await self._loop()
         finally:
             self.closing = True
+            self.ctx.wakers.discard(self._refill)
             self.ctx.waiting -= len(self.pending)
             self.ctx.claimed -= len(self.ready)
             for task in self.inflight.values():
@@ -164,9 +167,11 @@ class ChunkRunner(TaskCalls):
                     last_cancel_check = now
                 if step is not None:
                     step.add_done_callback(self._wake_up)
-            if not self.wake.is_set():  # woken by a finished call or step, or after 50 ms
+            if not self.wake.is_set():  # woken by a freed slot of the model or a step
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(0.05):
+                    async with asyncio.timeout(
+                        self._idle_timeout(step, retry_at, last_cancel_check)
+                    ):
                         await self.wake.wait()
             self.wake.clear()
             if step is not None and step.done():
@@ -178,6 +183,25 @@ class ChunkRunner(TaskCalls):
                 self.ready
             ):  # a slot freed by another chunk of the model (its callback fills its own)
                 self._fill()
+
+    def _idle_timeout(self, step, retry_at: float, last_cancel_check: float) -> float:
+        """How long the loop may sleep when nothing wakes it: until the next thing due.
+
+        A freed slot of the model (``ModelContext.slot_freed``) or a finished step wakes the
+        loop; only the writer's interval, the cancel check, a retry after a busy database
+        and a drain (checked at least every ``IDLE_SECONDS``) are waited for by the clock.
+        """
+        timeout = IDLE_SECONDS
+        if step is None:  # a step running wakes the loop when it ends
+            now = time.monotonic()
+            if retry_at > now:
+                timeout = min(timeout, retry_at - now)
+            writer = self.writer
+            if writer.finals or writer.partials:
+                timeout = min(timeout, writer.last_flush + writer.interval - now)
+            if self.inflight or self.ready:
+                timeout = min(timeout, last_cancel_check + CANCEL_CHECK_SECONDS - now)
+        return max(timeout, 0.001)
 
     def _next_step(self, cancel_check_due: bool):
         """Start the most urgent database step in the lane; return (future, on_done) or (None, None).
@@ -347,7 +371,11 @@ class ChunkRunner(TaskCalls):
 
     def _slot_freed(self, _call) -> None:
         self.ctx.busy -= 1
-        self._fill()  # refill at once from the tasks claimed ahead
+        self.ctx.slot_freed()  # every runner of the model (this one too) refills at once
+
+    def _refill(self) -> None:
+        """Refill free slots of the model at once from the tasks claimed ahead; wake the loop."""
+        self._fill()
         self.wake.set()
 
     def _wake_up(self, _future) -> None:
