@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import logging
 import time
 from collections import deque
@@ -67,6 +68,7 @@ class ChunkRunner(TaskCalls):
         self.runtime = runtime
         self.writer = OutcomeWriter(job_id)
         self.inflight: dict[int, asyncio.Task] = {}
+        self.ended: list[int] = []  # tasks whose call ended, not reaped yet
         self.ready: deque = deque()  # claimed (RUNNING) rows whose call has not started yet
         self.healthy = False  # claim ahead only once a call of this chunk has succeeded
         self.closing = False
@@ -272,10 +274,19 @@ class ChunkRunner(TaskCalls):
         self.ctx.waiting -= len(claim)
 
         def step():
-            self.writer.write(batch)
             if parks:
+                self.writer.write(batch)
                 parking.park(self.job_id, self.model.id, parks)
-            return chunk_rows.claim(self.job_id, claim, self.model.id) if claim else []
+                return chunk_rows.claim(self.job_id, claim, self.model.id) if claim else []
+            if not claim:
+                self.writer.write(batch)
+                return []
+            # Outcomes and the claim in one transaction (the claim commits; a failed claim
+            # rolls the outcomes back too, and ``done`` gives both back).
+            self.writer.write(batch, commit=False)
+            rows = chunk_rows.claim(self.job_id, claim, self.model.id)
+            self.writer.committed(batch)
+            return rows
 
         def done(ok, rows):
             if not ok:
@@ -366,11 +377,12 @@ class ChunkRunner(TaskCalls):
                 self._run_one(task_id, messages, params, Carried.of(row), relay_stream)
             )
             self.ctx.busy += 1  # the slot is taken now, and given back however the call ends
-            call.add_done_callback(self._slot_freed)
+            call.add_done_callback(functools.partial(self._slot_freed, task_id))
             self.inflight[task_id] = call
 
-    def _slot_freed(self, _call) -> None:
+    def _slot_freed(self, task_id: int, _call) -> None:
         self.ctx.busy -= 1
+        self.ended.append(task_id)  # reaped by the loop (no scan of every call in flight)
         self.ctx.slot_freed()  # every runner of the model (this one too) refills at once
 
     def _refill(self) -> None:
@@ -382,8 +394,10 @@ class ChunkRunner(TaskCalls):
         self.wake.set()
 
     def _reap(self) -> None:
-        for task_id, task in list(self.inflight.items()):
-            if task.done():
+        ended, self.ended = self.ended, []
+        for task_id in ended:
+            task = self.inflight.get(task_id)
+            if task is not None and task.done():
                 del self.inflight[task_id]
                 self.partial_saved.pop(task_id, None)
                 if task.cancelled() or task.exception() is None:
