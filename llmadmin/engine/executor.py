@@ -70,7 +70,6 @@ class ChunkRunner(TaskCalls):
         self.inflight: dict[int, asyncio.Task] = {}
         self.ended: list[int] = []  # tasks whose call ended, not reaped yet
         self.ready: deque = deque()  # claimed (RUNNING) rows whose call has not started yet
-        self.healthy = False  # claim ahead only once a call of this chunk has succeeded
         self.closing = False
         self.wake = asyncio.Event()
         self.handed_back: list[int] = []
@@ -83,6 +82,16 @@ class ChunkRunner(TaskCalls):
         # Gateway calls: their deltas and "done" go to the web request waiting for them.
         self.relay = Relay(None, cfg["QUEUE_PREFIX"])
         self.writer.after_write = self.relay.written
+
+    @property
+    def healthy(self) -> bool:
+        """Claim ahead only while the model's calls in this process succeed (the model's
+        last call, of any chunk: a new chunk of a healthy model refills slots at once)."""
+        return self.ctx.healthy
+
+    @healthy.setter
+    def healthy(self, value: bool) -> None:
+        self.ctx.healthy = value
 
     async def run(self) -> int:
         """Run every claimable task of the chunk; return how many outcomes were written."""

@@ -35,6 +35,7 @@ class ModelContext:
         # The model as a whole must wait (Retry-After, open breaker) until this monotonic time.
         self.paused_until = 0.0
         self.pause_reason = ""
+        self.healthy = False  # the last call of the model ended well: runners claim ahead
         # The wake-up callbacks of this model's runners: a freed slot wakes them all, so a
         # runner with tasks claimed ahead refills it at once instead of at its next poll.
         self.wakers: set = set()
