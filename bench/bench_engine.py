@@ -174,7 +174,19 @@ class Bench:
             for i in range(count)
         ]
         time.sleep(1.5)  # let them start before the clock runs
+        self.wait_registered(count)
         return procs
+
+    def wait_registered(self, count: int, timeout: float = 60) -> None:
+        """Wait until ``count`` workers have registered with RQ (imports and start-up done),
+        so that CPU per task counts the work on tasks, not the interpreter's start-up (the
+        hand-written scripts, too, measure only their calls)."""
+        from rq import Worker
+
+        deadline = time.monotonic() + timeout
+        while Worker.count(connection=self.redis) < count and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.3)
 
     def wait_final(self, ids: list[int], timeout: float) -> float:
         start = time.monotonic()

@@ -72,12 +72,14 @@ class StateMachine:
         from_statuses: Iterable | None = None,
         where=None,
         commit: bool = True,
+        returning: tuple = (),
         **values,
-    ) -> list[int]:
+    ) -> list:
         """Move the rows ``ids`` to ``to_status``; return the ids that actually changed.
 
         ``from_statuses`` narrows the allowed sources; ``where`` adds conditions (e.g.
-        ``Task.job_id == job_id``) and ``values`` are written with the status.
+        ``Task.job_id == job_id``) and ``values`` are written with the status. With
+        ``returning`` (columns), return rows of (id, *returning) read by the same statement.
         """
         sources = self.sources(to_status, from_statuses)
         ids = list(dict.fromkeys(int(i) for i in ids))
@@ -87,9 +89,10 @@ class StateMachine:
             stmt = update(self.model).where(self.model.id.in_(part), self.model.status.in_(sources))
             if where is not None:
                 stmt = stmt.where(where)
-            stmt = stmt.values(**values).returning(self.model.id)
+            stmt = stmt.values(**values).returning(self.model.id, *returning)
             stmt = stmt.execution_options(synchronize_session=False, **{LIFECYCLE: True})
-            changed.extend(db.session.execute(stmt).scalars().all())
+            result = db.session.execute(stmt)
+            changed.extend(result.all() if returning else result.scalars().all())
         if commit:
             db.session.commit()
         return changed

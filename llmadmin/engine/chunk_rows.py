@@ -28,6 +28,8 @@ logger = logging.getLogger(__name__)
 # What a run carries across parks (engine.parking writes them): the calls made so far, the
 # last real failure (its words and kind) and the seconds waited for an open breaker.
 CARRIED = (Task.calls, Task.error, Task.error_kind, Task.breaker_waited)
+# What a claim reads of each claimed row (besides its id).
+COLUMNS = (Task.prompt, Task.system_prompt, Task.submission_key, *PARAM_COLUMNS, *CARRIED)
 
 
 def claim(job_id: str, batch: list[int], model_id: int | None = None) -> list:
@@ -36,13 +38,25 @@ def claim(job_id: str, batch: list[int], model_id: int | None = None) -> list:
     With ``model_id``, a task whose model was deleted since the chunk started is failed
     instead of claimed (the chunk runs on a snapshot of the model's settings).
     """
+    try:
+        return _claim(job_id, batch, model_id)
+    except Exception:
+        db.session.rollback()  # nothing half-claimed: the runner gives the batch back
+        raise
+
+
+def _claim(job_id: str, batch: list[int], model_id: int | None) -> list:
     where = Task.job_id == job_id
     if model_id is not None:
         where = where & (Task.model_id == model_id)
-    claimed = transition(batch, RUNNING, from_statuses=(QUEUED,), where=where)
-    if model_id is not None and len(claimed) < len(batch):
+    # One statement claims and reads the claimed rows (RETURNING), in one transaction with
+    # any failures.
+    rows = transition(
+        batch, RUNNING, from_statuses=(QUEUED,), where=where, commit=False, returning=COLUMNS
+    )
+    if model_id is not None and len(rows) < len(batch):
         failed = transition(
-            set(batch) - set(claimed),
+            set(batch) - {row.id for row in rows},
             FAILURE,
             from_statuses=(QUEUED,),
             where=(Task.job_id == job_id) & Task.model_id.is_(None),
@@ -52,22 +66,7 @@ def claim(job_id: str, batch: list[int], model_id: int | None = None) -> list:
             run_requested_at=None,
         )
         record_runs([{"id": i, "status": FAILURE, "job_id": job_id} for i in failed])
-        db.session.commit()
-    return prompts(claimed)
-
-
-def prompts(claimed: list[int]) -> list:
-    """Return the claimed rows: id, prompt, system prompt, submission key, call parameters
-    and carried state.
-
-    The carried state is what the task's run did before it was parked (``CARRIED``); the
-    submission key marks a gateway call (``engine.relay``).
-    """
-    if not claimed:
-        return []
-    columns = (Task.id, Task.prompt, Task.system_prompt, Task.submission_key, *PARAM_COLUMNS)
-    rows = db.session.execute(select(*columns, *CARRIED).where(Task.id.in_(claimed))).all()
-    db.session.commit()  # end the read transaction; SQLite must not hold a snapshot open
+    db.session.commit()  # SQLite must not hold a transaction open
     return rows
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import logging
 import time
 from collections import deque
@@ -41,6 +42,7 @@ from llmadmin.queues import REDIS_OUTAGE
 logger = logging.getLogger(__name__)
 
 CANCEL_CHECK_SECONDS = 0.5
+IDLE_SECONDS = 0.5  # the longest a runner's loop sleeps without a wake-up (drain, pauses)
 
 
 def request_drain() -> None:
@@ -66,8 +68,8 @@ class ChunkRunner(TaskCalls):
         self.runtime = runtime
         self.writer = OutcomeWriter(job_id)
         self.inflight: dict[int, asyncio.Task] = {}
+        self.ended: list[int] = []  # tasks whose call ended, not reaped yet
         self.ready: deque = deque()  # claimed (RUNNING) rows whose call has not started yet
-        self.healthy = False  # claim ahead only once a call of this chunk has succeeded
         self.closing = False
         self.wake = asyncio.Event()
         self.handed_back: list[int] = []
@@ -80,6 +82,16 @@ class ChunkRunner(TaskCalls):
         # Gateway calls: their deltas and "done" go to the web request waiting for them.
         self.relay = Relay(None, cfg["QUEUE_PREFIX"])
         self.writer.after_write = self.relay.written
+
+    @property
+    def healthy(self) -> bool:
+        """Claim ahead only while the model's calls in this process succeed (the model's
+        last call, of any chunk: a new chunk of a healthy model refills slots at once)."""
+        return self.ctx.healthy
+
+    @healthy.setter
+    def healthy(self, value: bool) -> None:
+        self.ctx.healthy = value
 
     async def run(self) -> int:
         """Run every claimable task of the chunk; return how many outcomes were written."""
@@ -99,12 +111,14 @@ class ChunkRunner(TaskCalls):
         key = heartbeat_key(runtime.prefix, self.job_id)
         runtime.heartbeat.add(key, self.limiter)
         self.ctx.waiting += len(self.pending)
+        self.ctx.wakers.add(self._refill)
         self.relay.redis = runtime.redis
         pump = asyncio.ensure_future(self.relay.pump())
         try:
             await self._loop()
         finally:
             self.closing = True
+            self.ctx.wakers.discard(self._refill)
             self.ctx.waiting -= len(self.pending)
             self.ctx.claimed -= len(self.ready)
             for task in self.inflight.values():
@@ -164,9 +178,11 @@ class ChunkRunner(TaskCalls):
                     last_cancel_check = now
                 if step is not None:
                     step.add_done_callback(self._wake_up)
-            if not self.wake.is_set():  # woken by a finished call or step, or after 50 ms
+            if not self.wake.is_set():  # woken by a freed slot of the model or a step
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(0.05):
+                    async with asyncio.timeout(
+                        self._idle_timeout(step, retry_at, last_cancel_check)
+                    ):
                         await self.wake.wait()
             self.wake.clear()
             if step is not None and step.done():
@@ -178,6 +194,25 @@ class ChunkRunner(TaskCalls):
                 self.ready
             ):  # a slot freed by another chunk of the model (its callback fills its own)
                 self._fill()
+
+    def _idle_timeout(self, step, retry_at: float, last_cancel_check: float) -> float:
+        """How long the loop may sleep when nothing wakes it: until the next thing due.
+
+        A freed slot of the model (``ModelContext.slot_freed``) or a finished step wakes the
+        loop; only the writer's interval, the cancel check, a retry after a busy database
+        and a drain (checked at least every ``IDLE_SECONDS``) are waited for by the clock.
+        """
+        timeout = IDLE_SECONDS
+        if step is None:  # a step running wakes the loop when it ends
+            now = time.monotonic()
+            if retry_at > now:
+                timeout = min(timeout, retry_at - now)
+            writer = self.writer
+            if writer.finals or writer.partials:
+                timeout = min(timeout, writer.last_flush + writer.interval - now)
+            if self.inflight or self.ready:
+                timeout = min(timeout, last_cancel_check + CANCEL_CHECK_SECONDS - now)
+        return max(timeout, 0.001)
 
     def _next_step(self, cancel_check_due: bool):
         """Start the most urgent database step in the lane; return (future, on_done) or (None, None).
@@ -248,10 +283,19 @@ class ChunkRunner(TaskCalls):
         self.ctx.waiting -= len(claim)
 
         def step():
-            self.writer.write(batch)
             if parks:
+                self.writer.write(batch)
                 parking.park(self.job_id, self.model.id, parks)
-            return chunk_rows.claim(self.job_id, claim, self.model.id) if claim else []
+                return chunk_rows.claim(self.job_id, claim, self.model.id) if claim else []
+            if not claim:
+                self.writer.write(batch)
+                return []
+            # Outcomes and the claim in one transaction (the claim commits; a failed claim
+            # rolls the outcomes back too, and ``done`` gives both back).
+            self.writer.write(batch, commit=False)
+            rows = chunk_rows.claim(self.job_id, claim, self.model.id)
+            self.writer.committed(batch)
+            return rows
 
         def done(ok, rows):
             if not ok:
@@ -342,20 +386,27 @@ class ChunkRunner(TaskCalls):
                 self._run_one(task_id, messages, params, Carried.of(row), relay_stream)
             )
             self.ctx.busy += 1  # the slot is taken now, and given back however the call ends
-            call.add_done_callback(self._slot_freed)
+            call.add_done_callback(functools.partial(self._slot_freed, task_id))
             self.inflight[task_id] = call
 
-    def _slot_freed(self, _call) -> None:
+    def _slot_freed(self, task_id: int, _call) -> None:
         self.ctx.busy -= 1
-        self._fill()  # refill at once from the tasks claimed ahead
+        self.ended.append(task_id)  # reaped by the loop (no scan of every call in flight)
+        self.ctx.slot_freed()  # every runner of the model (this one too) refills at once
+
+    def _refill(self) -> None:
+        """Refill free slots of the model at once from the tasks claimed ahead; wake the loop."""
+        self._fill()
         self.wake.set()
 
     def _wake_up(self, _future) -> None:
         self.wake.set()
 
     def _reap(self) -> None:
-        for task_id, task in list(self.inflight.items()):
-            if task.done():
+        ended, self.ended = self.ended, []
+        for task_id in ended:
+            task = self.inflight.get(task_id)
+            if task is not None and task.done():
                 del self.inflight[task_id]
                 self.partial_saved.pop(task_id, None)
                 if task.cancelled() or task.exception() is None:

@@ -13,6 +13,7 @@ a call that cannot start.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import time
 import uuid
@@ -71,6 +72,9 @@ class Gate:
         self.limiter, self.breaker = limiter, breaker
         self.keys = [*limiter.keys, breaker.key, breaker.probe_key]
         self.script = redis_client.register_script(GATE)
+        # Lease tokens: unique across processes (a random prefix), cheap per call (a serial).
+        self.token_prefix = uuid.uuid4().hex[:16] + ":"
+        self.serial = itertools.count()
         self.finished: list[str] = []  # leases of finished calls not given back yet
         self._give_back_soon: asyncio.TimerHandle | None = None
 
@@ -82,7 +86,7 @@ class Gate:
         ``park_after`` seconds or more; shorter waits for a slot are waited here.
         """
         limiter = self.limiter
-        token = uuid.uuid4().hex
+        token = f"{self.token_prefix}{next(self.serial)}"
         started = time.monotonic()
         while True:
             given_back, self.finished = self.finished, []

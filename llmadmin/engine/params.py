@@ -7,7 +7,7 @@ claimed row, so a chunk of one model may run tasks with different parameters.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 
 from llmadmin.models import Task
 
@@ -47,7 +47,9 @@ class CallParams:
 
     def sent(self) -> dict:
         """The parameters as sent (and stored on the run): only those that are set."""
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        # Not dataclasses.asdict: its recursive deep copy ran twice per task (request, run row).
+        values = ((name, getattr(self, name)) for name in _FIELDS)
+        return {name: value for name, value in values if value is not None}
 
     @property
     def json_mode(self) -> bool:
@@ -64,3 +66,6 @@ def output_is_json(text: str | None, params: CallParams | None) -> bool | None:
     except ValueError:
         return False
     return True
+
+
+_FIELDS = tuple(f.name for f in fields(CallParams))

@@ -35,6 +35,10 @@ class ModelContext:
         # The model as a whole must wait (Retry-After, open breaker) until this monotonic time.
         self.paused_until = 0.0
         self.pause_reason = ""
+        self.healthy = False  # the last call of the model ended well: runners claim ahead
+        # The wake-up callbacks of this model's runners: a freed slot wakes them all, so a
+        # runner with tasks claimed ahead refills it at once instead of at its next poll.
+        self.wakers: set = set()
         self.limiter = ModelLimiter(
             runtime.redis,
             runtime.prefix,
@@ -57,6 +61,11 @@ class ModelContext:
             max_connections=min(runtime.max_connections, settings.cap),
             transport=runtime.transport,
         )
+
+    def slot_freed(self) -> None:
+        """A call of this model ended: let every runner of the model refill the slot."""
+        for wake in tuple(self.wakers):
+            wake()
 
     def pause(self, seconds: float, reason: str) -> None:
         """Remember that no call to the model is worth making for ``seconds``."""

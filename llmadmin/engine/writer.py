@@ -201,8 +201,12 @@ class OutcomeWriter:
         for task_id, text in partials.items():
             self.partials.setdefault(task_id, text)
 
-    def write(self, batch: tuple[list[dict], dict[int, str]]) -> None:
-        """Write a taken batch in one transaction (may run in the executor's database thread)."""
+    def write(self, batch: tuple[list[dict], dict[int, str]], commit: bool = True) -> None:
+        """Write a taken batch in one transaction (may run in the executor's database thread).
+
+        With ``commit=False`` the caller goes on in the same transaction, commits it and
+        then calls ``committed(batch)``.
+        """
         finals, partials = batch
         if not finals and not partials:
             return
@@ -221,10 +225,17 @@ class OutcomeWriter:
                     _partial_stmt(),
                     [{"b_id": k, "b_job": self.job_id, "b_result": v} for k, v in partials.items()],
                 )
-            db.session.commit()
+            if commit:
+                db.session.commit()
         except Exception:
             db.session.rollback()
             raise
+        if commit:
+            self.committed(batch)
+
+    def committed(self, batch: tuple[list[dict], dict[int, str]]) -> None:
+        """Count a written batch once its transaction is committed; tell who waits for it."""
+        finals, _ = batch
         self.written += len(finals)
         if finals and self.after_write is not None:
             self.after_write(finals, changed == len(finals))
