@@ -119,6 +119,7 @@ class OutcomeWriter:
         # Called after each successful write with its final rows and whether every one of
         # them was committed as given (a row canceled meanwhile was left alone).
         self.after_write = None
+        self.exact = False  # the last write changed every final row it was given
         self.hurried: set[int] = set()  # tasks whose outcome is written without waiting
         self.rush = False
 
@@ -220,6 +221,9 @@ class OutcomeWriter:
                     run_requested_at=None,
                 )
                 record_runs([{**row, **row[RUN]} for row in finals])
+            # Whether every final row was written as given (a row canceled meanwhile was left
+            # alone): only then may ``after_write`` pass the outcomes on (``engine.relay``).
+            self.exact = changed == len(finals)
             if partials:
                 db.session.execute(
                     _partial_stmt(),
@@ -238,4 +242,4 @@ class OutcomeWriter:
         finals, _ = batch
         self.written += len(finals)
         if finals and self.after_write is not None:
-            self.after_write(finals, changed == len(finals))
+            self.after_write(finals, self.exact)
