@@ -44,6 +44,7 @@ URL_ARGS = {
     "operation_id": 1,
     "batch_id": 1,
     "fmt": "csv",
+    "file_id": "file-0",  # /v1/files/<file_id> (the gateway)
 }
 
 
