@@ -19,6 +19,8 @@ import redis
 from flask import current_app
 from flask_babel import gettext as _
 from rq import Queue, Retry
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
 
 from llmadmin.errors import QueueUnavailable
 
@@ -230,3 +232,13 @@ def redis_available() -> bool:
         return bool(get_redis().ping())
     except (redis.ConnectionError, redis.TimeoutError, OSError, RuntimeError):
         return False
+
+
+def job_state(connection, job_id: str | None) -> str | None:
+    """Return the RQ status of ``job_id`` as Redis holds it, or None when there is no such job."""
+    if not job_id:
+        return None
+    try:
+        return Job.fetch(job_id, connection=connection).get_status(refresh=False)
+    except NoSuchJobError:
+        return None

@@ -23,10 +23,9 @@ import redis
 from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
-from rq.exceptions import NoSuchJobError
-from rq.job import Job
 from sqlalchemy import exists, func, select, update
 
+from llmadmin import queues
 from llmadmin.extensions import db
 from llmadmin.lifecycle import BATCHES
 from llmadmin.models import Batch, Task
@@ -139,7 +138,7 @@ def recover_creations(now: datetime) -> dict[str, int]:
     ).all()
     db.session.commit()
     for batch_id, job_id, attempts, progress_at in rows:
-        state = _job_state(connection, job_id)
+        state = queues.job_state(connection, job_id)
         if state in WAITING_JOB_STATES:
             continue  # waiting for a worker
         if state == "started" and progress_at >= now - CREATION_STALE:
@@ -149,15 +148,6 @@ def recover_creations(now: datetime) -> dict[str, int]:
         else:
             done["creation_resent"] += _resend(batch_id, job_id)
     return done
-
-
-def _job_state(connection, job_id: str | None) -> str | None:
-    if not job_id:
-        return None
-    try:
-        return Job.fetch(job_id, connection=connection).get_status(refresh=False)
-    except NoSuchJobError:
-        return None
 
 
 def _resend(batch_id: int, old_job_id: str | None) -> bool:

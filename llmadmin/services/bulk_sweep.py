@@ -12,10 +12,9 @@ import uuid
 from datetime import datetime, timedelta
 
 import redis
-from rq.exceptions import NoSuchJobError
-from rq.job import Job
 from sqlalchemy import select
 
+from llmadmin import queues
 from llmadmin.extensions import db
 from llmadmin.models import BulkOperation, Download
 from llmadmin.models.base import utcnow
@@ -65,24 +64,14 @@ def sweep_operations(now: datetime | None = None) -> dict[str, int]:
     done["resent"] = sum(
         _resend(i, job_id, PENDING)
         for i, job_id in pending
-        if _job_state(connection, job_id) not in WAITING_JOB_STATES
+        if queues.job_state(connection, job_id) not in WAITING_JOB_STATES
     )
     done["resumed"] = sum(
         _resend(i, job_id, RUNNING)
         for i, job_id in running
-        if _job_state(connection, job_id) != "started"
+        if queues.job_state(connection, job_id) != "started"
     )
     return done
-
-
-def _job_state(connection, job_id: str | None) -> str | None:
-
-    if not job_id:
-        return None
-    try:
-        return Job.fetch(job_id, connection=connection).get_status(refresh=False)
-    except NoSuchJobError:
-        return None
 
 
 def _resend(operation_id: int, old_job_id: str | None, status: str) -> bool:
