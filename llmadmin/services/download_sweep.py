@@ -14,15 +14,13 @@ from datetime import UTC, datetime, timedelta
 
 import redis
 from flask import current_app
-from rq.exceptions import NoSuchJobError
-from rq.job import Job
 from sqlalchemy import delete, select, update
 
 from llmadmin.extensions import db
 from llmadmin.models import Download
 from llmadmin.models.base import utcnow
 from llmadmin.models.download import FAILURE, PENDING, RUNNING
-from llmadmin.queues import get_redis
+from llmadmin.queues import get_redis, job_state
 from llmadmin.services import download_cleanup, download_files, downloads
 
 logger = logging.getLogger(__name__)
@@ -134,14 +132,7 @@ def recover_stuck(now: datetime) -> dict[str, int]:
         return {}
 
     def state(job_id: str | None) -> str | None:
-        try:
-            return (
-                Job.fetch(job_id, connection=connection).get_status(refresh=False)
-                if job_id
-                else None
-            )
-        except NoSuchJobError:
-            return None
+        return job_state(connection, job_id)
 
     never_started = (
         db.session.execute(

@@ -20,8 +20,6 @@ import time
 from datetime import timedelta
 
 from flask import current_app
-from rq.exceptions import NoSuchJobError
-from rq.job import Job
 from sqlalchemy import select
 
 from llmadmin.engine.dispatch import dispatch
@@ -33,7 +31,7 @@ from llmadmin.lifecycle import transition
 from llmadmin.models import Task
 from llmadmin.models.base import utcnow
 from llmadmin.models.task import FAILURE, PENDING, QUEUED, RUNNING
-from llmadmin.queues import REDIS_OUTAGE, get_redis
+from llmadmin.queues import REDIS_OUTAGE, get_redis, job_state
 
 logger = logging.getLogger(__name__)
 
@@ -102,9 +100,8 @@ def _job_alive(connection, prefix: str, job_id: str | None, status: str) -> bool
         return True
     if status == RUNNING:
         return False  # a running chunk always has a heartbeat
-    try:
-        state = Job.fetch(job_id, connection=connection).get_status(refresh=False)
-    except NoSuchJobError:
+    state = job_state(connection, job_id)
+    if state is None:
         return False
     # "started" without a heartbeat past the grace period: its worker died before claiming.
     return state not in DEAD_JOB_STATES and state != "started"
