@@ -310,11 +310,21 @@ def parse_prompt_patterns(value: str) -> list[BlockedPattern]:
     return patterns
 
 
-def check_prompt(prompt: str | None, system_prompt: str | None = None) -> None:
-    """Raise PromptRefused, naming the reason, when a text matches a blocked pattern."""
+def check_prompt(
+    prompt: str | None, system_prompt: str | None = None, turns: list | None = None
+) -> None:
+    """Raise PromptRefused, naming the reason, when a text matches a blocked pattern.
+
+    ``turns`` are a conversation's earlier messages (``{"role", "content"}``): sent too, so
+    checked too.
+    """
     patterns = _state().prompt_patterns if has_app_context() else []
-    for label, text in ((_l("The prompt"), prompt), (_l("The system prompt"), system_prompt)):
-        if not text:
+    if not patterns:
+        return
+    texts = [(_l("The prompt"), prompt), (_l("The system prompt"), system_prompt)]
+    texts += [(_l("An earlier message of the conversation"), t.get("content")) for t in turns or ()]
+    for label, text in texts:
+        if not text or not isinstance(text, str):
             continue
         for pattern in patterns:
             if pattern.regex.search(text):
@@ -343,11 +353,12 @@ def _check_tasks_before_write(session, flush_context, instances) -> None:
             if (
                 state.attrs.prompt.history.has_changes()
                 or state.attrs.system_prompt.history.has_changes()
+                or state.attrs.messages.history.has_changes()
             ):
                 changed.append(obj)
     for task in changed:
         try:
-            check_prompt(task.prompt, task.system_prompt)
+            check_prompt(task.prompt, task.system_prompt, task.messages)
         except PromptRefused as exc:
             # Leave the session usable (the caller shows the message and may go on): drop the
             # refused batch of new tasks and the pending prompt edits before raising.

@@ -51,8 +51,9 @@ class UploadForm(FlaskForm):
         description=_l(
             "CSV (UTF-8) or XLSX with a first row naming the columns prompt, model and "
             "optionally name, system_prompt, parameters (JSON), custom_id, temperature, "
-            "max_tokens, top_p, stop, seed, response_format; or JSONL: one task object per "
-            "line, or OpenAI batch request lines."
+            "max_tokens, top_p, stop, seed, response_format, frequency_penalty, "
+            "presence_penalty; or JSONL: one task object per line (messages: earlier turns), "
+            "or OpenAI batch request lines (multi-turn messages accepted)."
         ),
     )
     name = StringField(

@@ -111,6 +111,31 @@ def preformatted(
     return Markup('<pre class="llm-text" data-field="{}">{}</pre>').format(name, value)
 
 
+TURN_ROLES = {"user": _l("User"), "assistant": _l("Assistant")}
+
+
+def conversation(
+    view: BaseModelView, context: Context | None, model: Any, name: str
+) -> Markup | str:
+    """Show a conversation's earlier turns in order, each under its speaker (escaped)."""
+    turns = getattr(model, name) or []
+    if not isinstance(turns, list) or not turns:
+        return ""
+    items = Markup("").join(
+        Markup(
+            '<li class="mb-2" data-role="{}"><div class="small text-muted">{}</div>'
+            '<pre class="llm-text mb-0">{}</pre></li>'
+        ).format(
+            turn.get("role"),
+            TURN_ROLES.get(turn.get("role"), turn.get("role")),
+            turn.get("content"),
+        )
+        for turn in turns
+        if isinstance(turn, dict)
+    )
+    return Markup('<ol class="list-unstyled mb-0" data-field="{}">{}</ol>').format(name, items)
+
+
 def truncated(
     view: BaseModelView, context: Context | None, model: Any, name: str, length: int = 80
 ) -> Markup:

@@ -27,6 +27,8 @@ DESCRIPTIONS = {
     "stop": _l("Up to 4 sequences, one per line (or a JSON list)."),
     "seed": _l("A whole number, for repeatable sampling where the model supports it."),
     "response_format": _l('"text", "json_object" (JSON mode) or a JSON schema object.'),
+    "frequency_penalty": _l("-2 to 2: above 0 makes repeating words less likely."),
+    "presence_penalty": _l("-2 to 2: above 0 makes new topics more likely."),
 }
 TASK_DEFAULTS = {
     "temperature": _l("Empty: the model's setting."),
@@ -49,7 +51,7 @@ def param_check(name: str) -> Callable[[Form, Field], None]:
 
 
 def param_fields(empty_means: str | LazyString | None = None) -> dict:
-    """The six parameter fields; ``empty_means`` says what an empty field does (task form: None)."""
+    """The parameter fields; ``empty_means`` says what an empty field does (task form: None)."""
     fields = {}
     for name, label in PARAM_FIELDS.items():
         empty = (

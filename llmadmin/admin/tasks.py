@@ -101,10 +101,13 @@ class TaskView(export_actions.ExportActionsMixin, ParamFormViews, ScopedView):
         "batch",
         "custom_id",
         "system_prompt",
+        "messages",
         "prompt",
         "temperature",
         "max_tokens",
         "top_p",
+        "frequency_penalty",
+        "presence_penalty",
         "stop",
         "seed",
         "response_format",
@@ -185,6 +188,7 @@ class TaskView(export_actions.ExportActionsMixin, ParamFormViews, ScopedView):
         "started_at": _l("Started at"),
         "finished_at": _l("Finished at"),
         "system_prompt": _l("System prompt"),
+        "messages": _l("Earlier messages"),
         "prompt": _l("Prompt"),
         "error": _l("Error"),
         "job_id": _l("Job ID"),
@@ -193,6 +197,8 @@ class TaskView(export_actions.ExportActionsMixin, ParamFormViews, ScopedView):
         "temperature": _l("Temperature"),
         "max_tokens": _l("Max tokens"),
         "top_p": _l("Top p"),
+        "frequency_penalty": _l("Frequency penalty"),
+        "presence_penalty": _l("Presence penalty"),
         "stop": _l("Stop sequences"),
         "seed": _l("Seed"),
         "response_format": _l("Response format"),
@@ -212,6 +218,7 @@ class TaskView(export_actions.ExportActionsMixin, ParamFormViews, ScopedView):
         "output_is_json": formatters.json_flag,
         "prompt": formatters.preformatted,
         "system_prompt": formatters.preformatted,
+        "messages": formatters.conversation,
         "result": formatters.preformatted,
         "error": formatters.task_error,
         "latency_ms": formatters.milliseconds,
@@ -232,6 +239,10 @@ class TaskView(export_actions.ExportActionsMixin, ParamFormViews, ScopedView):
             "The prompt, model or parameters changed after this output was made."
         ),
         "output_is_json": _l("JSON mode only: whether the output parses as JSON."),
+        "messages": _l(
+            "The conversation before the prompt, sent in this order between the system prompt "
+            "and the prompt."
+        ),
     }
     form_columns = ("name", "creator", "model", "system_prompt", "prompt", *PARAM_FIELDS)
     form_args = {

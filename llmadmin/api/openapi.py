@@ -13,6 +13,7 @@ from flask import current_app
 from llmadmin.api.schema import ref, to_openapi
 from llmadmin.api.serialize import BATCH_STATUS_NAMES
 from llmadmin.api.shapes import (
+    CHAT_TURN,
     EXPORT_INPUT,
     MODEL_INPUT,
     MODEL_UPDATE,
@@ -85,6 +86,7 @@ SCHEMAS = {
             "custom_id": _n("string"),
             "prompt": _t("string"),
             "system_prompt": _n("string"),
+            "messages": {"anyOf": [{"type": "array", "items": ref("ChatTurn")}, {"type": "null"}]},
             "result": _n("string"),
             "error": _n("string"),
             "error_kind": _n("string"),
@@ -258,7 +260,15 @@ SCHEMAS = {
         {"data": {"type": "array", "items": ref("Batch")}, "next_cursor": _n("string")}
     ),
 }
-INPUTS = (TASK_INPUT, TASKS_INPUT, TASK_FILTERS, EXPORT_INPUT, MODEL_INPUT, MODEL_UPDATE)
+INPUTS = (
+    CHAT_TURN,
+    TASK_INPUT,
+    TASKS_INPUT,
+    TASK_FILTERS,
+    EXPORT_INPUT,
+    MODEL_INPUT,
+    MODEL_UPDATE,
+)
 
 
 def _json(schema: dict) -> dict:

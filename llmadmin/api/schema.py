@@ -36,6 +36,9 @@ class F:
     enum: tuple | None = None
     max_items: int | None = None
     extra: dict = field(default_factory=dict)  # more JSON Schema keywords (format, minimum…)
+    # The document's schema as is, for a value of more than one shape (string or parts);
+    # ``type`` is then only what ``parse`` checks, and the service checks the rest.
+    schema: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -104,8 +107,10 @@ def _join(path: str, key: str) -> str:
 
 def field_schema(f: F) -> dict:
     """Return the JSON Schema of one field."""
-    if f.type == "object" and f.obj is not None:
-        schema: dict = ref(f.obj.name)
+    if f.schema is not None:
+        schema: dict = dict(f.schema)
+    elif f.type == "object" and f.obj is not None:
+        schema = ref(f.obj.name)
     elif f.type == "array":
         items = ref(f.items.name) if isinstance(f.items, Obj) else field_schema(f.items)
         schema = {"type": "array", "items": items}

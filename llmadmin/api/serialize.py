@@ -43,6 +43,7 @@ def task(row: Task, model_names: dict[int, str] | None = None) -> dict:
         "custom_id": row.custom_id,
         "prompt": row.prompt,
         "system_prompt": row.system_prompt,
+        "messages": row.messages,
         "result": row.result,
         "error": error_for_viewer(row.error_kind, row.error) or None,
         "error_kind": row.error_kind,

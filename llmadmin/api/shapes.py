@@ -6,6 +6,29 @@ from llmadmin.api.schema import F, Obj
 from llmadmin.services import llm_models as model_service
 
 ID_RANGE = {"minimum": 1, "maximum": 2**31 - 1}  # ids are 32-bit columns
+TEXT_PART = {
+    "type": "object",
+    "properties": {"type": {"type": "string", "enum": ["text"]}, "text": {"type": "string"}},
+    "required": ["type", "text"],
+}
+CHAT_TURN = Obj(
+    "ChatTurn",
+    {
+        "role": F("string", "Who said it.", required=True, enum=("user", "assistant")),
+        "content": F(
+            "string",
+            "The text, or an array of text parts (joined).",
+            required=True,
+            schema={
+                "anyOf": [
+                    {"type": "string"},
+                    {"type": "array", "items": TEXT_PART, "minItems": 1},
+                ]
+            },
+        ),
+    },
+    "One earlier message of a conversation (tool messages and tool calls are refused).",
+)
 TASK_INPUT = Obj(
     "TaskInput",
     {
@@ -16,10 +39,19 @@ TASK_INPUT = Obj(
         "system_prompt": F(
             "string", "Sent before the prompt as the system message.", nullable=True
         ),
+        "messages": F(
+            "array",
+            "The conversation's earlier user and assistant messages, in order: sent after the "
+            "system prompt and before the prompt (the last user message).",
+            nullable=True,
+            items=CHAT_TURN,
+            max_items=1000,
+        ),
         "parameters": F(
             "object",
             "Per-task call parameters: temperature, max_tokens, top_p, stop, seed, "
-            "response_format (the task form's rules); others are refused.",
+            "response_format, frequency_penalty, presence_penalty (the task form's rules); "
+            "others are refused.",
             nullable=True,
         ),
     },

@@ -29,7 +29,14 @@ logger = logging.getLogger(__name__)
 # last real failure (its words and kind) and the seconds waited for an open breaker.
 CARRIED = (Task.calls, Task.error, Task.error_kind, Task.breaker_waited)
 # What a claim reads of each claimed row (besides its id).
-COLUMNS = (Task.prompt, Task.system_prompt, Task.submission_key, *PARAM_COLUMNS, *CARRIED)
+COLUMNS = (
+    Task.prompt,
+    Task.system_prompt,
+    Task.messages,
+    Task.submission_key,
+    *PARAM_COLUMNS,
+    *CARRIED,
+)
 
 
 def claim(job_id: str, batch: list[int], model_id: int | None = None) -> list:

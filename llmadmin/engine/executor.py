@@ -377,11 +377,12 @@ class ChunkRunner(TaskCalls):
             if task_id in self.relay.watched:
                 self.writer.hurry(task_id)  # a client is waiting: write its outcome at once
             try:  # the prompt policy may have changed since the task was written (a re-run)
-                policy.check_prompt(row.prompt, row.system_prompt)
+                policy.check_prompt(row.prompt, row.system_prompt, row.messages)
             except policy.PromptRefused as exc:
                 self.writer.failure(task_id, str(exc), "blocked_prompt", None, calls=row.calls)
                 continue
-            messages = build_messages(row.prompt, row.system_prompt)
+            # system prompt, the conversation's earlier turns (if any), then the prompt
+            messages = build_messages(row.prompt, row.system_prompt, row.messages)
             call = asyncio.ensure_future(
                 self._run_one(task_id, messages, params, Carried.of(row), relay_stream)
             )

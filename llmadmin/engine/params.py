@@ -19,6 +19,8 @@ PARAM_COLUMNS = (
     Task.stop,
     Task.seed,
     Task.response_format,
+    Task.frequency_penalty,
+    Task.presence_penalty,
 )
 
 
@@ -32,6 +34,8 @@ class CallParams:
     stop: list[str] | None = None
     seed: int | None = None
     response_format: dict | None = None
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
 
     @classmethod
     def of(cls, row, model) -> CallParams:
@@ -43,6 +47,8 @@ class CallParams:
             stop=json.loads(row.stop) if row.stop else None,
             seed=row.seed,
             response_format=json.loads(row.response_format) if row.response_format else None,
+            frequency_penalty=row.frequency_penalty,
+            presence_penalty=row.presence_penalty,
         )
 
     def sent(self) -> dict:

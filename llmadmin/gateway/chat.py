@@ -52,6 +52,7 @@ def chat_completions():
             spec.parameters,
             stream=spec.stream,
             request_key=request.headers.get("Idempotency-Key") or None,
+            turns=spec.turns,
         )
     except ItemsInvalid as exc:  # the task rules refused a prompt or a parameter
         error = exc.errors[0]
@@ -81,10 +82,10 @@ def chat_completions():
 
 
 def _param(field: str | None, spec) -> str:
-    """The request field behind a task field (prompt -> messages, parameters.x -> x)."""
+    """The request field behind a task field (prompt, turns -> messages; parameters.x -> x)."""
     field = field or "messages"
-    if field in ("prompt", "system_prompt", "name"):
-        return "messages"
+    if field in ("prompt", "system_prompt", "name") or field.startswith("messages"):
+        return "messages"  # (a turn's own faults were named by the request's checks)
     name = field.removeprefix("parameters.")
     if name == "max_tokens" and spec.max_tokens_param:
         return spec.max_tokens_param

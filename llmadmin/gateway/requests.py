@@ -1,10 +1,10 @@
 """What ``POST /v1/chat/completions`` accepts, checked field by field (``param`` names the culprit).
 
 The call becomes a task: leading ``system``/``developer`` messages become its system prompt,
-the one ``user`` message its prompt, and the sampling fields its per-task parameters
+the last (``user``) message its prompt, the user/assistant messages between them its earlier
+turns (``services.conversation``), and the sampling fields its per-task parameters
 (``services.task_params`` then applies the task form's rules). Fields a task cannot carry
-(tools, n > 1, logprobs, penalties, a conversation with earlier turns) are refused with a
-400 rather than silently dropped.
+(tools, tool messages, n > 1, logprobs) are refused with a 400 rather than silently dropped.
 """
 
 from __future__ import annotations
@@ -13,9 +13,19 @@ from dataclasses import dataclass
 
 from flask_babel import gettext as _
 
+from llmadmin.errors import ValidationError
 from llmadmin.gateway.errors import GatewayError
+from llmadmin.services import conversation
 
-PARAMETERS = ("temperature", "top_p", "stop", "seed", "response_format")
+PARAMETERS = (
+    "temperature",
+    "top_p",
+    "stop",
+    "seed",
+    "response_format",
+    "frequency_penalty",
+    "presence_penalty",
+)
 IGNORED = ("user", "metadata", "store", "service_tier", "parallel_tool_calls")
 UNSUPPORTED = (
     "tools",
@@ -25,8 +35,6 @@ UNSUPPORTED = (
     "logprobs",
     "top_logprobs",
     "logit_bias",
-    "frequency_penalty",
-    "presence_penalty",
     "audio",
     "modalities",
     "prediction",
@@ -45,7 +53,6 @@ KNOWN = {
     *IGNORED,
     *UNSUPPORTED,
 }
-SYSTEM_ROLES = ("system", "developer")
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,7 @@ class ChatSpec:
     stream: bool
     include_usage: bool
     max_tokens_param: str | None = None  # which of max_tokens / max_completion_tokens was sent
+    turns: list[dict] | None = None  # the conversation's earlier user/assistant messages
 
 
 def invalid(message: str, param: str | None) -> GatewayError:
@@ -91,11 +99,12 @@ def chat_request(body: dict) -> ChatSpec:
     if options is not None and not stream:
         raise invalid(_("stream_options is only allowed when stream is true."), "stream_options")
     include_usage = _boolean(options or {}, "include_usage", "stream_options.include_usage")
-    system_prompt, prompt = _messages(body.get("messages"))
+    system_prompt, turns, prompt = _messages(body.get("messages"))
     return ChatSpec(
         model=model,
         prompt=prompt,
         system_prompt=system_prompt,
+        turns=turns,
         parameters=_parameters(body),
         stream=stream,
         include_usage=include_usage,
@@ -126,46 +135,9 @@ def _parameters(body: dict) -> dict:
     return parameters
 
 
-def _messages(messages) -> tuple[str | None, str]:
-    """Return (system prompt, prompt): system/developer messages first, then one user message."""
-    if not isinstance(messages, list) or not messages:
-        raise invalid(_("messages must be a non-empty array of messages."), "messages")
-    system, users = [], []
-    for index, message in enumerate(messages):
-        param = f"messages[{index}]"
-        if not isinstance(message, dict):
-            raise invalid(_("Each message must be an object with role and content."), param)
-        role = message.get("role")
-        text = _content(message.get("content"), f"{param}.content")
-        if role in SYSTEM_ROLES and not users:
-            system.append(text)
-        elif role == "user" and not users:
-            users.append(text)
-        elif role in ("system", "developer", "user", "assistant", "tool", "function"):
-            raise invalid(
-                _(
-                    "Only system/developer messages followed by one user message are supported "
-                    "(a call is one task); earlier conversation turns are not."
-                ),
-                f"{param}.role",
-            )
-        else:
-            raise invalid(_("Unknown message role %(role)r.", role=role), f"{param}.role")
-    if not users:
-        raise invalid(_("messages must contain a user message."), "messages")
-    return ("\n\n".join(system) or None), users[0]
-
-
-def _content(content, param: str) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list) and content:
-        texts = []
-        for index, part in enumerate(content):
-            if not isinstance(part, dict) or part.get("type") != "text":
-                raise invalid(_("Only text content parts are supported."), f"{param}[{index}].type")
-            if not isinstance(part.get("text"), str):
-                raise invalid(_("A text part needs a text string."), f"{param}[{index}].text")
-            texts.append(part["text"])
-        return "".join(texts)
-    raise invalid(_("content must be a string or an array of text parts."), param)
+def _messages(messages) -> tuple[str | None, list[dict] | None, str]:
+    """Return (system prompt, earlier turns, prompt); the last message must be the user's."""
+    try:
+        return conversation.split_chat(messages, "messages")
+    except ValidationError as exc:
+        raise invalid(str(exc), exc.field) from exc

@@ -35,6 +35,15 @@ logger = logging.getLogger(__name__)
 
 USER_AGENT = "llmadmin/1.0 (+httpx)"
 SIX_PLACES = Decimal("0.000001")
+# ChatRequest fields sent only when set, in this order (after temperature and max_tokens).
+OPTIONAL_FIELDS = (
+    "top_p",
+    "stop",
+    "seed",
+    "response_format",
+    "frequency_penalty",
+    "presence_penalty",
+)
 
 
 @dataclass
@@ -177,7 +186,7 @@ def _payload(req: ChatRequest, ask_usage: bool = False) -> dict:
         body["temperature"] = req.temperature
     if req.max_tokens is not None:
         body["max_tokens"] = req.max_tokens
-    for name in ("top_p", "stop", "seed", "response_format"):  # sent only when set
+    for name in OPTIONAL_FIELDS:  # sent only when set
         if getattr(req, name) is not None:
             body[name] = getattr(req, name)
     if ask_usage:

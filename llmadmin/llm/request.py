@@ -23,6 +23,8 @@ class ChatRequest:
     response_format: dict | None = (
         None  # OpenAI's: {"type": "json_object"}, {"type": "json_schema", ...}
     )
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
     timeout: float = 60.0
     connect_timeout: float | None = None  # None -> min(10, timeout)
     stream: bool = False
@@ -39,6 +41,8 @@ class ChatRequest:
             f"temperature={self.temperature!r}, max_tokens={self.max_tokens!r}, "
             f"top_p={self.top_p!r}, stop={self.stop!r}, seed={self.seed!r}, "
             f"response_format={self.response_format!r}, "
+            f"frequency_penalty={self.frequency_penalty!r}, "
+            f"presence_penalty={self.presence_penalty!r}, "
             f"timeout={self.timeout!r}, connect_timeout={self.connect_timeout!r}, stream={self.stream!r})"
         )
 

@@ -30,7 +30,10 @@ FAILURES = (
     "context_too_long",
     "empty_choices",
 )
-DIRECTIVES = frozenset(FAILURES + ("retry_after", "fail_times", "key", "latency_ms", "interval_ms"))
+# echo=messages: the reply lists every message received ("role: text | ..."), in order.
+DIRECTIVES = frozenset(
+    FAILURES + ("retry_after", "fail_times", "key", "latency_ms", "interval_ms", "echo")
+)
 CONFIG_KEYS = DIRECTIVES | {"api_key"}
 ERRORS = {  # status -> (type, code, message), shaped like OpenAI's
     400: ("invalid_request_error", None, "Invalid request"),
@@ -76,9 +79,18 @@ def prompt_tokens(messages: list[dict]) -> int:
     return sum(count_tokens(DIRECTIVE.sub("", _text_of(m.get("content")))) for m in messages)
 
 
-def reply_for(prompt: str, max_tokens: int | None = None) -> tuple[str, str]:
-    """Return the simulated reply to ``prompt`` and its finish reason."""
-    text = f"[simulated] echo: {prompt[:200]}"
+def reply_for(
+    prompt: str, max_tokens: int | None = None, messages: list | None = None
+) -> tuple[str, str]:
+    """Return the simulated reply to ``prompt`` (or to all ``messages``) and its finish reason."""
+    if messages is not None:
+        said = (
+            f"{m.get('role')}: {DIRECTIVE.sub('', _text_of(m.get('content'))).strip()}"
+            for m in messages
+        )
+        text = f"[simulated] messages: {' | '.join(said)}"
+    else:
+        text = f"[simulated] echo: {prompt[:200]}"
     words = text.split(" ")
     if isinstance(max_tokens, int) and 0 < max_tokens < len(words):
         return " ".join(words[:max_tokens]), "length"

@@ -223,7 +223,8 @@ class SimulatorApp:
             return
         if fail and await self.fail(ex, opt, request):
             return
-        text, finish = reply_for(prompt, request.get("max_tokens"))
+        echoed = request["messages"] if opt.get("echo") == "messages" else None
+        text, finish = reply_for(prompt, request.get("max_tokens"), echoed)
         usage = {
             "prompt_tokens": prompt_tokens(request["messages"]),
             "completion_tokens": count_tokens(text),

@@ -83,6 +83,9 @@ class Batch(db.Model):
     # Made through POST /v1/batches: the /v1/files id it came from and the caller's metadata.
     input_file_id: Mapped[str | None] = mapped_column(String(64))
     metadata_json: Mapped[str | None] = mapped_column(Text)
+    # The sizes of its OpenAI output and error files and the state of its tasks they were
+    # measured at (JSON, services.openai_files): measured again only when that state moves.
+    result_file_bytes: Mapped[str | None] = mapped_column(Text)
 
     creator = relationship("Person", foreign_keys=[creator_id], passive_deletes=True)
 

@@ -4,6 +4,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     DateTime,
@@ -55,6 +56,9 @@ class Task(db.Model):
     )
     prompt: Mapped[str] = mapped_column(Text, nullable=False)
     system_prompt: Mapped[str | None] = mapped_column(Text)
+    # Earlier turns of a conversation, sent between the system prompt and the prompt (the
+    # last user message): a JSON list of {"role": "user"|"assistant", "content": text}.
+    messages: Mapped[list | None] = mapped_column(JSON(none_as_null=True))
     status: Mapped[str] = mapped_column(String(16), nullable=False, default=PENDING)
     result: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
@@ -86,6 +90,8 @@ class Task(db.Model):
     seed: Mapped[int | None] = mapped_column(BigInteger)
     stop: Mapped[str | None] = mapped_column(Text)  # JSON list of up to 4 strings
     response_format: Mapped[str | None] = mapped_column(Text)  # JSON, OpenAI's response_format
+    frequency_penalty: Mapped[float | None] = mapped_column(Float)
+    presence_penalty: Mapped[float | None] = mapped_column(Float)
     # JSON mode only: whether the output parsed as JSON (None: not JSON mode, or no output).
     output_is_json: Mapped[bool | None] = mapped_column(Boolean, index=True)
     # The prompt, model or parameters changed after the shown result was produced.

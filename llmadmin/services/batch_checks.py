@@ -169,5 +169,6 @@ def _preview(checked: Checked) -> dict:
         "model": checked.model,
         "system_prompt": (row.get("system_prompt") or "")[:200],
         "prompt": (row.get("prompt") or "")[:300],
+        "turns": len(row.get("messages") or ()),  # earlier messages of a conversation
         "parameters": {k: row.get(k) for k in task_service.TASK_PARAMETERS if row.get(k)},
     }

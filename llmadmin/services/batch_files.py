@@ -1,7 +1,8 @@
 """Reading batch files (CSV, XLSX, JSONL, OpenAI batch JSONL) one line at a time.
 
 Each line becomes a ``Line``: the raw task item (``name``, ``prompt``, ``system_prompt``,
-``model``, ``parameters`` as ``services.tasks`` takes them, plus ``custom_id``) or the
+``messages`` (earlier turns), ``model``, ``parameters`` as ``services.tasks`` takes them,
+plus ``custom_id``) or the
 reason it cannot be read (which field, what is wrong). Problems of the whole file (wrong
 encoding, missing or unknown columns, not a spreadsheet) raise ``ValidationError``.
 Nothing here touches the database: ``services.batches`` checks models and creates tasks.
@@ -22,6 +23,7 @@ from typing import Any
 from flask_babel import gettext as _
 
 from llmadmin.errors import ValidationError
+from llmadmin.services import conversation
 from llmadmin.services.tasks import TASK_PARAMETERS
 
 FORMATS = ("csv", "xlsx", "jsonl")
@@ -30,6 +32,8 @@ MAX_CUSTOM_ID_CHARS = 200
 CHAT_URLS = ("/v1/chat/completions", "/chat/completions")
 # Columns of a CSV/XLSX file (header names are matched ignoring case, spaces, - and _).
 COLUMNS = ("name", "prompt", "system_prompt", "model", "parameters", "custom_id")
+# Keys of a plain JSONL task object: the columns, and the conversation's earlier turns.
+PLAIN_KEYS = (*COLUMNS, "messages")
 HEADER_ALIASES = {
     "system": "system_prompt",
     "customid": "custom_id",
@@ -122,13 +126,13 @@ def jsonl_line(number: int, text: str) -> Line:
 
 
 def _plain_line(number: int, data: dict) -> Line:
-    unknown = [key for key in data if key not in COLUMNS]
+    unknown = [key for key in data if key not in PLAIN_KEYS]
     if unknown:
         raise ValidationError(
             _(
                 "Unknown field %(name)r; accepted: %(names)s.",
                 name=unknown[0],
-                names=", ".join(COLUMNS),
+                names=", ".join(PLAIN_KEYS),
             ),
             field=unknown[0],
         )
@@ -137,6 +141,7 @@ def _plain_line(number: int, data: dict) -> Line:
             raise ValidationError(_("%(name)s must be a string.", name=key), field=key)
     custom_id = _custom_id(data.get("custom_id"), required=False)
     item = {k: data.get(k) for k in ("name", "prompt", "system_prompt", "model", "parameters")}
+    item["messages"] = data.get("messages")  # checked with the task (services.conversation)
     return Line(number, item=item, custom_id=custom_id)
 
 
@@ -158,7 +163,7 @@ def _openai_line(number: int, data: dict) -> Line:
         raise ValidationError(_("body must be a JSON object."), field="body")
     if not isinstance(body.get("model"), str) or not body["model"].strip():
         raise ValidationError(_("body.model must name a model."), field="body.model")
-    system_prompt, prompt = _messages(body.get("messages"))
+    system_prompt, turns, prompt = conversation.split_chat(body.get("messages"), "body.messages")
     parameters = {}
     for key, value in body.items():
         if key in ("model", "messages") or key in BODY_IGNORED:
@@ -177,52 +182,11 @@ def _openai_line(number: int, data: dict) -> Line:
         "name": custom_id[:200],
         "prompt": prompt,
         "system_prompt": system_prompt,
+        "messages": turns,
         "model": body["model"],
         "parameters": parameters or None,
     }
     return Line(number, item=item, custom_id=custom_id)
-
-
-def _messages(messages) -> tuple[str | None, str]:
-    """Return (system prompt, prompt) of a chat: system messages, then one user message."""
-    if not isinstance(messages, list) or not messages:
-        raise ValidationError(_("body.messages must be a non-empty list."), field="body.messages")
-    system, user = [], []
-    for index, message in enumerate(messages):
-        where = f"body.messages[{index}]"
-        if not isinstance(message, dict):
-            raise ValidationError(_("Each message must be an object."), field=where)
-        role = message.get("role")
-        text = _content(message.get("content"), f"{where}.content")
-        if role in ("system", "developer") and not user:
-            system.append(text)
-        elif role == "user" and not user:
-            user.append(text)
-        else:
-            raise ValidationError(
-                _(
-                    "A batch line is one task: optional system messages, then one user message "
-                    "(%(role)s at this place is not supported).",
-                    role=role,
-                ),
-                field=f"{where}.role",
-            )
-    if not user:
-        raise ValidationError(_("The messages need a user message."), field="body.messages")
-    return ("\n\n".join(system) or None), user[0]
-
-
-def _content(content, where: str) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = []
-        for part in content:
-            if not isinstance(part, dict) or part.get("type") != "text":
-                raise ValidationError(_("Only text content can be sent in a batch."), field=where)
-            parts.append(str(part.get("text") or ""))
-        return "".join(parts)
-    raise ValidationError(_("content must be text."), field=where)
 
 
 def _custom_id(value, *, required: bool) -> str | None:

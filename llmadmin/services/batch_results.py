@@ -14,7 +14,7 @@ import heapq
 import json
 from collections.abc import Iterator
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from llmadmin.extensions import db
 from llmadmin.models import Batch, LLMModel, Person, Task
@@ -84,9 +84,35 @@ def openai_batch(batch: Batch, found) -> dict:
     }
 
 
+def _statuses(kind: str) -> tuple:
+    return (SUCCESS,) if kind == "output" else (FAILURE, CANCELED)
+
+
+def file_state(batch_id: int, kind: str) -> str:
+    """A short key of what the output (or error) file is made of: it changes when the file does.
+
+    One GROUP BY over the batch's tasks in the file's statuses: their count, the sum of their
+    ids and their last finish per status and model name (a re-run finishes later, a renamed
+    model changes the name). Cheaper than reading the file; stored with its size.
+    """
+    rows = db.session.execute(
+        select(
+            Task.status,
+            LLMModel.model_name,
+            func.count(),
+            func.sum(Task.id),
+            func.max(Task.finished_at),
+        )
+        .outerjoin(LLMModel, Task.model_id == LLMModel.id)
+        .where(Task.batch_id == batch_id, Task.status.in_(_statuses(kind)))
+        .group_by(Task.status, LLMModel.model_name)
+    ).all()
+    return json.dumps(sorted([str(value) for value in row] for row in rows))
+
+
 def result_lines(batch_id: int, kind: str) -> Iterator[dict]:
     """Yield the batch's output lines (kind "output") or error lines (kind "error")."""
-    statuses = (SUCCESS,) if kind == "output" else (FAILURE, CANCELED)
+    statuses = _statuses(kind)
     query = (
         select(
             Task.id,

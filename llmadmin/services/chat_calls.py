@@ -95,9 +95,11 @@ def start_call(
     *,
     stream: bool,
     request_key: str | None = None,
+    turns: list[dict] | None = None,
 ) -> ChatCall:
     """Create (or, for a repeated ``request_key``, find) the call's task and queue it.
 
+    ``turns`` are the conversation's earlier messages (``services.conversation``).
     Raises ItemsInvalid for a prompt or parameter the task rules refuse and
     QueueUnavailable when Redis is away (the task is then canceled, never left waiting).
     """
@@ -108,6 +110,7 @@ def start_call(
     item = {
         "prompt": prompt,
         "system_prompt": system_prompt,
+        "messages": turns,
         "model_id": model.id,
         "parameters": parameters,
     }

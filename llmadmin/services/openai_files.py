@@ -7,6 +7,9 @@ must be shared by the web processes and the workers, like the batch upload folde
 
 A batch's output and error files are not stored: ``file-batch-<id>-output`` and
 ``file-batch-<id>-error`` are streamed from its tasks (``batch_results.result_lines``).
+Their size is measured by streaming them once and kept on the Batch row with the state of
+the tasks it was measured at (``batch_results.file_state``): measured again only when a
+task of the file changed (a retry, a late cancel), so a look costs one GROUP BY.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from collections.abc import Iterator
 
 from flask import current_app
 from flask_babel import gettext as _
+from sqlalchemy import update
 
 from llmadmin.errors import NotFound, TooLarge, ValidationError
 from llmadmin.extensions import db
@@ -144,7 +148,7 @@ def get_file(file_id: str, person: Person) -> dict:
         return {
             "id": file_id,
             "object": "file",
-            "bytes": 0,  # streamed from the batch's tasks: the size is not known beforehand
+            "bytes": result_file_size(batch, kind),
             "created_at": batch_results.unix(batch.created_at),
             "filename": f"batch_{batch.id}_{kind}.jsonl",
             "purpose": "batch_output",
@@ -154,13 +158,40 @@ def get_file(file_id: str, person: Person) -> dict:
     return file_path(file_id, person)[1]
 
 
+def _result_chunks(batch_id: int, kind: str) -> Iterator[bytes]:
+    lines = batch_results.result_lines(batch_id, kind)
+    return ((json.dumps(line, ensure_ascii=False) + "\n").encode("utf-8") for line in lines)
+
+
+def result_file_size(batch: Batch, kind: str) -> int:
+    """The size in bytes of a batch's output or error file, measured once per state of its tasks."""
+    state = batch_results.file_state(batch.id, kind)
+    try:
+        sizes = json.loads(batch.result_file_bytes or "{}")
+    except ValueError:
+        sizes = {}
+    known = sizes.get(kind) if isinstance(sizes, dict) else None
+    if isinstance(known, dict) and known.get("state") == state:
+        return int(known["bytes"])
+    size = sum(len(chunk) for chunk in _result_chunks(batch.id, kind))
+    sizes = sizes if isinstance(sizes, dict) else {}
+    sizes[kind] = {"state": state, "bytes": size}
+    db.session.execute(  # two looks at once write the same size: either write is right
+        update(Batch)
+        .where(Batch.id == batch.id)
+        .values(result_file_bytes=json.dumps(sizes))
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    return size
+
+
 def file_content(file_id: str, person: Person) -> Iterator[bytes]:
     """Stream a file's bytes (a batch's output/error file: one JSON line per task)."""
     batch_file = _batch_file(file_id, person)
     if batch_file:
         batch, kind = batch_file
-        lines = batch_results.result_lines(batch.id, kind)
-        return ((json.dumps(line, ensure_ascii=False) + "\n").encode("utf-8") for line in lines)
+        return _result_chunks(batch.id, kind)
     path = file_path(file_id, person)[0]
 
     def chunks() -> Iterator[bytes]:

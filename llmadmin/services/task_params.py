@@ -26,6 +26,8 @@ PARAM_FIELDS = {
     "stop": _l("Stop sequences"),
     "seed": _l("Seed"),
     "response_format": _l("Response format"),
+    "frequency_penalty": _l("Frequency penalty"),
+    "presence_penalty": _l("Presence penalty"),
 }
 MAX_TOKENS_LIMIT = 1_000_000  # the model form's limit too
 SEED_MIN, SEED_MAX = -(2**63), 2**63 - 1
@@ -202,6 +204,8 @@ _CLEANERS = {
     "seed": lambda v: _integer("seed", v, SEED_MIN, SEED_MAX, _l("a whole number (64-bit)")),
     "stop": _stop,
     "response_format": _response_format,
+    "frequency_penalty": lambda v: _number("frequency_penalty", v, -2, 2),
+    "presence_penalty": lambda v: _number("presence_penalty", v, -2, 2),
 }
 
 
@@ -294,7 +298,7 @@ def display_value(name: str, stored) -> str:
         if data.get("type") in ("text", "json_object"):
             return data["type"]
         return json.dumps(data, indent=2, ensure_ascii=False)
-    if name in ("temperature", "top_p"):
+    if name in ("temperature", "top_p", "frequency_penalty", "presence_penalty"):
         return f"{stored:g}"
     return str(stored)
 

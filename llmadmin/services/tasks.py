@@ -28,7 +28,7 @@ from llmadmin.models.task import (
     RUNNING,
     SUCCESS,
 )
-from llmadmin.services import audit
+from llmadmin.services import audit, conversation
 from llmadmin.services.jobs_control import stop_jobs_without_live_tasks
 from llmadmin.services.task_params import PARAM_FIELDS, clean_param, clean_params
 
@@ -100,8 +100,14 @@ def clean_text(
 FIELD_LABELS = {"prompt": _l("Prompt"), "system_prompt": _l("System prompt"), "name": _l("Name")}
 
 
-def validate_task_fields(name, prompt, system_prompt) -> tuple[str, str, str | None]:
-    """Return cleaned (name, prompt, system_prompt) or raise ValidationError."""
+def validate_task_fields(
+    name, prompt, system_prompt, turns: list[dict] | None = None
+) -> tuple[str, str, str | None]:
+    """Return cleaned (name, prompt, system_prompt) or raise ValidationError.
+
+    ``turns`` (a conversation's earlier messages, already cleaned) are checked by the prompt
+    policy with the prompt.
+    """
     limit = current_app.config["MAX_PROMPT_CHARS"]
     # Lazy labels: rendered only for an error message (a gettext per field and row costs
     # half of validating a 100,000-line batch).
@@ -111,7 +117,7 @@ def validate_task_fields(name, prompt, system_prompt) -> tuple[str, str, str | N
     )
     name = clean_text(name, FIELD_LABELS["name"], required=False, max_chars=200)
     name = name or _default_name(prompt)
-    policy.check_prompt(prompt, system_prompt)  # PROMPT_BLOCKED_PATTERNS
+    policy.check_prompt(prompt, system_prompt, turns)  # PROMPT_BLOCKED_PATTERNS
     return name, prompt, system_prompt
 
 
@@ -190,6 +196,8 @@ TASK_PARAMETERS: dict[str, tuple[type, ...]] = {
     "stop": (list, str),
     "seed": (int,),
     "response_format": (str, dict),
+    "frequency_penalty": (int, float),
+    "presence_penalty": (int, float),
 }
 assert set(TASK_PARAMETERS) == set(PARAM_FIELDS)
 INSERT_BATCH = 1000
@@ -209,7 +217,7 @@ def create_tasks(items: list[dict], creator_id: int | None, *, run: bool = True)
     """Create many tasks in one transaction and dispatch them once; all or nothing.
 
     Each item has ``prompt`` and ``model`` (a model name) or ``model_id``, optionally
-    ``name``, ``system_prompt`` and ``parameters``. Every item is validated first; if any
+    ``name``, ``system_prompt``, ``messages`` (earlier turns) and ``parameters``. Every item is validated first; if any
     is invalid nothing is created and ``ItemsInvalid`` lists each error with its index.
     """
     rows = validate_tasks(items, creator_id, run=run)
@@ -272,9 +280,10 @@ def task_row(item: dict, models: dict, creator_id: int | None, run: bool) -> dic
 
     ``models`` maps ``("name", name)`` / ``("id", id)`` to the models the items name.
     """
+    turns = conversation.clean_turns(item.get("messages"))
     try:
         name, prompt, system_prompt = validate_task_fields(
-            item.get("name"), item.get("prompt"), item.get("system_prompt")
+            item.get("name"), item.get("prompt"), item.get("system_prompt"), turns
         )
     except ValidationError as exc:
         raise ValidationError(str(exc), field=exc.field or _field_of(str(exc))) from exc
@@ -299,6 +308,7 @@ def task_row(item: dict, models: dict, creator_id: int | None, run: bool) -> dic
         "name": name,
         "prompt": prompt,
         "system_prompt": system_prompt,
+        "messages": turns,
         "model_id": model.id,
         "creator_id": creator_id,
         "status": PENDING,
@@ -310,7 +320,11 @@ def task_row(item: dict, models: dict, creator_id: int | None, run: bool) -> dic
 
 def _field_of(message: str) -> str | None:
     """The field a validate_task_fields message is about (its first words name it)."""
-    for label, field in ((_("System prompt"), "system_prompt"), (_("Prompt"), "prompt")):
+    for label, field in (
+        (_("System prompt"), "system_prompt"),
+        (_("Prompt"), "prompt"),
+        (_("An earlier message of the conversation"), "messages"),
+    ):
         if message.startswith(label):
             return field
     return "name" if message.startswith(_("Name")) else "prompt"
@@ -468,6 +482,7 @@ def duplicate_tasks(
             name=f"{src.name} → {model.name}"[:200],
             prompt=src.prompt,
             system_prompt=src.system_prompt,
+            messages=src.messages,
             model_id=model.id,
             source_task_id=src.id,
             creator_id=creator_id,
@@ -489,7 +504,7 @@ def duplicate_tasks(
 
 
 # What a task's result was produced from: changing one of these makes the result outdated.
-INPUT_FIELDS = ("prompt", "system_prompt", "model_id", "model", *PARAM_FIELDS)
+INPUT_FIELDS = ("prompt", "system_prompt", "messages", "model_id", "model", *PARAM_FIELDS)
 
 
 def note_edit(task: Task) -> bool:

@@ -232,3 +232,29 @@ def test_admin_sees_and_acts_on_everyones_batches(client, member_user, admin_use
     client.post(f"/admin/batch/{batch.id}/cancel/", data={"csrf_token": token})
     db.session.expire_all()
     assert db.session.get(Batch, batch.id).status == BatchStatus.CANCELLED
+
+
+def test_an_openai_batch_file_with_conversations_is_previewed_and_made(member_client, sim_model):
+    talk = {
+        "custom_id": "talk",
+        "method": "POST",
+        "url": "/v1/chat/completions",
+        "body": {
+            "model": "Sim",
+            "messages": [
+                {"role": "user", "content": "Hi"},
+                {"role": "assistant", "content": "Hello <there>"},
+                {"role": "user", "content": "And now?"},
+            ],
+        },
+    }
+    bad = json.loads(json.dumps(talk))
+    bad["custom_id"], bad["body"]["messages"] = "bad", bad["body"]["messages"][:2]
+    data = (json.dumps(talk) + "\n" + json.dumps(bad) + "\n").encode()
+    html = upload(member_client, data, "talk.jsonl").get_data(as_text=True)
+    assert "After 2 earlier message(s) of a conversation:" in html and "And now?" in html
+    assert "The last message must be a user message" in html
+    confirm(member_client, html)
+    run_batch_jobs()
+    task = db.session.query(Task).filter_by(custom_id="talk").one()
+    assert task.prompt == "And now?" and [m["role"] for m in task.messages] == ["user", "assistant"]

@@ -56,3 +56,22 @@ def test_unknown_cost_is_blank_not_zero(admin_client, admin_user, sim_model):
     _task(admin_user, sim_model, cost=Decimal("0.000500"), prompt_tokens=5, completion_tokens=5)
     page = text(admin_client.get("/admin/task/"))
     assert "0.000000" not in page and "0.000500" in page
+
+
+def test_details_show_the_earlier_turns_above_the_prompt_escaped(
+    admin_client, admin_user, sim_model
+):
+    turns = [
+        {"role": "user", "content": "<b>first</b>"},
+        {"role": "assistant", "content": "<script>alert(1)</script>"},
+    ]
+    task = _task(admin_user, sim_model, messages=turns, prompt="the prompt", presence_penalty=0.5)
+    page = text(admin_client.get(f"/admin/task/details/?id={task.id}"))
+    assert "Earlier messages" in page and "Presence penalty" in page
+    assert "&lt;b&gt;first&lt;/b&gt;" in page and "<script>alert(1)" not in page
+    assert page.index('data-role="user"') < page.index('data-role="assistant"')
+    assert page.index('data-field="messages"') < page.index('data-field="prompt"')
+    admin_user.locale = "zh_Hans_CN"
+    db.session.commit()
+    page = text(admin_client.get(f"/admin/task/details/?id={task.id}"))
+    assert "之前的消息" in page and "助手" in page and "存在惩罚" in page

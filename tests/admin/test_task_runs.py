@@ -27,6 +27,8 @@ BAD_VALUES = [
     ("temperature", "warm", "Temperature must be a number from 0 to 2."),
     ("max_tokens", "0", "Max tokens must be a whole number from 1 to 1,000,000."),
     ("top_p", "-1", "Top p must be a number from 0 to 1."),
+    ("frequency_penalty", "2.5", "Frequency penalty must be a number from -2 to 2."),
+    ("presence_penalty", "much", "Presence penalty must be a number from -2 to 2."),
     ("seed", "1.5", "Seed must be a whole number (64-bit)."),
     ("stop", "a\nb\nc\nd\ne", "At most 4 stop sequences are allowed (5 given)."),
     ("response_format", "{not json", 'must be "text", "json_object" or a JSON schema object'),
@@ -41,6 +43,8 @@ def test_create_a_task_with_its_own_parameters(admin_client, sim_model):
         max_tokens="64",
         top_p="0.9",
         seed="3",
+        frequency_penalty="0.5",
+        presence_penalty="-1",
         stop="END\n###",
         response_format='{"type": "object", "properties": {"a": {"type": "string"}}}',
     )
@@ -48,6 +52,7 @@ def test_create_a_task_with_its_own_parameters(admin_client, sim_model):
     assert response.status_code == 302
     (task,) = all_tasks()
     assert (task.temperature, task.max_tokens, task.top_p, task.seed) == (0.2, 64, 0.9, 3)
+    assert (task.frequency_penalty, task.presence_penalty) == (0.5, -1.0)
     assert task.stop == '["END", "###"]'
     assert '"type": "json_schema"' in task.response_format
 

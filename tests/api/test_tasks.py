@@ -330,3 +330,68 @@ def test_ids_past_32_bits_are_refused_not_a_server_error(member_api, admin_api, 
         422,
         field="maintainer_id",
     )
+
+
+TURNS = [
+    {"role": "user", "content": "What is 2 + 2?"},
+    {"role": "assistant", "content": [{"type": "text", "text": "4"}]},
+]
+
+
+def test_a_task_can_carry_earlier_turns_of_a_conversation(member_api, sim_model):
+    response = member_api.post(
+        "/api/v1/tasks",
+        json={
+            "prompt": "And times 3?",
+            "model": "Sim",
+            "messages": TURNS,
+            "parameters": {"frequency_penalty": 0.5, "presence_penalty": -2},
+        },
+    )
+    assert response.status_code == 201, response.get_data(as_text=True)
+    body = response.get_json()
+    assert body["messages"] == [
+        {"role": "user", "content": "What is 2 + 2?"},
+        {"role": "assistant", "content": "4"},  # text parts are stored joined
+    ]
+    assert body["parameters"] == {"frequency_penalty": 0.5, "presence_penalty": -2.0}
+    assert db.session.get(Task, body["id"]).messages == body["messages"]
+    plain = member_api.post("/api/v1/tasks", json={"prompt": "x", "model": "Sim", "messages": []})
+    assert plain.get_json()["messages"] is None
+
+
+def test_bad_earlier_turns_name_the_exact_field(member_api, sim_model):
+    def post(messages):
+        return member_api.post(
+            "/api/v1/tasks", json={"prompt": "p", "model": "Sim", "messages": messages}
+        )
+
+    assert_error(post("hello"), 422, field="messages")
+    assert_error(post([{"role": "system", "content": "x"}]), 422, field="messages[0].role")
+    assert_error(post([{"role": "tool", "content": "x"}]), 422, field="messages[0].role")
+    assert_error(post([TURNS[0], {"role": "user", "content": 7}]), 422, field="messages[1].content")
+    error = assert_error(
+        post([TURNS[0], {"role": "assistant", "content": "", "tool_calls": [{"id": "c"}]}]),
+        422,
+        field="messages[1].tool_calls",
+    )
+    assert "tool" in error["message"]
+    error = assert_error(
+        member_api.post(
+            "/api/v1/tasks",
+            json={"tasks": [{"prompt": "p", "model": "Sim", "messages": [TURNS[0], "no"]}]},
+        ),
+        422,
+        "invalid_items",
+    )
+    assert error["details"][0]["field"] == "tasks[0].messages[1]"
+    error = assert_error(
+        member_api.post(
+            "/api/v1/tasks",
+            json={"prompt": "p", "model": "Sim", "parameters": {"presence_penalty": 3}},
+        ),
+        422,
+        field="parameters.presence_penalty",
+    )
+    assert error["message"] == "Presence penalty must be a number from -2 to 2."
+    assert count_tasks() == 0

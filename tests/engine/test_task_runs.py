@@ -137,3 +137,34 @@ def test_a_task_failed_before_its_call_keeps_that_run(app, sim_model):
     run_all([task_id], Recorder(lambda p, n, b: httpx.Response(200, json=completion())))
     (run,) = runs_of(task_id)
     assert run.status == FAILURE and run.error_kind == "model_disabled"
+
+
+def test_a_call_sends_the_earlier_turns_between_system_prompt_and_prompt(app, sim_model):
+    turns = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]
+    items = [
+        {"prompt": "talk", "system_prompt": "sys", "model": sim_model.name, "messages": turns},
+        {"prompt": "alone", "system_prompt": "sys", "model": sim_model.name},
+    ]
+    items[0]["parameters"] = {"frequency_penalty": 1, "presence_penalty": -0.5}
+    talk, alone = svc.create_tasks(items, None).ids
+    bodies = {}
+
+    def answer(prompt, n, body):
+        bodies[prompt] = body
+        return httpx.Response(200, json=completion("ok"))
+
+    run_all([talk, alone], Recorder(answer))
+    assert bodies["talk"]["messages"] == [
+        {"role": "system", "content": "sys"},
+        *turns,
+        {"role": "user", "content": "talk"},
+    ]
+    assert (bodies["talk"]["frequency_penalty"], bodies["talk"]["presence_penalty"]) == (1, -0.5)
+    # A task without turns sends what it always did: the system prompt and the prompt only.
+    assert bodies["alone"]["messages"] == [
+        {"role": "system", "content": "sys"},
+        {"role": "user", "content": "alone"},
+    ]
+    assert set(bodies["alone"]) == {"model", "messages", "stream", "temperature", "max_tokens"}
+    (run,) = runs_of(talk)
+    assert json.loads(run.params)["frequency_penalty"] == 1

@@ -59,10 +59,13 @@ def test_an_unknown_model_is_404_model_not_found(client, sim_row):
         ({"messages": []}, "messages"),
         ({"messages": [{"role": "user", "content": 5}]}, "messages[0].content"),
         ({"messages": [{"role": "wizard", "content": "x"}]}, "messages[0].role"),
+        ({"messages": [*USER, {"role": "assistant", "content": "hi"}]}, "messages"),
         (
-            {"messages": [*USER, {"role": "assistant", "content": "hi"}, *USER]},
+            {"messages": [*USER, {"role": "tool", "content": "x", "tool_call_id": "t"}]},
             "messages[1].role",
         ),
+        ({"frequency_penalty": 2.5}, "frequency_penalty"),
+        ({"presence_penalty": "much"}, "presence_penalty"),
     ],
 )
 def test_wrong_values_are_400_naming_the_param(client, sim_row, extra, param):

@@ -571,3 +571,45 @@ def test_raw_key_of_any_shape_is_masked_when_echoed():
         lambda r: httpx.Response(401, json={"error": {"message": f"bad key {raw}"}}), api_key=raw
     )
     assert raw not in exc.message and "bad key" in exc.message
+
+
+def _sent_body(**kw) -> bytes:
+    seen = []
+
+    def handler(request):
+        seen.append(request.content)
+        return httpx.Response(200, json=completion())
+
+    call(handler, **kw)
+    return seen[0]
+
+
+def test_a_request_without_earlier_turns_sends_exactly_the_body_it_always_did():
+    """The bytes on the wire of a one-prompt task (system prompt, prompt, parameters) are
+    the ones sent before conversations existed: no new key, no new order."""
+    body = _sent_body(messages=build_messages("hi", "be brief"), seed=7)
+    assert body == (
+        b'{"model":"gpt-test","messages":[{"role":"system","content":"be brief"},'
+        b'{"role":"user","content":"hi"}],"stream":false,"temperature":0.2,"max_tokens":50,'
+        b'"seed":7}'
+    )
+    assert build_messages("hi", "be brief", None) == build_messages("hi", "be brief", [])
+
+
+def test_earlier_turns_and_penalties_are_sent_in_order():
+    turns = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]
+    body = json.loads(
+        _sent_body(
+            messages=build_messages("q", "sys", turns),
+            frequency_penalty=0.5,
+            presence_penalty=-1.0,
+        )
+    )
+    assert [(m["role"], m["content"]) for m in body["messages"]] == [
+        ("system", "sys"),
+        ("user", "a"),
+        ("assistant", "b"),
+        ("user", "q"),
+    ]
+    assert list(body)[-2:] == ["frequency_penalty", "presence_penalty"]
+    assert (body["frequency_penalty"], body["presence_penalty"]) == (0.5, -1.0)

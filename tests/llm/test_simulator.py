@@ -293,3 +293,13 @@ def _answers(url: str) -> bool:
         return httpx.get(url + "/models", trust_env=False, timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_echo_messages_answers_with_every_message_in_order(sim):
+    turns = [{"role": "user", "content": "one"}, {"role": "assistant", "content": "two"}]
+    messages = build_messages("three [[sim: echo=messages]]", "sys", turns)
+    for stream in (False, True):
+        result = chat_blocking(req(sim, messages=messages, stream=stream))
+        assert result.text == (
+            "[simulated] messages: system: sys | user: one | assistant: two | user: three"
+        )

@@ -362,3 +362,108 @@ def test_utf16_and_binary_uploads_are_refused_at_once(app, member_user):
         upload(member_user.id, "in.csv", "prompt,model\nHi,Sim\n".encode("utf-16"))
     with pytest.raises(ValidationError, match="binary"):
         upload(member_user.id, "in.jsonl", b"PK\x03\x04 zip")
+
+
+# --- conversations in batch lines ------------------------------------------------------------
+
+TALK = [
+    {"role": "system", "content": "Be brief."},
+    {"role": "user", "content": "Hi"},
+    {"role": "assistant", "content": [{"type": "text", "text": "Hello!"}]},
+    {"role": "user", "content": "How are you?"},
+]
+
+
+def talk_line(custom_id, messages=TALK, **body):
+    return json.dumps(
+        {
+            "custom_id": custom_id,
+            "method": "POST",
+            "url": "/v1/chat/completions",
+            "body": {"model": "Sim", "messages": messages, **body},
+        }
+    )
+
+
+def test_an_openai_line_with_earlier_turns_becomes_a_task_with_them(app, sim_model, member_user):
+    data = "\n".join(
+        [
+            talk_line("talk", frequency_penalty=0.5),
+            json.dumps({"prompt": "And now?", "model": "Sim", "messages": TALK[1:3]}),
+            openai_line("plain"),
+        ]
+    ).encode()
+    batch = make(member_user.id, "in.jsonl", data)
+    assert (batch.total, batch.invalid_lines) == (3, 0)
+    talk, plain_line, plain = db.session.query(Task).order_by(Task.id).all()
+    expected = [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello!"},
+    ]
+    assert (talk.system_prompt, talk.prompt, talk.messages) == (
+        "Be brief.",
+        "How are you?",
+        expected,
+    )
+    assert talk.frequency_penalty == 0.5
+    assert (plain_line.prompt, plain_line.messages) == ("And now?", expected)
+    assert plain.messages is None
+
+
+@pytest.mark.parametrize(
+    "messages, field, words",
+    [
+        (TALK[:3], "body.messages", "last message must be a user message"),
+        (
+            [TALK[1], {"role": "assistant", "content": None, "tool_calls": [{"id": "x"}]}, TALK[3]],
+            "body.messages[1].tool_calls",
+            "tool_calls",
+        ),
+        ([TALK[1], {"role": "tool", "content": "x"}, TALK[3]], "body.messages[1].role", "Tool"),
+        (
+            [TALK[1], {"role": "assistant", "content": {"a": 1}}, TALK[3]],
+            "body.messages[1].content",
+            "",
+        ),
+    ],
+)
+def test_bad_conversations_in_batch_lines_name_the_field(app, tmp_path, messages, field, words):
+    (line,) = lines_of(tmp_path, "in.jsonl", talk_line("a", messages).encode())
+    assert not line.ok and line.field == field and line.custom_id == "a"
+    assert words in line.message
+
+
+def test_a_batch_line_with_a_bad_penalty_is_refused(app, sim_model, member_user):
+    upload_id = upload(member_user.id, "in.jsonl", talk_line("a", presence_penalty=-3).encode())
+    summary = batches.validate_upload(upload_id, member_user.id)[1]
+    assert [(e["line"], e["field"]) for e in summary.errors] == [(1, "parameters.presence_penalty")]
+
+
+def test_a_batch_files_size_is_measured_once_per_state_of_its_tasks(app, sim_model, member_user):
+    from llmadmin.services import openai_files
+
+    data = "\n".join(openai_line(f"r{i}") for i in range(3))
+    batch = make(member_user.id, "in.jsonl", data.encode())
+    ids = [t.id for t in db.session.query(Task).order_by(Task.id)]
+    _finish(ids[:2], SUCCESS, result="hello")
+    _finish(ids[2:], FAILURE, error="boom", error_kind="server_error")
+
+    real = openai_files._result_chunks
+
+    def content(kind):
+        return b"".join(real(batch.id, kind))
+
+    assert openai_files.result_file_size(batch, "output") == len(content("output")) > 0
+    assert openai_files.result_file_size(batch, "error") == len(content("error")) > 0
+    stored = json.loads(db.session.get(Batch, batch.id).result_file_bytes)
+    assert stored["output"]["bytes"] == len(content("output"))
+    reads = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(openai_files, "_result_chunks", lambda *a: reads.append(a) or real(*a))
+        assert openai_files.result_file_size(batch, "output") == len(content("output"))
+        assert reads == []  # nothing changed: the stored size, no read of the file
+        batches.retry_failed_lines(batch.id)
+        _finish(ids[2:], SUCCESS, result="a longer answer this time")
+        assert openai_files.result_file_size(batch, "output") == len(content("output"))
+        assert openai_files.result_file_size(batch, "error") == 0
+        assert len(reads) == 2

@@ -66,6 +66,9 @@ def test_a_schema_is_wrapped_as_openai_json_schema_and_cleaning_is_idempotent():
         ("temperature", "nan", "Temperature must be a number from 0 to 2."),
         ("temperature", "inf", "Temperature must be a number from 0 to 2."),
         ("top_p", "1.5", "Top p must be a number from 0 to 1."),
+        ("frequency_penalty", "2.5", "Frequency penalty must be a number from -2 to 2."),
+        ("frequency_penalty", "lots", "Frequency penalty must be a number from -2 to 2."),
+        ("presence_penalty", "-2.01", "Presence penalty must be a number from -2 to 2."),
         ("max_tokens", "0", "Max tokens must be a whole number from 1 to 1,000,000."),
         ("max_tokens", "1000001", "Max tokens must be a whole number from 1 to 1,000,000."),
         ("max_tokens", "12.5", "Max tokens must be a whole number"),
@@ -113,7 +116,7 @@ def test_each_bad_value_is_refused_with_a_message_naming_its_field(name, raw, me
 
 def test_unknown_parameters_are_refused():
     with pytest.raises(Exception, match="Unknown parameter"):
-        clean_params({"frequency_penalty": "1"})
+        clean_params({"logit_bias": "1"})
 
 
 def test_a_valid_nested_schema_has_no_problem():
@@ -137,3 +140,11 @@ def test_stored_values_display_as_typed():
     assert display_value("response_format", '{"type": "json_object"}') == "json_object"
     assert display_value("temperature", 0.5) == "0.5"
     assert display_value("seed", None) == ""
+
+
+def test_penalties_are_numbers_from_minus_two_to_two():
+    assert clean_params({"frequency_penalty": "-2", "presence_penalty": 1.5}) == {
+        "frequency_penalty": -2.0,
+        "presence_penalty": 1.5,
+    }
+    assert clean_param("presence_penalty", "") is None

@@ -5,7 +5,7 @@ from rq import Queue
 from rq.job import Job
 
 from llmadmin.engine.dispatch import WAITING_NOTE, dispatch_waiting
-from llmadmin.errors import QueueUnavailable, ValidationError
+from llmadmin.errors import ItemsInvalid, QueueUnavailable, ValidationError
 from llmadmin.extensions import db
 from llmadmin.lifecycle import transition
 from llmadmin.models import LLMModel, Task
@@ -198,3 +198,27 @@ def test_delete_cancels_first(app, sim_model):
     svc.delete_tasks([task_id])
     assert db.session.execute(db.select(Task.id).where(Task.id == task_id)).first() is None
     assert job_id not in _llm_queue().job_ids
+
+
+def test_a_copy_keeps_the_conversation_and_the_policy_checks_its_turns(app, sim_model, admin_user):
+    from llmadmin import policy
+
+    other = LLMModel(name="Other", base_url="http://127.0.0.1:9/v1", model_name="sim-b")
+    db.session.add(other)
+    db.session.commit()
+    turns = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]
+    (src,) = svc.create_tasks(
+        [{"prompt": "q", "model": sim_model.name, "messages": turns}], None, run=False
+    ).ids
+    svc.duplicate_tasks([src], other.id, admin_user.id)
+    copy = db.session.query(Task).filter(Task.source_task_id == src).one()
+    assert copy.messages == turns and copy.prompt == "q"
+
+    app.config["PROMPT_BLOCKED_PATTERNS"] = '[{"pattern": "secret", "reason": "No secrets"}]'
+    policy.init_app(app)
+    bad = [{"role": "assistant", "content": "the secret is 42"}]
+    with pytest.raises(ItemsInvalid) as caught:
+        svc.create_tasks([{"prompt": "q", "model": sim_model.name, "messages": bad}], None)
+    error = caught.value.errors[0]
+    assert error["field"] == "messages" and "No secrets" in error["message"]
+    assert "An earlier message of the conversation" in error["message"]
