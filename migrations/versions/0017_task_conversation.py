@@ -1,6 +1,6 @@
 """task.messages, task.frequency_penalty, task.presence_penalty, batch.result_file_bytes
 
-Revision ID: 0019
+Revision ID: 0017
 Revises: 0016
 Create Date: 2026-11-30 01:00:00
 
@@ -13,7 +13,7 @@ so ``/v1/files`` reports real sizes without streaming the file on every look.
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0019'
+revision = '0017'
 down_revision = '0016'
 branch_labels = None
 depends_on = None
