@@ -83,7 +83,24 @@ class ProtectedView(ScaleListMixin, ModelView):
             kwargs["row_painter"] = painter if painter.usable() else None
         if "filter_groups" in kwargs:
             kwargs.setdefault("filter_groups_key", g.get("list_filter_groups_key"))
+            kwargs.setdefault("fragment_state", self.fragment_state())
         return super().render(template, **kwargs)
+
+    def fragment_state(self) -> tuple:
+        """What this person may do here, as the list's kept parts show it (fragments.py).
+
+        The "Create" link, the row buttons' column, export and modal links: properties that
+        may differ from person to person (``LLMModelView`` offers them to admins only).
+        """
+        return (
+            bool(self.can_create),
+            bool(self.can_edit),
+            bool(self.can_delete),
+            bool(self.can_view_details),
+            bool(self.can_export),
+            bool(self.column_display_actions),
+            tuple(type(action).__name__ for action in self.get_list_row_actions()),
+        )
 
     def get_one(self, id: Any) -> Any:
         """Load one row by a validated id (404 for an id that cannot exist)."""

@@ -10,9 +10,13 @@ a block with ``is_editable`` and ``get_value``: at 20 rows that is most of a lis
   by Flask-Admin's own macro with a random marker as the id, and the marker is replaced by each
   row's id when that is plain digits (the same text in HTML, attributes and URLs; the CSRF
   token and return URL are the page's). Any other row action is rendered per row, as Flask-Admin does;
-* cells are the view's ``_get_list_value`` (the formatters ``get_value`` calls) escaped as Jinja
-  escapes them; list time cells come from one ``TimeCells`` per page (the zone, its name and
-  the language read once).
+* cells are what the view's ``_get_list_value`` gives (the formatters ``get_value`` calls),
+  escaped as Jinja escapes them; its steps are taken here with what it looks up per cell
+  looked up once per page (each column's formatter and choices, the type formatter of each
+  value type: the first match in ``column_type_formatters``' order, as its loop finds it);
+  a view that overrides ``_get_list_value`` or ``_get_field_value`` gets them called. List
+  time cells come from one ``TimeCells`` per page (the zone, its name and the language read
+  once).
 
 The list template's ``list_row`` block falls back to Flask-Admin's own block for a view with
 editable columns or a composite primary key, and for a row whose id is not plain digits
@@ -26,6 +30,7 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from flask_admin.babel import gettext as admin_gettext
+from flask_admin.model import BaseModelView
 from flask_admin.model.template import (
     DeleteRowAction,
     EditPopupRowAction,
@@ -33,13 +38,13 @@ from flask_admin.model.template import (
     ViewPopupRowAction,
     ViewRowAction,
 )
+from flask_admin.tools import rec_getattr
 from jinja2 import pass_context
 from markupsafe import Markup, escape
 
 from llmadmin.i18n import TimeCells, list_datetime_formatter
 
 if TYPE_CHECKING:
-    from flask_admin.model import BaseModelView
     from jinja2.runtime import Context
 
 # Flask-Admin's row actions whose macros use nothing of the row but its id.
@@ -65,9 +70,15 @@ class RowPainter:
         # Random per page: a search term or a return URL cannot contain it by chance or design.
         self.marker = f"rowid{secrets.token_hex(8)}"
         self.buttons: list[list[str] | None] | None = None
-        self.cells: list[tuple[str, Markup]] | None = None
+        self.cells: list[tuple[str, Markup, Any, dict]] | None = None
         self.checkbox: list[str] | None = None
         self.type_formatters: dict | None = None
+        self.formatter_of_type: dict[type, Any] = {}
+        kind = type(view)
+        self.plain_values = (
+            kind._get_list_value is BaseModelView._get_list_value
+            and kind._get_field_value is BaseModelView._get_field_value
+        )
 
     def usable(self) -> bool:
         """Tell whether this view's rows can be painted here (else Flask-Admin's block runs)."""
@@ -84,8 +95,14 @@ class RowPainter:
             else None
             for action in context.get("list_row_actions") or ()
         ]
+        view = self.view
         self.cells = [
-            (name, Markup('<td class="col-{}">').format(name))
+            (
+                name,
+                Markup('<td class="col-{}">').format(name),
+                view.column_formatters.get(name),
+                view._column_choices_map.get(name, {}),
+            )
             for name, _label in context["list_columns"]
         ]
         # The same time cells as ``list_datetime_formatter``, with zone and language read once.
@@ -124,9 +141,32 @@ class RowPainter:
                 else:
                     html.append(text.join(parts))
             html.append("</td>")
-        view = self.view
-        formatters, type_formatters = view.column_formatters, self.type_formatters
-        for name, opening in self.cells:
-            value = view._get_list_value(context, row, name, formatters, type_formatters)
+        for name, opening, formatter, choices in self.cells:
+            value = self._value(context, row, name, formatter, choices)
             html.append(f"{opening}{escape(value)}</td>")
         return Markup("".join(html))
+
+    def _value(self, context: Context, row: Any, name: str, formatter: Any, choices: dict) -> Any:
+        """The cell's value as ``_get_list_value`` gives it, its per-cell look-ups done once."""
+        view = self.view
+        if not self.plain_values:
+            return view._get_list_value(
+                context, row, name, view.column_formatters, self.type_formatters
+            )
+        value = formatter(view, context, row, name) if formatter else rec_getattr(row, name)
+        if choices:
+            return choices.get(value) or value
+        kind = type(value)
+        if kind not in self.formatter_of_type:
+            self.formatter_of_type[kind] = next(
+                (f for t, f in self.type_formatters.items() if isinstance(value, t)), None
+            )
+        type_formatter = self.formatter_of_type[kind]
+        if type_formatter is None:
+            return value
+        try:
+            return type_formatter(view, value, name)
+        except TypeError:  # an older two-argument formatter: Flask-Admin's own path copes
+            return view._get_list_value(
+                context, row, name, view.column_formatters, self.type_formatters
+            )
