@@ -141,6 +141,25 @@ class ProtectedView(ScaleListMixin, ModelView):
         g.list_filter_groups_key = key  # the list's tail keeps their JSON by it (fragments.py)
         return made
 
+    def get_actions_list(self) -> tuple[list[tuple[str, str]], dict[str, str]]:
+        """Flask-Admin's allowed actions and confirmations, their texts translated once per language.
+
+        Allowed is asked per request (it may depend on the person); the texts are kept by
+        language and the allowed names, as Flask-Admin's ``get_actions_list`` makes them.
+        """
+        allowed = tuple(name for name, _text in self._actions if self.is_action_allowed(name))
+        key = (str(get_locale()), allowed)
+        cache = self.__dict__.setdefault("_actions_lists", {})
+        made = cache.get(key)
+        if made is None:
+            texts = dict(self._actions)
+            confirmations = {name: self._actions_data[name][2] for name in allowed}
+            made = cache[key] = (
+                [(name, str(texts[name])) for name in allowed],
+                {name: str(text) for name, text in confirmations.items() if text},
+            )
+        return list(made[0]), dict(made[1])
+
     def get_filter_arg(self, index: int, flt: Any) -> str:
         """Name filters in URLs from their English labels: links and bookmarks work in any language."""
         with force_locale("en"):

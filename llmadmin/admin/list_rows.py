@@ -29,6 +29,7 @@ import secrets
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
+from flask import request
 from flask_admin.babel import gettext as admin_gettext
 from flask_admin.model import BaseModelView
 from flask_admin.model.template import (
@@ -39,6 +40,8 @@ from flask_admin.model.template import (
     ViewRowAction,
 )
 from flask_admin.tools import rec_getattr
+from flask_babel import get_locale
+from flask_wtf.csrf import generate_csrf
 from jinja2 import pass_context
 from markupsafe import Markup, escape
 
@@ -46,6 +49,8 @@ from llmadmin.i18n import TimeCells, list_datetime_formatter
 
 if TYPE_CHECKING:
     from jinja2.runtime import Context
+
+BUTTONS_KEPT = 64  # per view: languages x list URLs x kinds of person
 
 # Flask-Admin's row actions whose macros use nothing of the row but its id.
 ID_ONLY_ACTIONS = (
@@ -88,13 +93,7 @@ class RowPainter:
         )
 
     def _prepare(self, context: Context) -> None:
-        stand_in = SimpleNamespace(**{self.view._primary_key: self.marker})
-        self.buttons = [
-            str(action.render_ctx(context, self.marker, stand_in)).split(self.marker)
-            if same_for_every_row(action)
-            else None
-            for action in context.get("list_row_actions") or ()
-        ]
+        self.buttons = self._shared_buttons(context)
         view = self.view
         self.cells = [
             (
@@ -118,6 +117,43 @@ class RowPainter:
             'title="{}" /></td>'
         ).format(Markup(self.marker), admin_gettext("Select record"))
         self.checkbox = str(checkbox).split(self.marker)
+
+    def _shared_buttons(self, context: Context) -> list[list[str] | None]:
+        """The shared row buttons cut at the row id, kept on the view from page to page.
+
+        Their HTML shows the language, the list URL they return to, the actions and this
+        request's CSRF token: kept by the first three, with the token swapped for each page's
+        (a button whose form carries another token is rendered anew, never kept).
+        """
+        actions = context.get("list_row_actions") or ()
+        key = (
+            str(get_locale()),
+            request.script_root,
+            context.get("return_url"),
+            tuple((type(a), getattr(a, "template_name", None), str(a.title)) for a in actions),
+        )
+        cache = self.view.__dict__.setdefault("_llmadmin_row_buttons", {})
+        token = generate_csrf()
+        kept = cache.get(key)
+        if kept is not None:
+            parts, old = kept
+            return [
+                None if cut is None else [p.replace(old, token) for p in cut] if old else cut
+                for cut in parts
+            ]
+        stand_in = SimpleNamespace(**{self.view._primary_key: self.marker})
+        parts = [
+            str(action.render_ctx(context, self.marker, stand_in)).split(self.marker)
+            if same_for_every_row(action)
+            else None
+            for action in actions
+        ]
+        html = "".join("".join(cut) for cut in parts if cut)
+        if "csrf_token" not in html or token in html:
+            if len(cache) >= BUTTONS_KEPT:
+                cache.clear()
+            cache[key] = (parts, token if token in html else "")
+        return parts
 
     @pass_context
     def row(self, context: Context, row: Any) -> Markup | None:
