@@ -6,10 +6,12 @@ a block with ``is_editable`` and ``get_value``: at 20 rows that is most of a lis
 ~20 times what the keyset query costs. ``RowPainter`` makes the same HTML:
 
 * row buttons of Flask-Admin's own kinds (view, edit, delete, as links or pop-ups) and ours
-  marked ``same_for_every_row`` depend on the row's id only, so each is rendered once per page
-  by Flask-Admin's own macro with a random marker as the id, and the marker is replaced by each
+  marked ``same_for_every_row`` depend on the row's id only, so each is rendered by
+  Flask-Admin's own macro with a random marker as the id, and the marker is replaced by each
   row's id when that is plain digits (the same text in HTML, attributes and URLs; the CSRF
-  token and return URL are the page's). Any other row action is rendered per row, as Flask-Admin does;
+  token and return URL are the page's). They are kept on the view by language, list URL and
+  actions, each page's CSRF token swapped in (``_shared_buttons``). Any other row action is
+  rendered per row, as Flask-Admin does;
 * cells are what the view's ``_get_list_value`` gives (the formatters ``get_value`` calls),
   escaped as Jinja escapes them; its steps are taken here with what it looks up per cell
   looked up once per page (each column's formatter and choices, the type formatter of each

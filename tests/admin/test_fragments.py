@@ -138,3 +138,8 @@ def test_painted_cells_follow_a_views_own_get_list_value(
     page = admin_client.get("/admin/task/").get_data(as_text=True)
     assert '<td class="col-name">LOUD-name</td>' in page
     assert list_rows.RowPainter  # the painter drew them (same module the list uses)
+
+
+def test_templates_are_not_reloaded_outside_debug(app):
+    """Outside debug Jinja does not stat template files on every render."""
+    assert not app.debug and not app.jinja_env.auto_reload
