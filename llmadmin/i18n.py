@@ -125,30 +125,54 @@ def relative_time(value: datetime | None) -> str:
     return format_timedelta(localtime.utc_age(value), add_direction=True)
 
 
+# Babel's relative texts by (language, unit, number, future): see ``relative_key``.
+_RELATIVE_TEXTS: dict[tuple, str] = {}
+
+
+def relative_key(seconds: float) -> tuple[str, int, bool]:
+    """What Babel's ``format_timedelta`` (second granularity, threshold 0.85) says of an age.
+
+    Its text is made of the unit it picks, the rounded number of units and the direction
+    only; this picks them as it does (its own loop over ``TIMEDELTA_UNITS``), so a page of
+    rows a second apart asks Babel once for "11 months ago", not once per cell.
+    """
+    for unit, per_unit in babel_dates.TIMEDELTA_UNITS:
+        value = abs(seconds) / per_unit
+        if value >= 0.85 or unit == "second":
+            if unit == "second" and value > 0:
+                value = max(1, value)
+            return unit, int(round(value)), seconds >= 0
+    return "", 0, seconds >= 0
+
+
 class TimeCells:
     """List time cells for one page: zone, its name and the language read once, not per cell.
 
     ``cell`` is what ``time_cell`` returns; the relative text is Babel's ``format_timedelta``
-    with Flask-Babel's defaults (what ``flask_babel.format_timedelta`` calls).
+    with Flask-Babel's defaults (what ``flask_babel.format_timedelta`` calls), kept by
+    ``relative_key``.
     """
 
     def __init__(self) -> None:
         self.zone_name, self.zone = _viewer_zone_pair()
         self.zone_text = escape(self.zone_name)
         self.locale = get_locale()
+        self.locale_name = str(self.locale)
 
     def cell(self, value: datetime | None) -> Markup:
         """Relative time ("3 分钟前") with the exact local time and zone on hover."""
         if value is None:
             return Markup("")
         local = localtime.to_local(value, self.zone)
-        relative = babel_dates.format_timedelta(
-            localtime.utc_age(value),
-            "second",
-            threshold=0.85,
-            add_direction=True,
-            locale=self.locale,
-        )
+        age = localtime.utc_age(value)
+        key = (self.locale_name, *relative_key(age.total_seconds()))
+        relative = _RELATIVE_TEXTS.get(key)
+        if relative is None:
+            if len(_RELATIVE_TEXTS) > 4096:
+                _RELATIVE_TEXTS.clear()
+            relative = _RELATIVE_TEXTS[key] = babel_dates.format_timedelta(
+                age, "second", threshold=0.85, add_direction=True, locale=self.locale
+            )
         return Markup(
             f'<time datetime="{escape(local.isoformat())}" '
             f'title="{escape(local.strftime(localtime.EXACT_FORMAT))} {self.zone_text}">'

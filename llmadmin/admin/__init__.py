@@ -10,7 +10,7 @@ from flask_admin.menu import MenuLink
 from flask_admin.theme import Bootstrap4Theme
 from flask_babel import lazy_gettext as _l
 
-from llmadmin.admin import formatters
+from llmadmin.admin import formatters, fragments
 from llmadmin.admin.api_tokens import ApiTokenView
 from llmadmin.admin.audit import AuditView
 from llmadmin.admin.batches import BatchView
@@ -93,5 +93,6 @@ def init_admin(app: Flask) -> Admin:
         AdminOnlyLink(name=_l("RQ Dashboard"), url="/admin/rq/", category=ADMINISTRATION)
     )
     app.jinja_env.globals["status_label"] = formatters.status_label  # badges in any template
+    fragments.init_app(app)
     app.extensions["llmadmin.admin"] = admin
     return admin

@@ -74,11 +74,33 @@ class ProtectedView(ScaleListMixin, ModelView):
         abort(403)
 
     def render(self, template: str, **kwargs: Any) -> str:
-        """Give list pages the row painter (rows drawn in Python, same HTML, much faster)."""
+        """Give list pages the row painter (rows drawn in Python, same HTML, much faster).
+
+        And what their filter groups were made of: the list's tail keeps their JSON by it.
+        """
         if "list_columns" in kwargs and "row_painter" not in kwargs:
             painter = RowPainter(self)
             kwargs["row_painter"] = painter if painter.usable() else None
+        if "filter_groups" in kwargs:
+            kwargs.setdefault("filter_groups_key", g.get("list_filter_groups_key"))
+            kwargs.setdefault("fragment_state", self.fragment_state())
         return super().render(template, **kwargs)
+
+    def fragment_state(self) -> tuple:
+        """What this person may do here, as the list's kept parts show it (fragments.py).
+
+        The "Create" link, the row buttons' column, export and modal links: properties that
+        may differ from person to person (``LLMModelView`` offers them to admins only).
+        """
+        return (
+            bool(self.can_create),
+            bool(self.can_edit),
+            bool(self.can_delete),
+            bool(self.can_view_details),
+            bool(self.can_export),
+            bool(self.column_display_actions),
+            tuple(type(action).__name__ for action in self.get_list_row_actions()),
+        )
 
     def get_one(self, id: Any) -> Any:
         """Load one row by a validated id (404 for an id that cannot exist)."""
@@ -100,6 +122,7 @@ class ProtectedView(ScaleListMixin, ModelView):
         ``LazyOptions``, so a new model or person shows at once), which make the key.
         """
         groups = getattr(self, "_filter_groups", None)
+        g.list_filter_groups_key = None
         if not groups:
             return super()._get_filter_groups()
         picked = tuple(
@@ -115,7 +138,27 @@ class ProtectedView(ScaleListMixin, ModelView):
             if len(cache) >= 16:
                 cache.clear()
             made = cache[key] = super()._get_filter_groups()
+        g.list_filter_groups_key = key  # the list's tail keeps their JSON by it (fragments.py)
         return made
+
+    def get_actions_list(self) -> tuple[list[tuple[str, str]], dict[str, str]]:
+        """Flask-Admin's allowed actions and confirmations, their texts translated once per language.
+
+        Allowed is asked per request (it may depend on the person); the texts are kept by
+        language and the allowed names, as Flask-Admin's ``get_actions_list`` makes them.
+        """
+        allowed = tuple(name for name, _text in self._actions if self.is_action_allowed(name))
+        key = (str(get_locale()), allowed)
+        cache = self.__dict__.setdefault("_actions_lists", {})
+        made = cache.get(key)
+        if made is None:
+            texts = dict(self._actions)
+            confirmations = {name: self._actions_data[name][2] for name in allowed}
+            made = cache[key] = (
+                [(name, str(texts[name])) for name in allowed],
+                {name: str(text) for name, text in confirmations.items() if text},
+            )
+        return list(made[0]), dict(made[1])
 
     def get_filter_arg(self, index: int, flt: Any) -> str:
         """Name filters in URLs from their English labels: links and bookmarks work in any language."""
