@@ -127,6 +127,23 @@ def notice_messages(rows) -> list[tuple[Markup, str]]:
     return messages
 
 
+def _operation_progress(op) -> str:
+    """How far a bulk operation got; before its rows are counted, without a total."""
+    action = op.description or op.action
+    if op.matched is None:
+        return _(
+            "%(action)s: %(processed)s rows done so far",
+            action=action,
+            processed=f"{op.processed:,}",
+        )
+    return _(
+        "%(action)s: %(processed)s of %(matched)s rows done",
+        action=action,
+        processed=f"{op.processed:,}",
+        matched=f"{op.matched:,}",
+    )
+
+
 @bp.route("/notices.json")
 @login_required
 def notices():
@@ -146,12 +163,7 @@ def notices():
                 Markup('<a href="{}">{}</a> {}').format(
                     url_for("bulkoperation.details_view", id=op.id),
                     _("Bulk operation #%(id)s", id=op.id),
-                    _(
-                        "%(action)s: %(processed)s of %(matched)s rows done",
-                        action=op.description or op.action,
-                        processed=f"{op.processed:,}",
-                        matched="?" if op.matched is None else f"{op.matched:,}",
-                    ),
+                    _operation_progress(op),
                 )
             ),
         }

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from flask import current_app, flash, g, jsonify, redirect, request, url_for
@@ -11,35 +10,30 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from flask_wtf.csrf import generate_csrf
 from flask_wtf.file import FileField, FileRequired
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from wtforms import HiddenField, StringField
 from wtforms.validators import Length, Optional
 
 from llmadmin.admin.base import ScopedView
+from llmadmin.admin.batch_cells import (
+    COUNTS,
+    LIVE_CELLS,
+    actions_cell,
+    count_cell,
+    creation_progress,
+    line_errors_cell,
+    status_badge,
+    status_cell,
+)
 from llmadmin.errors import LLMAdminError, QueueUnavailable
-from llmadmin.models.batch import BATCH_STATUSES, BatchStatus
+from llmadmin.models.batch import BATCH_STATUSES
 from llmadmin.services import batches
 
 if TYPE_CHECKING:
-    from flask_admin.model import BaseModelView
-    from jinja2.runtime import Context
     from werkzeug.wrappers import Response
 
     from llmadmin.models import Batch
-
-COUNTS = ("total", "queued", "running", "succeeded", "failed", "canceled")
-BADGES = {
-    BatchStatus.VALIDATING: "secondary",
-    BatchStatus.IN_PROGRESS: "primary",
-    BatchStatus.FINALIZING: "info",
-    BatchStatus.COMPLETED: "success",
-    BatchStatus.FAILED: "danger",
-    BatchStatus.EXPIRED: "warning",
-    BatchStatus.CANCELLING: "dark",
-    BatchStatus.CANCELLED: "dark",
-}
 
 
 class UploadForm(FlaskForm):
@@ -71,126 +65,6 @@ class ConfirmForm(FlaskForm):
 
     upload_id = HiddenField()
     name = HiddenField()
-
-
-def _counts_of(view: BaseModelView, batch: Batch):
-    cache = g.get("batch_counts")
-    if cache is None or batch.id not in cache:
-        cache = {**(cache or {}), **batches.refresh([batch])}
-        g.batch_counts = cache
-    return cache[batch.id]
-
-
-def _count(view: BaseModelView, context: Context | None, model: Batch, name: str) -> Markup:
-    """A count read from the batch's tasks, refreshed in place while it runs."""
-    value = _counts_of(view, model).as_dict()[name]
-    return Markup('<span class="js-count" data-id="{}" data-field="{}">{}</span>').format(
-        model.id, name, f"{value:,}"
-    )
-
-
-def status_badge(view: BaseModelView, context: Context | None, model: Batch, name: str) -> Markup:
-    """The batch's status as a badge the list refreshes while the batch is open."""
-    return Markup(
-        '<span class="badge badge-{} js-status" data-id="{}" data-status="{}">{}</span>'
-    ).format(
-        BADGES.get(model.status, "light"),
-        model.id,
-        model.status,
-        batches.status_label(model.status),
-    )
-
-
-def creation_progress(model: Batch) -> str:
-    """How far the job creating the batch's tasks got (empty once it is done)."""
-    if model.status != BatchStatus.VALIDATING:
-        return ""
-    if model.line_count:
-        return _(
-            "creating tasks: %(done)s of %(count)s line(s) read",
-            done=f"{model.lines:,}",
-            count=f"{model.line_count:,}",
-        )
-    return _("checking the file and creating tasks: %(done)s line(s) read", done=f"{model.lines:,}")
-
-
-def _status(view: BaseModelView, context: Context | None, model: Batch, name: str) -> Markup:
-    """The badge, and while the tasks are being created, how far that got (refreshed live)."""
-    return Markup(
-        '{} <small class="text-muted js-count" data-id="{}" data-field="progress">{}</small>'
-    ).format(status_badge(view, context, model, name), model.id, creation_progress(model))
-
-
-def _post_button(url: str, label: str, css: str, confirm: str | None = None) -> Markup:
-    return Markup(
-        '<form method="post" action="{}" class="d-inline js-batch-action" data-confirm="{}">'
-        '<input type="hidden" name="csrf_token" value="{}">'
-        '<button class="btn btn-sm btn-{} mb-1" type="submit">{}</button></form> '
-    ).format(url, confirm or "", generate_csrf(), css, label)
-
-
-def _actions(view: BaseModelView, context: Context | None, model: Batch, name: str) -> Markup:
-    """One-click buttons: results (CSV, XLSX), retry failed lines, cancel; and its tasks."""
-    found = _counts_of(view, model)
-    parts = [
-        Markup('<a class="btn btn-sm btn-outline-secondary mb-1" href="{}">{}</a> ').format(
-            url_for("task.index_view", flt0_batch_equals=model.id), _("Tasks")
-        )
-    ]
-    for fmt in ("csv", "xlsx"):
-        parts.append(
-            _post_button(
-                view.get_url(".results_view", batch_id=model.id, fmt=fmt),
-                _("Results %(format)s", format=fmt.upper()),
-                "outline-primary",
-            )
-        )
-    if found.failed:
-        parts.append(
-            _post_button(
-                view.get_url(".retry_view", batch_id=model.id),
-                _("Retry failed lines (%(count)s)", count=f"{found.failed:,}"),
-                "outline-warning",
-            )
-        )
-    if batches.is_open(model):
-        parts.append(
-            _post_button(
-                view.get_url(".cancel_view", batch_id=model.id),
-                _("Cancel"),
-                "outline-danger",
-                _("Cancel this batch? Unfinished tasks are canceled; results so far are kept."),
-            )
-        )
-    return Markup("").join(parts)
-
-
-ERRORS_SHOWN = 50
-
-
-def _line_errors(view: BaseModelView, context: Context | None, model: Batch, name: str) -> Markup:
-    """The first rejected lines (all of them are in the results file)."""
-    errors = json.loads(model.line_errors) if model.line_errors else []
-    if not errors:
-        return Markup("")
-    rows = Markup("").join(
-        Markup("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>").format(
-            e["line"], e.get("custom_id") or "", e.get("field") or "", e["message"]
-        )
-        for e in errors[:ERRORS_SHOWN]
-    )
-    head = Markup("<tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>").format(
-        _("Line"), _("Custom ID"), _("Field"), _("Error")
-    )
-    note = ""
-    if model.invalid_lines > ERRORS_SHOWN:
-        note = _(
-            "The first %(count)s are shown; the results file lists every one.",
-            count=ERRORS_SHOWN,
-        )
-    return Markup('<table class="table table-sm mb-1">{}{}</table><small>{}</small>').format(
-        head, rows, note
-    )
 
 
 class BatchView(ScopedView):
@@ -261,11 +135,11 @@ class BatchView(ScopedView):
         "line_errors": _l("Invalid lines"),
     }
     column_formatters = {
-        "status": _status,
-        "actions": _actions,
-        **{name: _count for name in COUNTS},
+        "status": status_cell,
+        "actions": actions_cell,
+        **{name: count_cell for name in COUNTS},
     }
-    column_formatters_detail = {**column_formatters, "line_errors": _line_errors}
+    column_formatters_detail = {**column_formatters, "line_errors": line_errors_cell}
 
     def get_list(self, *args: Any, **kwargs: Any) -> Any:
         """The page's rows with their counts (one GROUP BY for the page; open batches settle)."""
@@ -274,17 +148,33 @@ class BatchView(ScopedView):
             g.batch_counts = batches.refresh(list(rows))
         return count, rows
 
+    def get_one(self, id: Any) -> Batch:
+        """The batch, settled first (one commit) so that its page shows one consistent state."""
+        row = super().get_one(id)
+        g.batch_counts = {**(g.get("batch_counts") or {}), **batches.refresh([row])}
+        return row
+
     @expose("/status.json")
     def status_json(self) -> Response:
-        """Statuses and counts of the given batches, for the list's live refresh."""
+        """Statuses, counts and changing cells of the given batches, for live refresh.
+
+        ``?view=details`` renders the cells as the details page shows them.
+        """
         rows = self.rows_for_live_status()
-        found = batches.refresh(rows)
+        g.batch_counts = found = batches.refresh(rows)
+        details = request.args.get("view") == "details"
+        formatters = self.column_formatters_detail if details else self.column_formatters
+        types = self.column_type_formatters_detail if details else self.column_type_formatters
         return jsonify(
             {
                 str(row.id): {
                     "status": row.status,
                     "badge": str(status_badge(self, None, row, "status")),
                     "progress": creation_progress(row),
+                    "cells": {
+                        name: str(escape(self._get_list_value(None, row, name, formatters, types)))
+                        for name in LIVE_CELLS
+                    },
                     **{k: f"{v:,}" for k, v in found[row.id].as_dict().items()},
                 }
                 for row in rows
@@ -326,8 +216,12 @@ class BatchView(ScopedView):
                 form.upload_id.data, current_user.id, form.name.data or None
             )
         except LLMAdminError as exc:
-            flash(str(exc), "error")
-            return redirect(self.get_url(".create_view"))
+            made = batches.batch_of_upload(form.upload_id.data, current_user.id)
+            if made is None:
+                flash(str(exc), "error")
+                return redirect(self.get_url(".create_view"))
+            flash(_("Batch #%(id)s was already created from this upload.", id=made.id), "info")
+            return redirect(self.get_url(".details_view", id=made.id))
         if getattr(batch, "queued", True):
             flash(
                 _(

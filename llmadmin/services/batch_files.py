@@ -20,30 +20,34 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from flask_babel import force_locale, get_babel
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from llmadmin.errors import ValidationError
 from llmadmin.services import conversation
+from llmadmin.services.task_params import PARAM_FIELDS
 from llmadmin.services.tasks import TASK_PARAMETERS
 
 FORMATS = ("csv", "xlsx", "jsonl")
 EXTENSIONS = {".csv": "csv", ".xlsx": "xlsx", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 MAX_CUSTOM_ID_CHARS = 200
 CHAT_URLS = ("/v1/chat/completions", "/chat/completions")
-# Columns of a CSV/XLSX file (header names are matched ignoring case, spaces, - and _).
+# Columns of a CSV/XLSX file (header names are matched ignoring case, spaces, - and _), with
+# the labels the UI shows for them: a header may be the name or its label in any catalogue.
 COLUMNS = ("name", "prompt", "system_prompt", "model", "parameters", "custom_id")
 # Keys of a plain JSONL task object: the columns, and the conversation's earlier turns.
 PLAIN_KEYS = (*COLUMNS, "messages")
-HEADER_ALIASES = {
-    "system": "system_prompt",
-    "customid": "custom_id",
-    "名称": "name",
-    "提示词": "prompt",
-    "系统提示词": "system_prompt",
-    "模型": "model",
-    "参数": "parameters",
-    "自定义id": "custom_id",
+COLUMN_LABELS = {
+    "name": _l("Name"),
+    "prompt": _l("Prompt"),
+    "system_prompt": _l("System prompt"),
+    "model": _l("Model"),
+    "parameters": _l("Parameters"),
+    "custom_id": _l("Custom ID"),
+    **PARAM_FIELDS,
 }
+HEADER_ALIASES = {"system": "system_prompt"}
 # Keys of an OpenAI request body a task can carry, and harmless ones that are ignored.
 BODY_PARAMETERS = {**{k: k for k in TASK_PARAMETERS}, "max_completion_tokens": "max_tokens"}
 BODY_IGNORED = ("user", "metadata", "store", "n", "stream")
@@ -217,23 +221,55 @@ def _not_utf8(number: int) -> str:
 # --- CSV and XLSX ------------------------------------------------------------------------
 
 
+def _header_key(text: str) -> str:
+    return text.lower().replace(" ", "").replace("-", "").replace("_", "")
+
+
+def header_aliases() -> dict[str, str]:
+    """Every accepted header (name, or its label in each catalogue), normalised, to its column."""
+    aliases = {_header_key(k): k for k in (*COLUMNS, *TASK_PARAMETERS)}
+    aliases.update(HEADER_ALIASES)
+    for locale in get_babel().instance.list_translations():
+        with force_locale(locale):
+            aliases.update({_header_key(str(label)): k for k, label in COLUMN_LABELS.items()})
+    return aliases
+
+
+def accepted_columns() -> str:
+    """The accepted columns as this person reads them: the label, and the name if it differs."""
+    return ", ".join(
+        str(label) if _header_key(str(label)) == _header_key(k) else f"{label} ({k})"
+        for k, label in COLUMN_LABELS.items()
+    )
+
+
 def _header_map(header: list) -> list[str | None]:
     """Map each header cell to its column (or a parameter name); refuse unknown or missing ones."""
-    known = {*COLUMNS, *TASK_PARAMETERS}
+    aliases = header_aliases()
     columns: list[str | None] = []
     for cell in header:
         text = "" if cell is None else str(cell).strip()
-        key = text.lower().replace(" ", "_").replace("-", "_")
-        key = HEADER_ALIASES.get(key.replace("_", ""), HEADER_ALIASES.get(key, key))
+        key = aliases.get(_header_key(text))
         if not text:
             columns.append(None)
             continue
-        if key not in known:
+        if _header_key(text) == "id":
+            raise ValidationError(
+                _(
+                    "The column %(name)r cannot be uploaded: a batch makes new tasks, so the file "
+                    "names no task ID. Remove that column (and any other column not accepted: "
+                    "%(names)s).",
+                    name=text,
+                    names=accepted_columns(),
+                ),
+                field=text,
+            )
+        if key is None:
             raise ValidationError(
                 _(
                     "Unknown column %(name)r in the first row; accepted: %(names)s.",
                     name=text,
-                    names=", ".join((*COLUMNS, *TASK_PARAMETERS)),
+                    names=accepted_columns(),
                 ),
                 field=text,
             )
@@ -245,7 +281,7 @@ def _header_map(header: list) -> list[str | None]:
         raise ValidationError(
             _(
                 "The first row must name the columns; missing: %(names)s.",
-                names=", ".join(missing),
+                names=", ".join(str(COLUMN_LABELS[name]) for name in missing),
             ),
             field=missing[0],
         )

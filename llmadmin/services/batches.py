@@ -205,6 +205,15 @@ def create_batch(
         raise
 
 
+def batch_of_upload(upload_id: str, creator_id: int) -> Batch | None:
+    """The person's batch already made from this upload (its confirm form posted again)."""
+    if not isinstance(upload_id, str) or len(upload_id) > 32:
+        return None
+    return db.session.execute(
+        select(Batch).where(Batch.upload_id == upload_id, Batch.creator_id == creator_id)
+    ).scalar_one_or_none()
+
+
 def create_batch_from_file(
     path: str,
     fmt: str,

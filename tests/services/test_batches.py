@@ -109,7 +109,7 @@ def test_csv_in_another_encoding_is_refused_clearly(app, tmp_path):
 
 @pytest.mark.parametrize(
     "header, words",
-    [("prompt,name\n", "missing: model"), ("prompt,model,colour\n", "Unknown column 'colour'")],
+    [("prompt,name\n", "missing: Model"), ("prompt,model,colour\n", "Unknown column 'colour'")],
 )
 def test_csv_columns_missing_or_unknown(app, tmp_path, header, words):
     with pytest.raises(ValidationError, match=words):
@@ -467,3 +467,23 @@ def test_a_batch_files_size_is_measured_once_per_state_of_its_tasks(app, sim_mod
         assert openai_files.result_file_size(batch, "output") == len(content("output"))
         assert openai_files.result_file_size(batch, "error") == 0
         assert len(reads) == 2
+
+
+@pytest.mark.parametrize(
+    "header", ["提示词,模型,温度\n", "Prompt,Model,Temperature\n", "prompt,MODEL,Max tokens\n"]
+)
+def test_csv_headers_may_be_the_labels_of_either_language(app, tmp_path, header):
+    cells = "0.5" if "温度" in header or "Temperature" in header else "7"
+    (line,) = lines_of(tmp_path, "in.csv", (header + f"Hello,Sim,{cells}\n").encode())
+    assert line.ok and line.item["prompt"] == "Hello" and line.item["model"] == "Sim"
+    assert list(line.param_cells.values()) == [cells]
+
+
+def test_unknown_column_lists_the_accepted_names_in_the_persons_language(app, tmp_path):
+    from flask_babel import force_locale
+
+    with force_locale("zh_Hans_CN"), pytest.raises(ValidationError) as refused:
+        lines_of(tmp_path, "in.csv", "提示词,模型,颜色\n".encode())
+    assert "'颜色'" in str(refused.value) and "温度 (temperature)" in str(refused.value)
+    with pytest.raises(ValidationError, match="names no task ID"):
+        lines_of(tmp_path, "in.csv", b"ID,prompt,model\n")
