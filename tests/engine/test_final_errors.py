@@ -143,7 +143,8 @@ def test_breaker_message_without_an_own_failure_names_the_models_last_failure():
     assert message.startswith("Not sent: the circuit breaker of model Qwen was open after 5")
     assert (
         "waited 45 s" in message
-        and "The last failure: The model endpoint had a server error." in message
+        and "on a call made for another task (not this one): The model endpoint had a server error."
+        in message
     )
     assert not PROMISE.search(message)
 
