@@ -134,7 +134,7 @@ def _task_stamps(to_status) -> dict:
     if to_status == TaskStatus.RUNNING:
         return {"started_at": now, "attempts": Task.attempts + 1}
     if to_status in (TaskStatus.SUCCESS, TaskStatus.FAILURE, TaskStatus.CANCELED):
-        return {"finished_at": now}
+        return {"finished_at": now, "queue_note": None}  # why it waited is over once it is final
     return {}
 
 

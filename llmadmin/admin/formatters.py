@@ -12,6 +12,7 @@ from markupsafe import Markup, escape
 from sqlalchemy import literal, select, union_all
 
 from llmadmin.extensions import db
+from llmadmin.i18n import exact_time, viewer_zone_name
 from llmadmin.models import LLMModel, Person
 
 if TYPE_CHECKING:
@@ -56,27 +57,67 @@ def status_badge(view: BaseModelView, context: Context | None, model: Any, name:
     """Render a status as a coloured badge that the list page can refresh in place."""
     status = getattr(model, name) or ""
     css = BADGE_CLASSES.get(status, "light")
-    note = getattr(model, "queue_note", None)
-    title = f' title="{escape(note)}"' if note else ""
+    note = queue_note_label(model)
+    title = f' title="{escape(queue_note_text(model))}"' if note else ""
     # Every row of a list draws one: f-strings with escape(), not Markup.format (several times faster).
     badge = (
         f'<span class="badge badge-{escape(css)} js-status" data-id="{escape(model.id)}" '
         f'data-status="{escape(status)}"{title}>{escape(status_label(status))}</span>'
     )
     if note:
-        badge += f' <small class="text-muted">{escape(note.split(":")[0])}</small>'
+        badge += f' <small class="text-muted">{escape(note)}</small>'
     return Markup(badge) + finish_flag(getattr(model, "finish_reason", None))
+
+
+FINAL_STATUSES = frozenset(("SUCCESS", "FAILURE", "CANCELED"))
+
+# The stored note is the engine's English free text ("parked: <reason>; waits until 01:46 UTC",
+# "re-queued: ..."): people read a label for its first word and, for a parked task, the time
+# it waits until (``not_before``) in their own zone.
+QUEUE_NOTE_LABELS = {
+    "parked": _l("waiting"),
+    "re-queued": _l("re-queued"),
+    "waiting for queue": _l("waiting for the queue"),
+}
+
+
+def queue_note_label(model: Any) -> str:
+    """The short, translated label of a task's queue note; "" once the task is final."""
+    note = getattr(model, "queue_note", None)
+    if not note or getattr(model, "status", None) in FINAL_STATUSES:
+        return ""
+    prefix = note.split(":")[0]
+    return str(QUEUE_NOTE_LABELS.get(prefix, prefix))
+
+
+def queue_note_text(model: Any) -> str:
+    """The queue note as people read it: its label and, if set, when the wait ends (local time)."""
+    label = queue_note_label(model)
+    not_before = getattr(model, "not_before", None)
+    if not label or not_before is None:
+        return label
+    return _(
+        "%(label)s until %(time)s (%(zone)s)",
+        label=label,
+        time=exact_time(not_before),
+        zone=viewer_zone_name(),
+    )
+
+
+def queue_note(view: BaseModelView, context: Context | None, model: Any, name: str) -> str:
+    """Details page: the queue note in the viewer's language and zone, nothing once final."""
+    return queue_note_text(model)
 
 
 # Finish reasons a person must notice: the output is not the whole answer the model would give.
 FINISH_FLAGS = {
     "length": (
-        "cut off",
-        "The answer was cut off at the model's max tokens: raise max tokens and run it again.",
+        _l("cut off"),
+        _l("The answer was cut off at the model's max tokens: raise max tokens and run it again."),
     ),
     "content_filter": (
-        "content filter",
-        "The provider's content filter stopped or removed (part of) the answer.",
+        _l("content filter"),
+        _l("The provider's content filter stopped or removed (part of) the answer."),
     ),
 }
 
@@ -88,7 +129,7 @@ def finish_flag(finish_reason: str | None) -> Markup:
         return Markup("")
     return Markup(
         ' <span class="badge badge-warning js-finish" data-finish="{}" title="{}">{}</span>'
-    ).format(finish_reason, flag[1], flag[0])
+    ).format(finish_reason, str(flag[1]), str(flag[0]))
 
 
 def finish_reason(
@@ -146,11 +187,17 @@ def truncated(
 
 
 def milliseconds(view: BaseModelView, context: Context | None, model: Any, name: str) -> str:
-    """Show a latency in ms or s."""
+    """Show a latency in ms or s; none for a task that made no call (``calls`` 0: never sent)."""
     value = getattr(model, name)
-    if value is None:
+    if value is None or getattr(model, "calls", None) == 0:
         return ""
     return f"{value / 1000:.2f} s" if value >= 1000 else f"{value:.0f} ms"
+
+
+def email(view: BaseModelView, context: Context | None, model: Any, name: str) -> Markup:
+    """Show an e-mail that a narrow cell may break only after its "@" and its dots."""
+    value = str(escape(getattr(model, name) or ""))
+    return Markup(value.replace("@", "@<wbr>").replace(".", ".<wbr>"))
 
 
 def byte_size(view: BaseModelView, context: Context | None, model: Any, name: str) -> str:
@@ -205,8 +252,9 @@ MEMBER_ERROR_TEXT = {
     "blocked_url": _l(
         "The model's address is not allowed by the outbound policy. Ask an administrator."
     ),
-    "circuit_open": _l(
-        "The model is failing repeatedly and is paused. Try again in a few minutes."
+    "circuit_open": _l(  # only a task never sent gets this kind: the failures were others'
+        "This task was not sent: the model failed repeatedly on other calls and is paused. "
+        "Try again in a few minutes."
     ),
     "canceled": _l("The task was canceled."),
     "worker_lost": _l("The worker running the task stopped. Run the task again."),

@@ -89,7 +89,7 @@ def latest_failures(scope: list, limit: int = 10) -> list[Task]:
 
 def first_steps() -> list[tuple[bool, str, str | None, str]]:
     """(done, what to do, link, link text) for a new installation's first steps."""
-    done = activity.setup_state()
+    done = activity.setup_state(current_user.id)
     admin = current_user.is_admin
     models = url_for("llmmodel.index_view")
     tasks = url_for("task.index_view")

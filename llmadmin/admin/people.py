@@ -77,6 +77,7 @@ class PersonView(export_actions.ExportActionsMixin, ProtectedView):
         "active": formatters.yes_no_badge,
         "otp_required": formatters.yes_no_badge,
         "role": formatters.role_label,
+        "email": formatters.email,
     }
     form_columns = ("name", "email", "phone", "active", "role", "otp_required", "new_password")
     form_extra_fields = {

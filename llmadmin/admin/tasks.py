@@ -176,6 +176,7 @@ class TaskView(export_actions.ExportActionsMixin, ParamFormViews, ScopedView):
         "model": _l("Model"),
         "creator": _l("Creator"),
         "creator.name": _l("Creator name"),
+        "creator.email": _l("Creator e-mail"),  # the filter's name (not "creator / Person / Email")
         "model.name": _l("Model name"),
         "source_task": _l("Duplicated from"),
         "error_kind": _l("Error class"),
@@ -212,6 +213,7 @@ class TaskView(export_actions.ExportActionsMixin, ParamFormViews, ScopedView):
     }
     column_formatters_detail = {
         "status": formatters.task_status,
+        "queue_note": formatters.queue_note,
         "source_task": formatters.task_link,
         "response_format": formatters.preformatted,
         "result_outdated": formatters.outdated_note,

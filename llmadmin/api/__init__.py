@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 
+from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException
 
 from llmadmin.api import batches, docs, downloads, models, operations, tasks  # noqa: F401
@@ -42,7 +43,7 @@ def http_error(exc: HTTPException):
     status = exc.code or 500
     message = getattr(exc, "message", None) or MESSAGES.get(status) or exc.description
     if status == 413:
-        message = "The request body is larger than API_MAX_BODY_BYTES allows."
+        message = _("The request body is larger than API_MAX_BODY_BYTES allows.")
     return api_error(status, message, field="body" if status == 413 else None)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import request
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from llmadmin.api import serialize
@@ -21,7 +22,7 @@ def visible_batch(batch_id: int) -> Batch:
     row = db.session.get(Batch, batch_id)
     person = current_person()
     if row is None or (not person.is_admin and row.creator_id != person.id):
-        raise NotFound(f"Batch #{batch_id} does not exist.")
+        raise NotFound(_("Batch #%(id)s does not exist.", id=batch_id))
     return row
 
 
@@ -30,7 +31,9 @@ def list_batches():
     """List the person's batches (an admin: everyone's), newest first, with their counts."""
     unknown = sorted(set(request.args) - LIST_PARAMS)
     if unknown:
-        raise ValidationError(f"Unknown query parameter {unknown[0]!r}.", field=unknown[0])
+        raise ValidationError(
+            _("Unknown query parameter %(name)r.", name=unknown[0]), field=unknown[0]
+        )
     person = current_person()
     stmt = select(Batch)
     if not person.is_admin:
@@ -40,7 +43,7 @@ def list_batches():
         wanted = [s.strip() for s in status.split(",") if s.strip()]
         bad = [s for s in wanted if s not in serialize.BATCH_STATUS_NAMES]
         if bad:
-            raise ValidationError(f"Unknown status {bad[0]!r}.", field="status")
+            raise ValidationError(_("Unknown status %(value)r.", value=bad[0]), field="status")
         stmt = stmt.where(Batch.status.in_(wanted))
     cursor = request.args.get("cursor")
     if cursor:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 
 from flask import Blueprint, current_app, g, request
+from flask_babel import gettext as _
 
 from llmadmin.errors import (
     AuthenticationFailed,
@@ -37,11 +38,13 @@ def authenticate():
     if request.endpoint in PUBLIC_ENDPOINTS:
         return
     header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
+    scheme, _sep, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthenticationFailed(
-            "Send your API token as 'Authorization: Bearer lla_…' (browser sessions are not "
-            "accepted here; make a token under API tokens in the admin)."
+            _(
+                "Send your API token as 'Authorization: Bearer lla_…' (browser sessions are not "
+                "accepted here; make a token under API tokens in the admin)."
+            )
         )
     person, row = api_tokens.authenticate(token.strip())
     # For this request only: Flask-Login's current_user is the token's person; nothing is
@@ -52,7 +55,7 @@ def authenticate():
     api_tokens.check_rate(row.id, current_app.config["API_RATE_PER_MINUTE"])
     for key, value in (request.view_args or {}).items():
         if key.endswith("_id") and not 0 < value <= MAX_ID:  # ids are 32-bit columns
-            raise NotFound("No such row.")
+            raise NotFound(_("No such row."))
 
 
 def current_person():
@@ -63,19 +66,27 @@ def current_person():
 def require_admin() -> None:
     """Refuse (403) a member's request to an admin-only operation."""
     if not current_person().is_admin:
-        raise PermissionDenied("Only administrators may do this.")
+        raise PermissionDenied(_("Only administrators may do this."))
 
 
 def json_body() -> object:
     """Return the decoded JSON body; say where it is malformed (line and column)."""
     if not request.is_json:
-        raise ValidationError("Send a JSON body with Content-Type: application/json.", "body")
+        raise ValidationError(_("Send a JSON body with Content-Type: application/json."), "body")
     raw = request.get_data(cache=False)  # past API_MAX_BODY_BYTES: RequestEntityTooLarge (413)
     try:
         return json.loads(raw)
     except UnicodeDecodeError as exc:
-        raise MalformedRequest(f"The body is not UTF-8 (byte {exc.start}).", "body") from exc
+        raise MalformedRequest(
+            _("The body is not UTF-8 (byte %(n)s).", n=exc.start), "body"
+        ) from exc
     except json.JSONDecodeError as exc:
         raise MalformedRequest(
-            f"Malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}.", "body"
+            _(
+                "Malformed JSON at line %(line)s, column %(column)s: %(reason)s.",
+                line=exc.lineno,
+                column=exc.colno,
+                reason=exc.msg,
+            ),
+            "body",
         ) from exc

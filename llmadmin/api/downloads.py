@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from flask_babel import gettext as _
+
 from llmadmin.api import serialize
 from llmadmin.api.blueprint import bp, current_person, json_body
 from llmadmin.api.schema import parse
@@ -19,7 +21,7 @@ def visible_download(download_id: int) -> Download:
     row = db.session.get(Download, download_id)
     person = current_person()
     if row is None or (not person.is_admin and row.creator_id != person.id):
-        raise NotFound(f"Download #{download_id} does not exist.")
+        raise NotFound(_("Download #%(id)s does not exist.", id=download_id))
     return row
 
 

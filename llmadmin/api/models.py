@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from flask_babel import gettext as _
+
 from llmadmin.api import serialize
 from llmadmin.api.blueprint import bp, current_person, json_body, require_admin
 from llmadmin.api.schema import parse
@@ -16,7 +18,7 @@ from llmadmin.services import llm_models as model_service
 def _model(model_id: int) -> LLMModel:
     row = db.session.get(LLMModel, model_id)
     if row is None:
-        raise NotFound(f"Model #{model_id} does not exist.")
+        raise NotFound(_("Model #%(id)s does not exist.", id=model_id))
     return row
 
 

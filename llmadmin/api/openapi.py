@@ -328,17 +328,21 @@ def _answer(status: int, text: str, schema: str) -> dict:
     return {str(status): {"description": text, "content": _json(ref(schema))}}
 
 
+LIMIT_PARAM = {
+    "name": "limit",
+    "in": "query",
+    "required": False,
+    "description": "How many rows one page holds (1 to 500, default 50).",
+    "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
+}
+
+
 def _paths(max_tasks: int) -> dict:
     task_id, model_id = _id("task_id"), _id("model_id")
     list_params = [
         *(_query(k, f.description, **f.extra) for k, f in TASK_FILTERS.fields.items()),
         _query("cursor", "next_cursor of the previous page."),
-        {
-            "name": "limit",
-            "in": "query",
-            "required": False,
-            "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
-        },
+        LIMIT_PARAM,
     ]
     task_action = {
         name: {
@@ -524,12 +528,7 @@ def _batch_paths() -> dict:
     page = [
         _query("status", "One batch status or several, comma-separated (e.g. IN_PROGRESS)."),
         _query("cursor", "next_cursor of the previous page."),
-        {
-            "name": "limit",
-            "in": "query",
-            "required": False,
-            "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
-        },
+        LIMIT_PARAM,
     ]
     actions = {
         "cancel": "Cancel a batch in progress (409 otherwise); finished results are kept.",
@@ -587,7 +586,9 @@ def _document(max_tasks: int, rate: int) -> dict:
                 "Personal API tokens (admin → API tokens, or `flask --app app create-token "
                 "EMAIL`) go in `Authorization: Bearer lla_…`; browser sessions are refused. "
                 f"Each token may make {rate} requests per minute (429 with Retry-After past it). "
-                'Errors: `{"error": {"code", "message", "field"}}`.'
+                'Errors: `{"error": {"code", "message", "field"}}`. '
+                "The same tokens open the OpenAI-compatible gateway at `/v1` "
+                "(`/v1/models`, `/v1/chat/completions`, `/v1/files`, `/v1/batches`)."
             ),
         },
         "servers": [{"url": "/api/v1"}],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from flask_babel import gettext as _
+
 from llmadmin.api import serialize
 from llmadmin.api.blueprint import bp, current_person
 from llmadmin.errors import NotFound
@@ -15,5 +17,5 @@ def get_operation(operation_id: int):
     row = db.session.get(BulkOperation, operation_id)
     person = current_person()
     if row is None or (not person.is_admin and row.creator_id != person.id):
-        raise NotFound(f"Bulk operation #{operation_id} does not exist.")
+        raise NotFound(_("Bulk operation #%(id)s does not exist.", id=operation_id))
     return serialize.operation(row)

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from flask_babel import gettext as _
+
 from llmadmin.errors import ValidationError
 
 JSON_TYPES = {
@@ -58,17 +60,20 @@ def parse(value, spec: Obj, path: str = "") -> dict:
     """Return ``value`` if it is an object matching ``spec``, else raise ValidationError."""
     where = path or "body"
     if not isinstance(value, dict):
-        raise ValidationError(f"{where} must be a JSON object.", field=path or None)
+        raise ValidationError(
+            _("%(where)s must be a JSON object.", where=where), field=path or None
+        )
     for key in value:
         if key not in spec.fields:
             allowed = ", ".join(spec.fields)
             raise ValidationError(
-                f"Unknown field {key!r} (allowed: {allowed}).", field=_join(path, key)
+                _("Unknown field %(name)r (allowed: %(allowed)s).", name=key, allowed=allowed),
+                field=_join(path, key),
             )
     for key, f in spec.fields.items():
         if key not in value:
             if f.required:
-                raise ValidationError(f"{key} is required.", field=_join(path, key))
+                raise ValidationError(_("%(name)s is required.", name=key), field=_join(path, key))
             continue
         check_value(value[key], f, _join(path, key))
     return value
@@ -79,18 +84,33 @@ def check_value(value, f: F, path: str) -> None:
     if value is None:
         if f.nullable:
             return
-        raise ValidationError(f"{path} must not be null.", field=path)
+        raise ValidationError(_("%(name)s must not be null.", name=path), field=path)
     if not _kind_ok(f.type, value):
-        raise ValidationError(f"{path} must be of type {f.type}.", field=path)
+        raise ValidationError(
+            _("%(name)s must be of type %(type)s.", name=path, type=f.type), field=path
+        )
     if f.enum is not None and value not in f.enum:
-        raise ValidationError(f"{path} must be one of {', '.join(map(str, f.enum))}.", field=path)
+        raise ValidationError(
+            _(
+                "%(name)s must be one of %(allowed)s.",
+                name=path,
+                allowed=", ".join(map(str, f.enum)),
+            ),
+            field=path,
+        )
     if f.type == "string" and "maxLength" in f.extra and len(value) > f.extra["maxLength"]:
-        raise ValidationError(f"{path} is longer than {f.extra['maxLength']} characters.", path)
+        raise ValidationError(
+            _("%(name)s is longer than %(n)s characters.", name=path, n=f.extra["maxLength"]), path
+        )
     if f.type in ("integer", "number"):
         if "minimum" in f.extra and value < f.extra["minimum"]:
-            raise ValidationError(f"{path} must be at least {f.extra['minimum']}.", field=path)
+            raise ValidationError(
+                _("%(name)s must be at least %(n)s.", name=path, n=f.extra["minimum"]), field=path
+            )
         if "maximum" in f.extra and value > f.extra["maximum"]:
-            raise ValidationError(f"{path} must be at most {f.extra['maximum']}.", field=path)
+            raise ValidationError(
+                _("%(name)s must be at most %(n)s.", name=path, n=f.extra["maximum"]), field=path
+            )
     if f.type == "object" and f.obj is not None:
         parse(value, f.obj, path)
     if f.type == "array" and f.items is not None and not isinstance(f.items, Obj):

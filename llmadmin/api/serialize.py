@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 from decimal import Decimal
 
-from llmadmin.admin.formatters import error_for_viewer
+from llmadmin.admin.formatters import FINAL_STATUSES, error_for_viewer
 from llmadmin.models import ApiToken, Batch, BulkOperation, Download, LLMModel, Task, TaskRun
 from llmadmin.models.batch import BATCH_STATUSES
 from llmadmin.services import api_tokens, batch_results
@@ -47,9 +47,9 @@ def task(row: Task, model_names: dict[int, str] | None = None) -> dict:
         "result": row.result,
         "error": error_for_viewer(row.error_kind, row.error) or None,
         "error_kind": row.error_kind,
-        "queue_note": row.queue_note,
+        "queue_note": None if row.status in FINAL_STATUSES else row.queue_note,
         "attempts": row.attempts,
-        "latency_ms": row.latency_ms,
+        "latency_ms": call_latency(row),
         "prompt_tokens": row.prompt_tokens,
         "completion_tokens": row.completion_tokens,
         "cost": number(row.cost),
@@ -63,6 +63,11 @@ def task(row: Task, model_names: dict[int, str] | None = None) -> dict:
         "started_at": when(row.started_at),
         "finished_at": when(row.finished_at),
     }
+
+
+def call_latency(row: Task | TaskRun) -> float | None:
+    """The latency of the calls made; None when no call was sent (``calls`` 0)."""
+    return None if row.calls == 0 else row.latency_ms
 
 
 def parameters(row: Task) -> dict:
@@ -93,7 +98,7 @@ def run(row: Task | TaskRun, ordinal: int, params: dict | None = None) -> dict:
         "finish_reason": row.finish_reason,
         "started_at": when(row.started_at),
         "finished_at": when(row.finished_at),
-        "latency_ms": row.latency_ms,
+        "latency_ms": call_latency(row),
         "prompt_tokens": row.prompt_tokens,
         "completion_tokens": row.completion_tokens,
         "cost": number(row.cost),

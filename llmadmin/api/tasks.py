@@ -7,8 +7,10 @@ import binascii
 from datetime import UTC, datetime
 
 from flask import current_app, request
+from flask_babel import gettext as _
 from sqlalchemy import select
 
+from llmadmin.admin.formatters import status_label
 from llmadmin.api import serialize
 from llmadmin.api.blueprint import bp, current_person, json_body
 from llmadmin.api.schema import parse
@@ -51,10 +53,17 @@ def _create_many(body: dict):
     limit = current_app.config["API_MAX_TASKS_PER_REQUEST"]
     tasks = body.get("tasks")
     if isinstance(tasks, list) and len(tasks) > limit:
-        raise TooLarge(f"At most {limit:,} tasks in one request ({len(tasks):,} sent).", "tasks")
+        raise TooLarge(
+            _(
+                "At most %(limit)s tasks in one request (%(sent)s sent).",
+                limit=f"{limit:,}",
+                sent=f"{len(tasks):,}",
+            ),
+            "tasks",
+        )
     parse({**body, "tasks": []}, TASKS_INPUT)  # the envelope; items are checked one by one
     if not isinstance(tasks, list) or not tasks:
-        raise ValidationError("tasks must be a non-empty array.", field="tasks")
+        raise ValidationError(_("tasks must be a non-empty array."), field="tasks")
     errors = []
     for index, item in enumerate(tasks):
         try:
@@ -63,7 +72,12 @@ def _create_many(body: dict):
             errors.append({"index": index, "field": exc.field, "message": str(exc)})
     if errors:
         raise ItemsInvalid(
-            f"{len(errors)} of {len(tasks)} task(s) are invalid; nothing was created.", errors
+            _(
+                "%(bad)s of %(all)s task(s) are invalid; nothing was created.",
+                bad=len(errors),
+                all=len(tasks),
+            ),
+            errors,
         )
     try:
         if body.get("dry_run"):
@@ -89,7 +103,7 @@ def visible_task(task_id: int) -> Task:
     row = db.session.get(Task, task_id)
     person = current_person()
     if row is None or (not person.is_admin and row.creator_id != person.id):
-        raise NotFound(f"Task #{task_id} does not exist.")
+        raise NotFound(_("Task #%(id)s does not exist.", id=task_id))
     return row
 
 
@@ -104,7 +118,9 @@ def list_tasks():
     """List tasks, newest first, with the task list's filters and a cursor."""
     unknown = sorted(set(request.args) - LIST_PARAMS)
     if unknown:
-        raise ValidationError(f"Unknown query parameter {unknown[0]!r}.", field=unknown[0])
+        raise ValidationError(
+            _("Unknown query parameter %(name)r.", name=unknown[0]), field=unknown[0]
+        )
     selection = task_selection(request.args, current_person().id)
     limit = page_limit(request.args.get("limit"))
     stmt = selections.build_query(selection, ordered=False)
@@ -129,7 +145,12 @@ def task_selection(args, person_id: int, ids=None) -> Selection:
         bad = [s for s in wanted if s not in STATUSES]
         if bad:
             raise ValidationError(
-                f"Unknown status {bad[0]!r} (one of {', '.join(STATUSES)}).", field="status"
+                _(
+                    "Unknown status %(value)r (one of %(allowed)s).",
+                    value=bad[0],
+                    allowed=", ".join(STATUSES),
+                ),
+                field="status",
             )
         filters.append(("status", "in_list", ",".join(wanted)))
     if args.get("model"):
@@ -137,7 +158,7 @@ def task_selection(args, person_id: int, ids=None) -> Selection:
     batch = (args.get("batch") or "").strip()
     if batch:
         if not batch.isdigit() or not 1 <= int(batch) < 2**31:
-            raise ValidationError("batch must be a batch id (a whole number).", field="batch")
+            raise ValidationError(_("batch must be a batch id (a whole number)."), field="batch")
         filters.append(("batch", "equals", str(int(batch))))
     creator = args.get("creator")
     if creator:
@@ -160,7 +181,8 @@ def _time(value: str, field: str) -> str:
         parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError as exc:
         raise ValidationError(
-            f"{field} must be an ISO 8601 time, e.g. 2026-11-29T18:00:00Z.", field=field
+            _("%(field)s must be an ISO 8601 time, e.g. 2026-11-29T18:00:00Z.", field=field),
+            field=field,
         ) from exc
     if parsed.tzinfo is not None:
         parsed = parsed.astimezone(UTC).replace(tzinfo=None)
@@ -172,7 +194,9 @@ def page_limit(value: str | None) -> int:
     if value is None:
         return DEFAULT_LIMIT
     if not value.isdigit() or not 1 <= int(value) <= MAX_LIMIT:
-        raise ValidationError(f"limit must be a whole number from 1 to {MAX_LIMIT}.", "limit")
+        raise ValidationError(
+            _("limit must be a whole number from 1 to %(max)s.", max=MAX_LIMIT), "limit"
+        )
     return int(value)
 
 
@@ -189,7 +213,7 @@ def decode_cursor(cursor: str) -> int:
             raise ValueError(text)
         return int(text[1:])
     except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise MalformedRequest("The cursor is not one this API gave out.", "cursor") from exc
+        raise MalformedRequest(_("The cursor is not one this API gave out."), "cursor") from exc
 
 
 def _model_names(ids: set) -> dict[int, str]:
@@ -209,10 +233,16 @@ def cancel_task(task_id: int):
     """Cancel a task that has not finished (409 when it has)."""
     row = visible_task(task_id)
     if row.status in FINAL_STATUSES:
-        raise Conflict(f"Task #{task_id} is {row.status}; only unfinished tasks can be canceled.")
+        raise Conflict(
+            _(
+                "Task #%(id)s is %(status)s; only unfinished tasks can be canceled.",
+                id=task_id,
+                status=status_label(row.status),
+            )
+        )
     outcome = task_service.cancel_tasks([task_id])
     if not outcome.changed:
-        raise Conflict(f"Task #{task_id} finished before it could be canceled.")
+        raise Conflict(_("Task #%(id)s finished before it could be canceled.", id=task_id))
     return _reloaded(task_id)
 
 
@@ -221,7 +251,13 @@ def retry_task(task_id: int):
     """Run a failed task again (409 unless it failed)."""
     row = visible_task(task_id)
     if row.status != FAILURE:
-        raise Conflict(f"Task #{task_id} is {row.status}; only failed tasks can be retried.")
+        raise Conflict(
+            _(
+                "Task #%(id)s is %(status)s; only failed tasks can be retried.",
+                id=task_id,
+                status=status_label(row.status),
+            )
+        )
     _run(task_service.retry_failed([task_id]), task_id)
     return _reloaded(task_id)
 
@@ -231,14 +267,22 @@ def rerun_task(task_id: int):
     """Run a task again from the start, whatever its outcome (409 while it is queued or running)."""
     row = visible_task(task_id)
     if row.status in ACTIVE_STATUSES:
-        raise Conflict(f"Task #{task_id} is {row.status}; wait for it or cancel it first.")
+        raise Conflict(
+            _(
+                "Task #%(id)s is %(status)s; wait for it or cancel it first.",
+                id=task_id,
+                status=status_label(row.status),
+            )
+        )
     _run(task_service.run_tasks([task_id]), task_id)
     return _reloaded(task_id)
 
 
 def _run(outcome, task_id: int) -> None:
     if outcome.skipped and not (outcome.changed or outcome.waiting):
-        raise Conflict(f"Task #{task_id} cannot run now (its model is missing or disabled).")
+        raise Conflict(
+            _("Task #%(id)s cannot run now (its model is missing or disabled).", id=task_id)
+        )
 
 
 def _reloaded(task_id: int):

@@ -79,7 +79,13 @@ def breaker_gave_up(
             f"call was made. {advice}",
             last.kind,
         )
-    cause = f" The last failure: {_sentence(exc.cause)}" if exc.cause else ""
+    # The cause is the model's failure on another task's call: this task made none itself.
+    cause = (
+        f" The model's last failure, on a call made for another task (not this one): "
+        f"{_sentence(exc.cause)}"
+        if exc.cause
+        else ""
+    )
     return f"Not sent: {breaker}.{cause} {advice}", exc.kind
 
 

@@ -51,7 +51,11 @@ def json_object() -> dict:
     try:
         body = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        where = f" (line {exc.lineno}, column {exc.colno})" if hasattr(exc, "lineno") else ""
+        where = (
+            _(" (line %(line)s, column %(column)s)", line=exc.lineno, column=exc.colno)
+            if hasattr(exc, "lineno")
+            else ""
+        )
         raise GatewayError(
             400,
             _("We could not parse the JSON body of your request%(where)s.", where=where),

@@ -49,11 +49,13 @@ def recent(person_id: int | None, limit: int = 6) -> dict[str, list]:
     }
 
 
-def setup_state() -> dict[str, bool]:
+def setup_state(person_id: int) -> dict[str, bool]:
     """Which first steps are done: a model added, one tested successfully, a task created.
 
-    Each is an EXISTS (one index probe), never a count: the task table reaches millions of rows.
-    The three go in one statement.
+    Models are the installation's, so those steps are everybody's; creating a task is a step
+    each person takes, so it counts only the tasks of ``person_id``. Each is an EXISTS (one
+    index probe), never a count: the task table reaches millions of rows. The three go in one
+    statement.
     """
     model, tested, task = db.session.execute(
         select(
@@ -61,7 +63,7 @@ def setup_state() -> dict[str, bool]:
             select(LLMModel.id)
             .where(LLMModel.last_test_at.is_not(None), LLMModel.last_test_error.is_(None))
             .exists(),
-            select(Task.id).exists(),
+            select(Task.id).where(Task.creator_id == person_id).exists(),
         )
     ).one()
     return {"model": bool(model), "tested": bool(tested), "task": bool(task)}

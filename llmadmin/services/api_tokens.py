@@ -79,20 +79,20 @@ def create_token(
 def authenticate(token: str | None) -> tuple[Person, ApiToken]:
     """Return the person and row of a live token, or raise AuthenticationFailed."""
     if not token or not token.startswith(PREFIX) or len(token) > 200:
-        raise AuthenticationFailed("Send a valid API token: Authorization: Bearer lla_…")
+        raise AuthenticationFailed(_("Send a valid API token: Authorization: Bearer lla_…"))
     row = db.session.execute(
         select(ApiToken).where(ApiToken.token_hash == token_hash(token))
     ).scalar_one_or_none()
     now = utcnow()
     if row is None:
-        raise AuthenticationFailed("This API token is not valid.")
+        raise AuthenticationFailed(_("This API token is not valid."))
     if row.revoked_at is not None:
-        raise AuthenticationFailed("This API token was revoked.")
+        raise AuthenticationFailed(_("This API token was revoked."))
     if row.expires_at is not None and row.expires_at <= now:
-        raise AuthenticationFailed("This API token has expired; make a new one.")
+        raise AuthenticationFailed(_("This API token has expired; make a new one."))
     person = db.session.get(Person, row.person_id)
     if person is None or not person.active:
-        raise AuthenticationFailed("The owner of this API token is deactivated.")
+        raise AuthenticationFailed(_("The owner of this API token is deactivated."))
     _touch(row, now)
     return person, row
 
@@ -176,7 +176,11 @@ def check_rate(token_id: int, per_minute: int, scope: str = "api") -> None:
     if count > per_minute:
         wait = max(1, int(ttl))
         raise RateLimited(
-            f"Too many requests: at most {per_minute} per minute for one token. "
-            f"Try again in {wait} s.",
+            _(
+                "Too many requests: at most %(n)s per minute for one token. "
+                "Try again in %(wait)s s.",
+                n=per_minute,
+                wait=wait,
+            ),
             retry_after=wait,
         )

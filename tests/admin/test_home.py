@@ -52,3 +52,19 @@ def test_latest_failures_are_listed(admin_client, admin_user, sim_model):
     page = text(admin_client.get("/admin/"))
     assert "it-broke" in page and "HTTP 500 from provider" in page
     assert f"/admin/task/details/?id={task.id}" in page
+
+
+def first_steps_done(page: str) -> list[bool]:
+    """Whether each first step is ticked, in order."""
+    box = page.split('id="first-steps"', 1)[1].split("</ol>", 1)[0]
+    return ["badge-success" in item for item in box.split("<li")[1:]]
+
+
+def test_the_create_a_task_step_is_ticked_per_person(
+    member_client, member_user, admin_user, sim_model
+):
+    """QA: a new member saw "Create a task" ticked because somebody else had made one."""
+    make_task(admin_user, sim_model, name="the admin's")
+    assert first_steps_done(text(member_client.get("/admin/")))[2] is False
+    make_task(member_user, sim_model, name="mine")
+    assert first_steps_done(text(member_client.get("/admin/")))[2] is True

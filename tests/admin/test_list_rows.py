@@ -44,7 +44,7 @@ def rows(app, admin_user, member_user, sim_model):
     failed = make_task(member_user, sim_model, name="failed 失败", status=FAILURE, result=None)
     failed.error, failed.error_kind, failed.finish_reason = "HTTP 503 <b>", "server_error", "length"
     waiting = make_task(member_user, None, name="waiting", status=PENDING, result=None)
-    waiting.queue_note = "model busy: <i>4 running</i>"
+    waiting.queue_note = "<i>4 running</i>: model busy"  # an unknown note shows its first part
     db.session.commit()
     make_download(admin_user, name=HOSTILE)
     make_download(member_user, name="member export", status="FAILURE")

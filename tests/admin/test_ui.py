@@ -140,3 +140,14 @@ def test_model_tools_are_for_admins(member_client):
         member_client, "/admin/llmmodel/endpoint-models.json", {"base_url": "http://x/v1"}
     )
     assert response.status_code == 403
+
+
+def test_numbers_times_and_emails_do_not_break_mid_token(admin_client, admin_user):
+    """QA at 1366 px: "48/60" for id 4860, "admin@example.co/m", a time one character a line."""
+    page = admin_client.get("/admin/person/").get_data(as_text=True)
+    assert "admin@<wbr>example.<wbr>com" in page  # breaks only after "@" and dots
+    css = page
+    rule = css.split("td time, td .badge {", 1)
+    assert len(rule) == 2 and "white-space: nowrap" in rule[1].split("}", 1)[0]
+    assert ".col-id," in rule[0] and ".col-latency_ms" in rule[0]
+    assert "table.model-list td.col-email { overflow-wrap: normal; word-break: normal; }" in css

@@ -112,3 +112,18 @@ def test_the_docs_page_uses_only_its_own_assets(client):
     assert "http://" not in html and "https://" not in html
     assert "script-src 'self'" in page.headers["Content-Security-Policy"]
     assert client.get("/api/v1/static/docs.js").status_code == 200
+
+
+def test_the_docs_page_links_back_mentions_the_gateway_and_describes_limit(client):
+    """QA: no way back to the admin, no word of /v1, an empty meaning for ``limit``, and
+    Markdown backticks shown literally (docs.js now renders `code` as <code>)."""
+    html = client.get("/api/v1/docs").get_data(as_text=True)
+    assert 'id="back-to-admin" href="/admin/"' in html
+    assert 'id="gateway"' in html and "<code>/v1</code>" in html
+    spec = client.get("/api/v1/openapi.json").get_json()
+    assert "/v1/chat/completions" in spec["info"]["description"]
+    for path in ("/tasks", "/batches"):
+        params = {p["name"]: p for p in spec["paths"][path]["get"]["parameters"]}
+        assert params["limit"].get("description"), path
+    script = client.get("/api/v1/static/docs.js").get_data(as_text=True)
+    assert 'split("`")' in script and 'prose("p", spec.info.description)' in script

@@ -34,6 +34,13 @@ FITS = """() => ({page: document.documentElement.scrollWidth - window.innerWidth
   tables: [...document.querySelectorAll('.table-responsive')]
     .map(t => t.scrollWidth - t.clientWidth)})"""
 
+# Cells whose number, time or e-mail was broken across lines (more than one line box).
+BROKEN_TOKENS = """() => [...document.querySelectorAll(
+    'table.model-list td.col-id, table.model-list td.col-email, td time')]
+  .filter(e => { const r = document.createRange(); r.selectNodeContents(e);
+    return new Set([...r.getClientRects()].map(x => Math.round(x.top))).size > 1; })
+  .map(e => e.textContent.trim())"""
+
 
 def some_of_everything(person, model) -> None:
     """One row of each list, with long texts where a list shows text."""
@@ -90,6 +97,7 @@ def test_the_navigation_bar_is_one_line_and_lists_fit_at_1366(
         assert nav["overflow"] <= 0, (endpoint, nav)
         fit = page.evaluate(FITS)
         assert fit["page"] <= 0 and all(t <= 0 for t in fit["tables"]), (endpoint, fit)
+        assert page.evaluate(BROKEN_TOKENS) == [], endpoint
     page.goto(f"{live.url}/admin/")
     assert page.evaluate(NAV_ROWS)["spread"] < 8
     assert page.evaluate(FITS)["page"] <= 0

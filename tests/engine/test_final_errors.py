@@ -47,7 +47,7 @@ def test_bulk_run_on_a_failing_endpoint_keeps_the_500_in_every_final_error(
     for task_id in ids[1:]:
         never_sent = tasks[task_id]
         assert never_sent.error_kind == "circuit_open" and never_sent.calls == 0
-        assert never_sent.error.startswith("Not sent:") and "The last failure:" in never_sent.error
+        assert never_sent.error.startswith("Not sent:") and "another task" in never_sent.error
 
 
 def test_retries_exhausted_count_calls_not_runs(app, sim_model, monkeypatch):
@@ -143,7 +143,8 @@ def test_breaker_message_without_an_own_failure_names_the_models_last_failure():
     assert message.startswith("Not sent: the circuit breaker of model Qwen was open after 5")
     assert (
         "waited 45 s" in message
-        and "The last failure: The model endpoint had a server error." in message
+        and "on a call made for another task (not this one): The model endpoint had a server error."
+        in message
     )
     assert not PROMISE.search(message)
 
@@ -153,3 +154,14 @@ def test_non_retryable_failures_say_so():
     message = final_error.after_calls(exc, 1, 3)
     assert message.startswith("The API key was rejected (HTTP 401).")
     assert "1 call made" in message and "the same call would fail the same way" in message
+
+
+def test_a_task_never_sent_says_the_quoted_failure_was_another_calls():
+    """The breaker's cause came from another task's call: the message must not sound like this
+    task's own failure (QA: "The last failure: … (HTTP 500)" on a task with no call)."""
+    exc = CircuitOpen("open", threshold=2, cause="HTTP 500 from http://x/v1: upstream exploded")
+    message, kind = final_error.breaker_gave_up(exc, None, 0, 0.0, "Sim")
+    assert kind == "circuit_open"
+    assert message.startswith("Not sent:")
+    assert "The model's last failure, on a call made for another task (not this one):" in message
+    assert "HTTP 500" in message and "The last failure:" not in message

@@ -5,7 +5,7 @@ from __future__ import annotations
 from llmadmin.extensions import db
 from llmadmin.models import Person
 from tests.admin.helpers import text
-from tests.conftest import csrf_token, login
+from tests.conftest import csrf_token, login, post_form
 from tests.i18n.conftest import CHINESE, set_person
 
 ZH_BROWSER = {"Accept-Language": "zh-CN,zh;q=0.9,en;q=0.8"}
@@ -139,3 +139,10 @@ def test_the_sign_in_code_message_is_in_the_persons_language(app, admin_user):
     assert deliver_login_code(*job.args, notifier=capture) == "sent"
     (message,) = capture.sent
     assert "登录验证码" in message.subject and "秒内有效" in message.body
+
+
+def test_flask_admins_own_flashes_are_in_the_persons_language(zh_admin_client):
+    """Flask-Admin's "Failed to create record." comes from its admin-domain catalogue."""
+    page = text(post_form(zh_admin_client, "/admin/person/new/", {"name": ""}))
+    assert "创建记录失败。" in page
+    assert "Failed to create record." not in page

@@ -12,6 +12,16 @@
     return node;
   }
 
+  // Markdown's inline code (`text`) as <code>; everything else stays plain text.
+  function prose(tag, text) {
+    var node = el(tag);
+    String(text || "").split("`").forEach(function (part, i) {
+      if (!part) return;
+      node.appendChild(i % 2 ? el("code", part) : document.createTextNode(part));
+    });
+    return node;
+  }
+
   function schemaText(schema) {
     return JSON.stringify(schema, null, 2);
   }
@@ -22,7 +32,7 @@
     title.appendChild(el("span", method, "method " + method));
     title.appendChild(el("code", "/api/v1" + path));
     box.appendChild(title);
-    box.appendChild(el("p", op.summary || ""));
+    box.appendChild(prose("p", op.summary));
     if (op.parameters && op.parameters.length) {
       var table = el("table");
       var head = el("tr");
@@ -33,7 +43,7 @@
         row.appendChild(el("td", p.name + (p.required ? " *" : "")));
         row.appendChild(el("td", p.in));
         row.appendChild(el("td", (p.schema && p.schema.type) || ""));
-        row.appendChild(el("td", p.description || ""));
+        row.appendChild(prose("td", p.description));
         table.appendChild(row);
       });
       box.appendChild(table);
@@ -47,7 +57,7 @@
     var answers = el("details");
     answers.appendChild(el("summary", "answers: " + Object.keys(op.responses).join(", ")));
     Object.keys(op.responses).forEach(function (status) {
-      answers.appendChild(el("p", status + " — " + op.responses[status].description));
+      answers.appendChild(prose("p", status + " — " + op.responses[status].description));
     });
     box.appendChild(answers);
     return box;
@@ -55,7 +65,7 @@
 
   function render(spec) {
     root.textContent = "";
-    root.appendChild(el("p", spec.info.description));
+    root.appendChild(prose("p", spec.info.description));
     Object.keys(spec.paths).forEach(function (path) {
       var item = spec.paths[path];
       Object.keys(item).forEach(function (method) {
