@@ -36,6 +36,7 @@ from llmadmin.engine.relay import Relay
 from llmadmin.engine.resilience import backoff_delay  # noqa: F401  (tests import it from here)
 from llmadmin.engine.runtime import Runtime
 from llmadmin.engine.writer import OutcomeWriter
+from llmadmin.extensions import db
 from llmadmin.llm import build_messages
 from llmadmin.queues import REDIS_OUTAGE
 
@@ -163,7 +164,7 @@ class ChunkRunner(TaskCalls):
         step: asyncio.Future | None = None
         on_done = None
         retry_at = 0.0
-        last_cancel_check = time.monotonic()
+        self.last_cancel_check = time.monotonic()
         while self.pending or self.ready or self.inflight or self.handed_back or self.parks or step:
             if DRAIN.is_set():
                 if step is not None:
@@ -173,16 +174,12 @@ class ChunkRunner(TaskCalls):
                 return
             now = time.monotonic()
             if step is None and now >= retry_at:
-                step, on_done = self._next_step(now - last_cancel_check >= CANCEL_CHECK_SECONDS)
-                if on_done == self._canceled_found:
-                    last_cancel_check = now
+                step, on_done = self._next_step(now)
                 if step is not None:
                     step.add_done_callback(self._wake_up)
             if not self.wake.is_set():  # woken by a freed slot of the model or a step
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(
-                        self._idle_timeout(step, retry_at, last_cancel_check)
-                    ):
+                    async with asyncio.timeout(self._idle_timeout(step, retry_at)):
                         await self.wake.wait()
             self.wake.clear()
             if step is not None and step.done():
@@ -195,7 +192,7 @@ class ChunkRunner(TaskCalls):
             ):  # a slot freed by another chunk of the model (its callback fills its own)
                 self._fill()
 
-    def _idle_timeout(self, step, retry_at: float, last_cancel_check: float) -> float:
+    def _idle_timeout(self, step, retry_at: float) -> float:
         """How long the loop may sleep when nothing wakes it: until the next thing due.
 
         A freed slot of the model (``ModelContext.slot_freed``) or a finished step wakes the
@@ -211,15 +208,16 @@ class ChunkRunner(TaskCalls):
             if writer.finals or writer.partials:
                 timeout = min(timeout, writer.last_flush + writer.interval - now)
             if self.inflight or self.ready:
-                timeout = min(timeout, last_cancel_check + CANCEL_CHECK_SECONDS - now)
+                timeout = min(timeout, self.last_cancel_check + CANCEL_CHECK_SECONDS - now)
         return max(timeout, 0.001)
 
-    def _next_step(self, cancel_check_due: bool):
+    def _next_step(self, now: float):
         """Start the most urgent database step in the lane; return (future, on_done) or (None, None).
 
-        Outcomes, parks and the next claim go in one step (one transaction each), and claims
-        run ahead of the free slots (``_claim_room``), so a slot that frees up is refilled
-        from ``ready`` at once instead of waiting for the database.
+        Outcomes, parks, the next claim and a due cancel check go in one step (one
+        transaction each), and claims run ahead of the free slots (``_claim_room``), so a
+        slot that frees up is refilled from ``ready`` at once instead of waiting for the
+        database.
         """
         if self.handed_back:
             ids, self.handed_back = self.handed_back, []
@@ -243,10 +241,17 @@ class ChunkRunner(TaskCalls):
         room = min(self._claim_room(), len(self.pending))
         if room > 0 and self.ready and room < self._claim_batch():
             room = 0  # enough is claimed ahead: claim a bigger batch a little later
+        watched = None
+        if now - self.last_cancel_check >= CANCEL_CHECK_SECONDS and (self.inflight or self.ready):
+            # Calls that ended are left out: their outcome may be written in this very step.
+            watched = [i for i, call in self.inflight.items() if not call.done()]
+            watched += [row.id for row in self.ready]
         if room > 0 or self.writer.due() or self.parks:
-            return self._write_and_claim(room)
-        if cancel_check_due and (self.inflight or self.ready):
-            watched = list(self.inflight) + [row.id for row in self.ready]
+            if watched is not None:
+                self.last_cancel_check = now
+            return self._write_and_claim(room, watched)
+        if watched is not None:
+            self.last_cancel_check = now
             return self._in_lane(chunk_rows.find_gone, self.job_id, watched), self._canceled_found
         return None, None
 
@@ -275,7 +280,7 @@ class ChunkRunner(TaskCalls):
         """The smallest claim worth a transaction while tasks claimed ahead keep slots busy."""
         return max(1, self.model.cap // 2) if self.healthy else 1
 
-    def _write_and_claim(self, room: int):
+    def _write_and_claim(self, room: int, watched: list[int] | None = None):
         batch, parks = self.writer.take(), self.parks
         self.parks = []
         claim = [self.pending.popleft() for _ in range(room)]
@@ -283,21 +288,24 @@ class ChunkRunner(TaskCalls):
         self.ctx.waiting -= len(claim)
 
         def step():
-            if parks:
-                self.writer.write(batch)
-                parking.park(self.job_id, self.model.id, parks)
-                return chunk_rows.claim(self.job_id, claim, self.model.id) if claim else []
-            if not claim:
-                self.writer.write(batch)
-                return []
-            # Outcomes and the claim in one transaction (the claim commits; a failed claim
-            # rolls the outcomes back too, and ``done`` gives both back).
-            self.writer.write(batch, commit=False)
-            rows = chunk_rows.claim(self.job_id, claim, self.model.id)
-            self.writer.committed(batch)
-            return rows
+            try:
+                if parks:  # the outcomes and the parks commit on their own
+                    self.writer.write(batch)
+                    parking.park(self.job_id, self.model.id, parks)
+                else:  # outcomes, a due cancel check and the claim in one transaction
+                    self.writer.write(batch, commit=False)
+                gone = chunk_rows.find_gone(self.job_id, watched, commit=False) if watched else None
+                rows = chunk_rows.claim(self.job_id, claim, self.model.id) if claim else []
+                if not claim:
+                    db.session.commit()  # (a claim commits; a failed step gives everything back)
+            except Exception:
+                db.session.rollback()
+                raise
+            if not parks:
+                self.writer.committed(batch)
+            return rows, gone
 
-        def done(ok, rows):
+        def done(ok, result):
             if not ok:
                 self.writer.give_back(batch)
                 self.parks[:0] = parks
@@ -305,8 +313,11 @@ class ChunkRunner(TaskCalls):
                 self.ctx.waiting += len(claim)
                 self.ctx.claimed -= len(claim)
                 return
+            rows, gone = result
             self.ctx.claimed -= len(claim) - len(rows)
             self.ready.extend(rows)
+            if gone:
+                self._canceled_found(True, gone)
             self._fill()
 
         return self._in_lane(step), done
