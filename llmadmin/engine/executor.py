@@ -238,9 +238,7 @@ class ChunkRunner(TaskCalls):
         pause = self.ctx.paused_until - time.monotonic()
         if self.pending and resilience.should_park(pause, self.park_min):
             return self._defer_pending(pause)
-        room = min(self._claim_room(), len(self.pending))
-        if room > 0 and self.ready and room < self._claim_batch():
-            room = 0  # enough is claimed ahead: claim a bigger batch a little later
+        room = self._claim_size()
         watched = None
         if now - self.last_cancel_check >= CANCEL_CHECK_SECONDS and (self.inflight or self.ready):
             # Calls that ended are left out: their outcome may be written in this very step.
@@ -254,6 +252,13 @@ class ChunkRunner(TaskCalls):
             self.last_cancel_check = now
             return self._in_lane(chunk_rows.find_gone, self.job_id, watched), self._canceled_found
         return None, None
+
+    def _claim_size(self) -> int:
+        """How many tasks to claim now (0 while enough are claimed ahead for a bigger batch)."""
+        room = min(self._claim_room(), len(self.pending))
+        if room > 0 and self.ready and room < self._claim_batch():
+            return 0  # enough is claimed ahead: claim a bigger batch a little later
+        return room
 
     def _claim_room(self) -> int:
         """How many more tasks this runner may claim: the model's cap in this process, plus
@@ -406,9 +411,15 @@ class ChunkRunner(TaskCalls):
         self.ctx.slot_freed()  # every runner of the model (this one too) refills at once
 
     def _refill(self) -> None:
-        """Refill free slots of the model at once from the tasks claimed ahead; wake the loop."""
+        """Refill free slots of the model at once from the tasks claimed ahead.
+
+        Wake the loop only when it has something to do now: reap its own ended calls, or
+        claim. A slot freed by another runner's call wakes no runner with nothing to claim
+        (its writes and cancel checks are due by the clock).
+        """
         self._fill()
-        self.wake.set()
+        if self.ended or self._claim_size() > 0:
+            self.wake.set()
 
     def _wake_up(self, _future) -> None:
         self.wake.set()
