@@ -113,6 +113,7 @@ class ChunkRunner(TaskCalls):
         runtime.heartbeat.add(key, self.limiter)
         self.ctx.waiting += len(self.pending)
         self.ctx.wakers.add(self._refill)
+        self.ctx.runners.add(self)
         self.relay.redis = runtime.redis
         pump = asyncio.ensure_future(self.relay.pump())
         try:
@@ -120,6 +121,7 @@ class ChunkRunner(TaskCalls):
         finally:
             self.closing = True
             self.ctx.wakers.discard(self._refill)
+            self.ctx.runners.discard(self)
             self.ctx.waiting -= len(self.pending)
             self.ctx.claimed -= len(self.ready)
             for task in self.inflight.values():
@@ -135,6 +137,7 @@ class ChunkRunner(TaskCalls):
 
     async def _final_flush(self) -> None:
         """Write what is left (outcomes, parks); a busy database is waited out."""
+        await self._outcomes_back()
         batch, parks = self.writer.take(), self.parks
         self.parks = []
 
@@ -239,19 +242,21 @@ class ChunkRunner(TaskCalls):
         if self.pending and resilience.should_park(pause, self.park_min):
             return self._defer_pending(pause)
         room = self._claim_size()
-        watched = None
-        if now - self.last_cancel_check >= CANCEL_CHECK_SECONDS and (self.inflight or self.ready):
-            # Calls that ended are left out: their outcome may be written in this very step.
-            watched = [i for i, call in self.inflight.items() if not call.done()]
-            watched += [row.id for row in self.ready]
         if room > 0 or self.writer.due() or self.parks:
-            if watched is not None:
-                self.last_cancel_check = now
-            return self._write_and_claim(room, watched)
-        if watched is not None:
-            self.last_cancel_check = now
-            return self._in_lane(chunk_rows.find_gone, self.job_id, watched), self._canceled_found
+            return self._write_and_claim(room, self._due_watch(now))
+        watched = self._due_watch(now)
+        if watched is not None:  # a cancel check alone (the other chunks' due work rides along)
+            return self._write_and_claim(0, watched)
         return None, None
+
+    def _due_watch(self, now: float) -> list[int] | None:
+        """The tasks a due cancel check looks at (and the check counts as done), else None."""
+        if now - self.last_cancel_check < CANCEL_CHECK_SECONDS or not (self.inflight or self.ready):
+            return None
+        self.last_cancel_check = now
+        # Calls that ended are left out: their outcome may be written in this very step.
+        watched = [i for i, call in self.inflight.items() if not call.done()]
+        return watched + [row.id for row in self.ready]
 
     def _claim_size(self) -> int:
         """How many tasks to claim now (0 while enough are claimed ahead for a bigger batch)."""
@@ -285,15 +290,42 @@ class ChunkRunner(TaskCalls):
         """The smallest claim worth a transaction while tasks claimed ahead keep slots busy."""
         return max(1, self.model.cap // 2) if self.healthy else 1
 
+    def _borrow(self, now: float) -> list[tuple[ChunkRunner, tuple, list[int] | None]]:
+        """Take the outcomes and due cancel checks of the model's other running chunks.
+
+        They ride along in this step's transaction: one commit for every chunk of the model
+        in this process, not one write step and one cancel check each. A lender that ends
+        first waits for its outcomes to be written or given back (``_outcomes_back``).
+        """
+        lent = []
+        for runner in self.ctx.runners:
+            if runner is self or runner.closing:
+                continue
+            watched = runner._due_watch(now)
+            if runner.writer.finals or watched is not None:
+                runner.writer.lent += 1
+                lent.append((runner, runner.writer.take(), watched))
+        return lent
+
+    async def _outcomes_back(self) -> None:
+        """Wait until no other chunk's step holds outcomes of this one (written or given back)."""
+        while self.writer.lent:
+            await asyncio.sleep(0.01)
+
     def _write_and_claim(self, room: int, watched: list[int] | None = None):
         batch, parks = self.writer.take(), self.parks
         self.parks = []
+        lent = self._borrow(time.monotonic())
         claim = [self.pending.popleft() for _ in range(room)]
         self.ctx.claimed += len(claim)  # reserved while the claim runs
         self.ctx.waiting -= len(claim)
 
         def step():
             try:
+                found = []  # the other chunks' cancel checks
+                for runner, taken, seen in lent:
+                    runner.writer.write(taken, commit=False)
+                    found.append(chunk_rows.find_gone(runner.job_id, seen, False) if seen else None)
                 if parks:  # the outcomes and the parks commit on their own
                     self.writer.write(batch)
                     parking.park(self.job_id, self.model.id, parks)
@@ -308,9 +340,17 @@ class ChunkRunner(TaskCalls):
                 raise
             if not parks:
                 self.writer.committed(batch)
-            return rows, gone
+            for runner, taken, _ in lent:
+                runner.writer.committed(taken)
+            return rows, gone, found
 
         def done(ok, result):
+            for index, (runner, taken, _) in enumerate(lent):
+                runner.writer.lent -= 1
+                if not ok:
+                    runner.writer.give_back(taken)
+                elif result[2][index]:
+                    runner._canceled_found(True, result[2][index])
             if not ok:
                 self.writer.give_back(batch)
                 self.parks[:0] = parks
@@ -318,7 +358,7 @@ class ChunkRunner(TaskCalls):
                 self.ctx.waiting += len(claim)
                 self.ctx.claimed -= len(claim)
                 return
-            rows, gone = result
+            rows, gone, _ = result
             self.ctx.claimed -= len(claim) - len(rows)
             self.ready.extend(rows)
             if gone:
@@ -365,6 +405,7 @@ class ChunkRunner(TaskCalls):
             task.cancel()
         await asyncio.gather(*self.inflight.values(), return_exceptions=True)
         self.inflight.clear()
+        await self._outcomes_back()
         batch, parks = self.writer.take(), self.parks
         ids = unfinished + list(self.pending) + self.handed_back
         self.ctx.waiting -= len(self.pending)

@@ -131,7 +131,7 @@ class Gate:
         self.asking.append((token, future))
         if not self.in_round:
             self.in_round = True
-            future.get_loop().call_soon(self._start_round)  # after the others of this turn
+            asyncio.ensure_future(self._rounds())  # starts after the other callers of this turn
         try:
             return await future
         except asyncio.CancelledError:
@@ -139,16 +139,25 @@ class Gate:
                 self.leave(token)  # granted, but its caller is gone: give the lease back
             raise
 
-    def _start_round(self) -> None:
-        asking = [(token, future) for token, future in self.asking if not future.done()]
-        batch, self.asking = asking[:ROUND_MAX], asking[ROUND_MAX:]
-        if batch:
-            asyncio.ensure_future(self._round(batch))
-        else:
+    async def _rounds(self) -> None:
+        """Answer the callers in round trips, one at a time, until none waits."""
+        try:
+            while True:
+                asking = [(token, future) for token, future in self.asking if not future.done()]
+                batch, self.asking = asking[:ROUND_MAX], asking[ROUND_MAX:]
+                if not batch:
+                    return
+                await self._round(batch)
+        except asyncio.CancelledError:
+            for _, future in self.asking:
+                future.cancel()
+            self.asking = []
+            raise
+        finally:
             self.in_round = False
 
     async def _round(self, batch: list[tuple[str, asyncio.Future]]) -> None:
-        """One round trip for every caller in ``batch``; the next waiting callers go after it."""
+        """One round trip for every caller in ``batch``."""
         limiter = self.limiter
         given_back, self.finished = self.finished, []
         args = [limiter.cap, limiter.rpm, limiter.lease_ms, RATE_WINDOW_MS, self.breaker.probe_ms]
@@ -164,22 +173,17 @@ class Gate:
                     future.cancel() if stopped else future.set_exception(exc)
             if stopped:
                 raise
-        else:
-            for index, (token, future) in enumerate(batch):
-                if index >= int(granted):
-                    if not future.done():
-                        future.set_result((int(code), int(wait_ms), last_error))
-                    continue
-                limiter.held.add(token)
-                if future.done():  # its caller was cancelled meanwhile
-                    self.leave(token)
-                else:
-                    future.set_result((2, int(dirty), ""))
-        finally:
-            self.in_round = False
-            if self.asking:
-                self.in_round = True
-                asyncio.get_running_loop().call_soon(self._start_round)
+            return
+        for index, (token, future) in enumerate(batch):
+            if index >= int(granted):
+                if not future.done():
+                    future.set_result((int(code), int(wait_ms), last_error))
+                continue
+            limiter.held.add(token)
+            if future.done():  # its caller was cancelled meanwhile
+                self.leave(token)
+            else:
+                future.set_result((2, int(dirty), ""))
 
     def leave(self, token: str) -> None:
         """Give a finished call's lease back with the next round trip (or very soon)."""

@@ -120,6 +120,7 @@ class OutcomeWriter:
         self.after_write = None
         self.exact = False  # the last write changed every final row it was given
         self.hurried: set[int] = set()  # tasks whose outcome is written without waiting
+        self.lent = 0  # batches taken into another runner's step, not back yet
         self.rush = False
 
     def begin(self, task_id: int, params: CallParams) -> None:
