@@ -102,6 +102,7 @@ class Gate:
         self._give_back_soon: asyncio.TimerHandle | None = None
         self.asking: list[tuple[str, asyncio.Future]] = []  # callers of the next round trip
         self.in_round = False  # a round trip is due or under way
+        self._rounds_task: asyncio.Task | None = None
 
     async def enter(self, park_after: float) -> tuple[str, bool]:
         """Take a lease for one call; return (token, breaker state to clear after a success).
@@ -131,7 +132,8 @@ class Gate:
         self.asking.append((token, future))
         if not self.in_round:
             self.in_round = True
-            asyncio.ensure_future(self._rounds())  # starts after the other callers of this turn
+            # Kept: the loop holds tasks weakly. It starts after the other callers of this turn.
+            self._rounds_task = asyncio.ensure_future(self._rounds())
         try:
             return await future
         except asyncio.CancelledError:
