@@ -58,6 +58,11 @@ def main() -> None:
         # Load the CA bundle before forking: every job would otherwise load it again (20-40
         # ms per job, which a gateway caller waits for).
         shared_ssl_context()
+        # The HTTP stack loads its event-loop backend at its first call (40-80 ms of CPU that
+        # the first chunk's first call waits for): load it now, with the rest.
+        import anyio._backends._asyncio  # noqa: F401
+        import httpcore  # noqa: F401
+
         from llmadmin.maintenance import start_thread
         from llmadmin.queues import all_queue_names, get_redis
 

@@ -77,8 +77,11 @@ def _claim(job_id: str, batch: list[int], model_id: int | None) -> list:
     return rows
 
 
-def find_gone(job_id: str, ids: list[int]) -> list[int]:
-    """Return the ids among ``ids`` that were canceled or taken away while running."""
+def find_gone(job_id: str, ids: list[int], commit: bool = True) -> list[int]:
+    """Return the ids among ``ids`` that were canceled or taken away while running.
+
+    ``commit=False``: the caller's transaction goes on (the check rides along with a write).
+    """
     gone = (
         db.session.execute(
             select(Task.id).where(
@@ -88,7 +91,8 @@ def find_gone(job_id: str, ids: list[int]) -> list[int]:
         .scalars()
         .all()
     )
-    db.session.commit()
+    if commit:
+        db.session.commit()
     return gone
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import functools
 import logging
 import time
@@ -35,13 +34,13 @@ from llmadmin.engine.parking import Carried
 from llmadmin.engine.relay import Relay
 from llmadmin.engine.resilience import backoff_delay  # noqa: F401  (tests import it from here)
 from llmadmin.engine.runtime import Runtime
+from llmadmin.engine.steps import CANCEL_CHECK_SECONDS, ChunkSteps
 from llmadmin.engine.writer import OutcomeWriter
 from llmadmin.llm import build_messages
 from llmadmin.queues import REDIS_OUTAGE
 
 logger = logging.getLogger(__name__)
 
-CANCEL_CHECK_SECONDS = 0.5
 IDLE_SECONDS = 0.5  # the longest a runner's loop sleeps without a wake-up (drain, pauses)
 
 
@@ -50,7 +49,7 @@ def request_drain() -> None:
     DRAIN.set()
 
 
-class ChunkRunner(TaskCalls):
+class ChunkRunner(TaskCalls, ChunkSteps):
     """Execute the tasks of one job."""
 
     def __init__(
@@ -112,6 +111,7 @@ class ChunkRunner(TaskCalls):
         runtime.heartbeat.add(key, self.limiter)
         self.ctx.waiting += len(self.pending)
         self.ctx.wakers.add(self._refill)
+        self.ctx.runners.add(self)
         self.relay.redis = runtime.redis
         pump = asyncio.ensure_future(self.relay.pump())
         try:
@@ -119,6 +119,7 @@ class ChunkRunner(TaskCalls):
         finally:
             self.closing = True
             self.ctx.wakers.discard(self._refill)
+            self.ctx.runners.discard(self)
             self.ctx.waiting -= len(self.pending)
             self.ctx.claimed -= len(self.ready)
             for task in self.inflight.values():
@@ -134,6 +135,7 @@ class ChunkRunner(TaskCalls):
 
     async def _final_flush(self) -> None:
         """Write what is left (outcomes, parks); a busy database is waited out."""
+        await self._outcomes_back()
         batch, parks = self.writer.take(), self.parks
         self.parks = []
 
@@ -163,7 +165,7 @@ class ChunkRunner(TaskCalls):
         step: asyncio.Future | None = None
         on_done = None
         retry_at = 0.0
-        last_cancel_check = time.monotonic()
+        self.last_cancel_check = time.monotonic()
         while self.pending or self.ready or self.inflight or self.handed_back or self.parks or step:
             if DRAIN.is_set():
                 if step is not None:
@@ -173,16 +175,12 @@ class ChunkRunner(TaskCalls):
                 return
             now = time.monotonic()
             if step is None and now >= retry_at:
-                step, on_done = self._next_step(now - last_cancel_check >= CANCEL_CHECK_SECONDS)
-                if on_done == self._canceled_found:
-                    last_cancel_check = now
+                step, on_done = self._next_step(now)
                 if step is not None:
                     step.add_done_callback(self._wake_up)
             if not self.wake.is_set():  # woken by a freed slot of the model or a step
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(
-                        self._idle_timeout(step, retry_at, last_cancel_check)
-                    ):
+                    async with asyncio.timeout(self._idle_timeout(step, retry_at)):
                         await self.wake.wait()
             self.wake.clear()
             if step is not None and step.done():
@@ -195,7 +193,7 @@ class ChunkRunner(TaskCalls):
             ):  # a slot freed by another chunk of the model (its callback fills its own)
                 self._fill()
 
-    def _idle_timeout(self, step, retry_at: float, last_cancel_check: float) -> float:
+    def _idle_timeout(self, step, retry_at: float) -> float:
         """How long the loop may sleep when nothing wakes it: until the next thing due.
 
         A freed slot of the model (``ModelContext.slot_freed``) or a finished step wakes the
@@ -211,15 +209,16 @@ class ChunkRunner(TaskCalls):
             if writer.finals or writer.partials:
                 timeout = min(timeout, writer.last_flush + writer.interval - now)
             if self.inflight or self.ready:
-                timeout = min(timeout, last_cancel_check + CANCEL_CHECK_SECONDS - now)
+                timeout = min(timeout, self.last_cancel_check + CANCEL_CHECK_SECONDS - now)
         return max(timeout, 0.001)
 
-    def _next_step(self, cancel_check_due: bool):
+    def _next_step(self, now: float):
         """Start the most urgent database step in the lane; return (future, on_done) or (None, None).
 
-        Outcomes, parks and the next claim go in one step (one transaction each), and claims
-        run ahead of the free slots (``_claim_room``), so a slot that frees up is refilled
-        from ``ready`` at once instead of waiting for the database.
+        Outcomes, parks, the next claim and a due cancel check go in one step (one
+        transaction each), and claims run ahead of the free slots (``_claim_room``), so a
+        slot that frees up is refilled from ``ready`` at once instead of waiting for the
+        database.
         """
         if self.handed_back:
             ids, self.handed_back = self.handed_back, []
@@ -240,80 +239,13 @@ class ChunkRunner(TaskCalls):
         pause = self.ctx.paused_until - time.monotonic()
         if self.pending and resilience.should_park(pause, self.park_min):
             return self._defer_pending(pause)
-        room = min(self._claim_room(), len(self.pending))
-        if room > 0 and self.ready and room < self._claim_batch():
-            room = 0  # enough is claimed ahead: claim a bigger batch a little later
+        room = self._claim_size()
         if room > 0 or self.writer.due() or self.parks:
-            return self._write_and_claim(room)
-        if cancel_check_due and (self.inflight or self.ready):
-            watched = list(self.inflight) + [row.id for row in self.ready]
-            return self._in_lane(chunk_rows.find_gone, self.job_id, watched), self._canceled_found
+            return self._write_and_claim(room, self._due_watch(now))
+        watched = self._due_watch(now)
+        if watched is not None:  # a cancel check alone (the other chunks' due work rides along)
+            return self._write_and_claim(0, watched)
         return None, None
-
-    def _claim_room(self) -> int:
-        """How many more tasks this runner may claim: the model's cap in this process, plus
-        as many ready ahead while its calls succeed (none while they fail or hang)."""
-        ahead = self.model.cap if self.healthy else 0
-        return self.model.cap + ahead - self.ctx.busy - self.ctx.claimed
-
-    def _defer_pending(self, seconds: float):
-        """The model must wait: park the tasks not claimed yet in one step, without calls."""
-        ids = list(self.pending)
-        self.pending.clear()
-        self.ctx.waiting -= len(ids)
-        reason = self.ctx.pause_reason
-
-        def restore(ok, _):
-            if not ok:
-                self.pending.extend(ids)
-                self.ctx.waiting += len(ids)
-
-        step = self._in_lane(parking.defer, self.job_id, self.model.id, ids, seconds, reason)
-        return step, restore
-
-    def _claim_batch(self) -> int:
-        """The smallest claim worth a transaction while tasks claimed ahead keep slots busy."""
-        return max(1, self.model.cap // 2) if self.healthy else 1
-
-    def _write_and_claim(self, room: int):
-        batch, parks = self.writer.take(), self.parks
-        self.parks = []
-        claim = [self.pending.popleft() for _ in range(room)]
-        self.ctx.claimed += len(claim)  # reserved while the claim runs
-        self.ctx.waiting -= len(claim)
-
-        def step():
-            if parks:
-                self.writer.write(batch)
-                parking.park(self.job_id, self.model.id, parks)
-                return chunk_rows.claim(self.job_id, claim, self.model.id) if claim else []
-            if not claim:
-                self.writer.write(batch)
-                return []
-            # Outcomes and the claim in one transaction (the claim commits; a failed claim
-            # rolls the outcomes back too, and ``done`` gives both back).
-            self.writer.write(batch, commit=False)
-            rows = chunk_rows.claim(self.job_id, claim, self.model.id)
-            self.writer.committed(batch)
-            return rows
-
-        def done(ok, rows):
-            if not ok:
-                self.writer.give_back(batch)
-                self.parks[:0] = parks
-                self.pending.extendleft(reversed(claim))
-                self.ctx.waiting += len(claim)
-                self.ctx.claimed -= len(claim)
-                return
-            self.ctx.claimed -= len(claim) - len(rows)
-            self.ready.extend(rows)
-            self._fill()
-
-        return self._in_lane(step), done
-
-    def _in_lane(self, fn, *args) -> asyncio.Future:
-        context = contextvars.copy_context()  # the app context, hence the same database session
-        return asyncio.get_running_loop().run_in_executor(self.lane, context.run, fn, *args)
 
     @staticmethod
     def _finish_step(step: asyncio.Future, on_done) -> bool:
@@ -349,6 +281,7 @@ class ChunkRunner(TaskCalls):
             task.cancel()
         await asyncio.gather(*self.inflight.values(), return_exceptions=True)
         self.inflight.clear()
+        await self._outcomes_back()
         batch, parks = self.writer.take(), self.parks
         ids = unfinished + list(self.pending) + self.handed_back
         self.ctx.waiting -= len(self.pending)
@@ -396,9 +329,15 @@ class ChunkRunner(TaskCalls):
         self.ctx.slot_freed()  # every runner of the model (this one too) refills at once
 
     def _refill(self) -> None:
-        """Refill free slots of the model at once from the tasks claimed ahead; wake the loop."""
+        """Refill free slots of the model at once from the tasks claimed ahead.
+
+        Wake the loop only when it has something to do now: reap its own ended calls, or
+        claim. A slot freed by another runner's call wakes no runner with nothing to claim
+        (its writes and cancel checks are due by the clock).
+        """
         self._fill()
-        self.wake.set()
+        if self.ended or self._claim_size() > 0:
+            self.wake.set()
 
     def _wake_up(self, _future) -> None:
         self.wake.set()
@@ -421,20 +360,6 @@ class ChunkRunner(TaskCalls):
                 self.writer.failure(
                     task_id, f"Internal error: {task.exception()}", "unexpected", None
                 )
-
-    def _canceled_found(self, ok: bool, gone) -> None:
-        """Stop the calls of tasks that were canceled (or taken away) while running."""
-        gone = set(gone or ())
-        if gone and self.ready:
-            kept = [row for row in self.ready if row.id not in gone]
-            self.ctx.claimed -= len(self.ready) - len(kept)
-            self.ready = deque(kept)
-        for task_id in gone:
-            self.writer.forget(task_id)
-            task = self.inflight.pop(task_id, None)
-            if task is not None:
-                task.cancel()
-                logger.info("task %s canceled while running; its call was stopped", task_id)
 
 
 def run_chunk(job_id: str, task_ids: list[int], transport=None) -> int:

@@ -6,6 +6,7 @@ claimed row, so a chunk of one model may run tasks with different parameters.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, fields
 
@@ -40,9 +41,13 @@ class CallParams:
     @classmethod
     def of(cls, row, model) -> CallParams:
         """Combine a claimed task row with its model's defaults (a ``ModelSettings``)."""
+        temperature = row.temperature if row.temperature is not None else model.temperature
+        max_tokens = row.max_tokens if row.max_tokens is not None else model.max_tokens
+        if row.top_p is None and not row.stop and row.seed is None and not row.response_format:
+            return _plain(temperature, max_tokens)  # most tasks: shared, its JSON made once
         return cls(
-            temperature=row.temperature if row.temperature is not None else model.temperature,
-            max_tokens=row.max_tokens if row.max_tokens is not None else model.max_tokens,
+            temperature=temperature,
+            max_tokens=max_tokens,
             top_p=row.top_p,
             stop=json.loads(row.stop) if row.stop else None,
             seed=row.seed,
@@ -56,6 +61,11 @@ class CallParams:
         # Not dataclasses.asdict: its recursive deep copy ran twice per task (request, run row).
         values = ((name, getattr(self, name)) for name in _FIELDS)
         return {name: value for name, value in values if value is not None}
+
+    @functools.cached_property
+    def sent_json(self) -> str:
+        """``sent()`` as the JSON a run row keeps."""
+        return json.dumps(self.sent(), ensure_ascii=False)
 
     @property
     def json_mode(self) -> bool:
@@ -75,3 +85,8 @@ def output_is_json(text: str | None, params: CallParams | None) -> bool | None:
 
 
 _FIELDS = tuple(f.name for f in fields(CallParams))
+
+
+@functools.lru_cache(maxsize=256)
+def _plain(temperature: float | None, max_tokens: int | None) -> CallParams:
+    return CallParams(temperature=temperature, max_tokens=max_tokens)

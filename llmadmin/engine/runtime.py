@@ -39,6 +39,7 @@ class ModelContext:
         # The wake-up callbacks of this model's runners: a freed slot wakes them all, so a
         # runner with tasks claimed ahead refills it at once instead of at its next poll.
         self.wakers: set = set()
+        self.runners: set = set()  # the model's running chunks (their outcomes share steps)
         self.limiter = ModelLimiter(
             runtime.redis,
             runtime.prefix,

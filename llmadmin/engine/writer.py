@@ -9,7 +9,6 @@ becomes a ``task_run`` row (``engine/runs.py``): re-running a task keeps its ear
 
 from __future__ import annotations
 
-import json
 import time
 from decimal import Decimal
 
@@ -69,7 +68,7 @@ def success_columns(
 def run_columns(params: CallParams | None) -> dict:
     """Map a call onto the run row's own columns (what the task row does not hold)."""
     return {
-        "params": json.dumps(params.sent(), ensure_ascii=False) if params else None,
+        "params": params.sent_json if params else None,
     }
 
 
@@ -121,6 +120,7 @@ class OutcomeWriter:
         self.after_write = None
         self.exact = False  # the last write changed every final row it was given
         self.hurried: set[int] = set()  # tasks whose outcome is written without waiting
+        self.lent = 0  # batches taken into another runner's step, not back yet
         self.rush = False
 
     def begin(self, task_id: int, params: CallParams) -> None:

@@ -116,3 +116,45 @@ def test_a_chunk_delivered_twice_to_the_engine_runs_each_call_once(app, sim_mode
     assert _wait(lambda: set(_statuses(ids)) == {SUCCESS})
     assert engine.wait_idle(10)
     assert sorted(calls) == sorted(set(calls)) and len(calls) == 6
+
+
+def test_chunks_of_one_model_share_steps_and_each_outcome_is_written_once(
+    app, sim_model, engine_factory
+):
+    """One chunk's step writes the others' outcomes too: every task still gets one run."""
+    from llmadmin.models import TaskRun
+
+    async def slow(request):
+        await asyncio.sleep(0.05)
+        return httpx.Response(200, json=completion())
+
+    app.config["TASK_CHUNK_FACTOR"] = 1  # chunks of 4 tasks (the model's cap), side by side
+    ids = _tasks(sim_model, 24, "shared")
+    engine = engine_factory(slow)
+    _submit(engine, ids)
+    assert _wait(lambda: set(_statuses(ids)) == {SUCCESS})
+    assert engine.wait_idle(10)
+    runs = db.session.execute(db.select(TaskRun.task_id).where(TaskRun.task_id.in_(ids)))
+    assert sorted(runs.scalars()) == sorted(ids)
+
+
+def test_a_cancel_is_noticed_in_a_chunk_whose_check_rides_with_another_chunk(
+    app, sim_model, engine_factory
+):
+    """The running chunks' cancel checks go with whichever chunk's step comes next."""
+    from llmadmin.models.task import CANCELED
+
+    async def answer(request):
+        prompt = json.loads(request.content)["messages"][-1]["content"]
+        await asyncio.sleep(30 if prompt == "shared 5" else 0.05)
+        return httpx.Response(200, json=completion())
+
+    app.config["TASK_CHUNK_FACTOR"] = 1
+    ids = _tasks(sim_model, 16, "shared")
+    engine = engine_factory(answer)
+    _submit(engine, ids)
+    assert _wait(lambda: _statuses([ids[5]]) == [RUNNING])
+    svc.cancel_tasks([ids[5]])
+    assert _wait(lambda: set(_statuses(ids[:5] + ids[6:])) == {SUCCESS})
+    assert engine.wait_idle(10), "the canceled call was stopped"
+    assert _statuses([ids[5]]) == [CANCELED]

@@ -74,3 +74,81 @@ def test_the_half_open_probe_is_granted_only_with_a_lease(app):
 
     probe_while_full, dirty, probe_after = _run(app, scenario)
     assert probe_while_full == 0 and dirty is True and probe_after == 1
+
+
+def _counting(gate):
+    """Count the gate's round trips."""
+    calls = []
+    script = gate.script
+
+    async def counted(**kw):
+        calls.append(kw["args"][5])  # how many callers the round trip answered
+        return await script(**kw)
+
+    gate.script = counted
+    return calls
+
+
+def test_callers_of_one_turn_share_one_round_trip_and_get_what_alone_they_would(app):
+    """Cap 2, three callers at once: one round trip, two leases, the third waits for a slot."""
+
+    async def scenario(client):
+        gate, limiter, _ = _gate(client, 4, cap=2)
+        rounds = _counting(gate)
+        results = await asyncio.gather(
+            *(gate.enter(park_after=0.05) for _ in range(3)), return_exceptions=True
+        )
+        return rounds, results, await client.zcard(limiter.keys[0]), set(limiter.held)
+
+    rounds, results, leases, held = _run(app, scenario)
+    granted = [r for r in results if isinstance(r, tuple)]
+    waited = [r for r in results if isinstance(r, MustWait)]
+    assert rounds[0] == 3 and len(granted) == 2 and len(waited) == 1
+    assert waited[0].reason == "cap" and leases == 2 and held == {t for t, _ in granted}
+
+
+def test_the_rate_window_admits_only_its_room_and_says_how_long_the_rest_waits(app):
+    async def scenario(client):
+        limiter = ModelLimiter(client, "g", 5, cap=0, rpm=2, lease_seconds=30)
+        breaker = CircuitBreaker(client, "g", 5, "M", 1, 60, probe_seconds=30)
+        gate = Gate(client, limiter, breaker)
+        return await asyncio.gather(
+            *(gate.enter(park_after=1) for _ in range(3)), return_exceptions=True
+        )
+
+    results = _run(app, scenario)
+    assert sum(isinstance(r, tuple) for r in results) == 2
+    (wait,) = [r for r in results if isinstance(r, MustWait)]
+    assert wait.reason == "rate" and wait.seconds > 60
+
+
+def test_a_half_open_breaker_lets_one_caller_of_a_round_probe(app):
+    async def scenario(client):
+        gate, limiter, breaker = _gate(client, 6, cap=5, cooldown=0)
+        await breaker.record_failure("timeout", "timed out")
+        results = await asyncio.gather(
+            *(gate.enter(park_after=1) for _ in range(3)), return_exceptions=True
+        )
+        return results, await client.zcard(limiter.keys[0])
+
+    results, leases = _run(app, scenario)
+    probes = [r for r in results if isinstance(r, tuple)]
+    refused = [r for r in results if isinstance(r, CircuitOpen)]
+    assert len(probes) == 1 and probes[0][1] is True and len(refused) == 2 and leases == 1
+    assert refused[0].cause == "timed out"
+
+
+def test_a_caller_cancelled_while_its_round_trip_runs_gives_its_lease_back(app):
+    async def scenario(client):
+        gate, limiter, _ = _gate(client, 7, cap=1)
+        waiting = asyncio.ensure_future(gate.enter(park_after=1))
+        await asyncio.sleep(0)  # asked: the round trip starts in the next turn
+        await asyncio.sleep(0)
+        waiting.cancel()
+        await asyncio.gather(waiting, return_exceptions=True)
+        await asyncio.sleep(GIVE_BACK_SECONDS * 4)
+        token, _ = await gate.enter(park_after=1)  # cap 1: only possible if it went back
+        return token, set(limiter.held)
+
+    token, held = _run(app, scenario)
+    assert held == {token}
