@@ -32,20 +32,23 @@ CARRIED = (Task.calls, Task.error, Task.error_kind, Task.breaker_waited)
 COLUMNS = (Task.prompt, Task.system_prompt, Task.submission_key, *PARAM_COLUMNS, *CARRIED)
 
 
-def claim(job_id: str, batch: list[int], model_id: int | None = None) -> list:
+def claim(
+    job_id: str, batch: list[int], model_id: int | None = None, *, commit: bool = True
+) -> list:
     """Claim ``batch`` (still QUEUED for ``job_id``); return the claimed rows' prompts.
 
     With ``model_id``, a task whose model was deleted since the chunk started is failed
-    instead of claimed (the chunk runs on a snapshot of the model's settings).
+    instead of claimed (the chunk runs on a snapshot of the model's settings). With
+    ``commit=False`` the caller commits (``engine.batching``: one transaction for many).
     """
     try:
-        return _claim(job_id, batch, model_id)
+        return _claim(job_id, batch, model_id, commit)
     except Exception:
         db.session.rollback()  # nothing half-claimed: the runner gives the batch back
         raise
 
 
-def _claim(job_id: str, batch: list[int], model_id: int | None) -> list:
+def _claim(job_id: str, batch: list[int], model_id: int | None, commit: bool) -> list:
     where = Task.job_id == job_id
     if model_id is not None:
         where = where & (Task.model_id == model_id)
@@ -66,7 +69,8 @@ def _claim(job_id: str, batch: list[int], model_id: int | None) -> list:
             run_requested_at=None,
         )
         record_runs([{"id": i, "status": FAILURE, "job_id": job_id} for i in failed])
-    db.session.commit()  # SQLite must not hold a transaction open
+    if commit:
+        db.session.commit()  # SQLite must not hold a transaction open
     return rows
 
 

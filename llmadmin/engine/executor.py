@@ -136,6 +136,8 @@ class ChunkRunner(TaskCalls):
         """Write what is left (outcomes, parks); a busy database is waited out."""
         batch, parks = self.writer.take(), self.parks
         self.parks = []
+        if not (batch[0] or batch[1] or parks):
+            return  # nothing left: no trip to the lane
 
         def flush():
             self.writer.write(batch)
@@ -283,19 +285,17 @@ class ChunkRunner(TaskCalls):
         self.ctx.waiting -= len(claim)
 
         def step():
-            if parks:
-                self.writer.write(batch)
-                parking.park(self.job_id, self.model.id, parks)
-                return chunk_rows.claim(self.job_id, claim, self.model.id) if claim else []
-            if not claim:
-                self.writer.write(batch)
-                return []
-            # Outcomes and the claim in one transaction (the claim commits; a failed claim
-            # rolls the outcomes back too, and ``done`` gives both back).
+            self.writer.write(batch)
+            parking.park(self.job_id, self.model.id, parks)
+            return chunk_rows.claim(self.job_id, claim, self.model.id) if claim else []
+
+        def grouped():
+            # Outcomes and the claim in one transaction, with other chunks' steps
+            # (``engine.batching``); a failure rolls back both and ``done`` gives both back.
             self.writer.write(batch, commit=False)
-            rows = chunk_rows.claim(self.job_id, claim, self.model.id)
-            self.writer.committed(batch)
-            return rows
+            return (
+                chunk_rows.claim(self.job_id, claim, self.model.id, commit=False) if claim else []
+            )
 
         def done(ok, rows):
             if not ok:
@@ -309,7 +309,13 @@ class ChunkRunner(TaskCalls):
             self.ready.extend(rows)
             self._fill()
 
-        return self._in_lane(step), done
+        if parks:
+            return self._in_lane(step), done
+        after = (lambda: self.writer.committed(batch)) if batch[0] or batch[1] else None
+        # A claim alone may be lost in a database crash (the reconciler re-sends the task);
+        # outcomes must not be: a client may already have been told.
+        step = self.runtime.batcher.submit(grouped, after, durable=bool(after))
+        return step, done
 
     def _in_lane(self, fn, *args) -> asyncio.Future:
         context = contextvars.copy_context()  # the app context, hence the same database session

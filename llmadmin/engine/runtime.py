@@ -1,7 +1,8 @@
 """What the chunks running in one process share.
 
 One async Redis client, one database "lane" thread (every database step of every chunk,
-one at a time, off the event loop), one heartbeat thread, and per model its limiter,
+one at a time, off the event loop; claims and outcome writes grouped into shared
+transactions by ``engine.batching``), one heartbeat thread, and per model its limiter,
 breaker, HTTP clients and a count of the slots this process uses, so chunks of the same
 model never claim more tasks together than the model's cap.
 """
@@ -15,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 import redis.asyncio as aioredis
 from flask import current_app
 
+from llmadmin.engine.batching import StepBatcher
 from llmadmin.engine.breaker import CircuitBreaker
 from llmadmin.engine.gate import Gate
 from llmadmin.engine.heartbeat import Heartbeat
@@ -91,6 +93,8 @@ class Runtime:
         )
         self.redis = aioredis.Redis.from_pool(pool)
         self.lane = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chunk-db")
+        # Claims and outcome writes of every chunk, grouped into shared transactions.
+        self.batcher = StepBatcher(self.lane, current_app._get_current_object())
         self.heartbeat = Heartbeat(self.redis_url, self.lease_seconds, registry_key)
         self.heartbeat.start()
         self.models: dict[int, ModelContext] = {}
@@ -120,5 +124,6 @@ class Runtime:
             await ctx.clients.aclose()
         self.models.clear()
         self.heartbeat.stop()
+        await self.batcher.aclose()
         self.lane.shutdown(wait=True)
         await self.redis.aclose()

@@ -134,8 +134,8 @@ def test_job_of_another_delivery_does_not_claim(app, sim_model, monkeypatch):
     claims = []
     claim = chunk_rows.claim
 
-    def recording_claim(job_id, batch, model_id=None):
-        claimed = claim(job_id, batch, model_id)
+    def recording_claim(job_id, batch, model_id=None, **options):
+        claimed = claim(job_id, batch, model_id, **options)
         claims.append((job_id, list(batch), [r.id for r in claimed]))
         return claimed
 
