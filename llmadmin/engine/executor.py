@@ -141,13 +141,18 @@ class ChunkRunner(TaskCalls):
 
         def flush():
             self.writer.write(batch)
-            if parks:
-                parking.park(self.job_id, self.model.id, parks)
+            parking.park(self.job_id, self.model.id, parks)
+
+        def write():  # the last outcome of a chunk (a gateway call's only one): grouped
+            self.writer.write(batch, commit=False)
 
         for delay in (0, 1, 2, 4, 8, 15):
             await asyncio.sleep(delay)
             try:
-                await self._in_lane(flush)
+                if parks:
+                    await self._in_lane(flush)
+                else:
+                    await self.runtime.batcher.submit(write, lambda: self.writer.committed(batch))
                 return
             except sa_exc.SQLAlchemyError as exc:
                 if not is_transient_error(exc):

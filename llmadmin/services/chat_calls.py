@@ -25,7 +25,7 @@ from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import insert, select
 
-from llmadmin.database import relax_commit_durability
+from llmadmin.database import relax_commit_durability, write_turn
 from llmadmin.engine import dispatch, relay
 from llmadmin.errors import ItemsInvalid, NotFound, QueueUnavailable, ValidationError
 from llmadmin.extensions import db
@@ -124,17 +124,18 @@ def start_call(
     row.update(status=QUEUED, queued_at=row["created_at"], job_id=job_id, submission_key=key)
     # Lost in a database crash, the row only takes the unanswered call with it: an answered
     # call's outcome is a durable commit that comes after it (see relax_commit_durability).
-    relax_commit_durability(db.session)
-    table = Task.__table__
-    task_id = db.session.execute(insert(table).returning(table.c.id), row).scalar_one()
-    audit.record(
-        "gateway_call",
-        "task",
-        task_id,
-        f"Chat completion through the /v1 gateway on model {model.name}",
-        commit=False,
-    )
-    _commit_keeping_loaded()
+    with write_turn(db.session):
+        relax_commit_durability(db.session)
+        table = Task.__table__
+        task_id = db.session.execute(insert(table).returning(table.c.id), row).scalar_one()
+        audit.record(
+            "gateway_call",
+            "task",
+            task_id,
+            f"Chat completion through the /v1 gateway on model {model.name}",
+            commit=False,
+        )
+        _commit_keeping_loaded()
     call = _subscribed(task_id)
     try:
         _queued, waiting = dispatch.enqueue_created(job_id, [task_id], model, at_front=True)
