@@ -6,7 +6,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 from sqlalchemy import event, make_url, text
 from sqlalchemy.engine import Engine
@@ -73,12 +73,11 @@ def write_turn(session) -> Iterator[None]:
     web threads inserting gateway calls at once, most of a call's time went into those
     sleeps (sampled: half of the web threads' busy time). Queued on this lock instead,
     a thread starts as soon as the one before it commits; only other processes still
-    meet SQLite's busy handler. Wrap a whole write transaction (first write to commit).
+    meet SQLite's busy handler. Wrap a whole write transaction (first write to commit); it
+    is rolled back at once when it fails.
     """
-    if session.get_bind().dialect.name != "sqlite":
-        yield
-        return
-    with _SQLITE_WRITE_TURN:
+    turn = _SQLITE_WRITE_TURN if session.get_bind().dialect.name == "sqlite" else nullcontext()
+    with turn:
         try:
             yield
         except BaseException:
