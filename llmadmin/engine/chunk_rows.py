@@ -145,10 +145,13 @@ def fail_blocked_tasks(job_id: str, task_ids: list[int], base_url: str) -> bool:
 
 def prepare_chunk(job_id: str, task_ids: list[int]) -> ModelSettings | None:
     """Check a chunk's model before it runs; return its settings, or None when its tasks failed."""
-    first = db.session.execute(
-        select(Task.model_id).where(Task.id.in_(task_ids), Task.job_id == job_id).limit(1)
+    # The model of the chunk's first task still queued for it, in one statement.
+    model = db.session.execute(
+        select(LLMModel)
+        .join(Task, Task.model_id == LLMModel.id)
+        .where(Task.id.in_(task_ids), Task.job_id == job_id)
+        .limit(1)
     ).scalar_one_or_none()
-    model = db.session.get(LLMModel, first) if first else None
     if model is None:
         fail_queued(
             job_id, task_ids, "The task's model was deleted before the task ran.", "model_deleted"

@@ -45,8 +45,11 @@ class Heartbeat(threading.Thread):
         """Beat ``key`` (and renew ``limiter``'s leases) until ``remove`` is called as often."""
         with self.lock:
             self.keys[key] += 1
+            known = self.keys[key] > 1  # already set (the job set it before the chunk ran)
             if limiter is not None:
                 self.limiters[limiter] += 1
+        if known:
+            return  # no Redis round trip on the event loop for a key that is already beating
         try:
             with self.client.pipeline(transaction=False) as pipe:
                 pipe.set(key, "1", px=self.ttl_ms)

@@ -25,6 +25,7 @@ from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import insert, select
 
+from llmadmin.database import relax_commit_durability, write_turn
 from llmadmin.engine import dispatch, relay
 from llmadmin.errors import ItemsInvalid, NotFound, QueueUnavailable, ValidationError
 from llmadmin.extensions import db
@@ -124,16 +125,20 @@ def start_call(
         error = {"index": 0, "field": exc.field, "message": str(exc)}
         raise ItemsInvalid(str(exc), [error]) from exc
     row.update(status=QUEUED, queued_at=row["created_at"], job_id=job_id, submission_key=key)
-    table = Task.__table__
-    task_id = db.session.execute(insert(table).returning(table.c.id), row).scalar_one()
-    audit.record(
-        "gateway_call",
-        "task",
-        task_id,
-        f"Chat completion through the /v1 gateway on model {model.name}",
-        commit=False,
-    )
-    db.session.commit()
+    # Lost in a database crash, the row only takes the unanswered call with it: an answered
+    # call's outcome is a durable commit that comes after it (see relax_commit_durability).
+    with write_turn(db.session):
+        relax_commit_durability(db.session)
+        table = Task.__table__
+        task_id = db.session.execute(insert(table).returning(table.c.id), row).scalar_one()
+        audit.record(
+            "gateway_call",
+            "task",
+            task_id,
+            f"Chat completion through the /v1 gateway on model {model.name}",
+            commit=False,
+        )
+        _commit_keeping_loaded()
     call = _subscribed(task_id)
     try:
         _queued, waiting = dispatch.enqueue_created(job_id, [task_id], model, at_front=True)
@@ -148,6 +153,20 @@ def start_call(
         abandon(task_id, "Canceled: the job queue (Redis) was unreachable.")
         raise QueueUnavailable(_("The job queue (Redis) is unreachable right now; try again."))
     return call
+
+
+def _commit_keeping_loaded() -> None:
+    """Commit without expiring what the request loaded (its person, the model).
+
+    They are only read from here on (the job's timeout, the answer's ``model``, the
+    security headers); expired, each would be read again: two more SELECTs per call.
+    """
+    session = db.session()
+    session.expire_on_commit = False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = True
 
 
 def _abandon_quietly(task_id: int, reason: str) -> None:
