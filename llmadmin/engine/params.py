@@ -43,7 +43,7 @@ class CallParams:
         """Combine a claimed task row with its model's defaults (a ``ModelSettings``)."""
         temperature = row.temperature if row.temperature is not None else model.temperature
         max_tokens = row.max_tokens if row.max_tokens is not None else model.max_tokens
-        if row.top_p is None and not row.stop and row.seed is None and not row.response_format:
+        if all(getattr(row, name) in (None, "") for name in _TASK_ONLY):
             return _plain(temperature, max_tokens)  # most tasks: shared, its JSON made once
         return cls(
             temperature=temperature,
@@ -85,6 +85,8 @@ def output_is_json(text: str | None, params: CallParams | None) -> bool | None:
 
 
 _FIELDS = tuple(f.name for f in fields(CallParams))
+# The parameters only a task sets (no model default): none set -> the shared instance.
+_TASK_ONLY = tuple(name for name in _FIELDS if name not in ("temperature", "max_tokens"))
 
 
 @functools.lru_cache(maxsize=256)
