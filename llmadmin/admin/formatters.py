@@ -91,17 +91,30 @@ def queue_note_label(model: Any) -> str:
 
 
 def queue_note_text(model: Any) -> str:
-    """The queue note as people read it: its label and, if set, when the wait ends (local time)."""
+    """The queue note as people read it: its label, when the wait ends (local time) and why.
+
+    The reason stays the engine's words (an endpoint's or Redis's state, as the worker saw it);
+    the stored "waits until … UTC" gives way to ``not_before`` in the viewer's zone.
+    """
     label = queue_note_label(model)
+    if not label:
+        return ""
     not_before = getattr(model, "not_before", None)
-    if not label or not_before is None:
-        return label
-    return _(
-        "%(label)s until %(time)s (%(zone)s)",
-        label=label,
-        time=exact_time(not_before),
-        zone=viewer_zone_name(),
-    )
+    if not_before is not None:
+        label = _(
+            "%(label)s until %(time)s (%(zone)s)",
+            label=label,
+            time=exact_time(not_before),
+            zone=viewer_zone_name(),
+        )
+    reason = _note_reason(model.queue_note)
+    return f"{label} — {reason}" if reason else label
+
+
+def _note_reason(note: str) -> str:
+    """What follows the note's first word, without the stored UTC time of the wait's end."""
+    _prefix, _colon, reason = note.partition(":")
+    return reason.split("; waits until ")[0].strip()
 
 
 def queue_note(view: BaseModelView, context: Context | None, model: Any, name: str) -> str:
