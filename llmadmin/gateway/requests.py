@@ -16,16 +16,10 @@ from flask_babel import gettext as _
 from llmadmin.errors import ValidationError
 from llmadmin.gateway.errors import GatewayError
 from llmadmin.services import conversation
+from llmadmin.services.tasks import TASK_PARAMETERS
 
-PARAMETERS = (
-    "temperature",
-    "top_p",
-    "stop",
-    "seed",
-    "response_format",
-    "frequency_penalty",
-    "presence_penalty",
-)
+# The task's call parameters a body carries under their own names (max_tokens has two names).
+PARAMETERS = tuple(name for name in TASK_PARAMETERS if name != "max_tokens")
 IGNORED = ("user", "metadata", "store", "service_tier", "parallel_tool_calls")
 UNSUPPORTED = (
     "tools",
