@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from flask import g, has_request_context, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -292,7 +293,21 @@ def task_error(view: BaseModelView, context: Context | None, model: Any, name: s
     text = error_for_viewer(model.error_kind, model.error)
     if not text:
         return ""
-    return Markup('<pre class="llm-text" data-field="{}">{}</pre>').format(name, text)
+    shown = Markup('<pre class="llm-text" data-field="{}">{}</pre>').format(name, text)
+    summary = _admin_summary(model.error_kind, model.error)
+    return Markup('<div class="small">{}</div>').format(summary) + shown if summary else shown
+
+
+def _admin_summary(kind: str | None, error: str | None) -> str:
+    """For an admin reading another language: the error class in it, above the full text.
+
+    The full text is the engine's English frame around the provider's own words (kept as
+    they were); its class, in the viewer's language, says what happened at a glance.
+    """
+    if not error or not _viewer_is_admin() or kind not in MEMBER_ERROR_TEXT:
+        return ""
+    locale = get_locale()
+    return "" if locale is None or locale.language == "en" else str(MEMBER_ERROR_TEXT[kind])
 
 
 def status_class(status: int | None) -> str:

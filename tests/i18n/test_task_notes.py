@@ -78,3 +78,31 @@ def test_a_task_never_sent_has_no_latency(app, admin_client, admin_user, sim_mod
     api = Api(app.test_client(), create_token(admin_user.id, "t")[1])
     assert api.get(f"/api/v1/tasks/{never.id}").get_json()["latency_ms"] is None
     assert api.get(f"/api/v1/tasks/{sent.id}").get_json()["latency_ms"] == 1234.0
+
+
+ENGINE_ERROR = "Not sent: circuit breaker of Sim open. Last failure on another call: HTTP 500"
+
+
+def failed_by_breaker(admin_user, sim_model) -> Task:
+    task = make_task(admin_user, sim_model, name="not sent", status=FAILURE)
+    task.error, task.error_kind = ENGINE_ERROR, "circuit_open"
+    db.session.commit()
+    return task
+
+
+def test_a_chinese_admin_reads_the_error_class_in_chinese_above_the_full_text(
+    zh_admin_client, admin_user, sim_model
+):
+    task = failed_by_breaker(admin_user, sim_model)
+    details = text(zh_admin_client.get(f"/admin/task/details/?id={task.id}"))
+    summary = "此任务未发送"
+    assert summary in details and ENGINE_ERROR in details
+    assert details.index(summary) < details.index(ENGINE_ERROR)
+
+
+def test_an_english_admin_reads_the_full_text_alone(admin_client, admin_user, sim_model):
+    set_person(admin_user, locale="en")
+    task = failed_by_breaker(admin_user, sim_model)
+    details = text(admin_client.get(f"/admin/task/details/?id={task.id}"))
+    assert ENGINE_ERROR in details
+    assert "This task was not sent" not in details
