@@ -15,6 +15,7 @@ from sqlalchemy import literal, select, union_all
 from llmadmin.extensions import db
 from llmadmin.i18n import exact_time, viewer_zone_name
 from llmadmin.models import LLMModel, Person
+from llmadmin.models.task import FINAL_STATUSES
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -59,7 +60,7 @@ def status_badge(view: BaseModelView, context: Context | None, model: Any, name:
     status = getattr(model, name) or ""
     css = BADGE_CLASSES.get(status, "light")
     note = queue_note_label(model)
-    title = f' title="{escape(queue_note_text(model))}"' if note else ""
+    title = f' title="{escape(queue_note_text(model, note))}"' if note else ""
     # Every row of a list draws one: f-strings with escape(), not Markup.format (several times faster).
     badge = (
         f'<span class="badge badge-{escape(css)} js-status" data-id="{escape(model.id)}" '
@@ -69,8 +70,6 @@ def status_badge(view: BaseModelView, context: Context | None, model: Any, name:
         badge += f' <small class="text-muted">{escape(note)}</small>'
     return Markup(badge) + finish_flag(getattr(model, "finish_reason", None))
 
-
-FINAL_STATUSES = frozenset(("SUCCESS", "FAILURE", "CANCELED"))
 
 # The stored note is the engine's English free text ("parked: <reason>; waits until 01:46 UTC",
 # "re-queued: ..."): people read a label for its first word and, for a parked task, the time
@@ -91,13 +90,13 @@ def queue_note_label(model: Any) -> str:
     return str(QUEUE_NOTE_LABELS.get(prefix, prefix))
 
 
-def queue_note_text(model: Any) -> str:
+def queue_note_text(model: Any, label: str | None = None) -> str:
     """The queue note as people read it: its label, when the wait ends (local time) and why.
 
     The reason stays the engine's words (an endpoint's or Redis's state, as the worker saw it);
     the stored "waits until … UTC" gives way to ``not_before`` in the viewer's zone.
     """
-    label = queue_note_label(model)
+    label = queue_note_label(model) if label is None else label
     if not label:
         return ""
     not_before = getattr(model, "not_before", None)
