@@ -22,6 +22,7 @@ from llmadmin.lifecycle import transition
 from llmadmin.models import LLMModel, Task
 from llmadmin.models.base import utcnow
 from llmadmin.models.task import FAILURE, PENDING, QUEUED, RUNNING
+from llmadmin.texts import error_columns
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ def _claim(job_id: str, batch: list[int], model_id: int | None) -> list:
             from_statuses=(QUEUED,),
             where=(Task.job_id == job_id) & Task.model_id.is_(None),
             commit=False,
-            error="The task's model was deleted before the task ran.",
+            **error_columns("model_deleted"),
             error_kind="model_deleted",
             run_requested_at=None,
         )

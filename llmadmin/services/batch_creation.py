@@ -40,6 +40,7 @@ from llmadmin.services import tasks as task_service
 from llmadmin.services.batch_checks import MAX_STORED_ERRORS, check_lines, refuse_invalid_lines
 from llmadmin.services.batch_uploads import discard_upload
 from llmadmin.services.jobs_control import stop_jobs_without_live_tasks
+from llmadmin.texts import error_columns
 
 logger = logging.getLogger(__name__)
 
@@ -346,24 +347,23 @@ def fail_creation(
         **values,
     )
     if moved:
-        cancel_unfinished(
-            batch_id,
-            _("Not run: the batch failed while its tasks were being created."),
-            "batch_failed",
-        )
+        cancel_unfinished(batch_id, "batch_failed")
         _discard_if_done(batch_id)
     return bool(moved)
 
 
-def cancel_unfinished(batch_id: int, error: str, kind: str) -> int:
-    """Cancel the batch's unfinished tasks with ``error``; return how many."""
+def cancel_unfinished(batch_id: int, kind: str, **values) -> int:
+    """Cancel the batch's unfinished tasks; return how many.
+
+    ``kind`` is their error class and the key of their text in ``texts.TASK_TEXTS``.
+    """
     rows = db.session.execute(
         select(Task.id, Task.job_id).where(Task.batch_id == batch_id, Task.status.in_(ACTIVE))
     ).all()
     changed = transition(
         [task_id for task_id, _job in rows],
         CANCELED,
-        error=error,
+        **error_columns(kind, **values),
         error_kind=kind,
         run_requested_at=None,
         queue_note=None,

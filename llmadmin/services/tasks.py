@@ -31,6 +31,7 @@ from llmadmin.models.task import (
 from llmadmin.services import audit, conversation
 from llmadmin.services.jobs_control import stop_jobs_without_live_tasks
 from llmadmin.services.task_params import PARAM_FIELDS, clean_param, clean_params
+from llmadmin.texts import error_columns
 
 logger = logging.getLogger(__name__)
 
@@ -432,7 +433,7 @@ def cancel_tasks(task_ids: list[int]) -> Outcome:
     changed = transition(
         [r[0] for r in rows],
         CANCELED,
-        error="Canceled by a person.",
+        **error_columns("canceled_by_person"),
         error_kind="canceled",
         run_requested_at=None,
         queue_note=None,
