@@ -9,12 +9,18 @@ function with ``say=english``, so the two never drift apart. The provider's own 
 ``cause`` of a failure, as ``llm.failures`` wrote them) travel inside the frame unchanged.
 
 The msgids are marked with ``N_`` (extracted by pybabel's default keywords) and translated
-only when rendered: nothing here needs a request or an app.
+only when rendered. Messages of the checks whose results are stored (a batch's rejected
+lines) are said with ``say``: a ``Said`` is the text in the current language that also
+remembers its msgid and values, so ``said_frame`` can store it and ``render_said`` can say
+it again in another reader's language.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+
+from flask_babel import gettext
+from flask_babel.speaklater import LazyString
 
 Say = Callable[..., str]
 
@@ -192,3 +198,43 @@ def render_task_error(frame: dict, say: Say = english, member_cause: str | None 
         text=text,
         advice=say(N_("Fix the endpoint (or wait until it recovers), then run the task again.")),
     )
+
+
+class Said(str):
+    """A text in the current language that remembers how it was said (msgid and values)."""
+
+    msgid: str
+    values: dict
+
+
+def say(msgid: str, **values) -> Said:
+    """``gettext`` that keeps the msgid and values (a drop-in for ``_`` in checks)."""
+    text = Said(gettext(msgid, **values))
+    text.msgid, text.values = msgid, values
+    return text
+
+
+def _stored_value(value):
+    if isinstance(value, Said):
+        return {"said": said_frame(value)}
+    if isinstance(value, LazyString) and value._args:  # lazy_gettext(msgid, **values)
+        return {"said": {"id": value._args[0], "values": value._kwargs}}
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return str(value)
+
+
+def said_frame(text) -> dict | None:
+    """How a ``Said`` text was said, JSON-ready; None for any other text."""
+    if not isinstance(text, Said):
+        return None
+    return {"id": text.msgid, "values": {k: _stored_value(v) for k, v in text.values.items()}}
+
+
+def render_said(frame: dict, say: Say = gettext) -> str:
+    """Say a stored ``said_frame`` again in the current reader's language."""
+    values = {
+        key: render_said(value["said"], say) if isinstance(value, dict) else value
+        for key, value in (frame.get("values") or {}).items()
+    }
+    return say(frame["id"], **values)

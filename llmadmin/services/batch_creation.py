@@ -40,7 +40,7 @@ from llmadmin.services import tasks as task_service
 from llmadmin.services.batch_checks import MAX_STORED_ERRORS, check_lines, refuse_invalid_lines
 from llmadmin.services.batch_uploads import discard_upload
 from llmadmin.services.jobs_control import stop_jobs_without_live_tasks
-from llmadmin.texts import error_columns
+from llmadmin.texts import error_columns, said_frame
 
 logger = logging.getLogger(__name__)
 
@@ -229,7 +229,8 @@ class _Chunk:
                     "line": checked.number,
                     "custom_id": checked.custom_id,
                     "field": checked.field,
-                    "message": checked.message,
+                    "message": checked.message,  # in the requester's language (API, files)
+                    "text": said_frame(checked.message),  # said again in each reader's
                 }
             )
             return
@@ -331,7 +332,13 @@ def fail_creation(
     values = {"error": message[:2000], "source_path": None}
     if errors is not None:
         stored = [
-            {"line": e["index"], "custom_id": None, "field": e["field"], "message": e["message"]}
+            {
+                "line": e["index"],
+                "custom_id": None,
+                "field": e["field"],
+                "message": e["message"],
+                "text": said_frame(e["message"]),
+            }
             for e in errors[:MAX_STORED_ERRORS]
         ]
         values.update(

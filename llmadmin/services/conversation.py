@@ -12,7 +12,7 @@ Tools are not: a task cannot run them, so tool messages and tool calls are refus
 from __future__ import annotations
 
 from flask import current_app
-from flask_babel import gettext as _
+from llmadmin.texts import say as _  # a Said: stored batch line errors keep it as data
 
 from llmadmin.errors import ValidationError
 

@@ -13,7 +13,7 @@ import math
 import re
 from typing import Any
 
-from flask_babel import gettext as _
+from llmadmin.texts import say as _  # a Said: stored batch line errors keep it as data
 from flask_babel import lazy_gettext as _l
 
 from llmadmin.errors import ValidationError

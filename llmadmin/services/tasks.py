@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 
 from flask import current_app
-from flask_babel import gettext as _
+from llmadmin.texts import say as _  # a Said: stored batch line errors keep it as data
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, insert, inspect, select, update
 from sqlalchemy.exc import IntegrityError
@@ -287,7 +287,7 @@ def task_row(item: dict, models: dict, creator_id: int | None, run: bool) -> dic
             item.get("name"), item.get("prompt"), item.get("system_prompt"), turns
         )
     except ValidationError as exc:
-        raise ValidationError(str(exc), field=exc.field or _field_of(str(exc))) from exc
+        raise ValidationError(exc.message, field=exc.field or _field_of(str(exc))) from exc
     if item.get("model") is None and item.get("model_id") is None:
         raise ValidationError(
             _("Give the model: its name (model) or its id (model_id)."), field="model"
@@ -360,7 +360,7 @@ def check_parameters(parameters: dict | None) -> dict:
         try:
             values[key] = clean_param(key, value)
         except ValidationError as exc:
-            raise ValidationError(str(exc), field=f"parameters.{key}") from exc
+            raise ValidationError(exc.message, field=f"parameters.{key}") from exc
     return values
 
 

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import html
 import json
+import re
 
 import httpx
 import pytest
+from flask_babel import force_locale
 
 from llmadmin.engine import final_error
 from llmadmin.errors import CircuitOpen, LLMError
@@ -244,3 +246,54 @@ def test_a_bulk_operations_rows_are_described_in_the_readers_language(
     assert "ticked row(s)" not in listing and "3" in listing
     set_person(admin_user, locale="en")
     assert "3 ticked row(s)" in page(admin_client, "/admin/bulkoperation/")
+
+
+def test_a_batchs_rejected_lines_are_read_in_the_readers_language(
+    member_client, member_user, sim_model
+):
+    from llmadmin.models import Batch
+    from tests.admin.test_batches import CSV, confirm, upload
+    from tests.conftest import run_batch_jobs
+
+    set_person(member_user, locale="en")
+    confirm(member_client, upload(member_client, CSV.encode()).get_data(as_text=True))
+    run_batch_jobs()
+    batch = db.session.query(Batch).one()
+    stored = json.loads(batch.line_errors)
+    assert stored[0]["message"] == "There is no model 'Nope'."  # the API keeps the words
+    assert stored[0]["text"] == {"id": "There is no model %(name)r.", "values": {"name": "Nope"}}
+    english_page = page(member_client, f"/admin/batch/details/?id={batch.id}")
+    assert "There is no model 'Nope'." in english_page
+    set_person(member_user, locale=CHINESE)
+    chinese = page(member_client, f"/admin/batch/details/?id={batch.id}")
+    assert "没有模型 'Nope'。" in chinese and "There is no model" not in chinese
+
+
+ENGINE_NOTES = (  # as engine/calls.py, parking, chunk_rows, dispatch and reconcile write them
+    ("parked: rate limit of Sim (60/min) reached; waits until 01:46:13 UTC", "Sim", "60"),
+    ("parked: all 4 slots of Sim busy; waits until 01:46:13 UTC", "Sim", "4"),
+    ("parked: circuit breaker of Qwen (prod) open; waits until 01:46:13 UTC", "Qwen (prod)", ""),
+    ("parked: call 2 failed (server_error); waits until 01:46:13 UTC", "server_error", "2"),
+    ("parked: call 1 failed (rate_limited, Retry-After 30 s); waits until 01:46:13 UTC", "", "30"),
+    ("parked: Sim asked for a pause (Retry-After 2.5 s); waits until 01:46:13 UTC", "Sim", "2.5"),
+    ("re-queued: worker shut down", "", ""),
+    ("re-queued: Redis was unreachable", "Redis", ""),
+    ("re-queued: its worker was lost", "", ""),
+    ("re-queued: its job vanished from the queue", "", ""),
+    ("waiting for queue: Redis was unreachable; will be sent automatically", "Redis", ""),
+)
+
+
+@pytest.mark.parametrize(("note", "kept", "number"), ENGINE_NOTES)
+def test_every_queue_note_the_engine_writes_reads_chinese(app, note, kept, number):
+    from llmadmin.admin import formatters
+
+    task = Task(status="QUEUED", queue_note=note)
+    with app.test_request_context(), force_locale(CHINESE):
+        shown = formatters.queue_note_text(task)
+    words = ("parked", "slots", "busy", "failed", "asked", "worker", "queue", "unreachable")
+    assert not any(word in shown for word in words), shown
+    assert kept in shown and number in shown, shown
+    with app.test_request_context(), force_locale("en"):
+        english = formatters.queue_note_text(task)
+    assert kept in english and number in english and not re.search("[\u4e00-\u9fff]", english)
