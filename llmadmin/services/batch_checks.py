@@ -10,7 +10,6 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from llmadmin.texts import say as _  # a Said: stored batch line errors keep it as data
 from sqlalchemy import select
 
 from llmadmin.errors import ItemsInvalid, ValidationError
@@ -21,6 +20,7 @@ from llmadmin.services import tasks as task_service
 from llmadmin.services.batch_uploads import note_summary, upload_info
 from llmadmin.services.task_params import clean_param
 from llmadmin.texts import said_frame
+from llmadmin.texts import say as _  # gettext that keeps msgid and values (texts.Said)
 
 MAX_STORED_ERRORS = 1000  # line errors kept (on the Batch row, for its results file)
 PREVIEW_ROWS = 20

@@ -21,13 +21,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask_babel import force_locale, get_babel
-from llmadmin.texts import say as _  # a Said: stored batch line errors keep it as data
 from flask_babel import lazy_gettext as _l
 
 from llmadmin.errors import ValidationError
 from llmadmin.services import conversation
 from llmadmin.services.task_params import PARAM_FIELDS
 from llmadmin.services.tasks import TASK_PARAMETERS
+from llmadmin.texts import say as _  # gettext that keeps msgid and values (texts.Said)
 
 FORMATS = ("csv", "xlsx", "jsonl")
 EXTENSIONS = {".csv": "csv", ".xlsx": "xlsx", ".jsonl": "jsonl", ".ndjson": "jsonl"}

@@ -6,7 +6,6 @@ import logging
 from dataclasses import dataclass
 
 from flask import current_app
-from llmadmin.texts import say as _  # a Said: stored batch line errors keep it as data
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, insert, inspect, select, update
 from sqlalchemy.exc import IntegrityError
@@ -32,6 +31,7 @@ from llmadmin.services import audit, conversation
 from llmadmin.services.jobs_control import stop_jobs_without_live_tasks
 from llmadmin.services.task_params import PARAM_FIELDS, clean_param, clean_params
 from llmadmin.texts import error_columns
+from llmadmin.texts import say as _  # gettext that keeps msgid and values (texts.Said)
 
 logger = logging.getLogger(__name__)
 
