@@ -53,6 +53,7 @@ TRANSIENT_ADVICE = {
 TASK_TEXTS = {
     "canceled_by_person": N_("Canceled by a person."),
     "model_deleted": N_("The task's model was deleted before the task ran."),
+    "model_disabled": N_("The model %(model)s is disabled."),
     "worker_lost": N_(
         "Worker lost: the worker running this task stopped %(attempts)s time(s) (killed or "
         "machine lost), so it is not run again by itself. Check the workers, then run the "

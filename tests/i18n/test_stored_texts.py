@@ -150,7 +150,7 @@ def test_a_wait_too_long_is_framed_with_its_numbers(app):
 
 @pytest.mark.parametrize("key", sorted(TASK_TEXTS))
 def test_every_task_text_is_translated(app, key):
-    values = {"attempts": 3, "window": "24h", "seconds": 600}
+    values = {"attempts": 3, "window": "24h", "seconds": 600, "model": "Sim"}
     needed = {k: v for k, v in values.items() if f"%({k})s" in TASK_TEXTS[key]}
     frame = {"v": 1, "frame": "text", "key": key, **needed}
     assert render_task_error(frame) == english(TASK_TEXTS[key], **needed)
