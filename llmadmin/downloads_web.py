@@ -22,7 +22,7 @@ from llmadmin.models.download import SUCCESS
 from llmadmin.services import activity
 from llmadmin.services.download_cleanup import register_session_events
 from llmadmin.services.download_files import resolve_storage_path
-from llmadmin.services.downloads import claim_notices
+from llmadmin.services.downloads import claim_notices, display_name
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("downloads", __name__, url_prefix="/downloads")
@@ -110,7 +110,7 @@ def notice_messages(rows) -> list[tuple[Markup, str]]:
                 url_for("downloads.fetch", download_id=row.id), row.file_name
             )
             text = markup_text(
-                "Your download “%(name)s” is ready: %(link)s", name=row.name, link=link
+                "Your download “%(name)s” is ready: %(link)s", name=display_name(row), link=link
             )
             messages.append((text, "success"))
         else:
@@ -119,7 +119,7 @@ def notice_messages(rows) -> list[tuple[Markup, str]]:
             )
             text = markup_text(
                 "Your download “%(name)s” failed: %(error)s %(link)s",
-                name=row.name,
+                name=display_name(row),
                 error=row.error or "",
                 link=link,
             )

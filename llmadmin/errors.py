@@ -13,6 +13,8 @@ class ValidationError(LLMAdminError):
 
     def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
+        # The message as given: a ``texts.Said`` keeps how it was said, for storing as data.
+        self.message = message
         self.field = field
 
 

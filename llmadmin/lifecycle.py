@@ -128,14 +128,18 @@ class StateMachine:
 
 
 def _task_stamps(to_status) -> dict:
+    # A failure's frame (``texts``) belongs to the move that wrote it: any other move clears it,
+    # so a frame never outlives the ``error`` it describes (a final task leaves only through
+    # PENDING or QUEUED, so a claim for RUNNING never finds one).
     now = utcnow()
     if to_status == TaskStatus.QUEUED:
-        return {"queued_at": now}
+        return {"queued_at": now, "error_frame": None}
     if to_status == TaskStatus.RUNNING:
         return {"started_at": now, "attempts": Task.attempts + 1}
     if to_status in (TaskStatus.SUCCESS, TaskStatus.FAILURE, TaskStatus.CANCELED):
-        return {"finished_at": now, "queue_note": None}  # why it waited is over once it is final
-    return {}
+        # why it waited is over once it is final
+        return {"finished_at": now, "queue_note": None, "error_frame": None}
+    return {"error_frame": None}
 
 
 _T = TaskStatus

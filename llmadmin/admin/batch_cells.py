@@ -16,6 +16,7 @@ from markupsafe import Markup
 
 from llmadmin.models.batch import BatchStatus
 from llmadmin.services import batches
+from llmadmin.texts import render_said
 
 if TYPE_CHECKING:
     from flask_admin.model import BaseModelView
@@ -132,6 +133,18 @@ ERRORS_SHOWN = 50
 LIVE_CELLS = ("completed_at", "cancelled_at", "actions")  # change while a batch is open
 
 
+def line_error_text(error: dict) -> str:
+    """A rejected line's message in the reader's language (stored as data since 0018's time;
+    older rows, and a text the code cannot read, show the message as stored)."""
+    frame = error.get("text")
+    if isinstance(frame, dict):
+        try:
+            return render_said(frame)
+        except (KeyError, TypeError, ValueError):
+            pass
+    return error.get("message") or ""
+
+
 def line_errors_cell(
     view: BaseModelView, context: Context | None, model: Batch, name: str
 ) -> Markup:
@@ -141,7 +154,7 @@ def line_errors_cell(
         return Markup("")
     rows = Markup("").join(
         Markup("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>").format(
-            e["line"], e.get("custom_id") or "", e.get("field") or "", e["message"]
+            e["line"], e.get("custom_id") or "", e.get("field") or "", line_error_text(e)
         )
         for e in errors[:ERRORS_SHOWN]
     )

@@ -13,6 +13,7 @@ from markupsafe import Markup
 from llmadmin.admin import formatters
 from llmadmin.admin.base import ScopedView
 from llmadmin.models.bulk_operation import BulkStatus
+from llmadmin.services import selections
 
 if TYPE_CHECKING:
     from flask import Response
@@ -80,6 +81,11 @@ def _list_name(
     return str(label) if label is not None else model.list_name
 
 
+def _rows(view: BaseModelView, context: Context | None, model: BulkOperation, name: str) -> str:
+    """Describe the rows acted on in the viewer's language, from the stored selection."""
+    return selections.describe_stored(model.selection, model.description)
+
+
 class BulkOperationView(ScopedView):
     """Members see their own operations, admins all; nothing can be edited here."""
 
@@ -134,6 +140,7 @@ class BulkOperationView(ScopedView):
         "download": _download_link,
         "action": _action,
         "list_name": _list_name,
+        "description": _rows,
         **{name: _count for name in COUNTS},
     }
     column_formatters_detail = column_formatters

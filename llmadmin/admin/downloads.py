@@ -9,11 +9,13 @@ from flask_admin.actions import action
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
+from sqlalchemy import inspect
 
 from llmadmin.admin import formatters
 from llmadmin.admin.base import ScopedView
 from llmadmin.admin.validators import text_field
 from llmadmin.models.download import STATUSES, SUCCESS
+from llmadmin.services import downloads
 
 if TYPE_CHECKING:
     from flask_admin.model import BaseModelView
@@ -31,6 +33,11 @@ def _file_link(
     return Markup('<a href="{}">{}</a>').format(
         url_for("downloads.fetch", download_id=model.id), model.file_name
     )
+
+
+def _name(view: BaseModelView, context: Context | None, model: Download, name: str) -> str:
+    """The download's name in the reader's language (one a person typed stays as typed)."""
+    return downloads.display_name(model)
 
 
 def _progress(view: BaseModelView, context: Context | None, model: Download, name: str) -> str:
@@ -119,6 +126,7 @@ class DownloadView(ScopedView):
         "expires_at": _l("Expires at"),
     }
     column_formatters = {
+        "name": _name,
         "status": formatters.status_badge,
         "size_bytes": formatters.byte_size,
         "file_name": _file_link,
@@ -134,6 +142,12 @@ class DownloadView(ScopedView):
             "validators": [text_field(_l("Task name"), required=True, max_chars=300)],
         }
     }
+
+    def on_model_change(self, form, model: Download, is_created: bool) -> None:
+        """A name a person types is theirs: it is no longer rendered from the export's frame."""
+        if inspect(model).attrs.name.history.has_changes():
+            model.name_frame = None
+        super().on_model_change(form, model, is_created)
 
     @action("delete", _l("Delete"), _l("Delete the selected downloads and their files?"))
     def action_delete(self, ids: list[str]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from flask import g, has_request_context, url_for
@@ -16,6 +17,7 @@ from llmadmin.extensions import db
 from llmadmin.i18n import exact_time, viewer_zone_name
 from llmadmin.models import LLMModel, Person
 from llmadmin.models.task import FINAL_STATUSES
+from llmadmin.texts import N_, render_task_error
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -111,10 +113,57 @@ def queue_note_text(model: Any, label: str | None = None) -> str:
     return f"{label} — {reason}" if reason else label
 
 
+# Every reason the engine writes in a queue note (``engine/calls.py``, ``parking``,
+# ``chunk_rows``, ``dispatch``, ``executor``, ``services/reconcile``), read back into its
+# values and said in the viewer's language. The note stays the engine's English (the worker's
+# hot path writes it; the API shows it): a reason not listed here is shown as written.
+_NUMBER = r"(?P<seconds>[0-9][0-9.e+]*)"
+NOTE_REASONS = (
+    (
+        re.compile(r"rate limit of (?P<model>.+) \((?P<rpm>\d+)/min\) reached"),
+        N_("the rate limit of %(model)s (%(rpm)s per minute) is reached"),
+    ),
+    (
+        re.compile(r"all (?P<cap>\d+) slots of (?P<model>.+) busy"),
+        N_("all %(cap)s slots of %(model)s are busy"),
+    ),
+    (
+        re.compile(r"circuit breaker of (?P<model>.+) open"),
+        N_("the circuit breaker of %(model)s is open"),
+    ),
+    (
+        re.compile(rf"call (?P<call>\d+) failed \((?P<kind>\w+), Retry-After {_NUMBER} s\)"),
+        N_("call %(call)s failed (%(kind)s) and the server asked to wait %(seconds)s s"),
+    ),
+    (
+        re.compile(r"call (?P<call>\d+) failed \((?P<kind>\w+)\)"),
+        N_("call %(call)s failed (%(kind)s)"),
+    ),
+    (
+        re.compile(rf"(?P<model>.+) asked for a pause \(Retry-After {_NUMBER} s\)"),
+        N_("%(model)s asked for a pause of %(seconds)s s"),
+    ),
+    (re.compile(r"worker shut down"), N_("its worker shut down")),
+    (re.compile(r"Redis was unreachable"), N_("Redis was unreachable")),
+    (
+        re.compile(r"Redis was unreachable; will be sent automatically"),
+        N_("Redis was unreachable; the task is sent automatically when it is back"),
+    ),
+    (re.compile(r"its worker was lost"), N_("its worker was lost")),
+    (re.compile(r"its job vanished from the queue"), N_("its job vanished from the queue")),
+)
+
+
 def _note_reason(note: str) -> str:
-    """What follows the note's first word, without the stored UTC time of the wait's end."""
+    """What follows the note's first word, in the viewer's language where the engine's words
+    are known, without the stored UTC time of the wait's end."""
     _prefix, _colon, reason = note.partition(":")
-    return reason.split("; waits until ")[0].strip()
+    reason = reason.split("; waits until ")[0].strip()
+    for pattern, text in NOTE_REASONS:
+        found = pattern.fullmatch(reason)
+        if found:
+            return _(text, **found.groupdict())
+    return reason
 
 
 def queue_note(view: BaseModelView, context: Context | None, model: Any, name: str) -> str:
@@ -287,23 +336,48 @@ def error_for_viewer(kind: str | None, error: str | None) -> str:
     return str(MEMBER_ERROR_TEXT.get(kind or "", MEMBER_ERROR_DEFAULT))
 
 
+def task_error_text(row: Any) -> str:
+    """A task's (or a run's) error in the viewer's language, as far as the viewer may see it.
+
+    With its frame (``error_frame``, ``llmadmin.texts``) the engine's words are rendered in
+    the viewer's language around the cause, the provider's words kept as they were; a
+    member reads the error class in our words instead of the cause. A row without a frame
+    (written before migration 0018) shows its stored text as before (``error_for_viewer``).
+    """
+    error = getattr(row, "error", None)
+    frame = getattr(row, "error_frame", None)
+    if not error or not isinstance(frame, dict):
+        return error_for_viewer(getattr(row, "error_kind", None), error)
+    member_cause = None
+    if frame.get("frame") != "text" and not _viewer_is_admin():
+        member_cause = str(MEMBER_ERROR_TEXT.get(row.error_kind or "", MEMBER_ERROR_DEFAULT))
+    try:
+        return render_task_error(frame, _, member_cause)
+    except (KeyError, TypeError, ValueError):  # a frame this version cannot read
+        return error_for_viewer(row.error_kind, error)
+
+
 def task_error(view: BaseModelView, context: Context | None, model: Any, name: str) -> Markup | str:
     """Show a task's error: the full text to admins, a short classified sentence to members."""
-    text = error_for_viewer(model.error_kind, model.error)
+    text = task_error_text(model)
     if not text:
         return ""
     shown = Markup('<pre class="llm-text" data-field="{}">{}</pre>').format(name, text)
-    summary = _admin_summary(model.error_kind, model.error)
+    summary = _admin_summary(model)
     return Markup('<div class="small">{}</div>').format(summary) + shown if summary else shown
 
 
-def _admin_summary(kind: str | None, error: str | None) -> str:
+def _admin_summary(row: Any) -> str:
     """For an admin reading another language: the error class in it, above the full text.
 
-    The full text is the engine's English frame around the provider's own words (kept as
-    they were); its class, in the viewer's language, says what happened at a glance.
+    The cause inside the text stays in the words the engine and the provider wrote it
+    (``llm.failures``: English around the provider's own); its class, in the viewer's
+    language, says what happened at a glance. A text of ours alone needs none.
     """
-    if not error or not _viewer_is_admin() or kind not in MEMBER_ERROR_TEXT:
+    kind, frame = row.error_kind, getattr(row, "error_frame", None)
+    if not row.error or not _viewer_is_admin() or kind not in MEMBER_ERROR_TEXT:
+        return ""
+    if isinstance(frame, dict) and frame.get("frame") == "text":
         return ""
     locale = get_locale()
     return "" if locale is None or locale.language == "en" else str(MEMBER_ERROR_TEXT[kind])

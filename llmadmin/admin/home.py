@@ -46,7 +46,7 @@ class HomeView(AdminIndexView):
             recent=activity.recent(None if current_user.is_admin else current_user.id),
             queue_ok=queues.redis_available(),
             status_label=formatters.status_label,
-            error_for_viewer=formatters.error_for_viewer,
+            task_error_text=formatters.task_error_text,
         )
 
 

@@ -384,7 +384,7 @@ class TaskView(export_actions.ExportActionsMixin, ParamFormViews, ScopedView):
         """Give the details page the task's run history and the viewer's error text."""
         if template == self.details_template and isinstance(kwargs.get("model"), Task):
             kwargs["runs"] = task_runs.history(kwargs["model"].id)
-            kwargs["error_for_viewer"] = formatters.error_for_viewer
+            kwargs["task_error_text"] = formatters.task_error_text
             kwargs["status_label"] = formatters.status_label
         return super().render(template, **kwargs)
 
@@ -490,9 +490,7 @@ class TaskView(export_actions.ExportActionsMixin, ParamFormViews, ScopedView):
         }
         if request.args.get("with_result") and len(rows) == 1:
             payload[str(rows[0].id)]["result"] = rows[0].result or ""
-            payload[str(rows[0].id)]["error"] = formatters.error_for_viewer(
-                rows[0].error_kind, rows[0].error
-            )
+            payload[str(rows[0].id)]["error"] = formatters.task_error_text(rows[0])
         return jsonify(payload)
 
     def live_cells(self, task: Task) -> dict[str, str]:

@@ -117,13 +117,15 @@ class TaskCalls:
                 await self._best_effort(self.breaker.record_failure(exc.kind, exc.message))
                 delay = resilience.retry_delay(exc, carried.calls, model.max_attempts)
                 if delay is None:
+                    final = final_error.after_calls(exc, carried.calls, model.max_attempts)
                     self.writer.failure(
                         task_id,
-                        final_error.after_calls(exc, carried.calls, model.max_attempts),
-                        exc.kind,
+                        final.message,
+                        final.kind,
                         (time.monotonic() - started) * 1000,
                         "".join(streamed) or None,
                         calls=carried.calls,
+                        frame=final.frame,
                     )
                     return
                 streamed.clear()
@@ -142,11 +144,13 @@ class TaskCalls:
             exc.retry_after, carried.breaker_waited, self.breaker_patience
         )
         if wait is None:
-            message, kind = final_error.breaker_gave_up(
+            final = final_error.breaker_gave_up(
                 exc, carried.last_error, carried.calls, carried.breaker_waited, model.label
             )
             elapsed = (time.monotonic() - started) * 1000
-            self.writer.failure(task_id, message, kind, elapsed, calls=carried.calls)
+            self.writer.failure(
+                task_id, final.message, final.kind, elapsed, calls=carried.calls, frame=final.frame
+            )
             return None
         carried.breaker_waited += wait
         if resilience.should_park(wait, self.park_min):

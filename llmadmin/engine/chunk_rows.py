@@ -22,6 +22,7 @@ from llmadmin.lifecycle import transition
 from llmadmin.models import LLMModel, Task
 from llmadmin.models.base import utcnow
 from llmadmin.models.task import FAILURE, PENDING, QUEUED, RUNNING
+from llmadmin.texts import error_columns, task_text
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ def _claim(job_id: str, batch: list[int], model_id: int | None) -> list:
             from_statuses=(QUEUED,),
             where=(Task.job_id == job_id) & Task.model_id.is_(None),
             commit=False,
-            error="The task's model was deleted before the task ran.",
+            **error_columns("model_deleted"),
             error_kind="model_deleted",
             run_requested_at=None,
         )
@@ -116,8 +117,13 @@ def requeue_unfinished(
     return len(back)
 
 
-def fail_queued(job_id: str, task_ids: list[int], message: str, kind: str) -> None:
-    """Fail the tasks still queued for ``job_id`` with a clear message (each keeps the run)."""
+def fail_queued(
+    job_id: str, task_ids: list[int], message: str, frame: dict | None = None, *, kind: str
+) -> None:
+    """Fail the tasks still queued for ``job_id`` with a clear message (each keeps the run).
+
+    ``frame``: the message as data (``texts.error_columns``), read in each viewer's language.
+    """
     failed = transition(
         task_ids,
         FAILURE,
@@ -125,6 +131,7 @@ def fail_queued(job_id: str, task_ids: list[int], message: str, kind: str) -> No
         where=Task.job_id == job_id,
         commit=False,
         error=message,
+        error_frame=frame,
         error_kind=kind,
         run_requested_at=None,
     )
@@ -138,7 +145,7 @@ def fail_blocked_tasks(job_id: str, task_ids: list[int], base_url: str) -> bool:
         policy.check_outbound_url(base_url)
     except policy.BlockedURL as exc:
         logger.warning("job %s: %s", job_id, exc)
-        fail_queued(job_id, task_ids, str(exc), "blocked_url")
+        fail_queued(job_id, task_ids, str(exc), kind="blocked_url")
         return True
     return False
 
@@ -153,12 +160,11 @@ def prepare_chunk(job_id: str, task_ids: list[int]) -> ModelSettings | None:
         .limit(1)
     ).scalar_one_or_none()
     if model is None:
-        fail_queued(
-            job_id, task_ids, "The task's model was deleted before the task ran.", "model_deleted"
-        )
+        fail_queued(job_id, task_ids, *task_text("model_deleted"), kind="model_deleted")
         return None
     if not model.enabled:
-        fail_queued(job_id, task_ids, f"The model {model.name} is disabled.", "model_disabled")
+        message, frame = task_text("model_disabled", model=model.name)
+        fail_queued(job_id, task_ids, message, frame, kind="model_disabled")
         return None
     if fail_blocked_tasks(
         job_id, task_ids, model.base_url
@@ -167,7 +173,7 @@ def prepare_chunk(job_id: str, task_ids: list[int]) -> ModelSettings | None:
     try:
         settings = ModelSettings.load(model)
     except crypto.SecretUnreadable as exc:
-        fail_queued(job_id, task_ids, str(exc), "auth")
+        fail_queued(job_id, task_ids, str(exc), kind="auth")
         return None
     db.session.commit()
     return settings

@@ -5,90 +5,75 @@ states what happened (the status, the provider's own words and the endpoint, as
 ``llm.failures`` wrote them; how many calls were made; why the engine stopped) and what a
 person can do — and never promises a retry. The executor calls these functions where it
 records a final failure; which failures are retried is ``engine.resilience``.
+
+Each returns a ``Final``: the English message (``task.error``: the API, exports) and its
+frame (``task.error_frame``: the same facts as data, which the screens render in the
+reader's language around the provider's unchanged words — ``llmadmin.texts``).
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from llmadmin.engine.resilience import MAX_RETRY_AFTER_SECONDS
 from llmadmin.errors import CircuitOpen, LLMError
+from llmadmin.texts import FRAME_VERSION, TRANSIENT_ADVICE, calls_made, render_task_error
 
-# Failures that may go away by themselves: the advice is to run the task again later.
-_TRANSIENT_ADVICE = {
-    "rate_limited": "Run the task again later, or lower the model's requests per minute.",
-    "server_error": "Run the task again once the endpoint answers normally.",
-    "timeout": "Run the task again later, or raise the model's timeout.",
-    "connect_timeout": "Run the task again once the endpoint is reachable.",
-    "connection_error": "Run the task again once the endpoint is reachable.",
-    "stream_cut": "Run the task again.",
-    "stream_error": "Run the task again.",
-    "bad_response": "Run the task again; if it keeps happening, check the base URL.",
-}
+
+class Final(NamedTuple):
+    """A final failure: English message, error class, and its frame (JSON-ready)."""
+
+    message: str
+    kind: str
+    frame: dict
 
 
 def calls_text(calls: int) -> str:
     """Say how many calls were made, e.g. ``3 calls made, all failed``."""
-    if calls == 0:
-        return "no call made"
-    if calls == 1:
-        return "1 call made"
-    return f"{calls} calls made, all failed"
+    return calls_made(calls)
 
 
-def _why_stopped(exc: LLMError, calls: int, max_attempts: int) -> str:
+def _stop(exc: LLMError) -> dict:
+    """Why no further call: the same failure again, a wait too long, or no attempts left."""
     if not exc.retryable:
-        return "not tried again: the same call would fail the same way"
+        return {"stop": "same"}
     if (exc.retry_after or 0) > MAX_RETRY_AFTER_SECONDS:
-        return (
-            f"not tried again: the server asked to wait {exc.retry_after:g} s, longer than "
-            f"a task waits ({MAX_RETRY_AFTER_SECONDS:g} s)"
-        )
-    return f"not tried again: the model allows {max_attempts} attempt(s) per run"
+        return {"stop": "wait", "wait": exc.retry_after, "limit": MAX_RETRY_AFTER_SECONDS}
+    return {"stop": "attempts"}
 
 
-def after_calls(exc: LLMError, calls: int, max_attempts: int) -> str:
-    """Return the final message of a task whose last call failed and will not be repeated."""
-    text = (
-        f"{_sentence(exc.message)} ({calls_text(calls)}; {_why_stopped(exc, calls, max_attempts)}.)"
-    )
-    advice = _TRANSIENT_ADVICE.get(exc.kind) if exc.retryable else None
-    return f"{text} {advice}" if advice else text
+def after_calls(exc: LLMError, calls: int, max_attempts: int) -> Final:
+    """Return the final failure of a task whose last call failed and will not be repeated."""
+    frame = {
+        "v": FRAME_VERSION,
+        "frame": "calls",
+        "cause": exc.message,
+        "calls": calls,
+        "attempts": max_attempts,
+        **_stop(exc),
+        "advice": exc.kind if exc.retryable and exc.kind in TRANSIENT_ADVICE else None,
+    }
+    return Final(render_task_error(frame), exc.kind, frame)
 
 
 def breaker_gave_up(
     exc: CircuitOpen, last: LLMError | None, calls: int, waited: float, model_label: str
-) -> tuple[str, str]:
-    """Return (message, kind) for a task that stopped waiting for the model's open breaker.
+) -> Final:
+    """Return the final failure of a task that stopped waiting for the model's open breaker.
 
     A task that had a failure of its own keeps it (message and kind) first; one that was
     never sent names the failure that last counted against the model, from any worker.
     """
-    threshold = f" after {exc.threshold} consecutive failures" if exc.threshold else ""
-    waiting = (
-        f"it was still open after this task had waited {waited:.0f} s for it"
-        if waited >= 1
-        else "it was still open when this task's turn came"
-    )
-    breaker = (
-        f"the circuit breaker of model {model_label} was open{threshold} (calls to it "
-        f"paused), and {waiting}"
-    )
-    advice = "Fix the endpoint (or wait until it recovers), then run the task again."
-    if last is not None:
-        return (
-            f"{_sentence(last.message)} ({calls_text(calls)}.) Then {breaker}, so no further "
-            f"call was made. {advice}",
-            last.kind,
-        )
-    # The cause is the model's failure on another task's call: this task made none itself.
-    cause = (
-        f" The model's last failure, on a call made for another task (not this one): "
-        f"{_sentence(exc.cause)}"
-        if exc.cause
-        else ""
-    )
-    return f"Not sent: {breaker}.{cause} {advice}", exc.kind
-
-
-def _sentence(text: str) -> str:
-    text = text.strip()
-    return text if text.endswith((".", "!", "?", "…")) else text + "."
+    frame = {
+        "v": FRAME_VERSION,
+        "frame": "breaker",
+        "cause": last.message if last is not None else None,
+        "calls": calls,
+        "model": model_label,
+        "threshold": exc.threshold,
+        "waited": waited,
+        # The model's failure on another task's call: this task made none itself.
+        "other": exc.cause if last is None else None,
+    }
+    kind = last.kind if last is not None else exc.kind
+    return Final(render_task_error(frame), kind, frame)

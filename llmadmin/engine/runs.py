@@ -23,6 +23,7 @@ RUN_FROM_TASK = (
     "result",
     "error",
     "error_kind",
+    "error_frame",
     "finish_reason",
     "output_is_json",
     "attempts",

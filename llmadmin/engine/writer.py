@@ -37,6 +37,7 @@ OUTCOME_COLUMNS = (
     "output_is_json",
     "finish_reason",
     "calls",
+    "error_frame",
 )
 # The key of a final row that carries its run's own columns (engine/runs.py RUN_EXTRAS).
 RUN = "run"
@@ -78,14 +79,19 @@ def failure_columns(
     latency_ms: float | None,
     partial_text: str | None,
     calls: int | None = None,
+    frame: dict | None = None,
 ) -> dict:
-    """Map a failed call onto task columns (any text streamed before it failed is kept)."""
+    """Map a failed call onto task columns (any text streamed before it failed is kept).
+
+    ``frame``: the failure as data (``engine.final_error``), read in each viewer's language.
+    """
     return {
         "result": partial_text,
         "error": message,
         "error_kind": kind,
         "latency_ms": latency_ms,
         "calls": calls,
+        "error_frame": frame,
     }
 
 
@@ -153,9 +159,10 @@ class OutcomeWriter:
         latency_ms: float | None,
         partial_text: str | None = None,
         calls: int | None = None,
+        frame: dict | None = None,
     ) -> None:
-        """Record a failed call (keeping any partial streamed text)."""
-        columns = failure_columns(message, kind, latency_ms, partial_text, calls)
+        """Record a failed call (keeping any partial streamed text; ``frame``: see final_error)."""
+        columns = failure_columns(message, kind, latency_ms, partial_text, calls, frame)
         self._final(task_id, FAILURE, columns, run_columns(self.params.pop(task_id, None)))
 
     def hurry(self, task_id: int) -> None:

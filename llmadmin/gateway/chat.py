@@ -118,9 +118,8 @@ def _first_event(call, events):
 
 def _timed_out(call) -> GatewayError:
     seconds = current_app.config["GATEWAY_TIMEOUT_SECONDS"]
-    # Stored on the row like the engine's own errors (English, whoever reads it later).
-    reason = f"Canceled: the gateway client stopped waiting after {seconds} s."
-    if not chat_calls.abandon(call.task_id, reason):
+    # Stored on the row as data (``texts.TASK_TEXTS``): each reader sees it in their language.
+    if not chat_calls.abandon(call.task_id, "gateway_gave_up", seconds=seconds):
         final = chat_calls.outcome(call.task_id)  # it finished just now: the row decides
         if final is not None and final.status == SUCCESS:
             return GatewayError(
@@ -216,9 +215,7 @@ def _sse(call, events, first, head: dict, with_usage: bool):
     finally:
         call.close()
         if not finished:  # the client went away: nobody will read this answer
-            chat_calls.abandon(
-                call.task_id, "Canceled: the gateway client disconnected before the end."
-            )
+            chat_calls.abandon(call.task_id, "gateway_disconnected")
 
 
 def _ending(call, final, head: dict, with_usage: bool):

@@ -2,7 +2,7 @@
 
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from llmadmin.extensions import db
@@ -28,6 +28,9 @@ class Download(db.Model):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(300), nullable=False, index=True)
+    # How the name was made (``services.downloads.name_frame``), so the Download Center says
+    # it in the reader's language; None once a person renames the download (their words).
+    name_frame: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
     file_name: Mapped[str] = mapped_column(String(255), nullable=False, index=True)
     file_format: Mapped[str] = mapped_column(String(8), nullable=False, default="csv")
     source: Mapped[str] = mapped_column(String(32), nullable=False, default="tasks")

@@ -63,6 +63,9 @@ class Task(db.Model):
     result: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
     error_kind: Mapped[str | None] = mapped_column(String(32), index=True)
+    # The final failure as data (``llmadmin.texts``): screens render it in the reader's
+    # language; ``error`` keeps the English text (API, exports, rows from before 0018).
+    error_frame: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
     queue_note: Mapped[str | None] = mapped_column(String(200))
     # Set from a form's one-time token: posting the same form twice creates nothing more.
     submission_key: Mapped[str | None] = mapped_column(String(80), unique=True, index=True)

@@ -2,7 +2,18 @@
 
 from decimal import Decimal
 
-from sqlalchemy import Boolean, DateTime, Float, ForeignKey, Index, Integer, Numeric, String, Text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from llmadmin.extensions import db
@@ -31,6 +42,7 @@ class TaskRun(db.Model):
     result: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
     error_kind: Mapped[str | None] = mapped_column(String(32))
+    error_frame: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))  # see Task
     finish_reason: Mapped[str | None] = mapped_column(String(32))
     output_is_json: Mapped[bool | None] = mapped_column(Boolean)
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)

@@ -10,7 +10,6 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from flask_babel import gettext as _
 from sqlalchemy import select
 
 from llmadmin.errors import ItemsInvalid, ValidationError
@@ -20,6 +19,8 @@ from llmadmin.services import batch_files
 from llmadmin.services import tasks as task_service
 from llmadmin.services.batch_uploads import note_summary, upload_info
 from llmadmin.services.task_params import clean_param
+from llmadmin.texts import said_frame
+from llmadmin.texts import say as _  # gettext that keeps msgid and values (texts.Said)
 
 MAX_STORED_ERRORS = 1000  # line errors kept (on the Batch row, for its results file)
 PREVIEW_ROWS = 20
@@ -58,6 +59,7 @@ class Summary:
                     "custom_id": checked.custom_id,
                     "field": checked.field,
                     "message": checked.message,
+                    "text": said_frame(checked.message),
                 }
             )
 
@@ -102,9 +104,9 @@ def check_lines(path: str, fmt: str, creator_id: int | None) -> Iterator[Checked
                 try:
                     row[name] = clean_param(name, value)
                 except ValidationError as exc:
-                    raise ValidationError(str(exc), field=name) from exc
+                    raise ValidationError(exc.message, field=name) from exc
         except ValidationError as exc:
-            yield Checked(line.number, None, model_name, line.custom_id, exc.field, str(exc))
+            yield Checked(line.number, None, model_name, line.custom_id, exc.field, exc.message)
             continue
         yield Checked(line.number, row, model_name, line.custom_id)
 

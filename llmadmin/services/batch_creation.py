@@ -40,6 +40,7 @@ from llmadmin.services import tasks as task_service
 from llmadmin.services.batch_checks import MAX_STORED_ERRORS, check_lines, refuse_invalid_lines
 from llmadmin.services.batch_uploads import discard_upload
 from llmadmin.services.jobs_control import stop_jobs_without_live_tasks
+from llmadmin.texts import error_columns, said_frame
 
 logger = logging.getLogger(__name__)
 
@@ -228,7 +229,8 @@ class _Chunk:
                     "line": checked.number,
                     "custom_id": checked.custom_id,
                     "field": checked.field,
-                    "message": checked.message,
+                    "message": checked.message,  # in the requester's language (API, files)
+                    "text": said_frame(checked.message),  # said again in each reader's
                 }
             )
             return
@@ -330,7 +332,13 @@ def fail_creation(
     values = {"error": message[:2000], "source_path": None}
     if errors is not None:
         stored = [
-            {"line": e["index"], "custom_id": None, "field": e["field"], "message": e["message"]}
+            {
+                "line": e["index"],
+                "custom_id": None,
+                "field": e["field"],
+                "message": e["message"],
+                "text": said_frame(e["message"]),
+            }
             for e in errors[:MAX_STORED_ERRORS]
         ]
         values.update(
@@ -346,24 +354,23 @@ def fail_creation(
         **values,
     )
     if moved:
-        cancel_unfinished(
-            batch_id,
-            _("Not run: the batch failed while its tasks were being created."),
-            "batch_failed",
-        )
+        cancel_unfinished(batch_id, "batch_failed")
         _discard_if_done(batch_id)
     return bool(moved)
 
 
-def cancel_unfinished(batch_id: int, error: str, kind: str) -> int:
-    """Cancel the batch's unfinished tasks with ``error``; return how many."""
+def cancel_unfinished(batch_id: int, kind: str, **values) -> int:
+    """Cancel the batch's unfinished tasks; return how many.
+
+    ``kind`` is their error class and the key of their text in ``texts.TASK_TEXTS``.
+    """
     rows = db.session.execute(
         select(Task.id, Task.job_id).where(Task.batch_id == batch_id, Task.status.in_(ACTIVE))
     ).all()
     changed = transition(
         [task_id for task_id, _job in rows],
         CANCELED,
-        error=error,
+        **error_columns(kind, **values),
         error_kind=kind,
         run_requested_at=None,
         queue_note=None,

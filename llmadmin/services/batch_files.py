@@ -21,13 +21,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask_babel import force_locale, get_babel
-from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from llmadmin.errors import ValidationError
 from llmadmin.services import conversation
 from llmadmin.services.task_params import PARAM_FIELDS
 from llmadmin.services.tasks import TASK_PARAMETERS
+from llmadmin.texts import say as _  # gettext that keeps msgid and values (texts.Said)
 
 FORMATS = ("csv", "xlsx", "jsonl")
 EXTENSIONS = {".csv": "csv", ".xlsx": "xlsx", ".jsonl": "jsonl", ".ndjson": "jsonl"}
@@ -126,7 +126,7 @@ def jsonl_line(number: int, text: str) -> Line:
         return _plain_line(number, data)
     except ValidationError as exc:
         custom_id = data.get("custom_id") if isinstance(data.get("custom_id"), str) else None
-        return Line(number, field=exc.field, message=str(exc), custom_id=custom_id)
+        return Line(number, field=exc.field, message=exc.message, custom_id=custom_id)
 
 
 def _plain_line(number: int, data: dict) -> Line:
@@ -299,7 +299,7 @@ def _row_line(number: int, columns: list[str | None], cells) -> Line | None:
     try:
         custom_id = _custom_id(values.pop("custom_id", None), required=False)
     except ValidationError as exc:
-        return Line(number, field=exc.field, message=str(exc))
+        return Line(number, field=exc.field, message=exc.message)
     params = values.pop("parameters", None)
     if isinstance(params, str):
         try:

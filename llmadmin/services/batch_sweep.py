@@ -109,12 +109,9 @@ def expire_batch(batch_id: int) -> bool:
     if not BATCHES.transition([batch_id], BatchStatus.EXPIRED, from_statuses=EXPIRABLE):
         return False
     batch = db.session.get(Batch, batch_id)
-    with force_locale(downloads.requester_settings(batch.creator_id)[0]):
-        message = _(
-            "Not run: the batch expired (its completion window of %(window)s ended first).",
-            window=batch.completion_window,
-        )
-    canceled = batch_creation.cancel_unfinished(batch_id, message, "batch_expired")
+    canceled = batch_creation.cancel_unfinished(
+        batch_id, "batch_expired", window=batch.completion_window
+    )
     logger.info("batch %s expired; %s unfinished task(s) canceled", batch_id, canceled)
     return True
 

@@ -325,7 +325,7 @@ def export_results(batch_id: int, person: Person, fmt: str):
         "batch_results",
         fmt,
         selection,
-        description=_("batch #%(id)s “%(name)s”", id=batch.id, name=batch.name),
+        batch={"id": batch.id, "name": batch.name},
     )
 
 

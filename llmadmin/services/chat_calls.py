@@ -35,6 +35,7 @@ from llmadmin.models.task import CANCELED, FINAL_STATUSES, PENDING, QUEUED, RUNN
 from llmadmin.queues import REDIS_OUTAGE, get_pubsub_redis
 from llmadmin.services import audit, tasks
 from llmadmin.services.jobs_control import stop_jobs_without_live_tasks
+from llmadmin.texts import error_columns
 
 logger = logging.getLogger(__name__)
 
@@ -146,11 +147,11 @@ def start_call(
         waiting = 1
     except Exception:  # e.g. the database stayed locked: no task may run for nobody
         call.close()
-        _abandon_quietly(task_id, "Canceled: the gateway could not queue the call.")
+        _abandon_quietly(task_id, "gateway_not_queued")
         raise
     if waiting:
         call.close()
-        abandon(task_id, "Canceled: the job queue (Redis) was unreachable.")
+        abandon(task_id, "queue_unreachable")
         raise QueueUnavailable(_("The job queue (Redis) is unreachable right now; try again."))
     return call
 
@@ -214,8 +215,12 @@ def _close(pubsub) -> None:
         pass
 
 
-def abandon(task_id: int, reason: str) -> bool:
-    """Cancel a gateway task nobody waits for any more; False when it had already finished."""
+def abandon(task_id: int, reason: str, **values) -> bool:
+    """Cancel a gateway task nobody waits for any more; False when it had already finished.
+
+    ``reason`` is a key of ``texts.TASK_TEXTS`` (with its ``values``): stored as data.
+    """
+
     job_ids = set(
         db.session.execute(
             select(Task.job_id).where(Task.id == task_id, Task.job_id.is_not(None))
@@ -225,7 +230,7 @@ def abandon(task_id: int, reason: str) -> bool:
         [task_id],
         CANCELED,
         from_statuses=(PENDING, QUEUED, RUNNING),
-        error=reason,
+        **error_columns(reason, **values),
         error_kind="canceled",
         run_requested_at=None,
         queue_note=None,

@@ -12,9 +12,9 @@ Tools are not: a task cannot run them, so tool messages and tool calls are refus
 from __future__ import annotations
 
 from flask import current_app
-from flask_babel import gettext as _
 
 from llmadmin.errors import ValidationError
+from llmadmin.texts import say as _  # gettext that keeps msgid and values (texts.Said)
 
 SYSTEM_ROLES = ("system", "developer")
 TURN_ROLES = ("user", "assistant")

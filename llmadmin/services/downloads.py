@@ -67,12 +67,34 @@ def export_file_name(label: str, fmt: str, when: datetime) -> str:
     return sanitize_filename(f"{stem}-export-{when:%Y%m%d-%H%M%S}.{fmt}")
 
 
+def name_frame(source_key: str, batch: dict | None = None) -> dict:
+    """How a download's name is made, kept as data: its source and, for a batch, the batch."""
+    return {"v": 1, "source": source_key, "batch": batch}
+
+
+def display_name(row: Download) -> str:
+    """A download's name in the reader's language (a name a person typed stays theirs)."""
+    frame = row.name_frame
+    source = SOURCES.get(frame.get("source")) if isinstance(frame, dict) else None
+    if source is None:
+        return row.name
+    batch = frame.get("batch")
+    if isinstance(batch, dict):
+        rows = _("batch #%(id)s “%(name)s”", id=batch.get("id"), name=batch.get("name"))
+    else:
+        rows = selections.describe_stored(row.selection)
+        if not rows:
+            return row.name
+    return _("%(list)s export — %(rows)s", list=source.label, rows=rows)[:300]
+
+
 def create_export(
-    source_key: str, fmt: str, selection: Selection, description: str | None = None
+    source_key: str, fmt: str, selection: Selection, batch: dict | None = None
 ) -> tuple[Download, bool]:
     """Record a PENDING download of ``selection`` and enqueue its job; return it and whether it was queued.
 
     Never counts or reads the rows: that is the worker's job, so this is fast at any size.
+    ``batch`` (``{"id", "name"}``): the rows are a batch's results, and the name says so.
     """
     source = SOURCES.get(source_key)
     if source is None or fmt not in source.formats:
@@ -85,13 +107,9 @@ def create_export(
         raise ValidationError(_("Tick at least one row to export."))
     selections.validate(selection)
     now = utcnow()
-    name = _(
-        "%(list)s export — %(rows)s",
-        list=source.label,
-        rows=description or selections.describe(selection),
-    )
     row = Download(
-        name=name[:300],
+        name="",
+        name_frame=name_frame(source_key, batch),
         file_name=export_file_name(english(source.label), fmt, now),
         file_format=fmt,
         source=source_key,
@@ -101,6 +119,7 @@ def create_export(
         created_at=now,
         job_id=uuid.uuid4().hex,
     )
+    row.name = display_name(row)  # stored in the requester's language: search, old readers
     db.session.add(row)
     db.session.add(
         BulkOperation(  # the Bulk operations panel lists exports too, linked to this row

@@ -32,6 +32,7 @@ from llmadmin.models import Task
 from llmadmin.models.base import utcnow
 from llmadmin.models.task import FAILURE, PENDING, QUEUED, RUNNING
 from llmadmin.queues import REDIS_OUTAGE, get_redis, job_state
+from llmadmin.texts import error_columns
 
 logger = logging.getLogger(__name__)
 
@@ -119,9 +120,7 @@ def _requeue_or_fail(lost: list[tuple[int, str, int]], status: str) -> tuple[lis
                 from_statuses=(RUNNING,),
                 where=Task.job_id == job_id,
                 commit=False,
-                error=f"Worker lost: the worker running this task stopped {attempts} time(s) "
-                "(killed or machine lost), so it is not run again by itself. Check the workers, "
-                "then run the task again.",
+                **error_columns("worker_lost", attempts=attempts),
                 error_kind="worker_lost",
                 run_requested_at=None,
             )

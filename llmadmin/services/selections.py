@@ -9,6 +9,7 @@ filter objects onto ``LISTS`` (a test checks that every filter it offers maps).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -541,3 +542,16 @@ def describe(selection: Selection) -> str:
             f"{label}{sign}{value}" if sign else f"{label} {operation.replace('_', ' ')} {value}"
         )
     return ", ".join(parts) or _("all rows")
+
+
+def describe_stored(stored: str | None, fallback: str = "") -> str:
+    """Describe a stored selection (``to_dict`` as JSON) in the reader's language.
+
+    The rows of a bulk operation or an export are kept as data, so they are described when
+    read, not in the language of the person who started it; ``fallback`` (the text stored
+    then) when the selection cannot be read any more.
+    """
+    try:
+        return describe(Selection.from_dict(json.loads(stored or "")))
+    except (ValueError, TypeError, ValidationError):
+        return fallback

@@ -13,10 +13,10 @@ import math
 import re
 from typing import Any
 
-from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from llmadmin.errors import ValidationError
+from llmadmin.texts import say as _  # gettext that keeps msgid and values (texts.Said)
 
 # Field name -> label, in the order forms and the CLI show them.
 PARAM_FIELDS = {

@@ -6,7 +6,6 @@ import logging
 from dataclasses import dataclass
 
 from flask import current_app
-from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, insert, inspect, select, update
 from sqlalchemy.exc import IntegrityError
@@ -31,6 +30,8 @@ from llmadmin.models.task import (
 from llmadmin.services import audit, conversation
 from llmadmin.services.jobs_control import stop_jobs_without_live_tasks
 from llmadmin.services.task_params import PARAM_FIELDS, clean_param, clean_params
+from llmadmin.texts import error_columns
+from llmadmin.texts import say as _  # gettext that keeps msgid and values (texts.Said)
 
 logger = logging.getLogger(__name__)
 
@@ -286,7 +287,7 @@ def task_row(item: dict, models: dict, creator_id: int | None, run: bool) -> dic
             item.get("name"), item.get("prompt"), item.get("system_prompt"), turns
         )
     except ValidationError as exc:
-        raise ValidationError(str(exc), field=exc.field or _field_of(str(exc))) from exc
+        raise ValidationError(exc.message, field=exc.field or _field_of(str(exc))) from exc
     if item.get("model") is None and item.get("model_id") is None:
         raise ValidationError(
             _("Give the model: its name (model) or its id (model_id)."), field="model"
@@ -359,7 +360,7 @@ def check_parameters(parameters: dict | None) -> dict:
         try:
             values[key] = clean_param(key, value)
         except ValidationError as exc:
-            raise ValidationError(str(exc), field=f"parameters.{key}") from exc
+            raise ValidationError(exc.message, field=f"parameters.{key}") from exc
     return values
 
 
@@ -432,7 +433,7 @@ def cancel_tasks(task_ids: list[int]) -> Outcome:
     changed = transition(
         [r[0] for r in rows],
         CANCELED,
-        error="Canceled by a person.",
+        **error_columns("canceled_by_person"),
         error_kind="canceled",
         run_requested_at=None,
         queue_note=None,

@@ -138,7 +138,7 @@ def test_breaker_message_without_an_own_failure_names_the_models_last_failure():
     exc = CircuitOpen(
         "paused", retry_after=30, threshold=5, cause="The model endpoint had a server error"
     )
-    message, kind = final_error.breaker_gave_up(exc, None, 0, 45.2, "Qwen")
+    message, kind, _frame = final_error.breaker_gave_up(exc, None, 0, 45.2, "Qwen")
     assert kind == "circuit_open"
     assert message.startswith("Not sent: the circuit breaker of model Qwen was open after 5")
     assert (
@@ -151,7 +151,7 @@ def test_breaker_message_without_an_own_failure_names_the_models_last_failure():
 
 def test_non_retryable_failures_say_so():
     exc = LLMError("The API key was rejected (HTTP 401).", kind="auth", status_code=401)
-    message = final_error.after_calls(exc, 1, 3)
+    message = final_error.after_calls(exc, 1, 3).message
     assert message.startswith("The API key was rejected (HTTP 401).")
     assert "1 call made" in message and "the same call would fail the same way" in message
 
@@ -160,7 +160,7 @@ def test_a_task_never_sent_says_the_quoted_failure_was_another_calls():
     """The breaker's cause came from another task's call: the message must not sound like this
     task's own failure (QA: "The last failure: … (HTTP 500)" on a task with no call)."""
     exc = CircuitOpen("open", threshold=2, cause="HTTP 500 from http://x/v1: upstream exploded")
-    message, kind = final_error.breaker_gave_up(exc, None, 0, 0.0, "Sim")
+    message, kind, _frame = final_error.breaker_gave_up(exc, None, 0, 0.0, "Sim")
     assert kind == "circuit_open"
     assert message.startswith("Not sent:")
     assert "The model's last failure, on a call made for another task (not this one):" in message

@@ -27,4 +27,5 @@ def test_success_and_failure_fill_only_outcome_columns():
         "error_kind": "server_error",
         "latency_ms": 3.0,
         "calls": 1,
+        "error_frame": None,  # a failure without a frame (engine.final_error gives one)
     }
