@@ -17,6 +17,7 @@ from llmadmin.errorpages import render_error
 from llmadmin.exports.formats import FORMATS
 from llmadmin.extensions import db
 from llmadmin.i18n import markup_text
+from llmadmin.labels import inner_quotes
 from llmadmin.models import Download
 from llmadmin.models.download import SUCCESS
 from llmadmin.services import activity
@@ -110,7 +111,9 @@ def notice_messages(rows) -> list[tuple[Markup, str]]:
                 url_for("downloads.fetch", download_id=row.id), row.file_name
             )
             text = markup_text(
-                "Your download “%(name)s” is ready: %(link)s", name=display_name(row), link=link
+                "Your download “%(name)s” is ready: %(link)s",
+                name=inner_quotes(display_name(row)),
+                link=link,
             )
             messages.append((text, "success"))
         else:
@@ -119,7 +122,7 @@ def notice_messages(rows) -> list[tuple[Markup, str]]:
             )
             text = markup_text(
                 "Your download “%(name)s” failed: %(error)s %(link)s",
-                name=display_name(row),
+                name=inner_quotes(display_name(row)),
                 error=row.error or "",
                 link=link,
             )

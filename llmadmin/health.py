@@ -1,11 +1,11 @@
-"""``/healthz`` for load balancers and monitoring, and the "queue unreachable" banner."""
+"""``/healthz`` for load balancers and monitoring, the "queue unreachable" banner, the favicon."""
 
 from __future__ import annotations
 
 import time
 
 import redis
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, current_app, jsonify, send_from_directory
 from rq import Queue, Worker
 from sqlalchemy import case, func, select, text
 
@@ -72,6 +72,12 @@ def queue_reachable_cached() -> bool:
         # Looked up on the module at call time (tests and the outbox swap it).
         cache.update(at=time.monotonic(), ok=queues.redis_available())
     return cache["ok"]
+
+
+@bp.get("/favicon.ico")
+def favicon():
+    """Serve the icon every browser asks for (without it, each page logs a 404)."""
+    return send_from_directory(current_app.static_folder, "favicon.ico", max_age=86400)
 
 
 def init_app(app) -> None:

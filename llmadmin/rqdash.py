@@ -16,7 +16,7 @@ tests/security/test_rq_dashboard.py fails while any page still has one.
 from __future__ import annotations
 
 import rq_dashboard
-from flask import abort, current_app, request
+from flask import abort, current_app, redirect, request, url_for
 from flask_wtf.csrf import generate_csrf
 from rq.exceptions import NoSuchJobError
 
@@ -54,6 +54,20 @@ def _guard():
         # rq-dashboard accepts GET here; a link or an <img> could then requeue jobs
         # without any CSRF token, so only the (CSRF-checked) POST is allowed.
         abort(405)
+    args = request.view_args or {}
+    if request.endpoint == "rq_dashboard.jobs_overview" and args.get("queue_name") is None:
+        # Its Jobs tab shows RQ's queue "default", which nothing here uses: show ours.
+        return redirect(
+            url_for(
+                "rq_dashboard.jobs_overview",
+                instance_number=args.get("instance_number", 0),
+                queue_name=current_app.config["LLM_QUEUE"],
+                registry_name=args.get("registry_name", "queued"),
+                per_page=args.get("per_page", "8"),
+                order=args.get("order", "asc"),
+                page=args.get("page", "1"),
+            )
+        )
     # Use our own client so the embedded server is started on demand and the
     # connection matches the one the app and the workers use.
 

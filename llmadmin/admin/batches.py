@@ -28,7 +28,7 @@ from llmadmin.admin.batch_cells import (
 )
 from llmadmin.errors import LLMAdminError, QueueUnavailable
 from llmadmin.models.batch import BATCH_STATUSES
-from llmadmin.services import batches
+from llmadmin.services import batch_files, batches
 
 if TYPE_CHECKING:
     from werkzeug.wrappers import Response
@@ -39,17 +39,7 @@ if TYPE_CHECKING:
 class UploadForm(FlaskForm):
     """The upload form: the file and an optional name for the batch."""
 
-    file = FileField(
-        _l("File"),
-        validators=[FileRequired(_l("Choose a file to upload."))],
-        description=_l(
-            "CSV (UTF-8) or XLSX with a first row naming the columns prompt, model and "
-            "optionally name, system_prompt, parameters (JSON), custom_id, temperature, "
-            "max_tokens, top_p, stop, seed, response_format, frequency_penalty, "
-            "presence_penalty; or JSONL: one task object per line (messages: earlier turns), "
-            "or OpenAI batch request lines (multi-turn messages accepted)."
-        ),
-    )
+    file = FileField(_l("File"), validators=[FileRequired(_l("Choose a file to upload."))])
     name = StringField(
         _l("Name"),
         validators=[
@@ -57,6 +47,25 @@ class UploadForm(FlaskForm):
             Length(max=200, message=_l("The name may be at most %(max)d characters.")),
         ],
         description=_l("Defaults to the file's name."),
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.file.description = upload_help()
+
+
+def upload_help() -> str:
+    """The file field's help: the columns in the reader's language (either name is accepted)."""
+    labels = batch_files.COLUMN_LABELS
+    return _(
+        "CSV (UTF-8) or XLSX whose first row names the columns; accepted: %(columns)s. "
+        "%(prompt)s and %(model)s are required, %(parameters)s is JSON. Or JSONL: one task "
+        "object per line (messages: earlier turns), or OpenAI batch request lines (multi-turn "
+        "messages accepted).",
+        columns=batch_files.accepted_columns(),
+        prompt=labels["prompt"],
+        model=labels["model"],
+        parameters=labels["parameters"],
     )
 
 

@@ -22,6 +22,7 @@ from markupsafe import Markup
 from llmadmin.admin.validators import parse_ids
 from llmadmin.errors import ValidationError
 from llmadmin.i18n import markup_text
+from llmadmin.labels import inner_quotes
 from llmadmin.services import downloads as download_service
 from llmadmin.services import export_sources
 from llmadmin.services.selections import Selection
@@ -113,7 +114,7 @@ class ExportActionsMixin:
             message = markup_text(
                 "“%(name)s” is being prepared in the %(center)s; you will be told here "
                 "when it is ready.",
-                name=download.name,
+                name=inner_quotes(download.name),
                 center=center,
             )
             flash(message, "success")
@@ -121,7 +122,7 @@ class ExportActionsMixin:
             message = markup_text(
                 "“%(name)s” waits in the %(center)s: the job queue is unreachable right "
                 "now, and the export starts automatically when it is back.",
-                name=download.name,
+                name=inner_quotes(download.name),
                 center=center,
             )
             flash(message, "warning")

@@ -15,6 +15,7 @@ from sqlalchemy import literal, select, union_all
 
 from llmadmin.extensions import db
 from llmadmin.i18n import exact_time, viewer_zone_name
+from llmadmin.labels import ROLE_LABELS, STATUS_LABELS, status_label
 from llmadmin.models import LLMModel, Person
 from llmadmin.models.task import FINAL_STATUSES
 from llmadmin.texts import N_, render_task_error
@@ -33,23 +34,6 @@ BADGE_CLASSES = {
     "FAILURE": "danger",
     "CANCELED": "dark",
 }
-
-# What people read for a status (tasks, downloads and bulk operations share these names); the
-# badge keeps the stored value in data-status for the pages' live refresh.
-STATUS_LABELS = {
-    "PENDING": _l("Pending"),
-    "QUEUED": _l("Queued"),
-    "RUNNING": _l("Running"),
-    "SUCCESS": _l("Succeeded"),
-    "FAILURE": _l("Failed"),
-    "CANCELED": _l("Canceled"),
-}
-
-
-def status_label(status: str | None) -> str:
-    """Return a stored status as people read it in their language."""
-    label = STATUS_LABELS.get(status or "")
-    return str(label) if label is not None else (status or "")
 
 
 def status_choices(statuses) -> list[tuple[str, str]]:
@@ -272,9 +256,6 @@ def byte_size(view: BaseModelView, context: Context | None, model: Any, name: st
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return ""
-
-
-ROLE_LABELS = {"admin": _l("Administrator"), "member": _l("Member")}
 
 
 def role_label(view: BaseModelView, context: Context | None, model: Any, name: str) -> str:

@@ -25,7 +25,7 @@ from sqlalchemy import Boolean, String
 from wtforms import HiddenField
 from wtforms.validators import DataRequired, InputRequired
 
-from llmadmin.admin import export_actions, formatters
+from llmadmin.admin import export_actions, formatters, task_actions
 from llmadmin.admin.base import ScopedView, drop_generic_flash
 from llmadmin.admin.task_forms import (
     new_submission_key,
@@ -381,11 +381,15 @@ class TaskView(export_actions.ExportActionsMixin, ParamFormViews, ScopedView):
             )
 
     def render(self, template: str, **kwargs: Any) -> str:
-        """Give the details page the task's run history and the viewer's error text."""
+        """Give the details page the task's run history, the viewer's error text and its buttons."""
         if template == self.details_template and isinstance(kwargs.get("model"), Task):
             kwargs["runs"] = task_runs.history(kwargs["model"].id)
             kwargs["task_error_text"] = formatters.task_error_text
             kwargs["status_label"] = formatters.status_label
+            task = kwargs["model"]
+            back = self.get_url(".details_view", id=task.id, url=kwargs.get("return_url"))
+            kwargs["task_actions"] = task_actions.detail_actions(self, task, back)
+            kwargs["task_page_url"] = back
         return super().render(template, **kwargs)
 
     def delete_model(self, model: Task) -> bool:

@@ -9,6 +9,9 @@ from __future__ import annotations
 from functools import lru_cache
 
 from flask import current_app
+from flask_babel import LazyString, force_locale, get_locale
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from llmadmin.api.schema import ref, to_openapi
 from llmadmin.api.serialize import BATCH_STATUS_NAMES
@@ -26,15 +29,15 @@ from llmadmin.version import VERSION as __version__
 
 MAX_ID = 2**31 - 1
 ERROR_TEXT = {
-    400: "Malformed request (e.g. JSON syntax: the message gives line and column).",
-    401: "Missing, unknown, revoked or expired token (cookies are not accepted).",
-    403: "Only administrators may do this.",
-    404: "Absent, or not visible to the token's person.",
-    409: "The row's state does not allow this.",
-    410: "The file expired or was removed.",
-    413: "The body or the number of tasks is too large.",
-    422: "Invalid input: `field` names it; many-task requests list every item in `details`.",
-    429: "Too many requests for this token; see Retry-After.",
+    400: _l("Malformed request (e.g. JSON syntax: the message gives line and column)."),
+    401: _l("Missing, unknown, revoked or expired token (cookies are not accepted)."),
+    403: _l("Only administrators may do this."),
+    404: _l("Absent, or not visible to the token's person."),
+    409: _l("The row's state does not allow this."),
+    410: _l("The file expired or was removed."),
+    413: _l("The body or the number of tasks is too large."),
+    422: _l("Invalid input: `field` names it; many-task requests list every item in `details`."),
+    429: _l("Too many requests for this token; see Retry-After."),
 }
 READ = (400, 401, 404, 422, 429)
 WRITE = (400, 401, 403, 404, 409, 413, 422, 429)
@@ -149,7 +152,7 @@ SCHEMAS = {
             "name": _t("string"),
             "base_url": _t("string"),
             "model_name": _t("string"),
-            "api_key": _t("string", description="Masked, e.g. sk-…abcd, or '(no key)'."),
+            "api_key": _t("string", description=_l("Masked, e.g. sk-…abcd, or '(no key)'.")),
             "maintainer_id": _n("integer"),
             "enabled": _t("boolean"),
             "simulated": _t("boolean"),
@@ -332,7 +335,7 @@ LIMIT_PARAM = {
     "name": "limit",
     "in": "query",
     "required": False,
-    "description": "How many rows one page holds (1 to 500, default 50).",
+    "description": _l("How many rows one page holds (1 to 500, default 50)."),
     "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
 }
 
@@ -341,7 +344,7 @@ def _paths(max_tasks: int) -> dict:
     task_id, model_id = _id("task_id"), _id("model_id")
     list_params = [
         *(_query(k, f.description, **f.extra) for k, f in TASK_FILTERS.fields.items()),
-        _query("cursor", "next_cursor of the previous page."),
+        _query("cursor", _l("next_cursor of the previous page.")),
         LIMIT_PARAM,
     ]
     task_action = {
@@ -349,7 +352,7 @@ def _paths(max_tasks: int) -> dict:
             "post": operation(
                 f"{name}Task",
                 text,
-                _answer(200, "The task now.", "Task"),
+                _answer(200, _l("The task now."), "Task"),
                 WRITE,
                 None,
                 [task_id],
@@ -357,31 +360,34 @@ def _paths(max_tasks: int) -> dict:
             )
         }
         for name, text in (
-            ("cancel", "Cancel a task that has not finished (409 when it has)."),
-            ("retry", "Run a failed task again (409 unless it failed)."),
-            ("rerun", "Run a task again from the start (409 while queued or running)."),
+            ("cancel", _l("Cancel a task that has not finished (409 when it has).")),
+            ("retry", _l("Run a failed task again (409 unless it failed).")),
+            ("rerun", _l("Run a task again from the start (409 while queued or running).")),
         )
     }
     return {
         "/tasks": {
             "get": operation(
                 "listTasks",
-                "List tasks, newest first (the task list's filters; cursor pagination).",
-                _answer(200, "A page of tasks.", "TaskList"),
+                _l("List tasks, newest first (the task list's filters; cursor pagination)."),
+                _answer(200, _l("A page of tasks."), "TaskList"),
                 READ,
                 params=list_params,
                 tag="tasks",
             ),
             "post": operation(
                 "createTasks",
-                f'Create one task, or up to {max_tasks:,} at once ({{"tasks": [...]}}): all or '
-                "nothing, one dispatch. With dry_run, only validate.",
+                _(
+                    'Create one task, or up to %(count)s at once ({"tasks": [...]}): all or '
+                    "nothing, one dispatch. With dry_run, only validate.",
+                    count=f"{max_tasks:,}",
+                ),
                 {
                     "201": {
-                        "description": "Created: the task, or for many the new ids in order.",
+                        "description": _l("Created: the task, or for many the new ids in order."),
                         "content": _json({"oneOf": [ref("Task"), ref("TasksCreated")]}),
                     },
-                    **_answer(200, "dry_run: all valid, nothing created.", "TasksCreated"),
+                    **_answer(200, _l("dry_run: all valid, nothing created."), "TasksCreated"),
                 },
                 WRITE,
                 {"oneOf": [ref("TaskInput"), ref("TasksInput")]},
@@ -391,8 +397,8 @@ def _paths(max_tasks: int) -> dict:
         "/tasks/{task_id}": {
             "get": operation(
                 "getTask",
-                "Get one task.",
-                _answer(200, "The task.", "Task"),
+                _l("Get one task."),
+                _answer(200, _l("The task."), "Task"),
                 READ,
                 params=[task_id],
                 tag="tasks",
@@ -402,8 +408,10 @@ def _paths(max_tasks: int) -> dict:
         "/tasks/{task_id}/runs": {
             "get": operation(
                 "listTaskRuns",
-                "The task's runs, newest first: the run under way, then every stored run (task_run).",
-                _answer(200, "Runs, newest first.", "RunList"),
+                _l(
+                    "The task's runs, newest first: the run under way, then every stored run (task_run)."
+                ),
+                _answer(200, _l("Runs, newest first."), "RunList"),
                 READ,
                 params=[task_id],
                 tag="tasks",
@@ -412,15 +420,15 @@ def _paths(max_tasks: int) -> dict:
         "/models": {
             "get": operation(
                 "listModels",
-                "List models (keys masked).",
-                _answer(200, "Models.", "ModelList"),
+                _l("List models (keys masked)."),
+                _answer(200, _l("Models."), "ModelList"),
                 READ,
                 tag="models",
             ),
             "post": operation(
                 "createModel",
-                "Create a model (admins), with the model form's rules.",
-                _answer(201, "The new model, key masked.", "Model"),
+                _l("Create a model (admins), with the model form's rules."),
+                _answer(201, _l("The new model, key masked."), "Model"),
                 WRITE,
                 "ModelInput",
                 tag="models",
@@ -429,16 +437,16 @@ def _paths(max_tasks: int) -> dict:
         "/models/{model_id}": {
             "get": operation(
                 "getModel",
-                "Get one model.",
-                _answer(200, "The model.", "Model"),
+                _l("Get one model."),
+                _answer(200, _l("The model."), "Model"),
                 READ,
                 params=[model_id],
                 tag="models",
             ),
             "patch": operation(
                 "updateModel",
-                "Change a model (admins); absent fields are kept.",
-                _answer(200, "The model now.", "Model"),
+                _l("Change a model (admins); absent fields are kept."),
+                _answer(200, _l("The model now."), "Model"),
                 WRITE,
                 "ModelUpdate",
                 [model_id],
@@ -450,22 +458,22 @@ def _paths(max_tasks: int) -> dict:
                 "post": operation(
                     f"{name}Model",
                     text,
-                    _answer(200, "The model now.", "Model"),
+                    _answer(200, _l("The model now."), "Model"),
                     WRITE,
                     params=[model_id],
                     tag="models",
                 )
             }
             for name, text in (
-                ("disable", "Disable a model (admins)."),
-                ("enable", "Enable a model (admins)."),
+                ("disable", _l("Disable a model (admins).")),
+                ("enable", _l("Enable a model (admins).")),
             )
         },
         "/models/{model_id}/test": {
             "post": operation(
                 "testModel",
-                "Queue a connection test (admins); the result lands in last_test_*.",
-                _answer(202, "Queued.", "ModelTestQueued"),
+                _l("Queue a connection test (admins); the result lands in last_test_*."),
+                _answer(202, _l("Queued."), "ModelTestQueued"),
                 WRITE,
                 params=[model_id],
                 tag="models",
@@ -474,8 +482,8 @@ def _paths(max_tasks: int) -> dict:
         "/downloads": {
             "post": operation(
                 "createDownload",
-                "Export tasks (ticked ids, or the task list's filters) to the Download Center.",
-                _answer(202, "The PENDING download; poll it.", "Download"),
+                _l("Export tasks (ticked ids, or the task list's filters) to the Download Center."),
+                _answer(202, _l("The PENDING download; poll it."), "Download"),
                 WRITE,
                 "ExportInput",
                 tag="downloads",
@@ -484,8 +492,8 @@ def _paths(max_tasks: int) -> dict:
         "/downloads/{download_id}": {
             "get": operation(
                 "getDownload",
-                "Get a download row.",
-                _answer(200, "The download.", "Download"),
+                _l("Get a download row."),
+                _answer(200, _l("The download."), "Download"),
                 READ,
                 params=[_id("download_id")],
                 tag="downloads",
@@ -494,10 +502,10 @@ def _paths(max_tasks: int) -> dict:
         "/downloads/{download_id}/file": {
             "get": operation(
                 "getDownloadFile",
-                "Fetch the finished file (ETag, Range supported).",
+                _l("Fetch the finished file (ETag, Range supported)."),
                 {
                     "200": {
-                        "description": "The file.",
+                        "description": _l("The file."),
                         "content": {
                             "application/octet-stream": {"schema": {}},
                             "text/csv": {"schema": {}},
@@ -512,8 +520,8 @@ def _paths(max_tasks: int) -> dict:
         "/bulk-operations/{operation_id}": {
             "get": operation(
                 "getBulkOperation",
-                "Get a bulk operation with its counts.",
-                _answer(200, "The operation.", "BulkOperation"),
+                _l("Get a bulk operation with its counts."),
+                _answer(200, _l("The operation."), "BulkOperation"),
                 READ,
                 params=[_id("operation_id")],
                 tag="bulk operations",
@@ -526,20 +534,20 @@ def _paths(max_tasks: int) -> dict:
 def _batch_paths() -> dict:
     batch_id = _id("batch_id")
     page = [
-        _query("status", "One batch status or several, comma-separated (e.g. IN_PROGRESS)."),
-        _query("cursor", "next_cursor of the previous page."),
+        _query("status", _l("One batch status or several, comma-separated (e.g. IN_PROGRESS).")),
+        _query("cursor", _l("next_cursor of the previous page.")),
         LIMIT_PARAM,
     ]
     actions = {
-        "cancel": "Cancel a batch in progress (409 otherwise); finished results are kept.",
-        "retry": "Run the batch's failed lines again.",
+        "cancel": _l("Cancel a batch in progress (409 otherwise); finished results are kept."),
+        "retry": _l("Run the batch's failed lines again."),
     }
     return {
         "/batches": {
             "get": operation(
                 "listBatches",
-                "List batches (uploaded files of prompts), newest first, with their counts.",
-                _answer(200, "A page of batches.", "BatchList"),
+                _l("List batches (uploaded files of prompts), newest first, with their counts."),
+                _answer(200, _l("A page of batches."), "BatchList"),
                 READ,
                 params=page,
                 tag="batches",
@@ -548,8 +556,8 @@ def _batch_paths() -> dict:
         "/batches/{batch_id}": {
             "get": operation(
                 "getBatch",
-                "Get a batch with its counts.",
-                _answer(200, "The batch.", "Batch"),
+                _l("Get a batch with its counts."),
+                _answer(200, _l("The batch."), "Batch"),
                 READ,
                 params=[batch_id],
                 tag="batches",
@@ -560,7 +568,7 @@ def _batch_paths() -> dict:
                 "post": operation(
                     f"{name}Batch",
                     text,
-                    _answer(200, "The batch now.", "Batch"),
+                    _answer(200, _l("The batch now."), "Batch"),
                     WRITE,
                     params=[batch_id],
                     tag="batches",
@@ -571,8 +579,25 @@ def _batch_paths() -> dict:
     }
 
 
-@lru_cache(maxsize=4)
-def _document(max_tasks: int, rate: int) -> dict:
+def _plain(value):
+    """Return ``value`` with every lazy text rendered (in the current language) as a str."""
+    if isinstance(value, LazyString):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value
+
+
+@lru_cache(maxsize=8)
+def _document(max_tasks: int, rate: int, locale: str) -> dict:
+    """Build the document once per settings and language (its prose is translated)."""
+    with force_locale(locale):
+        return _plain(_build(max_tasks, rate))
+
+
+def _build(max_tasks: int, rate: int) -> dict:
     schemas = dict(SCHEMAS)
     for shape in INPUTS:
         schemas[shape.name] = to_openapi(shape)
@@ -582,13 +607,14 @@ def _document(max_tasks: int, rate: int) -> dict:
         "info": {
             "title": "llmadmin API",
             "version": __version__,
-            "description": (
+            "description": _(
                 "Personal API tokens (admin → API tokens, or `flask --app app create-token "
                 "EMAIL`) go in `Authorization: Bearer lla_…`; browser sessions are refused. "
-                f"Each token may make {rate} requests per minute (429 with Retry-After past it). "
-                'Errors: `{"error": {"code", "message", "field"}}`. '
+                "Each token may make %(rate)s requests per minute (429 with Retry-After past "
+                'it). Errors: `{"error": {"code", "message", "field"}}`. '
                 "The same tokens open the OpenAI-compatible gateway at `/v1` "
-                "(`/v1/models`, `/v1/chat/completions`, `/v1/files`, `/v1/batches`)."
+                "(`/v1/models`, `/v1/chat/completions`, `/v1/files`, `/v1/batches`).",
+                rate=rate,
             ),
         },
         "servers": [{"url": "/api/v1"}],
@@ -601,7 +627,11 @@ def _document(max_tasks: int, rate: int) -> dict:
     }
 
 
-def document() -> dict:
-    """Return the OpenAPI document for this app's settings."""
+def document(locale: str | None = None) -> dict:
+    """Return the OpenAPI document for this app's settings, its prose in ``locale``.
+
+    ``locale`` defaults to the request's language (the person's, else the browser's).
+    """
     config = current_app.config
-    return _document(config["API_MAX_TASKS_PER_REQUEST"], config["API_RATE_PER_MINUTE"])
+    locale = locale or str(get_locale() or config["DEFAULT_LOCALE"])
+    return _document(config["API_MAX_TASKS_PER_REQUEST"], config["API_RATE_PER_MINUTE"], locale)

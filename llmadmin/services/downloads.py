@@ -36,7 +36,7 @@ from llmadmin.models import BulkOperation, Download, Person
 from llmadmin.models.base import utcnow
 from llmadmin.models.download import FAILURE, PENDING, RUNNING, SUCCESS
 from llmadmin.services import bulk_state, download_files, people, selections
-from llmadmin.services.export_sources import BUNDLE_TEXTS, SOURCES, Column
+from llmadmin.services.export_sources import BUNDLE_TEXTS, SOURCES, Column, for_people
 from llmadmin.services.selections import Selection
 
 logger = logging.getLogger(__name__)
@@ -303,25 +303,30 @@ def export_query(row: Download) -> tuple[Select, list[Column]]:
 
 
 def iter_rows(query, columns: list[Column]) -> Iterator[tuple]:
-    """Stream the query's rows through a server-side cursor, converting masked columns.
+    """Stream the query's rows through a server-side cursor, converted for their reader.
 
     Executed on the session's connection (Core): the rows are plain column tuples, and
     skipping the ORM's result processing makes the export about 15% faster.
     """
-    converters = [(i, c.convert) for i, c in enumerate(columns) if c.convert]
     connection = db.session.connection()
     result = connection.execution_options(yield_per=YIELD_PER).execute(query)
     try:
-        if not converters:
-            yield from result  # Row objects are tuples already
-            return
-        for row in result:
-            values = list(row)
-            for i, convert in converters:
-                values[i] = convert(values[i])
-            yield tuple(values)
+        yield from convert_rows(result, columns)  # Row objects are tuples already
     finally:
         result.close()
+
+
+def convert_rows(rows, columns: list[Column]) -> Iterator[tuple]:
+    """Apply the columns' converters (masked keys, local times, labels) to every row."""
+    converters = [(i, c.convert) for i, c in enumerate(columns) if c.convert]
+    if not converters:
+        yield from rows
+        return
+    for row in rows:
+        values = list(row)
+        for i, convert in converters:
+            values[i] = convert(values[i])
+        yield tuple(values)
 
 
 def report_progress(download_id: int, rows: int) -> None:
@@ -352,7 +357,8 @@ def requester_settings(person_id: int | None) -> tuple[str, str]:
 def localize_columns(columns: list[Column], zone_name: str) -> tuple[list[str], list[Column]]:
     """Headers in the current language, datetimes converted to ``zone_name`` (named in the header).
 
-    Every stored time is naive UTC; a spreadsheet reader needs local time and the zone's name.
+    Every stored time is naive UTC; a spreadsheet reader needs local time and the zone's name,
+    and statuses, flags and error classes as the lists show them (``export_sources.for_people``).
     """
     tz = localtime.zone(zone_name)
     headers, converted = [], []
@@ -362,6 +368,7 @@ def localize_columns(columns: list[Column], zone_name: str) -> tuple[list[str], 
             header = f"{header} ({zone_name})"
             column = dataclasses.replace(column, convert=localtime.naive_local_converter(tz))
         headers.append(header)
+        column = for_people(column)
         converted.append(column)
     return headers, converted
 
@@ -373,10 +380,12 @@ def _write_export(row: Download, target: str, locale: str, zone_name: str) -> tu
         texts = [(str(header), folder) for header, folder in BUNDLE_TEXTS.get(row.source, ())]
     os.makedirs(os.path.dirname(target), exist_ok=True)
     download_id = row.id
-    rows = iter_rows(query, columns)
     merge = SOURCES[row.source].merge_rows
-    if merge is not None:
-        rows = merge(stored_selection(row), rows, len(columns))
+    if merge is None:
+        rows = iter_rows(query, columns)
+    else:  # the merged rows (a batch's rejected lines) are converted too
+        merged = merge(stored_selection(row), iter_rows(query, []), len(columns))
+        rows = convert_rows(merged, columns)
     outcome = write_file(
         row.file_format,
         target,

@@ -6,15 +6,18 @@ benchmarks; kept apart so the list of exported fields is easy to review.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from sqlalchemy import Boolean
 from sqlalchemy.orm import aliased
 
 from llmadmin import crypto
+from llmadmin.exports import human
 from llmadmin.models import LLMModel, Person, Task, TaskRun
 from llmadmin.services import batch_results
 
@@ -26,6 +29,9 @@ class Column:
     header: Any  # a lazy text: the export job renders it in the requester's language
     expr: Any  # a column of the list's model or of an aliased related model
     convert: Callable[[Any], Any] | None = None
+    # What the cells hold for people (exports.human.KINDS: "status", "error_kind", "role",
+    # "ms"); boolean columns are written as yes/no without saying so.
+    human: str | None = None
 
 
 @dataclass(frozen=True)
@@ -45,17 +51,17 @@ def _task_columns():
     columns = [
         Column(_l("ID"), Task.id),
         Column(_l("Name"), Task.name),
-        Column(_l("Status"), Task.status),
+        Column(_l("Status"), Task.status, human="status"),
         Column(_l("Model"), model.name),
         Column(_l("Creator"), creator.name),
         Column(_l("Runs"), Task.attempts),
         Column(_l("Calls"), Task.calls),
-        Column(_l("Latency (ms)"), Task.latency_ms),
+        Column(_l("Latency (ms)"), Task.latency_ms, human="ms"),
         Column(_l("Prompt tokens"), Task.prompt_tokens),
         Column(_l("Output tokens"), Task.completion_tokens),
         Column(_l("Cost"), Task.cost),
         Column(_l("Finish reason"), Task.finish_reason),
-        Column(_l("Error class"), Task.error_kind),
+        Column(_l("Error class"), Task.error_kind, human="error_kind"),
         Column(_l("Error"), Task.error),
         Column(_l("Created at"), Task.created_at),
         Column(_l("Started at"), Task.started_at),
@@ -88,17 +94,17 @@ def _task_run_columns():
         Column(_l("Task ID"), Task.id),
         Column(_l("Task name"), Task.name),
         Column(_l("Run ID"), run.id),
-        Column(_l("Run status"), run.status),
+        Column(_l("Run status"), run.status, human="status"),
         Column(_l("Model"), run.model_label),
         Column(_l("Parameters"), run.params),
         Column(_l("Attempts"), run.attempts),
         Column(_l("Finish reason"), run.finish_reason),
-        Column(_l("Latency (ms)"), run.latency_ms),
+        Column(_l("Latency (ms)"), run.latency_ms, human="ms"),
         Column(_l("Prompt tokens"), run.prompt_tokens),
         Column(_l("Output tokens"), run.completion_tokens),
         Column(_l("Cost"), run.cost),
         Column(_l("Output is JSON"), run.output_is_json),
-        Column(_l("Error class"), run.error_kind),
+        Column(_l("Error class"), run.error_kind, human="error_kind"),
         Column(_l("Error"), run.error),
         Column(_l("Started at"), run.started_at),
         Column(_l("Finished at"), run.finished_at),
@@ -115,17 +121,17 @@ def _batch_result_columns():
     columns = [
         Column(_l("Line"), Task.batch_line),
         Column(_l("Custom ID"), Task.custom_id),
-        Column(_l("Status"), Task.status),
+        Column(_l("Status"), Task.status, human="status"),
         Column(_l("Name"), Task.name),
         Column(_l("Model"), model.name),
         Column(_l("Output"), Task.result),
         Column(_l("Error"), Task.error),
-        Column(_l("Error class"), Task.error_kind),
+        Column(_l("Error class"), Task.error_kind, human="error_kind"),
         Column(_l("Finish reason"), Task.finish_reason),
         Column(_l("Prompt tokens"), Task.prompt_tokens),
         Column(_l("Output tokens"), Task.completion_tokens),
         Column(_l("Cost"), Task.cost),
-        Column(_l("Latency (ms)"), Task.latency_ms),
+        Column(_l("Latency (ms)"), Task.latency_ms, human="ms"),
         Column(_l("Finished at"), Task.finished_at),
         Column(_l("Task ID"), Task.id),
         Column(_l("System prompt"), Task.system_prompt),
@@ -175,7 +181,7 @@ def _person_columns():  # password_hash is never exported
         Column(_l("Name"), Person.name),
         Column(_l("Email"), Person.email),
         Column(_l("Phone"), Person.phone),
-        Column(_l("Role"), Person.role),
+        Column(_l("Role"), Person.role, human="role"),
         Column(_l("Active"), Person.active),
         Column(_l("Created at"), Person.created_at),
     ]
@@ -204,6 +210,26 @@ SOURCES: dict[str, Source] = {
 def source_for_endpoint(endpoint: str) -> str:
     """Return the SOURCES key of the admin list ``endpoint`` ("" when it has none)."""
     return next((key for key, source in SOURCES.items() if source.endpoint == endpoint), "")
+
+
+def for_people(column: Column) -> Column:
+    """Return ``column`` as a spreadsheet export writes it: codes as labels, flags as yes/no.
+
+    Call it in the requester's language: the labels are read once, here.
+    """
+    kind = column.human
+    if kind is None and isinstance(getattr(column.expr, "type", None), Boolean):
+        kind = "flag"
+    if kind is None:
+        return column
+    convert = human.converter(kind)
+    if column.convert is not None:
+        first, then = column.convert, convert
+
+        def convert(value):
+            return then(first(value))
+
+    return dataclasses.replace(column, convert=convert)
 
 
 # The ZIP bundle keeps these long texts as one file per task instead of CSV cells.

@@ -23,6 +23,7 @@ from sqlalchemy.orm import aliased
 
 from llmadmin.errors import SelectionDenied, ValidationError
 from llmadmin.extensions import db
+from llmadmin.labels import inner_quotes
 from llmadmin.models import Download, LLMModel, Person, Task
 from llmadmin.models.task import TASK_SEARCH_TABLE
 
@@ -532,7 +533,9 @@ def describe(selection: Selection) -> str:
     if selection.ids is not None:
         return _("%(count)s ticked row(s)", count=f"{len(selection.ids):,}")
     spec = spec_for(selection.list_name)
-    parts = [_("search “%(text)s”", text=selection.search)] if selection.search else []
+    parts = (
+        [_("search “%(text)s”", text=inner_quotes(selection.search))] if selection.search else []
+    )
     if parts and selection.search_floor and uses_short_term_window(spec, selection.search):
         parts[0] += _(" in ids ≥ %(floor)s", floor=f"{selection.search_floor:,}")
     for name, operation, value in selection.filters:

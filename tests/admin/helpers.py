@@ -23,6 +23,7 @@ PUBLIC_ENDPOINTS = {
     "auth.login",
     "auth.home",
     "health.healthz",
+    "health.favicon",  # every browser asks for /favicon.ico, signed in or not
     "i18n.set_locale",  # the language switch of the sign-in page (saved in the session)
 }
 

@@ -40,11 +40,11 @@ def test_every_input_line_in_order(member_user, sim_model, storage):
     assert head[:5] == ["Line", "Custom ID", "Status", "Name", "Model"]
     lines = [(r[0], r[1], r[2]) for r in table[1:]]
     assert lines == [
-        ("2", "x0", "INVALID"),
-        ("3", "a", "SUCCESS"),
-        ("4", "b", "FAILURE"),
-        ("5", "", "QUEUED"),
-        ("6", "a", "INVALID"),
+        ("2", "x0", "Invalid line"),
+        ("3", "a", "Succeeded"),
+        ("4", "b", "Failed"),
+        ("5", "", "Queued"),
+        ("6", "a", "Invalid line"),
     ]
     error = head.index("Error")
     assert table[1][error].startswith("model: There is no model")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from datetime import datetime
 
 import pytest
@@ -110,3 +111,60 @@ def test_the_download_center_row_is_named_in_the_requesters_language(zh_admin_cl
     (row,) = db.session.execute(db.select(Download)).scalars().all()
     assert row.name == "任务导出 — 勾选的 2 行"
     assert "下载中心" in page and row.file_name.startswith("Tasks-export-")
+
+
+def outcome_tasks(person):
+    """A failed task (rate-limited, 1234.56 ms) and a succeeded one whose output is JSON."""
+    (failed,) = add_tasks(person, n=1, status="FAILURE")
+    (done,) = add_tasks(person, n=1)
+    failed.error_kind, failed.latency_ms = "rate_limited", 1234.56
+    failed.output_is_json, failed.result_outdated = None, True
+    done.latency_ms, done.output_is_json, done.result_outdated = 0.4, True, False
+    db.session.commit()
+    return failed, done
+
+
+HUMAN_COLUMNS = {
+    "en": ("Status", "Error class", "Latency (ms)", "Output is JSON", "Output outdated"),
+    CHINESE: ("状态", "错误类别", "延迟（毫秒）", "输出为 JSON", "输出已过时"),
+}
+HUMAN_VALUES = {
+    "en": (("Failed", "Rate-limited", "1235", "", "Yes"), ("Succeeded", "", "0", "Yes", "No")),
+    CHINESE: (("失败", "被限流", "1235", "", "是"), ("成功", "", "0", "是", "否")),
+}
+
+
+@pytest.mark.parametrize("locale", ["en", CHINESE])
+def test_a_csv_says_statuses_flags_error_classes_and_latency_as_people_read_them(
+    admin_user, storage, locale
+):
+    set_person(admin_user, locale=locale)
+    failed, done = outcome_tasks(admin_user)
+    row = export(admin_user, "csv", [failed, done])
+    header, *lines = read_csv(storage / row.storage_path)
+    by_id = {int(line[0]): dict(zip(header, line, strict=True)) for line in lines}
+    names = HUMAN_COLUMNS[locale]
+    for task, expected in zip((failed, done), HUMAN_VALUES[locale], strict=True):
+        assert tuple(by_id[task.id][name] for name in names) == expected
+
+
+@pytest.mark.parametrize("fmt", ["xlsx", "zip"])
+def test_xlsx_and_the_zips_csv_carry_the_same_words(admin_user, storage, fmt):
+    import io
+    import zipfile
+
+    from openpyxl import load_workbook
+
+    set_person(admin_user, locale=CHINESE)
+    failed, done = outcome_tasks(admin_user)
+    row = export(admin_user, fmt, [failed, done])
+    if fmt == "xlsx":
+        sheet = load_workbook(storage / row.storage_path, read_only=True).worksheets[0]
+        header, *lines = [list(r) for r in sheet.iter_rows(values_only=True)]
+    else:
+        with zipfile.ZipFile(storage / row.storage_path) as archive:
+            text = archive.read("tasks.csv").decode("utf-8-sig")
+        header, *lines = [list(r) for r in csv.reader(io.StringIO(text))]
+    first = dict(zip(header, next(r for r in lines if int(r[0]) == failed.id), strict=True))
+    assert first["状态"] == "失败" and first["错误类别"] == "被限流"
+    assert str(first["延迟（毫秒）"]) == "1235" and first["输出已过时"] == "是"

@@ -4,6 +4,8 @@
 (function () {
   "use strict";
   var root = document.getElementById("docs");
+  // The page's words, in the reader's language (the template puts them on #docs).
+  var say = function (name) { return root.getAttribute("data-" + name) || name; };
 
   function el(tag, text, cls) {
     var node = document.createElement(tag);
@@ -36,7 +38,7 @@
     if (op.parameters && op.parameters.length) {
       var table = el("table");
       var head = el("tr");
-      ["parameter", "in", "type", "meaning"].forEach(function (h) { head.appendChild(el("th", h)); });
+      ["parameter", "in", "type", "meaning"].forEach(function (h) { head.appendChild(el("th", say(h))); });
       table.appendChild(head);
       op.parameters.forEach(function (p) {
         var row = el("tr");
@@ -50,12 +52,12 @@
     }
     if (op.requestBody) {
       var body = el("details");
-      body.appendChild(el("summary", "request body"));
+      body.appendChild(el("summary", say("body")));
       body.appendChild(el("pre", schemaText(op.requestBody.content["application/json"].schema)));
       box.appendChild(body);
     }
     var answers = el("details");
-    answers.appendChild(el("summary", "answers: " + Object.keys(op.responses).join(", ")));
+    answers.appendChild(el("summary", say("answers") + " " + Object.keys(op.responses).join(", ")));
     Object.keys(op.responses).forEach(function (status) {
       answers.appendChild(prose("p", status + " — " + op.responses[status].description));
     });
@@ -73,17 +75,17 @@
       });
     });
     var schemas = el("details");
-    schemas.appendChild(el("summary", "schemas"));
+    schemas.appendChild(el("summary", say("schemas")));
     Object.keys(spec.components.schemas).forEach(function (name) {
       schemas.appendChild(el("h4", name));
       schemas.appendChild(el("pre", schemaText(spec.components.schemas[name])));
     });
-    root.appendChild(el("h2", "Shapes"));
+    root.appendChild(el("h2", say("shapes")));
     root.appendChild(schemas);
   }
 
   fetch(root.getAttribute("data-spec"), { credentials: "omit" })
     .then(function (r) { return r.json(); })
     .then(render)
-    .catch(function (e) { root.textContent = "Could not load openapi.json: " + e; });
+    .catch(function (e) { root.textContent = say("failed") + " " + e; });
 })();
