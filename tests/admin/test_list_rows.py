@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 import pytest
 
+from llmadmin import localtime
 from llmadmin.admin import list_rows
 from llmadmin.extensions import db
 from llmadmin.models import Person
@@ -25,6 +27,11 @@ def table_body(html: str) -> str:
 
 
 def both_ways(client, monkeypatch, url: str) -> tuple[str, str]:
+    # Both renders see the same "now": a second passing between them (a busy machine) would
+    # turn "5 seconds ago" into "6 seconds ago" in one of them.
+    frozen = datetime.now(UTC).replace(tzinfo=None)
+    age = localtime.utc_age
+    monkeypatch.setattr(localtime, "utc_age", lambda value, now=None: age(value, now or frozen))
     prepared = []
     prepare = list_rows.RowPainter._prepare
     monkeypatch.setattr(
