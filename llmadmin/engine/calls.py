@@ -97,11 +97,13 @@ class TaskCalls:
                 return
             carried.calls += 1
             try:
+                answered = False
                 try:
                     call_started = time.monotonic()
                     result = await chat(self.clients.next(), request, on_delta=on_delta)
-                finally:
-                    self.gate.leave(token)  # given back with the next call's round trip
+                    answered = True
+                finally:  # passed on to the next call, or given back with its round trip
+                    self.gate.leave(token, ended_well=answered)
                 if breaker_dirty:
                     await self._best_effort(self.breaker.record_success())
                 cost = compute_cost(
