@@ -228,8 +228,9 @@ class Gate:
 
     def _give_back(self) -> None:
         self._give_back_soon = None
-        self._spare_back()
-        if self.finished:
+        if self.finished or self.spare:
+            # A task: it runs after the callbacks already queued, so a call that is about to
+            # start (its slot was refilled in this turn) still takes a spare lease first.
             asyncio.ensure_future(self.give_back_now())
 
     async def give_back_now(self) -> None:
