@@ -98,11 +98,13 @@ class TaskCalls:
             carried.calls += 1
             try:
                 answered = False
+                client = self.clients.take()
                 try:
                     call_started = time.monotonic()
-                    result = await chat(self.clients.next(), request, on_delta=on_delta)
+                    result = await chat(client, request, on_delta=on_delta)
                     answered = True
                 finally:  # passed on to the next call, or given back with its round trip
+                    self.clients.give_back(client)
                     self.gate.leave(token, ended_well=answered)
                 if breaker_dirty:
                     await self._best_effort(self.breaker.record_success())
