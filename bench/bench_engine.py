@@ -246,7 +246,28 @@ class Bench:
             self.last_cpu_ms = (sum(cpu_seconds(p.pid) for p in procs) - cpu_before) / n * 1000
         finally:
             self.stop(procs)
-        return self.throughput(ids)
+        rate = self.throughput(ids)
+        self.last_slots = self.slot_use(ids, cap)
+        return rate
+
+    def slot_use(self, ids: list[int], cap: int) -> tuple[float, float, float]:
+        """(average busy slots, median and mean ms from a slot freeing to its next call).
+
+        From the rows: a call ran from ``finished_at - latency_ms`` to ``finished_at``.
+        Busy slots are averaged from the first call's start to the last call's end; the
+        k-th call to start after the first ``cap`` took the slot of the (k - cap)-th to end.
+        """
+        rows = db.session.execute(
+            db.select(Task.finished_at, Task.latency_ms).where(Task.id.in_(ids))
+        ).all()
+        db.session.commit()
+        ends = sorted(finished.timestamp() for finished, _ in rows)
+        starts = sorted(finished.timestamp() - latency / 1000 for finished, latency in rows)
+        busy = sum(latency / 1000 for _, latency in rows) / max(1e-6, ends[-1] - starts[0])
+        gaps = sorted(starts[k] - ends[k - cap] for k in range(cap, len(starts)))
+        if not gaps:
+            return busy, 0.0, 0.0
+        return busy, gaps[len(gaps) // 2] * 1000, sum(gaps) / len(gaps) * 1000
 
     def script_rate(self, script: str, n: int, cap: int, latency_ms: int, python: str):
         """Run a hand-written baseline script; return (req/s, CPU ms per request)."""
@@ -403,6 +424,7 @@ def hand_written(bench: Bench, n: int, oa_python: str | None) -> dict:
     for latency in (200, 0):
         engine = bench.engine_rate(n, 32, latency)
         results[("engine", latency)] = (engine, bench.last_cpu_ms)
+        results[("slots", latency)] = bench.last_slots
         results[("httpx", latency)] = bench.script_rate(
             "baseline_httpx.py", n, 32, latency, sys.executable
         )
@@ -434,6 +456,13 @@ def print_hand_written(results: dict) -> None:
             }[name]
             ratio = "" if name == "engine" else f"{engine / rate:9.2f}"
             print(f"{label + f', {latency} ms':44} {rate:8.1f} {cpu:11.2f} {ratio}")
+    for latency in (200, 0):
+        busy, gap_p50, gap_mean = results[("slots", latency)]
+        print(
+            f"engine, {latency} ms: {busy:.1f} of 32 slots busy on average; from a slot freeing "
+            f"to its next call {gap_p50:.1f} ms median, {gap_mean:.1f} ms mean"
+        )
+    print(f"load average: {' '.join(open('/proc/loadavg').read().split()[:3])}")
 
 
 if __name__ == "__main__":

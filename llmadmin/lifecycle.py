@@ -15,6 +15,7 @@ caller, not a race, and raises ``InvalidTransition``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping
 from enum import StrEnum
 
@@ -111,20 +112,30 @@ class StateMachine:
             return 0
         for row in rows:
             self.sources(row["status"], (from_status,))
+        columns = tuple(key for key in rows[0] if key not in ("id", *match))
+        try:
+            stmt = self._batch_statement(from_status, match, columns, tuple(constants.items()))
+        except TypeError:  # a constant that cannot be a cache key: built for this call only
+            stmt = self._batch_statement.__wrapped__(self, from_status, match, columns, constants)
+        result = db.session.execute(stmt, [{f"b_{k}": v for k, v in row.items()} for row in rows])
+        return result.rowcount
+
+    @functools.lru_cache(maxsize=64)  # noqa: B019  (the machines live as long as the process)
+    def _batch_statement(self, from_status, match: tuple, columns: tuple, constants) -> Update:
+        """The UPDATE of ``transition_batch``, built once per shape: a statement object that
+        is reused keeps its cache key (the engine's outcome writes run it several times a
+        second)."""
         t = self.table
-        columns = [key for key in rows[0] if key not in ("id", *match)]
-        stmt = (
+        return (
             update(t)
             .where(
                 t.c.id == bindparam("b_id"),
                 t.c.status == from_status,
                 *(t.c[name] == bindparam(f"b_{name}") for name in match),
             )
-            .values({**{name: bindparam(f"b_{name}") for name in columns}, **constants})
+            .values({**{name: bindparam(f"b_{name}") for name in columns}, **dict(constants)})
             .execution_options(**{LIFECYCLE: True})
         )
-        result = db.session.execute(stmt, [{f"b_{k}": v for k, v in row.items()} for row in rows])
-        return result.rowcount
 
 
 def _task_stamps(to_status) -> dict:

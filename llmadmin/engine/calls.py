@@ -97,11 +97,15 @@ class TaskCalls:
                 return
             carried.calls += 1
             try:
+                answered = False
+                client = self.clients.take()
                 try:
                     call_started = time.monotonic()
-                    result = await chat(self.clients.next(), request, on_delta=on_delta)
-                finally:
-                    self.gate.leave(token)  # given back with the next call's round trip
+                    result = await chat(client, request, on_delta=on_delta)
+                    answered = True
+                finally:  # passed on to the next call, or given back with its round trip
+                    self.clients.give_back(client)
+                    self.gate.leave(token, ended_well=answered)
                 if breaker_dirty:
                     await self._best_effort(self.breaker.record_success())
                 cost = compute_cost(

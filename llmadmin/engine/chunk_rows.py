@@ -7,9 +7,10 @@ Every function is one short transaction of conditional updates (via
 
 from __future__ import annotations
 
+import functools
 import logging
 
-from sqlalchemy import select
+from sqlalchemy import String, bindparam, select
 
 from llmadmin import crypto, policy
 from llmadmin.engine.dispatch import dispatch
@@ -78,20 +79,21 @@ def _claim(job_id: str, batch: list[int], model_id: int | None) -> list:
     return rows
 
 
+@functools.cache
+def _gone_statement():
+    # Built once: a statement object reused keeps its cache key (none computed per check).
+    return select(Task.id).where(
+        Task.id.in_(bindparam("ids", expanding=True)),
+        (Task.status != RUNNING) | (Task.job_id != bindparam("job", type_=String)),
+    )
+
+
 def find_gone(job_id: str, ids: list[int], commit: bool = True) -> list[int]:
     """Return the ids among ``ids`` that were canceled or taken away while running.
 
     ``commit=False``: the caller's transaction goes on (the check rides along with a write).
     """
-    gone = (
-        db.session.execute(
-            select(Task.id).where(
-                Task.id.in_(ids), (Task.status != RUNNING) | (Task.job_id != job_id)
-            )
-        )
-        .scalars()
-        .all()
-    )
+    gone = db.session.execute(_gone_statement(), {"ids": ids, "job": job_id}).scalars().all()
     if commit:
         db.session.commit()
     return gone

@@ -28,6 +28,9 @@ from llmadmin.engine.breaker import CircuitBreaker
 from llmadmin.engine.limits import RATE_WINDOW_MS, ModelLimiter, MustWait
 
 GIVE_BACK_SECONDS = 0.005
+# How old the last round trip's "breaker closed, no failures" may be for a lease to pass on
+# to the next call without asking Redis.
+HAND_OVER_SECONDS = 1.0
 ROUND_MAX = 256  # callers answered by one round trip (Lua's unpack has a limit)
 
 # KEYS: leases, request log, breaker, probe lock.
@@ -99,6 +102,9 @@ class Gate:
         self.token_prefix = uuid.uuid4().hex[:16] + ":"
         self.serial = itertools.count()
         self.finished: list[str] = []  # leases of finished calls not given back yet
+        # Leases of calls that ended well, still held: the next call takes one without Redis.
+        self.spare: list[str] = []
+        self.clean_until = 0.0  # until then the last round trip's "breaker closed" holds
         self._give_back_soon: asyncio.TimerHandle | None = None
         self.asking: list[tuple[str, asyncio.Future]] = []  # callers of the next round trip
         self.in_round = False  # a round trip is due or under way
@@ -111,6 +117,10 @@ class Gate:
         the rate window or a cap held by other workers would keep the call waiting
         ``park_after`` seconds or more; shorter waits for a slot are waited here.
         """
+        if self.spare:
+            if time.monotonic() < self.clean_until:
+                return self.spare.pop(), False  # a lease passed on: no round trip
+            self._spare_back()  # a stale view: given back with this caller's round trip
         token = f"{self.token_prefix}{next(self.serial)}"
         started = time.monotonic()
         while True:
@@ -176,6 +186,10 @@ class Gate:
             if stopped:
                 raise
             return
+        # Leases may pass on between calls while the breaker is closed with no failures
+        # counted and no rate window must log each call.
+        clean = not limiter.rpm and int(granted) > 0 and not int(dirty) and not int(code)
+        self.clean_until = time.monotonic() + HAND_OVER_SECONDS if clean else 0.0
         for index, (token, future) in enumerate(batch):
             if index >= int(granted):
                 if not future.done():
@@ -187,21 +201,41 @@ class Gate:
             else:
                 future.set_result((2, int(dirty), ""))
 
-    def leave(self, token: str) -> None:
-        """Give a finished call's lease back with the next round trip (or very soon)."""
-        self.limiter.held.discard(token)
-        self.finished.append(token)
+    def leave(self, token: str, ended_well: bool = False) -> None:
+        """Pass a finished call's lease on to the next call, else give it back with the next
+        round trip; either way it goes back by itself very soon when no call follows.
+
+        ``ended_well``: the call got an answer (a failure or a cancel gives its lease back,
+        and the next call asks Redis: the breaker may have changed).
+        """
+        if ended_well and time.monotonic() < self.clean_until:
+            self.spare.append(token)  # still held (the heartbeat renews it)
+        else:
+            if not ended_well:
+                self.clean_until = 0.0
+            self.limiter.held.discard(token)
+            self.finished.append(token)
         if self._give_back_soon is None:
             loop = asyncio.get_running_loop()
             self._give_back_soon = loop.call_later(GIVE_BACK_SECONDS, self._give_back)
 
+    def _spare_back(self) -> None:
+        """Leases kept for a next call that did not come (soon enough) are given back."""
+        for token in self.spare:
+            self.limiter.held.discard(token)
+        self.finished.extend(self.spare)
+        self.spare = []
+
     def _give_back(self) -> None:
         self._give_back_soon = None
-        if self.finished:
+        if self.finished or self.spare:
+            # A task: it runs after the callbacks already queued, so a call that is about to
+            # start (its slot was refilled in this turn) still takes a spare lease first.
             asyncio.ensure_future(self.give_back_now())
 
     async def give_back_now(self) -> None:
         """Give back every finished lease not given back yet (a chunk or the process ends)."""
+        self._spare_back()
         tokens, self.finished = self.finished, []
         if not tokens:
             return

@@ -8,6 +8,8 @@ the run's job id (a cancel or a re-queue that won leaves no run behind).
 
 from __future__ import annotations
 
+import functools
+
 from sqlalchemy import String, Text, bindparam, insert, select
 
 from llmadmin.extensions import db
@@ -39,6 +41,7 @@ RUN_FROM_TASK = (
 RUN_EXTRAS = ("params",)
 
 
+@functools.cache  # built once: a reused statement keeps its cache key (none computed per write)
 def _statement():
     model_label = select(_m.c.name).where(_m.c.id == _t.c.model_id).scalar_subquery()
     source = select(

@@ -21,6 +21,7 @@ from llmadmin.extensions import db
 logger = logging.getLogger(__name__)
 
 CANCEL_CHECK_SECONDS = 0.5
+AHEAD_CAPS = 2  # tasks claimed ahead of the free slots, in caps, while the model's calls succeed
 
 
 class ChunkSteps:
@@ -42,14 +43,18 @@ class ChunkSteps:
     def _claim_size(self) -> int:
         """How many tasks to claim now (0 while enough are claimed ahead for a bigger batch)."""
         room = min(self._claim_room(), len(self.pending))
-        if room > 0 and self.ready and room < self._claim_batch():
+        if room > 0 and self.ready and room < min(self._claim_batch(), len(self.pending)):
             return 0  # enough is claimed ahead: claim a bigger batch a little later
         return room
 
     def _claim_room(self) -> int:
         """How many more tasks this runner may claim: the model's cap in this process, plus
-        as many ready ahead while its calls succeed (none while they fail or hang)."""
-        ahead = self.model.cap if self.healthy else 0
+        twice as many ready ahead while its calls succeed (none while they fail or hang).
+
+        Two caps ahead, so that a claim of a whole cap (``_claim_batch``) starts while a
+        cap's worth is still ready: the slots never wait for it.
+        """
+        ahead = AHEAD_CAPS * self.model.cap if self.healthy else 0
         return self.model.cap + ahead - self.ctx.busy - self.ctx.claimed
 
     def _defer_pending(self, seconds: float):
@@ -68,8 +73,9 @@ class ChunkSteps:
         return step, restore
 
     def _claim_batch(self) -> int:
-        """The smallest claim worth a transaction while tasks claimed ahead keep slots busy."""
-        return max(1, self.model.cap // 2) if self.healthy else 1
+        """The smallest claim worth a transaction while tasks claimed ahead keep slots busy:
+        a whole cap (half a cap made twice the claims, each a statement of its own)."""
+        return max(1, self.model.cap) if self.healthy else 1
 
     def _borrow(self, now: float) -> list[tuple[ChunkSteps, tuple, list[int] | None]]:
         """Take the outcomes and due cancel checks of the model's other running chunks.

@@ -17,6 +17,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
+from http.cookiejar import CookieJar
 
 import httpx
 
@@ -91,18 +92,50 @@ def compute_cost(
     return cost.quantize(SIX_PLACES, rounding=ROUND_HALF_UP)
 
 
+class _NoJar(CookieJar):
+    def set_cookie(self, cookie) -> None:
+        return None
+
+
+class _NoCookies(httpx.Cookies):
+    """A cookie store that keeps nothing (and does not read responses for cookies)."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+
+_NO_COOKIES = _NoCookies(_NoJar())
+
+
+class CookielessClient(httpx.AsyncClient):
+    """An AsyncClient that neither keeps nor sends cookies.
+
+    LLM endpoints authenticate with a key; a cookie one task's call got must not travel
+    with another task's call, and reading the Set-Cookie headers of every answer (httpx
+    wraps each response for ``http.cookiejar``) cost ≈ 6 % of a call's CPU.
+    """
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return _NO_COOKIES
+
+    @cookies.setter
+    def cookies(self, value) -> None:
+        pass  # nothing is kept
+
+
 def make_async_client(
     max_connections: int = 64,
     transport: httpx.AsyncBaseTransport | None = None,
     verify: ssl.SSLContext | bool = True,
 ) -> httpx.AsyncClient:
-    """Build an AsyncClient sized for ``max_connections`` calls in flight."""
+    """Build an AsyncClient sized for ``max_connections`` calls in flight (no cookies)."""
     limits = httpx.Limits(
         max_connections=max_connections,
         max_keepalive_connections=max_connections,
         keepalive_expiry=30.0,
     )
-    return httpx.AsyncClient(
+    return CookielessClient(
         limits=limits,
         transport=transport,
         follow_redirects=False,

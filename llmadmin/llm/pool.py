@@ -45,10 +45,26 @@ class ClientPool:
             for _ in range(1 if transport is not None else count)
         ]
         self._next = itertools.cycle(self.clients)
+        self.in_flight = dict.fromkeys(self.clients, 0)
 
     def next(self) -> httpx.AsyncClient:
-        """Return the client for the next request."""
+        """Return the client for the next request (round robin)."""
         return next(self._next)
+
+    def take(self) -> httpx.AsyncClient:
+        """Return the client with the fewest calls in flight; ``give_back`` it after the call.
+
+        Not round robin: a call sent to a client whose connections are all busy waits
+        inside it for one to free up while another client has an idle connection (calls
+        do not end in the order they started).
+        """
+        client = min(self.clients, key=self.in_flight.__getitem__)
+        self.in_flight[client] += 1
+        return client
+
+    def give_back(self, client: httpx.AsyncClient) -> None:
+        """The call on ``client`` (from ``take``) ended."""
+        self.in_flight[client] -= 1
 
     async def aclose(self) -> None:
         """Close every client."""

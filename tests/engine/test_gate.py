@@ -152,3 +152,52 @@ def test_a_caller_cancelled_while_its_round_trip_runs_gives_its_lease_back(app):
 
     token, held = _run(app, scenario)
     assert held == {token}
+
+
+def test_a_lease_of_a_call_that_ended_well_passes_to_the_next_call_without_a_round_trip(app):
+    """No rate limit, breaker closed: one round trip for a run of calls, the cap still held."""
+
+    async def scenario(client):
+        gate, limiter, _ = _gate(client, 8, cap=1)
+        rounds = _counting(gate)
+        first, _ = await gate.enter(park_after=1)
+        gate.leave(first, ended_well=True)
+        second, dirty = await gate.enter(park_after=1)
+        holders = {m.decode() for m in await client.zrange(limiter.keys[0], 0, -1)}
+        gate.leave(second, ended_well=True)
+        await asyncio.sleep(GIVE_BACK_SECONDS * 4)  # no call follows: it goes back by itself
+        return rounds, first, second, dirty, holders, await client.zcard(limiter.keys[0])
+
+    rounds, first, second, dirty, holders, left = _run(app, scenario)
+    assert len(rounds) == 1 and second == first and dirty is False
+    assert holders == {first} and left == 0
+
+
+def test_a_failed_call_or_a_rate_limit_or_an_old_view_of_the_breaker_asks_redis(app, monkeypatch):
+    from llmadmin.engine import gate as gate_module
+
+    async def scenario(client):
+        gate, limiter, breaker = _gate(client, 9, cap=2)
+        rounds = _counting(gate)
+        token, _ = await gate.enter(park_after=1)
+        gate.leave(token)  # the call failed: its lease goes back, the next call asks Redis
+        token, _ = await gate.enter(park_after=1)
+        after_failure = len(rounds)
+        monkeypatch.setattr(gate_module, "HAND_OVER_SECONDS", 0.0)
+        token, _ = await gate.enter(park_after=1)  # a round trip whose view is old at once
+        gate.leave(token, ended_well=True)
+        await breaker.record_failure("server_error", "HTTP 500")  # seen only by asking
+        with pytest.raises(CircuitOpen):
+            await gate.enter(park_after=1)
+        stale = len(rounds)
+        rated = ModelLimiter(client, "g", 10, cap=2, rpm=100, lease_seconds=30)
+        rated_gate = Gate(client, rated, CircuitBreaker(client, "g", 10, "M", 1, 60, 30))
+        rated_rounds = _counting(rated_gate)
+        for _ in range(2):
+            token, _ = await rated_gate.enter(park_after=1)
+            rated_gate.leave(token, ended_well=True)
+        return after_failure, stale, len(rated_rounds), await client.zcard(limiter.keys[0])
+
+    after_failure, stale, rated_rounds, leases = _run(app, scenario)
+    assert after_failure == 2 and stale == 4 and rated_rounds == 2
+    assert leases == 1  # the failed call's lease went back; one call still holds its own
