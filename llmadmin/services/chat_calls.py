@@ -106,7 +106,9 @@ def start_call(
     key = _submission_key(person_id, stream, request_key)
     earlier = tasks.find_submitted(key) if request_key else None
     if earlier is not None and earlier.creator_id == person_id:
-        return _subscribed(earlier.id)
+        call = _subscribed(earlier.id)
+        call.read_first = True  # it may have finished long ago: no message will come
+        return call
     item = {
         "prompt": prompt,
         "system_prompt": system_prompt,
@@ -246,6 +248,7 @@ class ChatCall:
         self.sent = ""  # text handed to the client so far
         self.current = ""  # the current attempt's text
         self.diverged = False  # a retry produced text that contradicts what was sent
+        self.read_first = False  # read the row before the first wait
 
     def events(self, deadline: float) -> Iterator[tuple[str, object]]:
         """Yield ("text", piece)… then ("final", Outcome), or ("idle", None) while waiting.
@@ -253,6 +256,10 @@ class ChatCall:
         Ends with ("timeout", None) when ``deadline`` (time.monotonic) passes first.
         """
         last_check = time.monotonic()
+        final = outcome(self.task_id) if self.read_first else None
+        if final is not None:
+            yield "final", final
+            return
         while True:
             now = time.monotonic()
             if now >= deadline:
