@@ -287,7 +287,9 @@ def main() -> None:
                     )
                 )
             wait_http(f"http://127.0.0.1:{sim_port}/_sim/stats")
-            wait_http(f"http://127.0.0.1:{web_port}/healthz")
+            wait_http(
+                f"http://127.0.0.1:{web_port}/healthz", 120
+            )  # slow to start on a busy machine
             gateway_url = f"http://127.0.0.1:{web_port}/v1"
             cases = [c for c in CASES if not args.only or f"{c[0]}/{c[1]}" in args.only]
             measure(sim_url, gateway_url, token, 1, cases)  # warm-up: imports, connections, forks
