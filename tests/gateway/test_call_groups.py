@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 import time
 
-import pytest
 from sqlalchemy import select
 
 from llmadmin.engine import dispatch
@@ -130,9 +129,8 @@ def _raise_unavailable(pipe):
     raise QueueUnavailable("away")
 
 
-@pytest.mark.parametrize("cap", [1])
-def test_a_group_never_exceeds_the_models_chunk_size(app, monkeypatch, member_user, sim_model, cap):
-    monkeypatch.setattr(call_groups, "MAX_GROUP", cap)
+def test_a_group_never_exceeds_its_cap(app, monkeypatch, member_user, sim_model):
+    monkeypatch.setattr(call_groups, "MAX_GROUP", 1)
     enqueued = _held_leader(app, monkeypatch, sim_model.id, followers=1)
     results = _run(app, member_user, sim_model, [None] * 3)
     assert all(isinstance(result, int) for result in results), results
