@@ -141,7 +141,11 @@ async def run_case(url: str, headers: dict, body: dict, clients: int, per_client
         async def one_client() -> None:
             for _ in range(per_client):
                 started = time.perf_counter()
-                response = await client.post(url, json=body, headers=headers)
+                try:
+                    response = await client.post(url, json=body, headers=headers)
+                except httpx.TransportError as exc:  # e.g. a kept-alive connection closed
+                    errors.append(f"{type(exc).__name__} {exc}"[:200])
+                    continue
                 latencies.append(time.perf_counter() - started)
                 if response.status_code != 200:  # counted and shown, not hidden in the median
                     errors.append(f"{response.status_code} {response.text[:200]}")
