@@ -8,8 +8,11 @@ gunicorn (gthread), ``--workers`` worker.py processes, a fresh SQLite file (or a
 PostgreSQL database on the server DATABASE_URL names) and a private embedded Redis. The same async httpx clients send the same request (0 ms or 200 ms of
 simulated latency, set per request with a ``[[sim: latency_ms=…]]`` directive) to the
 endpoint directly and through the gateway, with 1 and 64 clients at once. Printed per case:
-p50 latency of each, the added p50 (target <= 30 ms) and the throughput ratio (target at
-64 clients >= 0.5x direct). Every gateway call is a real task (row, audit, queue, worker).
+p50 latency of each, the added p50 (target <= 30 ms), the throughput ratio (target at
+64 clients >= 0.5x direct) and the gateway's CPU per call: CPU time (user + system, /proc) of
+the gunicorn processes and of the worker processes over the case, divided by its calls (far
+less noisy than the ratio on a shared machine). Every gateway call is a real task (row, audit,
+queue, worker).
 """
 
 from __future__ import annotations
@@ -138,7 +141,11 @@ async def run_case(url: str, headers: dict, body: dict, clients: int, per_client
         async def one_client() -> None:
             for _ in range(per_client):
                 started = time.perf_counter()
-                response = await client.post(url, json=body, headers=headers)
+                try:
+                    response = await client.post(url, json=body, headers=headers)
+                except httpx.TransportError as exc:  # e.g. a kept-alive connection closed
+                    errors.append(f"{type(exc).__name__} {exc}"[:200])
+                    continue
                 latencies.append(time.perf_counter() - started)
                 if response.status_code != 200:  # counted and shown, not hidden in the median
                     errors.append(f"{response.status_code} {response.text[:200]}")
@@ -151,7 +158,31 @@ async def run_case(url: str, headers: dict, body: dict, clients: int, per_client
     return statistics.median(latencies) * 1000, len(latencies) / elapsed, len(errors)
 
 
-def measure(sim_url: str, gateway_url: str, token: str, rounds: int, cases) -> list[tuple]:
+def tree_cpu(roots: list[int]) -> float:
+    """CPU seconds (user + system, with reaped children) of ``roots`` and their descendants."""
+    stats: dict[int, tuple[int, float]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile
+            continue
+        # after "pid (comm)": state ppid … utime(12) stime(13) cutime(14) cstime(15)
+        stats[int(entry)] = (int(fields[1]), sum(int(value) for value in fields[11:15]))
+    wanted, found = set(roots), True
+    while found:
+        found = False
+        for pid, (ppid, _ticks) in stats.items():
+            if ppid in wanted and pid not in wanted:
+                wanted.add(pid)
+                found = True
+    return sum(stats[pid][1] for pid in wanted if pid in stats) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(sim_url, gateway_url, token, rounds, cases, web=(), workers=()) -> list[tuple]:
+    """Run the cases; each row ends with the gateway's CPU ms per call (web, workers)."""
     rows = []
     for latency, clients in cases:
         prompt = f"benchmark prompt [[sim: latency_ms={latency}]]"
@@ -162,26 +193,34 @@ def measure(sim_url: str, gateway_url: str, token: str, rounds: int, cases) -> l
         direct = asyncio.run(
             run_case(f"{sim_url}/chat/completions", {}, direct_body, clients, per_client)
         )
+        before = tree_cpu(list(web)), tree_cpu(list(workers))
         gateway = asyncio.run(
             run_case(f"{gateway_url}/chat/completions", auth, gateway_body, clients, per_client)
         )
-        rows.append((latency, clients, clients * per_client, direct, gateway))
+        calls = clients * per_client
+        cpu = (
+            (tree_cpu(list(web)) - before[0]) * 1000 / calls,
+            (tree_cpu(list(workers)) - before[1]) * 1000 / calls,
+        )
+        rows.append((latency, clients, calls, direct, gateway, cpu))
     return rows
 
 
 def report(rows: list[tuple]) -> None:
     print(
         f"{'latency':>8} {'clients':>7} {'calls':>6} {'direct p50':>11} {'gateway p50':>12} "
-        f"{'added p50':>10} {'direct/s':>9} {'gateway/s':>10} {'ratio':>6} {'errors':>7}"
+        f"{'added p50':>10} {'direct/s':>9} {'gateway/s':>10} {'ratio':>6} {'errors':>7} "
+        f"{'CPU ms/call web+workers':>24}"
     )
-    for latency, clients, calls, (d_p50, d_rate, d_err), (g_p50, g_rate, g_err) in rows:
+    for latency, clients, calls, direct, gateway, (web, workers) in rows:
+        (d_p50, d_rate, d_err), (g_p50, g_rate, g_err) = direct, gateway
         print(
             f"{latency:>6}ms {clients:>7} {calls:>6} {d_p50:>9.1f}ms {g_p50:>10.1f}ms "
             f"{g_p50 - d_p50:>8.1f}ms {d_rate:>9.1f} {g_rate:>10.1f} {g_rate / d_rate:>5.2f}x "
-            f"{d_err + g_err:>7}"
+            f"{d_err + g_err:>7} {web:>8.1f} + {workers:>4.1f} = {web + workers:>5.1f}"
         )
-    added = max(g[0] - d[0] for *_, d, g in rows)
-    ratios = [g[1] / d[1] for _l, clients, _c, d, g in rows if clients == 64]
+    added = max(g[0] - d[0] for _l, _n, _c, d, g, _cpu in rows)
+    ratios = [g[1] / d[1] for _l, clients, _c, d, g, _cpu in rows if clients == 64]
     print(
         f"target: added p50 <= 30 ms: {'met' if added <= 30 else 'MISSED'} (worst {added:.1f} ms)"
     )
@@ -252,11 +291,14 @@ def main() -> None:
                     )
                 )
             wait_http(f"http://127.0.0.1:{sim_port}/_sim/stats")
-            wait_http(f"http://127.0.0.1:{web_port}/healthz")
+            wait_http(
+                f"http://127.0.0.1:{web_port}/healthz", 120
+            )  # slow to start on a busy machine
             gateway_url = f"http://127.0.0.1:{web_port}/v1"
             cases = [c for c in CASES if not args.only or f"{c[0]}/{c[1]}" in args.only]
             measure(sim_url, gateway_url, token, 1, cases)  # warm-up: imports, connections, forks
-            rows = measure(sim_url, gateway_url, token, args.rounds, cases)
+            web, workers = [procs[1].pid], [proc.pid for proc in procs[2:]]
+            rows = measure(sim_url, gateway_url, token, args.rounds, cases, web, workers)
         finally:
             for proc in procs:
                 proc.send_signal(signal.SIGTERM)

@@ -42,6 +42,11 @@ logger = logging.getLogger(__name__)
 
 # Jobs the engine runs inside the worker process instead of a forked job process.
 ENGINE_JOBS = frozenset({"llmadmin.jobs.tasks.execute_tasks"})
+# RQ's loop beats three times per job (after the dequeue, after the job, before the next
+# dequeue), two Redis round trips each: a third of a gateway job's bookkeeping. The worker's
+# key lives worker_ttl + 60 s (at least job_monitoring_interval + 60 s), so one beat every
+# few seconds keeps it alive just the same.
+HEARTBEAT_EVERY_SECONDS = 5.0
 
 
 class LLMWorker(Worker):
@@ -50,9 +55,21 @@ class LLMWorker(Worker):
         if job.func_name in ENGINE_JOBS and current_engine() is not None:
             self.prepare_execution(job)
             self.perform_job(job, queue)  # returns as soon as the engine accepted the chunk
-            self.set_state(WorkerStatus.IDLE)
+            self._state = WorkerStatus.IDLE  # written by the next dequeue, one round trip less
             return
         super().execute_job(job, queue)
+
+    _beaten_at: float | None = None
+
+    def heartbeat(self, timeout=None, pipeline=None) -> None:
+        """RQ's heartbeat; a plain one (no timeout, no pipeline) at most every few seconds."""
+        plain = timeout is None and pipeline is None
+        if plain and self._beaten_at is not None:
+            if time.monotonic() - self._beaten_at < HEARTBEAT_EVERY_SECONDS:
+                return
+        super().heartbeat(timeout, pipeline)
+        if plain:
+            self._beaten_at = time.monotonic()
 
     def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):
         """Take no job while the engine is full: other workers take them meanwhile."""

@@ -90,26 +90,36 @@ def record(
     commit: bool = True,
 ) -> None:
     """Write one audit entry attributed to ``person`` or the current actor."""
+    db.session.add(AuditEntry(**entry(action, object_type, object_id, summary, changes, person)))
+    if commit:
+        db.session.commit()
+
+
+def entry(
+    action: str,
+    object_type: str | None = None,
+    object_id=None,
+    summary: str | None = None,
+    changes: dict | None = None,
+    person=None,
+) -> dict:
+    """Return the column values of the audit entry ``record`` writes (for a bulk insert)."""
     if person is not None:
         via = g.get("api_token_label") if has_request_context() else None
         label = f"{person} via API token {via}" if via else str(person)
         actor = (person.id, label, request.remote_addr if has_request_context() else None)
     else:
         actor = _actor() or (None, "system", None)
-    db.session.add(
-        AuditEntry(
-            person_id=actor[0],
-            person_label=(actor[1] or "")[:300],
-            ip=actor[2],
-            action=action[:60],
-            object_type=object_type,
-            object_id=None if object_id is None else str(object_id)[:200],
-            summary=summary,
-            changes=json.dumps(changes, ensure_ascii=False, default=str) if changes else None,
-        )
-    )
-    if commit:
-        db.session.commit()
+    return {
+        "person_id": actor[0],
+        "person_label": (actor[1] or "")[:300],
+        "ip": actor[2],
+        "action": action[:60],
+        "object_type": object_type,
+        "object_id": None if object_id is None else str(object_id)[:200],
+        "summary": summary,
+        "changes": json.dumps(changes, ensure_ascii=False, default=str) if changes else None,
+    }
 
 
 def _summary(obj) -> str:

@@ -23,17 +23,16 @@ from dataclasses import dataclass
 import redis
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
-from llmadmin.database import relax_commit_durability, write_turn
-from llmadmin.engine import dispatch, relay
+from llmadmin.engine import relay
 from llmadmin.errors import ItemsInvalid, NotFound, QueueUnavailable, ValidationError
 from llmadmin.extensions import db
 from llmadmin.lifecycle import transition
 from llmadmin.models import LLMModel, Task
 from llmadmin.models.task import CANCELED, FINAL_STATUSES, PENDING, QUEUED, RUNNING
 from llmadmin.queues import REDIS_OUTAGE, get_pubsub_redis
-from llmadmin.services import audit, tasks
+from llmadmin.services import audit, call_groups, tasks
 from llmadmin.services.jobs_control import stop_jobs_without_live_tasks
 from llmadmin.texts import error_columns
 
@@ -108,7 +107,9 @@ def start_call(
     key = _submission_key(person_id, stream, request_key)
     earlier = tasks.find_submitted(key) if request_key else None
     if earlier is not None and earlier.creator_id == person_id:
-        return _subscribed(earlier.id)
+        call = _subscribed(earlier.id)
+        call.read_first = True  # it may have finished long ago: no message will come
+        return call
     item = {
         "prompt": prompt,
         "system_prompt": system_prompt,
@@ -116,58 +117,29 @@ def start_call(
         "model_id": model.id,
         "parameters": parameters,
     }
-    # The row is written QUEUED under its job, with its audit entry, in one transaction;
-    # then the web request subscribes and the job goes to the front of the queue (one
-    # pipeline): no PENDING -> QUEUED step, no second commit on a client's path.
-    job_id = dispatch.new_job_id()
+    # The row is written QUEUED under its job, with its audit entry, in one transaction
+    # shared with the calls that arrive at the same time (``call_groups``); then each call
+    # subscribes and one job for them all goes to the front of the queue (one pipeline).
     try:  # the task rules, with the model already read (validate_tasks would read it again)
         row = tasks.task_row(item, {("id", model.id): model}, person_id, True)
     except ValidationError as exc:
         error = {"index": 0, "field": exc.field, "message": str(exc)}
         raise ItemsInvalid(str(exc), [error]) from exc
-    row.update(status=QUEUED, queued_at=row["created_at"], job_id=job_id, submission_key=key)
-    # Lost in a database crash, the row only takes the unanswered call with it: an answered
-    # call's outcome is a durable commit that comes after it (see relax_commit_durability).
-    with write_turn(db.session):
-        relax_commit_durability(db.session)
-        table = Task.__table__
-        task_id = db.session.execute(insert(table).returning(table.c.id), row).scalar_one()
-        audit.record(
-            "gateway_call",
-            "task",
-            task_id,
-            f"Chat completion through the /v1 gateway on model {model.name}",
-            commit=False,
-        )
-        _commit_keeping_loaded()
-    call = _subscribed(task_id)
-    try:
-        _queued, waiting = dispatch.enqueue_created(job_id, [task_id], model, at_front=True)
-    except QueueUnavailable:
-        waiting = 1
-    except Exception:  # e.g. the database stayed locked: no task may run for nobody
+    row.update(status=QUEUED, queued_at=row["created_at"], submission_key=key)
+    summary = f"Chat completion through the /v1 gateway on model {model.name}"
+    entry = audit.entry("gateway_call", "task", None, summary)
+    member, call = call_groups.submit(model, row, entry, _subscribed)
+    if member.error is not None:  # e.g. the database stayed locked: no task may run for nobody
+        if call is not None:
+            call.close()
+        if member.task_id is not None:
+            _abandon_quietly(member.task_id, "gateway_not_queued")
+        raise member.error
+    if member.waiting:
         call.close()
-        _abandon_quietly(task_id, "gateway_not_queued")
-        raise
-    if waiting:
-        call.close()
-        abandon(task_id, "queue_unreachable")
+        abandon(member.task_id, "queue_unreachable")
         raise QueueUnavailable(_("The job queue (Redis) is unreachable right now; try again."))
     return call
-
-
-def _commit_keeping_loaded() -> None:
-    """Commit without expiring what the request loaded (its person, the model).
-
-    They are only read from here on (the job's timeout, the answer's ``model``, the
-    security headers); expired, each would be read again: two more SELECTs per call.
-    """
-    session = db.session()
-    session.expire_on_commit = False
-    try:
-        session.commit()
-    finally:
-        session.expire_on_commit = True
 
 
 def _abandon_quietly(task_id: int, reason: str) -> None:
@@ -281,6 +253,7 @@ class ChatCall:
         self.sent = ""  # text handed to the client so far
         self.current = ""  # the current attempt's text
         self.diverged = False  # a retry produced text that contradicts what was sent
+        self.read_first = False  # read the row before the first wait
 
     def events(self, deadline: float) -> Iterator[tuple[str, object]]:
         """Yield ("text", piece)… then ("final", Outcome), or ("idle", None) while waiting.
@@ -288,6 +261,10 @@ class ChatCall:
         Ends with ("timeout", None) when ``deadline`` (time.monotonic) passes first.
         """
         last_check = time.monotonic()
+        final = outcome(self.task_id) if self.read_first else None
+        if final is not None:
+            yield "final", final
+            return
         while True:
             now = time.monotonic()
             if now >= deadline:
@@ -317,25 +294,37 @@ class ChatCall:
                 self.current = ""
 
     def _next_message(self, timeout: float) -> dict | None:
-        if self.pubsub is None:
-            time.sleep(max(0.0, timeout))
-            return None
-        try:
-            raw = self.pubsub.get_message(timeout=max(0.0, timeout))
-        except LISTENER_ERRORS as exc:  # the row still tells the outcome: read it each second
-            logger.warning("gateway relay lost (%r); reading the task row", exc)
-            _close(self.pubsub)
-            self.pubsub = None
-            time.sleep(max(0.0, timeout))
-            return None
+        """The next relayed message, or None when ``timeout`` passes without one.
+
+        The subscription's confirmation and late messages for an earlier call on this
+        connection are skipped, not taken for silence (each would cost a read of the row).
+        """
+        until = time.monotonic() + max(0.0, timeout)
+        while True:
+            if self.pubsub is None:
+                time.sleep(max(0.0, until - time.monotonic()))
+                return None
+            try:
+                raw = self.pubsub.get_message(timeout=max(0.0, until - time.monotonic()))
+            except LISTENER_ERRORS as exc:  # the row still tells the outcome: read it each second
+                logger.warning("gateway relay lost (%r); reading the task row", exc)
+                _close(self.pubsub)
+                self.pubsub = None
+                continue
+            message = self._decoded(raw)
+            if message is not None or time.monotonic() >= until:
+                return message
+
+    def _decoded(self, raw) -> dict | None:
         if raw is None or raw.get("type") != "message":
             return None
         if self.channel is not None and _text(raw.get("channel")) != self.channel:
             return None  # a late message for an earlier call on this connection
         try:
-            return json.loads(raw["data"])
+            message = json.loads(raw["data"])
         except (ValueError, TypeError):
             return None
+        return message if isinstance(message, dict) else None
 
     def _advance(self) -> str:
         """Return the new text to hand out (nothing while a retry repeats what was sent)."""

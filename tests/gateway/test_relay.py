@@ -133,3 +133,61 @@ def test_done_carries_the_outcome_only_when_the_write_committed_it_as_given():
     huge = {**row, "result": "x" * (relay.MAX_RELAYED_RESULT + 1)}
     assert json.loads(relay.done_message(huge, committed=True)) == {"done": 1}
     assert chat_calls.relayed_outcome(7, {"status": "RUNNING"}) is None
+
+
+class _Scripted:
+    """A listener that hands out the given raw messages, then nothing."""
+
+    def __init__(self, raws):
+        self.raws = list(raws)
+        self.asked = 0
+
+    def get_message(self, timeout):
+        self.asked += 1
+        return self.raws.pop(0) if self.raws else None
+
+    def close(self):
+        pass
+
+
+def test_the_subscription_confirmation_is_not_taken_for_silence(app, sim_model):
+    """A skipped message (the subscribe reply, an earlier call's) costs no read of the row."""
+    import time
+
+    from llmadmin.extensions import db
+    from llmadmin.models import Task
+    from llmadmin.models.task import RUNNING
+
+    task = Task(name="t", prompt="p", model_id=sim_model.id, status=RUNNING)
+    db.session.add(task)
+    db.session.commit()
+    done = relay.done_message(
+        {"id": task.id, "status": SUCCESS, "result": "hi", "finish_reason": "stop"}, True
+    )
+    name = relay.channel("x", task.id)
+    listener = _Scripted(
+        [
+            None,  # redis-py hands the subscribe reply out as None (ignore_subscribe_messages)
+            {"type": "message", "channel": "x:gateway:task:0", "data": done},
+            {"type": "message", "channel": name.encode(), "data": done},
+        ]
+    )
+    events = list(ChatCall(task.id, listener, name).events(time.monotonic() + 30))
+    assert [kind for kind, _value in events] == ["final"]  # no "idle": the row was not read
+    assert events[0][1].text == "hi" and listener.asked == 3
+
+
+def test_a_repeated_call_reads_its_finished_task_before_waiting(app, sim_model):
+    import time
+
+    from llmadmin.extensions import db
+    from llmadmin.models import Task
+
+    task = Task(name="t", prompt="p", model_id=sim_model.id, status=SUCCESS, result="done")
+    db.session.add(task)
+    db.session.commit()
+    listener = _Scripted([])
+    call = ChatCall(task.id, listener, relay.channel("x", task.id))
+    call.read_first = True
+    events = list(call.events(time.monotonic() + 30))
+    assert events[0][0] == "final" and events[0][1].text == "done" and listener.asked == 0
