@@ -21,7 +21,6 @@ from llmadmin.extensions import db
 logger = logging.getLogger(__name__)
 
 CANCEL_CHECK_SECONDS = 0.5
-AHEAD_CAPS = 2  # tasks claimed ahead of the free slots, in caps, while the model's calls succeed
 
 
 class ChunkSteps:
@@ -49,12 +48,8 @@ class ChunkSteps:
 
     def _claim_room(self) -> int:
         """How many more tasks this runner may claim: the model's cap in this process, plus
-        twice as many ready ahead while its calls succeed (none while they fail or hang).
-
-        Two caps ahead, so that a claim of a whole cap (``_claim_batch``) starts while a
-        cap's worth is still ready: the slots never wait for it.
-        """
-        ahead = AHEAD_CAPS * self.model.cap if self.healthy else 0
+        as many ready ahead while its calls succeed (none while they fail or hang)."""
+        ahead = self.model.cap if self.healthy else 0
         return self.model.cap + ahead - self.ctx.busy - self.ctx.claimed
 
     def _defer_pending(self, seconds: float):
@@ -73,9 +68,8 @@ class ChunkSteps:
         return step, restore
 
     def _claim_batch(self) -> int:
-        """The smallest claim worth a transaction while tasks claimed ahead keep slots busy:
-        a whole cap (half a cap made twice the claims, each a statement of its own)."""
-        return max(1, self.model.cap) if self.healthy else 1
+        """The smallest claim worth a transaction while tasks claimed ahead keep slots busy."""
+        return max(1, self.model.cap // 2) if self.healthy else 1
 
     def _borrow(self, now: float) -> list[tuple[ChunkSteps, tuple, list[int] | None]]:
         """Take the outcomes and due cancel checks of the model's other running chunks.

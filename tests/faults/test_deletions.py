@@ -6,7 +6,6 @@ import time
 
 import pytest
 
-from llmadmin.engine.steps import AHEAD_CAPS
 from llmadmin.extensions import db
 from llmadmin.models import Task
 from llmadmin.models.task import CANCELED, FAILURE, RUNNING, SUCCESS
@@ -53,9 +52,8 @@ def test_model_deleted_while_its_tasks_are_queued_and_running(app, fault):
         assert row.status in (SUCCESS, FAILURE), row
         if row.status == FAILURE:
             assert row.error_kind == "model_deleted" and "model was deleted" in row.error, row
-    # A deleted model is not called again beyond the calls its running chunks had claimed:
-    # the calls in flight (a cap) and the tasks claimed ahead of them (AHEAD_CAPS caps).
-    assert calls_after <= (1 + AHEAD_CAPS) * model.max_concurrency, calls_after
+    # A deleted model is not called again beyond the calls its running chunks had claimed.
+    assert calls_after <= 2 * model.max_concurrency, calls_after
 
 
 def test_person_deleted_while_their_tasks_run(app, fault):
