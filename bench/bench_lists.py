@@ -273,7 +273,7 @@ def add_default_views(app) -> None:
                 recent=activity.recent(None),
                 queue_ok=False,
                 status_label=formatters.status_label,
-                error_for_viewer=formatters.error_for_viewer,
+                task_error_text=formatters.task_error_text,
             )
 
     admin = app.extensions["llmadmin.admin"]
